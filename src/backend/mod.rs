@@ -1,0 +1,68 @@
+//! The hypercall backend: one trait modelled on xend's `xc` calls, and its
+//! implementations. The trait is synchronous: every backend call is a short
+//! blocking operation (a hypercall, a QMP round trip, a file update), which
+//! keeps backends simple to write and to test; async callers (the TUI) run
+//! engine calls on a blocking thread.
+
+mod console;
+mod error;
+pub mod select;
+pub mod sim;
+
+mod types;
+
+pub use console::{ConsoleStream, ReadOutcome};
+pub use error::{BackendError, BackendResult, CallKind};
+pub use types::{
+    AttachedDevice, BackendKind, BootImage, Capabilities, Capability, CreateSpec, DomId,
+    DomainInfo, HostInfo, ShutdownReason, StateFlags,
+};
+
+use std::path::Path;
+
+use crate::config::{DeviceRef, DeviceSpec};
+
+/// A hypervisor: what domus needs from Xen, QEMU/KVM or the simulator.
+///
+/// Calls a backend cannot make return [`BackendError::Unsupported`]; no call
+/// panics. Domains are created paused and run only after `unpause`.
+pub trait Hypervisor: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    fn capabilities(&self) -> Capabilities;
+
+    fn host_info(&self) -> BackendResult<HostInfo>;
+    fn list_domains(&self) -> BackendResult<Vec<DomainInfo>>;
+    fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo>;
+
+    /// Create an empty, paused domain with its memory reserved.
+    fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId>;
+    fn set_max_memory(&self, domid: DomId, kib: u64) -> BackendResult<()>;
+    fn set_vcpus(&self, domid: DomId, vcpus: u32) -> BackendResult<()>;
+    fn pin_vcpu(&self, domid: DomId, vcpu: u32, cpu: u32) -> BackendResult<()>;
+    fn set_cpu_weight(&self, domid: DomId, weight: u32) -> BackendResult<()>;
+    /// Load the boot image (kernel, ramdisk, command line, HVM memmap).
+    fn build_image(&self, domid: DomId, image: &BootImage) -> BackendResult<()>;
+    /// Start the HVM device model, where the backend has one of its own.
+    fn start_device_model(&self, domid: DomId, image: &BootImage) -> BackendResult<()>;
+
+    fn pause(&self, domid: DomId) -> BackendResult<()>;
+    fn unpause(&self, domid: DomId) -> BackendResult<()>;
+    /// Ask the guest to shut down for `reason`.
+    fn shutdown(&self, domid: DomId, reason: ShutdownReason) -> BackendResult<()>;
+    fn destroy(&self, domid: DomId) -> BackendResult<()>;
+    fn rename(&self, domid: DomId, name: &str) -> BackendResult<()>;
+
+    fn attach_device(&self, domid: DomId, device: &DeviceSpec) -> BackendResult<()>;
+    fn detach_device(&self, domid: DomId, device: &DeviceRef) -> BackendResult<DeviceSpec>;
+    fn set_memory_target(&self, domid: DomId, kib: u64) -> BackendResult<()>;
+
+    /// A two-way byte stream to the domain's console.
+    fn open_console(&self, domid: DomId) -> BackendResult<Box<dyn ConsoleStream>>;
+
+    /// Save the domain's state to `path` (the domain is gone afterwards);
+    /// `meta` is stored with it and handed back by `restore`.
+    fn save(&self, domid: DomId, path: &Path, meta: &[u8]) -> BackendResult<()>;
+    fn restore(&self, path: &Path) -> BackendResult<(DomId, Vec<u8>)>;
+    /// Write a core dump of the domain's memory to `path`.
+    fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
+}

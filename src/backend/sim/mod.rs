@@ -1,0 +1,696 @@
+//! The simulated hypervisor: a product feature, not a stand-in. It models a
+//! Xen host deterministically (seeded, injectable clock): a Domain-0 that
+//! cannot be destroyed, domids that only grow, memory accounting, per-vCPU
+//! CPU time, shutdown reasons, and a guest console with a boot log and a
+//! tiny shell. With a state directory it persists, so separate processes
+//! share one host.
+
+mod faults;
+mod guest;
+mod model;
+mod store;
+
+pub use faults::Faults;
+pub use model::{HostState, SIM_VERSION, mix};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use self::model::SimDomain;
+use self::store::{ConsoleOut, Store};
+use super::{
+    BackendError, BackendKind, BackendResult, BootImage, CallKind, Capabilities, Capability,
+    ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ReadOutcome,
+    ShutdownReason,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{DeviceRef, DeviceSpec};
+
+pub const DEFAULT_SEED: u64 = 0x5eed_d0e5;
+
+/// How to open a simulated host.
+#[derive(Clone)]
+pub struct SimOptions {
+    /// `None`: in memory only.
+    pub state_dir: Option<PathBuf>,
+    pub seed: u64,
+    pub clock: Arc<dyn Clock>,
+    pub faults: Faults,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            state_dir: None,
+            seed: DEFAULT_SEED,
+            clock: Arc::new(SystemClock),
+            faults: Faults::default(),
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    seed: u64,
+    clock: Arc<dyn Clock>,
+    faults: Mutex<Faults>,
+}
+
+/// A handle to a simulated host; clones share it.
+#[derive(Clone)]
+pub struct SimHypervisor(Arc<Inner>);
+
+/// What `save` writes: the domain and the caller's metadata.
+#[derive(Serialize, Deserialize)]
+struct SaveImage {
+    magic: String,
+    domain: SimDomain,
+    console_tail: Vec<u8>,
+    meta: Vec<u8>,
+}
+
+const SAVE_MAGIC: &str = "domus-sim-save-1";
+
+impl SimHypervisor {
+    pub fn open(opts: SimOptions) -> BackendResult<Self> {
+        let store = match &opts.state_dir {
+            Some(dir) => Store::disk(dir)?,
+            None => Store::memory(),
+        };
+        Ok(SimHypervisor(Arc::new(Inner {
+            store,
+            seed: opts.seed,
+            clock: opts.clock,
+            faults: Mutex::new(opts.faults),
+        })))
+    }
+
+    /// An in-memory host with the given clock (tests, benchmarks).
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Self {
+        // Opening an in-memory store cannot fail.
+        let inner = Inner {
+            store: Store::memory(),
+            seed: DEFAULT_SEED,
+            clock,
+            faults: Mutex::new(Faults::default()),
+        };
+        SimHypervisor(Arc::new(inner))
+    }
+
+    /// Make call number `nth` (counted from now) of `call` fail.
+    pub fn fail_nth(&self, call: CallKind, nth: u64) {
+        if let Ok(mut f) = self.0.faults.lock() {
+            f.fail_nth(call, nth);
+        }
+    }
+
+    /// How many calls of a kind this handle has seen.
+    pub fn call_count(&self, call: CallKind) -> u64 {
+        self.0.faults.lock().map(|f| f.count(call)).unwrap_or(0)
+    }
+
+    fn now(&self) -> u64 {
+        self.0.clock.now_ns()
+    }
+
+    fn fault(&self, call: CallKind) -> BackendResult<()> {
+        self.0
+            .faults
+            .lock()
+            .map_err(|_| BackendError::Other("fault table lock poisoned".into()))?
+            .check(call)
+    }
+
+    fn init(&self) -> impl Fn() -> HostState + '_ {
+        let now = self.now();
+        move || HostState::new(self.0.seed, now)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&HostState, u64) -> R) -> BackendResult<R> {
+        let now = self.now();
+        self.0.store.read(&self.init(), |h| f(h, now))
+    }
+
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut HostState, &mut ConsoleOut, u64) -> BackendResult<R>,
+    ) -> BackendResult<R> {
+        let now = self.now();
+        self.0.store.write(&self.init(), |h, out| f(h, out, now))
+    }
+
+    /// Change one guest domain (never Domain-0 unless `allow_dom0`).
+    fn with_domain<R>(
+        &self,
+        call: CallKind,
+        domid: DomId,
+        allow_dom0: bool,
+        f: impl FnOnce(&mut SimDomain, &mut ConsoleOut, u64) -> BackendResult<R>,
+    ) -> BackendResult<R> {
+        self.fault(call)?;
+        self.write(|h, out, now| {
+            if domid == 0 && !allow_dom0 {
+                return Err(BackendError::BadState {
+                    domid,
+                    state: "Domain-0".into(),
+                    call,
+                });
+            }
+            let d = h
+                .domains
+                .get_mut(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
+            f(d, out, now)
+        })
+    }
+
+    fn deliver_shutdown(d: &mut SimDomain, reason: ShutdownReason, now: u64) {
+        d.settle(now);
+        d.shutdown = Some(reason);
+        d.line.clear();
+    }
+}
+
+fn bad_state(d: &SimDomain, call: CallKind) -> BackendError {
+    let state = if d.shutdown.is_some() {
+        "shut down"
+    } else if d.paused {
+        "paused"
+    } else {
+        "running"
+    };
+    BackendError::BadState {
+        domid: d.domid,
+        state: state.into(),
+        call,
+    }
+}
+
+impl Hypervisor for SimHypervisor {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sim
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        use Capability::*;
+        Capabilities::of(&[
+            Pause,
+            Shutdown,
+            Reboot,
+            Suspend,
+            HotplugVbd,
+            HotplugVif,
+            HotplugPci,
+            MemoryTarget,
+            Console,
+            SaveRestore,
+            CoreDump,
+            Rename,
+            ImageLinux,
+            ImagePlan9,
+            ImageHvm,
+        ])
+    }
+
+    fn host_info(&self) -> BackendResult<HostInfo> {
+        self.fault(CallKind::HostInfo)?;
+        self.read(|h, _| h.host_info())
+    }
+
+    fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        self.fault(CallKind::List)?;
+        self.read(|h, now| h.domains.values().map(|d| h.info(d, now)).collect())
+    }
+
+    fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {
+        self.read(|h, now| h.domains.get(&domid).map(|d| h.info(d, now)))?
+            .ok_or(BackendError::NoSuchDomain(domid))
+    }
+
+    fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId> {
+        self.fault(CallKind::CreateDomain)?;
+        self.write(|h, _, now| {
+            if spec.vcpus == 0 || spec.memory_kib == 0 {
+                return Err(BackendError::Invalid(
+                    "a domain needs memory and at least one vCPU".into(),
+                ));
+            }
+            if h.domains.values().any(|d| d.name == spec.name) {
+                return Err(BackendError::Invalid(format!(
+                    "a domain named {} already exists",
+                    spec.name
+                )));
+            }
+            if let Some(uuid) = spec.uuid
+                && h.domains.values().any(|d| d.uuid == uuid)
+            {
+                return Err(BackendError::Invalid(format!(
+                    "a domain with uuid {uuid} already exists"
+                )));
+            }
+            let free = h.free_kib();
+            if spec.memory_kib > free {
+                return Err(BackendError::OutOfMemory {
+                    need_kib: spec.memory_kib,
+                    free_kib: free,
+                });
+            }
+            let domid = h.next_domid;
+            h.next_domid += 1;
+            let uuid = match spec.uuid {
+                Some(u) => u,
+                None => h.next_uuid(),
+            };
+            let load = h.load_for(domid);
+            h.domains.insert(
+                domid,
+                SimDomain {
+                    domid,
+                    name: spec.name.clone(),
+                    uuid,
+                    memory_kib: spec.memory_kib,
+                    max_kib: spec.memory_kib,
+                    target_kib: spec.memory_kib,
+                    vcpus: spec.vcpus,
+                    cpu_weight: 256,
+                    pinned: Default::default(),
+                    paused: true,
+                    shutdown: None,
+                    image: None,
+                    device_model: false,
+                    booted_ns: None,
+                    devices: Vec::new(),
+                    vcpu_ns: vec![0; spec.vcpus as usize],
+                    accounted_ns: now,
+                    load_permille: load,
+                    created_ns: now,
+                    line: String::new(),
+                    pending_input: Vec::new(),
+                },
+            );
+            Ok(domid)
+        })
+    }
+
+    fn set_max_memory(&self, domid: DomId, kib: u64) -> BackendResult<()> {
+        self.with_domain(CallKind::SetMaxMemory, domid, false, |d, _, _| {
+            if kib < d.memory_kib {
+                return Err(BackendError::Invalid(format!(
+                    "max memory {kib} KiB is below the domain's current {} KiB",
+                    d.memory_kib
+                )));
+            }
+            d.max_kib = kib;
+            Ok(())
+        })
+    }
+
+    fn set_vcpus(&self, domid: DomId, vcpus: u32) -> BackendResult<()> {
+        self.with_domain(CallKind::SetVcpus, domid, false, |d, _, now| {
+            if vcpus == 0 || vcpus > 128 {
+                return Err(BackendError::Invalid(format!(
+                    "vcpus must be 1 to 128, got {vcpus}"
+                )));
+            }
+            d.settle(now);
+            d.vcpus = vcpus;
+            d.vcpu_ns.resize(vcpus as usize, 0);
+            Ok(())
+        })
+    }
+
+    fn pin_vcpu(&self, domid: DomId, vcpu: u32, cpu: u32) -> BackendResult<()> {
+        self.fault(CallKind::PinVcpu)?;
+        self.write(|h, _, _| {
+            if cpu >= h.cpus {
+                return Err(BackendError::Invalid(format!(
+                    "cannot pin to CPU {cpu}: the host has CPUs 0 to {}",
+                    h.cpus - 1
+                )));
+            }
+            let d = h
+                .domains
+                .get_mut(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
+            if vcpu >= d.vcpus {
+                return Err(BackendError::Invalid(format!("domain has no vCPU {vcpu}")));
+            }
+            d.pinned.insert(vcpu, cpu);
+            Ok(())
+        })
+    }
+
+    fn set_cpu_weight(&self, domid: DomId, weight: u32) -> BackendResult<()> {
+        self.with_domain(CallKind::SetCpuWeight, domid, true, |d, _, _| {
+            d.cpu_weight = weight;
+            Ok(())
+        })
+    }
+
+    fn build_image(&self, domid: DomId, image: &BootImage) -> BackendResult<()> {
+        self.with_domain(CallKind::BuildImage, domid, false, |d, _, _| {
+            if d.image.is_some() {
+                return Err(BackendError::Invalid(format!(
+                    "domain {domid} is already built"
+                )));
+            }
+            if image.kernel.is_none() && !image.boot_from_disk {
+                return Err(BackendError::Invalid(
+                    "nothing to boot: no kernel and no boot disk".into(),
+                ));
+            }
+            d.image = Some(image.clone());
+            Ok(())
+        })
+    }
+
+    fn start_device_model(&self, domid: DomId, _image: &BootImage) -> BackendResult<()> {
+        self.with_domain(CallKind::StartDeviceModel, domid, false, |d, _, _| {
+            d.device_model = true;
+            Ok(())
+        })
+    }
+
+    fn pause(&self, domid: DomId) -> BackendResult<()> {
+        self.with_domain(CallKind::Pause, domid, false, |d, _, now| {
+            if d.paused || d.shutdown.is_some() {
+                return Err(bad_state(d, CallKind::Pause));
+            }
+            d.settle(now);
+            d.paused = true;
+            Ok(())
+        })
+    }
+
+    fn unpause(&self, domid: DomId) -> BackendResult<()> {
+        self.with_domain(CallKind::Unpause, domid, false, |d, out, now| {
+            if !d.paused || d.shutdown.is_some() {
+                return Err(bad_state(d, CallKind::Unpause));
+            }
+            if d.image.is_none() {
+                return Err(BackendError::Invalid(format!(
+                    "domain {domid} has no image built"
+                )));
+            }
+            d.settle(now);
+            d.paused = false;
+            if d.booted_ns.is_none() {
+                // The guest's uptime clock starts when its kernel does, a
+                // moment before the boot log ends.
+                d.booted_ns = Some(now.saturating_sub(guest::BOOT_DURATION_NS));
+                d.accounted_ns = now;
+                out.push(domid, guest::boot_log(d, now));
+            }
+            let pending = std::mem::take(&mut d.pending_input);
+            if !pending.is_empty() {
+                let mut text = String::new();
+                if let Some(reason) = guest::type_input(d, &pending, now, &mut text) {
+                    Self::deliver_shutdown(d, reason, now);
+                }
+                out.push(domid, text);
+            }
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self, domid: DomId, reason: ShutdownReason) -> BackendResult<()> {
+        self.with_domain(CallKind::Shutdown, domid, false, |d, out, now| {
+            if d.paused || d.shutdown.is_some() || d.booted_ns.is_none() {
+                return Err(bad_state(d, CallKind::Shutdown));
+            }
+            out.push(
+                domid,
+                format!("\r\n{}", guest::shutdown_log(d, reason, now)),
+            );
+            Self::deliver_shutdown(d, reason, now);
+            Ok(())
+        })
+    }
+
+    fn destroy(&self, domid: DomId) -> BackendResult<()> {
+        self.fault(CallKind::Destroy)?;
+        self.write(|h, out, _| {
+            if domid == 0 {
+                return Err(BackendError::Invalid("Domain-0 cannot be destroyed".into()));
+            }
+            h.domains
+                .remove(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
+            out.removals.push(domid);
+            Ok(())
+        })
+    }
+
+    fn rename(&self, domid: DomId, name: &str) -> BackendResult<()> {
+        self.fault(CallKind::Rename)?;
+        self.write(|h, _, _| {
+            if h.domains
+                .values()
+                .any(|d| d.name == name && d.domid != domid)
+            {
+                return Err(BackendError::Invalid(format!(
+                    "a domain named {name} already exists"
+                )));
+            }
+            if domid == 0 {
+                return Err(BackendError::Invalid("Domain-0 cannot be renamed".into()));
+            }
+            let d = h
+                .domains
+                .get_mut(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
+            d.name = name.to_string();
+            Ok(())
+        })
+    }
+
+    fn attach_device(&self, domid: DomId, device: &DeviceSpec) -> BackendResult<()> {
+        self.with_domain(CallKind::AttachDevice, domid, false, |d, out, now| {
+            if d.shutdown.is_some() {
+                return Err(bad_state(d, CallKind::AttachDevice));
+            }
+            let clash = d.devices.iter().find(|x| match (x, device) {
+                (DeviceSpec::Vbd(a), DeviceSpec::Vbd(b)) => a.dev == b.dev,
+                (DeviceSpec::Vif(a), DeviceSpec::Vif(b)) => a.mac.is_some() && a.mac == b.mac,
+                (DeviceSpec::Pci(a), DeviceSpec::Pci(b)) => a == b,
+                _ => false,
+            });
+            if let Some(x) = clash {
+                return Err(BackendError::Invalid(format!(
+                    "domain {domid} already has {x}"
+                )));
+            }
+            d.devices.push(device.clone());
+            if d.booted_ns.is_some() {
+                out.push(domid, guest::hotplug_log(d, device, true, now));
+            }
+            Ok(())
+        })
+    }
+
+    fn detach_device(&self, domid: DomId, device: &DeviceRef) -> BackendResult<DeviceSpec> {
+        self.with_domain(CallKind::DetachDevice, domid, false, |d, out, now| {
+            let mut vif_n = 0;
+            let pos = d.devices.iter().position(|x| match (x, device) {
+                (DeviceSpec::Vbd(v), DeviceRef::Vbd(name)) => &v.dev == name,
+                (DeviceSpec::Vif(v), DeviceRef::VifMac(mac)) => v.mac == Some(*mac),
+                (DeviceSpec::Vif(_), DeviceRef::VifIndex(i)) => {
+                    vif_n += 1;
+                    vif_n - 1 == *i
+                }
+                (DeviceSpec::Pci(p), DeviceRef::Pci(q)) => p == q,
+                _ => false,
+            });
+            let pos = pos.ok_or_else(|| {
+                BackendError::Invalid(format!("domain {domid} has no device {device}"))
+            })?;
+            if d.booted_ns.is_some() && d.shutdown.is_none() {
+                let msg = guest::hotplug_log(d, &d.devices[pos], false, now);
+                out.push(domid, msg);
+            }
+            Ok(d.devices.remove(pos))
+        })
+    }
+
+    fn set_memory_target(&self, domid: DomId, kib: u64) -> BackendResult<()> {
+        self.with_domain(CallKind::SetMemoryTarget, domid, true, |d, _, _| {
+            if kib > d.max_kib {
+                return Err(BackendError::Invalid(format!(
+                    "memory target {} MiB is above the domain's maximum {} MiB",
+                    kib / 1024,
+                    d.max_kib / 1024
+                )));
+            }
+            // A balloon can only give back what the domain reserved.
+            d.target_kib = kib.min(d.memory_kib).max(kib.min(d.max_kib));
+            Ok(())
+        })
+    }
+
+    fn open_console(&self, domid: DomId) -> BackendResult<Box<dyn ConsoleStream>> {
+        self.fault(CallKind::OpenConsole)?;
+        if domid == 0 {
+            return Err(BackendError::UnsupportedFeature {
+                backend: BackendKind::Sim,
+                what: "a console for Domain-0".into(),
+                why: "Domain-0's console is the host's own terminal".into(),
+            });
+        }
+        self.domain_info(domid)?;
+        Ok(Box::new(SimConsole {
+            sim: self.clone(),
+            domid,
+            offset: 0,
+        }))
+    }
+
+    fn save(&self, domid: DomId, path: &Path, meta: &[u8]) -> BackendResult<()> {
+        self.fault(CallKind::Save)?;
+        let (bytes, _) = self.0.store.console_read(domid, 0)?;
+        let tail = bytes[bytes.len().saturating_sub(16 * 1024)..].to_vec();
+        self.write(|h, out, now| {
+            let d = h
+                .domains
+                .get(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
+            if domid == 0 {
+                return Err(BackendError::Invalid("Domain-0 cannot be saved".into()));
+            }
+            if d.shutdown.is_some() {
+                return Err(bad_state(d, CallKind::Save));
+            }
+            let mut domain = d.clone();
+            domain.settle(now);
+            let image = SaveImage {
+                magic: SAVE_MAGIC.into(),
+                domain,
+                console_tail: tail,
+                meta: meta.to_vec(),
+            };
+            let json =
+                serde_json::to_vec(&image).map_err(|e| BackendError::Other(e.to_string()))?;
+            std::fs::write(path, json)
+                .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
+            h.domains.remove(&domid);
+            out.removals.push(domid);
+            Ok(())
+        })
+    }
+
+    fn restore(&self, path: &Path) -> BackendResult<(DomId, Vec<u8>)> {
+        self.fault(CallKind::Restore)?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| BackendError::io(format!("reading {}", path.display()), e))?;
+        let image: SaveImage = serde_json::from_slice(&bytes)
+            .ok()
+            .filter(|i: &SaveImage| i.magic == SAVE_MAGIC)
+            .ok_or_else(|| {
+                BackendError::Invalid(format!("{} is not a domus sim save file", path.display()))
+            })?;
+        self.write(|h, out, now| {
+            let mut d = image.domain;
+            if h.domains
+                .values()
+                .any(|x| x.name == d.name || x.uuid == d.uuid)
+            {
+                return Err(BackendError::Invalid(format!(
+                    "cannot restore {}: a domain with that name or uuid exists",
+                    d.name
+                )));
+            }
+            let free = h.free_kib();
+            if d.memory_kib > free {
+                return Err(BackendError::OutOfMemory {
+                    need_kib: d.memory_kib,
+                    free_kib: free,
+                });
+            }
+            let domid = h.next_domid;
+            h.next_domid += 1;
+            d.domid = domid;
+            d.paused = true;
+            d.accounted_ns = now;
+            out.push(domid, &image.console_tail);
+            out.push(domid, "\r\n[restored]\r\n");
+            h.domains.insert(domid, d);
+            Ok((domid, image.meta))
+        })
+    }
+
+    fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()> {
+        self.fault(CallKind::CoreDump)?;
+        let text = self.read(|h, now| {
+            h.domains.get(&domid).map(|d| {
+                format!(
+                    "domus simulated core dump\nname: {}\ndomid: {}\nuuid: {}\nmemory_kib: {}\nvcpus: {}\nshutdown: {:?}\nuptime_s: {:.3}\n",
+                    d.name, d.domid, d.uuid, d.memory_kib, d.vcpus, d.shutdown, d.uptime_secs(now)
+                )
+            })
+        })?;
+        let text = text.ok_or(BackendError::NoSuchDomain(domid))?;
+        std::fs::write(path, text)
+            .map_err(|e| BackendError::io(format!("writing core dump {}", path.display()), e))
+    }
+}
+
+/// A console stream on the simulated guest.
+struct SimConsole {
+    sim: SimHypervisor,
+    domid: DomId,
+    offset: u64,
+}
+
+impl SimConsole {
+    fn alive(&self) -> BackendResult<bool> {
+        self.sim.read(|h, _| h.domains.contains_key(&self.domid))
+    }
+}
+
+impl ConsoleStream for SimConsole {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> BackendResult<ReadOutcome> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (bytes, _) = self.sim.0.store.console_read(self.domid, self.offset)?;
+            if !bytes.is_empty() {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                self.offset += n as u64;
+                return Ok(ReadOutcome::Data(n));
+            }
+            if !self.alive()? {
+                return Ok(ReadOutcome::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(ReadOutcome::Idle);
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> BackendResult<()> {
+        let domid = self.domid;
+        self.sim.write(|h, out, now| {
+            let d = h
+                .domains
+                .get_mut(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
+            if d.shutdown.is_some() {
+                return Ok(());
+            }
+            if d.paused || d.booted_ns.is_none() {
+                d.pending_input.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut text = String::new();
+            if let Some(reason) = guest::type_input(d, bytes, now, &mut text) {
+                SimHypervisor::deliver_shutdown(d, reason, now);
+            }
+            out.push(domid, text);
+            Ok(())
+        })
+    }
+}

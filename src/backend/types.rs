@@ -1,0 +1,395 @@
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::DeviceSpec;
+
+pub type DomId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Sim,
+    Qemu,
+    Xen,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Sim => "sim",
+            BackendKind::Qemu => "qemu",
+            BackendKind::Xen => "xen",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Xen's shutdown reason codes (0 poweroff … 5 soft_reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownReason {
+    Poweroff,
+    Reboot,
+    Suspend,
+    Crash,
+    Watchdog,
+    SoftReset,
+}
+
+impl ShutdownReason {
+    pub fn code(self) -> u8 {
+        match self {
+            ShutdownReason::Poweroff => 0,
+            ShutdownReason::Reboot => 1,
+            ShutdownReason::Suspend => 2,
+            ShutdownReason::Crash => 3,
+            ShutdownReason::Watchdog => 4,
+            ShutdownReason::SoftReset => 5,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => ShutdownReason::Poweroff,
+            1 => ShutdownReason::Reboot,
+            2 => ShutdownReason::Suspend,
+            3 => ShutdownReason::Crash,
+            4 => ShutdownReason::Watchdog,
+            5 => ShutdownReason::SoftReset,
+            _ => return None,
+        })
+    }
+
+    /// The letter `xl list` prints in the fifth state column (`-rscwS`).
+    pub fn letter(self) -> char {
+        b"-rscwS"[usize::from(self.code())] as char
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownReason::Poweroff => "poweroff",
+            ShutdownReason::Reboot => "reboot",
+            ShutdownReason::Suspend => "suspend",
+            ShutdownReason::Crash => "crash",
+            ShutdownReason::Watchdog => "watchdog",
+            ShutdownReason::SoftReset => "soft_reset",
+        }
+    }
+}
+
+impl fmt::Display for ShutdownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The hypervisor's state flags for a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StateFlags {
+    pub running: bool,
+    pub blocked: bool,
+    pub paused: bool,
+    pub shutdown: bool,
+    pub dying: bool,
+}
+
+/// A device as the backend has it attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachedDevice {
+    pub spec: DeviceSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub domid: DomId,
+    pub name: String,
+    pub uuid: uuid::Uuid,
+    pub memory_kib: u64,
+    pub max_memory_kib: u64,
+    pub vcpus: u32,
+    pub flags: StateFlags,
+    pub shutdown_reason: Option<ShutdownReason>,
+    pub cpu_time_ns: u64,
+    pub vcpu_time_ns: Vec<u64>,
+    pub devices: Vec<DeviceSpec>,
+}
+
+impl DomainInfo {
+    /// The six-letter state exactly as `xl list` prints it: `r-----`,
+    /// `--p---`, `---sc-` (crashed), `---s--` (powered off), `-----d`.
+    pub fn state_string(&self) -> String {
+        let f = self.flags;
+        let reason = if f.shutdown {
+            self.shutdown_reason.map_or('?', ShutdownReason::letter)
+        } else {
+            '-'
+        };
+        [
+            if f.running { 'r' } else { '-' },
+            if f.blocked { 'b' } else { '-' },
+            if f.paused { 'p' } else { '-' },
+            if f.shutdown { 's' } else { '-' },
+            reason,
+            if f.dying { 'd' } else { '-' },
+        ]
+        .iter()
+        .collect()
+    }
+
+    pub fn is_crashed(&self) -> bool {
+        self.flags.shutdown && self.shutdown_reason == Some(ShutdownReason::Crash)
+    }
+
+    /// A short word for the state, for messages.
+    pub fn state_word(&self) -> &'static str {
+        let f = self.flags;
+        if f.dying {
+            "dying"
+        } else if self.is_crashed() {
+            "crashed"
+        } else if f.shutdown {
+            "shut down"
+        } else if f.paused {
+            "paused"
+        } else if f.running {
+            "running"
+        } else {
+            "blocked"
+        }
+    }
+
+    /// The lifecycle state in one word, where running and blocked (both
+    /// merely scheduling) count as running: for messages about requests.
+    pub fn lifecycle_word(&self) -> &'static str {
+        if self.is_active() {
+            "running"
+        } else {
+            self.state_word()
+        }
+    }
+
+    /// Running or blocked: alive and scheduled.
+    pub fn is_active(&self) -> bool {
+        let f = self.flags;
+        !f.paused && !f.shutdown && !f.dying
+    }
+
+    pub fn memory_mib(&self) -> u64 {
+        self.memory_kib / 1024
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub backend: BackendKind,
+    /// The hypervisor's version string (Xen's, QEMU's, or the simulator's).
+    pub version: String,
+    /// Acceleration in use, where the backend has a choice (`kvm`, `tcg`).
+    pub accel: Option<String>,
+    pub cpus: u32,
+    pub total_kib: u64,
+    pub free_kib: u64,
+}
+
+/// What `create_domain` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateSpec {
+    pub name: String,
+    /// `None`: the backend picks one.
+    pub uuid: Option<uuid::Uuid>,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+}
+
+/// What an image handler hands the backend to build a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootImage {
+    /// `linux`, `plan9` or `hvm`.
+    pub ostype: String,
+    pub kernel: Option<String>,
+    pub ramdisk: Option<String>,
+    pub cmdline: String,
+    pub memmap: Option<String>,
+    pub device_model: Option<String>,
+    pub vnc: bool,
+    /// The guest boots from its first disk (HVM without a kernel).
+    pub boot_from_disk: bool,
+}
+
+/// Things a backend can do; the UI offers only the actions whose
+/// capability is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Pause,
+    Shutdown,
+    Reboot,
+    Suspend,
+    HotplugVbd,
+    HotplugVif,
+    HotplugPci,
+    MemoryTarget,
+    Console,
+    ConsoleResize,
+    SaveRestore,
+    CoreDump,
+    Rename,
+    ImageLinux,
+    ImagePlan9,
+    ImageHvm,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities(pub BTreeSet<Capability>);
+
+impl Capabilities {
+    pub fn of(caps: &[Capability]) -> Self {
+        Capabilities(caps.iter().copied().collect())
+    }
+
+    pub fn has(&self, cap: Capability) -> bool {
+        self.0.contains(&cap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(flags: StateFlags, reason: Option<ShutdownReason>) -> DomainInfo {
+        DomainInfo {
+            domid: 1,
+            name: "d".into(),
+            uuid: uuid::Uuid::nil(),
+            memory_kib: 0,
+            max_memory_kib: 0,
+            vcpus: 1,
+            flags,
+            shutdown_reason: reason,
+            cpu_time_ns: 0,
+            vcpu_time_ns: vec![],
+            devices: vec![],
+        }
+    }
+
+    #[test]
+    fn state_letters_for_every_state() {
+        let f = StateFlags::default;
+        let cases = [
+            (
+                StateFlags {
+                    running: true,
+                    ..f()
+                },
+                None,
+                "r-----",
+                "running",
+            ),
+            (
+                StateFlags {
+                    blocked: true,
+                    ..f()
+                },
+                None,
+                "-b----",
+                "blocked",
+            ),
+            (
+                StateFlags {
+                    paused: true,
+                    ..f()
+                },
+                None,
+                "--p---",
+                "paused",
+            ),
+            (
+                StateFlags {
+                    shutdown: true,
+                    ..f()
+                },
+                Some(ShutdownReason::Poweroff),
+                "---s--",
+                "shut down",
+            ),
+            (
+                StateFlags {
+                    shutdown: true,
+                    ..f()
+                },
+                Some(ShutdownReason::Reboot),
+                "---sr-",
+                "shut down",
+            ),
+            (
+                StateFlags {
+                    shutdown: true,
+                    ..f()
+                },
+                Some(ShutdownReason::Suspend),
+                "---ss-",
+                "shut down",
+            ),
+            (
+                StateFlags {
+                    shutdown: true,
+                    ..f()
+                },
+                Some(ShutdownReason::Crash),
+                "---sc-",
+                "crashed",
+            ),
+            (
+                StateFlags {
+                    shutdown: true,
+                    ..f()
+                },
+                Some(ShutdownReason::Watchdog),
+                "---sw-",
+                "shut down",
+            ),
+            (
+                StateFlags {
+                    shutdown: true,
+                    ..f()
+                },
+                Some(ShutdownReason::SoftReset),
+                "---sS-",
+                "shut down",
+            ),
+            (StateFlags { dying: true, ..f() }, None, "-----d", "dying"),
+            (
+                StateFlags {
+                    paused: true,
+                    blocked: true,
+                    ..f()
+                },
+                None,
+                "-bp---",
+                "paused",
+            ),
+        ];
+        for (flags, reason, letters, word) in cases {
+            let i = info(flags, reason);
+            assert_eq!(i.state_string(), letters);
+            assert_eq!(i.state_word(), word, "{letters}");
+        }
+    }
+
+    #[test]
+    fn reason_codes_round_trip() {
+        for code in 0..6 {
+            let r = ShutdownReason::from_code(code).unwrap_or(ShutdownReason::Poweroff);
+            assert_eq!(r.code(), code);
+        }
+        assert_eq!(ShutdownReason::from_code(6), None);
+    }
+}

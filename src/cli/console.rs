@@ -1,0 +1,158 @@
+//! `domus console DOM`: the domain's console on this terminal, as
+//! `xl console`. Ctrl-] detaches. Guest output goes through the escape
+//! filter, so it cannot retitle the terminal or write the clipboard.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::termios::{self, SetArg, Termios};
+
+use super::{CliResult, Failure, apply_policies};
+use crate::backend::{DomId, ReadOutcome};
+use crate::console::EscapeFilter;
+use crate::engine::Engine;
+
+const DETACH: u8 = 0x1d; // Ctrl-]
+
+/// Puts the terminal in raw mode and restores it when dropped (also when
+/// unwinding from a panic).
+struct RawMode(Termios);
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.0);
+    }
+}
+
+enum Input {
+    Bytes(Vec<u8>),
+    Eof,
+}
+
+pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
+    let name = engine.view(domid)?.info.name;
+    let mut stream = engine.console(domid)?;
+    let interactive = nix::unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false);
+    let raw = if interactive { RawMode::enter() } else { None };
+    if interactive {
+        eprint!("[connected to {name}'s console; Ctrl-] detaches]\r\n");
+    }
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Input::Eof);
+                    return;
+                }
+                Ok(n) => {
+                    if tx.send(Input::Bytes(buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+
+    let mut stdout = std::io::stdout();
+    let mut filter = EscapeFilter::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::new();
+    let mut input_done: Option<Instant> = None;
+    let mut last_output = Instant::now();
+    let mut last_policy_check = Instant::now();
+    let result = loop {
+        // Keyboard (or piped) input to the guest.
+        let mut detach = false;
+        while let Ok(input) = rx.try_recv() {
+            match input {
+                Input::Bytes(bytes) => {
+                    let upto = if interactive {
+                        bytes.iter().position(|b| *b == DETACH)
+                    } else {
+                        None
+                    };
+                    let send = &bytes[..upto.unwrap_or(bytes.len())];
+                    if !send.is_empty() {
+                        stream.write(send)?;
+                    }
+                    if upto.is_some() {
+                        detach = true;
+                        break;
+                    }
+                }
+                Input::Eof => input_done = Some(Instant::now()),
+            }
+        }
+        if detach {
+            break Ok(());
+        }
+
+        match stream.read(&mut buf, Duration::from_millis(50))? {
+            ReadOutcome::Data(n) => {
+                out.clear();
+                filter.feed(&buf[..n], &mut out);
+                stdout.write_all(&out).map_err(Failure::from)?;
+                stdout.flush().map_err(Failure::from)?;
+                last_output = Instant::now();
+            }
+            ReadOutcome::Idle => {}
+            ReadOutcome::Closed => {
+                drop(raw);
+                eprintln!("\r\n[{name}'s console closed: the domain is gone]");
+                return Ok(());
+            }
+        }
+
+        if last_policy_check.elapsed() > Duration::from_millis(500) {
+            last_policy_check = Instant::now();
+            if let Ok(info) = engine.hypervisor().domain_info(domid)
+                && info.flags.shutdown
+            {
+                drop(raw);
+                eprintln!(
+                    "\r\n[{name} shut down ({})]",
+                    info.shutdown_reason.map_or("unknown", |r| r.as_str())
+                );
+                apply_policies(engine)?;
+                return Ok(());
+            }
+        }
+        // Scripted use: once input has ended, stop when the guest goes quiet.
+        if let Some(t) = input_done {
+            let quiet = last_output.elapsed() > Duration::from_millis(300);
+            if (quiet && t.elapsed() > Duration::from_millis(300))
+                || t.elapsed() > Duration::from_secs(5)
+            {
+                break Ok(());
+            }
+        }
+    };
+    drop(raw);
+    if interactive {
+        eprintln!("\r\n[detached from {name}]");
+    }
+    // Whatever the guest did while we watched (a poweroff typed in), apply it.
+    if let Ok(info) = engine.hypervisor().domain_info(domid)
+        && info.flags.shutdown
+    {
+        apply_policies(engine)?;
+    }
+    result
+}

@@ -1,0 +1,170 @@
+//! `domus list` and `domus info` output.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::backend::HostInfo;
+use crate::clock::{NS_PER_SEC, format_utc};
+use crate::config::count_devices;
+use crate::engine::DomainView;
+
+/// Names can come from guests or other tools: never print control characters.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// The table exactly as `xl list` prints it.
+pub fn table(domains: &[DomainView]) -> String {
+    let mut out = String::from(
+        "Name                                        ID   Mem VCPUs\tState\tTime(s)\n",
+    );
+    for d in domains {
+        let i = &d.info;
+        let _ = writeln!(
+            out,
+            "{:<40} {:5} {:5} {:5}     {}  {:8.1}",
+            sanitize(&i.name),
+            i.domid,
+            i.memory_kib / 1024,
+            i.vcpus,
+            i.state_string(),
+            i.cpu_time_ns as f64 / NS_PER_SEC as f64
+        );
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonHost<'a> {
+    hostname: &'a str,
+    backend: &'a str,
+    version: &'a str,
+    accel: Option<&'a str>,
+    cpus: u32,
+    total_mib: u64,
+    free_mib: u64,
+}
+
+#[derive(Serialize)]
+struct JsonDevices {
+    vbd: usize,
+    vif: usize,
+    pci: usize,
+}
+
+#[derive(Serialize)]
+struct JsonDomain<'a> {
+    domid: u32,
+    name: String,
+    uuid: String,
+    state: String,
+    status: &'static str,
+    shutdown_reason: Option<&'static str>,
+    memory_mib: u64,
+    max_memory_mib: u64,
+    vcpus: u32,
+    cpu_time_s: f64,
+    vcpu_time_s: Vec<f64>,
+    devices: JsonDevices,
+    device_list: Vec<String>,
+    managed: bool,
+    config_source: Option<&'a std::path::Path>,
+}
+
+#[derive(Serialize)]
+struct JsonList<'a> {
+    host: JsonHost<'a>,
+    domains: Vec<JsonDomain<'a>>,
+}
+
+pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_json::Error> {
+    let secs = |ns: u64| ns as f64 / NS_PER_SEC as f64;
+    let list = JsonList {
+        host: JsonHost {
+            hostname: &host.hostname,
+            backend: host.backend.as_str(),
+            version: &host.version,
+            accel: host.accel.as_deref(),
+            cpus: host.cpus,
+            total_mib: host.total_kib / 1024,
+            free_mib: host.free_kib / 1024,
+        },
+        domains: domains
+            .iter()
+            .map(|d| {
+                let i = &d.info;
+                let (vbd, vif, pci) = count_devices(&i.devices);
+                JsonDomain {
+                    domid: i.domid,
+                    name: sanitize(&i.name),
+                    uuid: i.uuid.to_string(),
+                    state: i.state_string(),
+                    status: i.state_word(),
+                    shutdown_reason: i
+                        .flags
+                        .shutdown
+                        .then(|| i.shutdown_reason.map(|r| r.as_str()))
+                        .flatten(),
+                    memory_mib: i.memory_kib / 1024,
+                    max_memory_mib: i.max_memory_kib / 1024,
+                    vcpus: i.vcpus,
+                    cpu_time_s: secs(i.cpu_time_ns),
+                    vcpu_time_s: i.vcpu_time_ns.iter().map(|t| secs(*t)).collect(),
+                    devices: JsonDevices { vbd, vif, pci },
+                    device_list: i.devices.iter().map(|d| d.to_string()).collect(),
+                    managed: d.record.is_some(),
+                    config_source: d.record.as_ref().and_then(|r| r.source.as_deref()),
+                }
+            })
+            .collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&list)?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// One domain in detail, with its timeline.
+pub fn info(view: &DomainView) -> String {
+    let i = &view.info;
+    let mut out = String::new();
+    let _ = writeln!(out, "name:      {}", sanitize(&i.name));
+    let _ = writeln!(out, "domid:     {}", i.domid);
+    let _ = writeln!(out, "uuid:      {}", i.uuid);
+    let _ = writeln!(out, "state:     {} ({})", i.state_string(), i.state_word());
+    let _ = writeln!(
+        out,
+        "memory:    {} MiB (max {} MiB)",
+        i.memory_kib / 1024,
+        i.max_memory_kib / 1024
+    );
+    let _ = writeln!(out, "vcpus:     {}", i.vcpus);
+    let _ = writeln!(
+        out,
+        "cpu time:  {:.1} s",
+        i.cpu_time_ns as f64 / NS_PER_SEC as f64
+    );
+    for d in &i.devices {
+        let _ = writeln!(out, "device:    {d}");
+    }
+    match &view.record {
+        None => out.push_str("config:    (not built by domus)\n"),
+        Some(r) => {
+            if let Some(src) = &r.source {
+                let _ = writeln!(out, "source:    {}", src.display());
+            }
+            out.push_str("\nconfig:\n");
+            for line in r.config.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+            out.push_str("\ntimeline:\n");
+            for e in &r.timeline {
+                let dom = e.domid.map_or_else(String::new, |d| format!(" [{d}]"));
+                let _ = writeln!(out, "  {} UTC{dom} {}", format_utc(e.at_ns), e.event);
+            }
+        }
+    }
+    out
+}

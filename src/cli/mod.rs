@@ -1,0 +1,309 @@
+//! The scriptable command line: the same engine as the TUI, one verb per
+//! operation. Exit codes: 0 ok, 1 domain or config error (one line on
+//! stderr), 2 usage.
+
+mod console;
+pub mod device_args;
+mod list;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::select::{self, BackendChoice, OpenOptions};
+use crate::backend::sim::{DEFAULT_SEED, Faults};
+use crate::backend::{DomId, ShutdownReason};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, DeviceRef};
+use crate::engine::Engine;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "domus",
+    version,
+    about = "A console manager for virtual-machine domains"
+)]
+pub struct Cli {
+    /// Hypervisor backend.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        env = "DOMUS_BACKEND",
+        global = true
+    )]
+    pub backend: BackendChoice,
+
+    /// Where domus keeps state: the simulated host, records, logs
+    /// [default: $XDG_STATE_HOME/domus].
+    #[arg(long, env = "DOMUS_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List domains, as `xl list` does.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a domain from an sxp config file.
+    Create { file: PathBuf },
+    /// Destroy a domain at once.
+    Destroy { domain: String },
+    /// Pause a domain.
+    Pause { domain: String },
+    /// Unpause a domain.
+    Unpause { domain: String },
+    /// Ask a domain to shut down (power off unless told otherwise).
+    Shutdown {
+        domain: String,
+        #[arg(long, conflicts_with = "suspend")]
+        reboot: bool,
+        #[arg(long)]
+        suspend: bool,
+    },
+    /// Hot-plug a device: vbd UNAME DEV [r|w] | vif [mac=…] [bridge=…] [ip=…] | pci BDF.
+    Attach {
+        domain: String,
+        /// vbd, vif or pci.
+        kind: String,
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Remove a device: a vbd name (xvdb), a vif MAC or vifN, or a PCI address.
+    Detach { domain: String, device: String },
+    /// Set a domain's memory target in MiB (balloon).
+    MemSet { domain: String, mib: u64 },
+    /// Attach to a domain's console; Ctrl-] detaches.
+    Console { domain: String },
+    /// Validate config files; prints every error and exits 1 if any.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show one domain: state, config and its timeline of lifecycle events.
+    Info { domain: String },
+    /// Save a domain's state to a file (the domain stops).
+    Save { domain: String, file: PathBuf },
+    /// Restore a domain saved with `save`.
+    Restore { file: PathBuf },
+}
+
+/// An error for the operator: one line, exit code 1.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+pub type CliResult<T> = Result<T, Failure>;
+
+pub struct Context {
+    pub engine: Engine,
+    pub state_dir: PathBuf,
+}
+
+pub fn state_dir(cli: &Cli) -> PathBuf {
+    cli.state_dir
+        .clone()
+        .unwrap_or_else(crate::paths::default_state_dir)
+}
+
+/// Open the backend and engine, re-discover domains and apply any pending
+/// shutdown policies (reported on stderr).
+pub fn open_context(cli: &Cli) -> CliResult<Context> {
+    let state_dir = state_dir(cli);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sim_seed = match std::env::var("DOMUS_SIM_SEED") {
+        Ok(s) => s
+            .parse()
+            .map_err(|_| Failure(format!("DOMUS_SIM_SEED must be a number, got {s:?}")))?,
+        Err(_) => DEFAULT_SEED,
+    };
+    let sim_faults = match std::env::var("DOMUS_SIM_FAULTS") {
+        Ok(spec) => Faults::parse(&spec).map_err(|e| Failure(format!("DOMUS_SIM_FAULTS: {e}")))?,
+        Err(_) => Faults::default(),
+    };
+    let hv = select::open(
+        cli.backend,
+        OpenOptions {
+            state_dir: state_dir.clone(),
+            clock: clock.clone(),
+            sim_seed,
+            sim_faults,
+        },
+    )?;
+    let engine = Engine::persistent(hv, clock, &state_dir);
+    let report = engine.recreate()?;
+    tracing::info!(?report, "re-discovered domains");
+    for name in &report.vanished {
+        eprintln!("domus: note: {name} is no longer on the hypervisor");
+    }
+    apply_policies(&engine)?;
+    Ok(Context { engine, state_dir })
+}
+
+fn apply_policies(engine: &Engine) -> CliResult<()> {
+    for event in engine.refresh()? {
+        eprintln!("domus: {event}");
+    }
+    Ok(())
+}
+
+fn domid(ctx: &Context, dom: &str) -> CliResult<DomId> {
+    Ok(ctx.engine.resolve(dom)?.domid)
+}
+
+/// Run the CLI; `None` command is handled by the caller (the TUI).
+pub fn run(cli: &Cli, command: &Command) -> ExitCode {
+    match execute(cli, command) {
+        Ok(code) => code,
+        Err(Failure(msg)) => {
+            eprintln!("domus: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
+    if let Command::Check { files } = command {
+        return Ok(check(files));
+    }
+    let ctx = open_context(cli)?;
+    let e = &ctx.engine;
+    match command {
+        Command::List { json } => {
+            let host = e.host_info()?;
+            let domains = e.domains()?;
+            let text = if *json {
+                list::json(&host, &domains)?
+            } else {
+                list::table(&domains)
+            };
+            print!("{text}");
+        }
+        Command::Create { file } => {
+            let (config, diags) = config::load_file(file)?;
+            for w in diags.warning_lines() {
+                eprintln!("{w}");
+            }
+            let domid = e.create(&config, Some(file))?;
+            println!("{} created as domain {domid}", config.name);
+        }
+        Command::Destroy { domain } => e.destroy(domid(&ctx, domain)?)?,
+        Command::Pause { domain } => e.pause(domid(&ctx, domain)?)?,
+        Command::Unpause { domain } => e.unpause(domid(&ctx, domain)?)?,
+        Command::Shutdown {
+            domain,
+            reboot,
+            suspend,
+        } => {
+            let reason = if *reboot {
+                ShutdownReason::Reboot
+            } else if *suspend {
+                ShutdownReason::Suspend
+            } else {
+                ShutdownReason::Poweroff
+            };
+            e.shutdown(domid(&ctx, domain)?, reason)?;
+            // The guest may already be down: apply its policy now.
+            apply_policies(e)?;
+        }
+        Command::Attach { domain, kind, args } => {
+            let dev = device_args::parse_device_args(kind, args).map_err(|m| {
+                Failure(format!(
+                    "{m} (usage: domus attach DOM {})",
+                    device_args::USAGE
+                ))
+            })?;
+            let attached = e.attach(domid(&ctx, domain)?, &dev)?;
+            println!("attached {attached}");
+        }
+        Command::Detach { domain, device } => {
+            let r: DeviceRef = device.parse()?;
+            let removed = e.detach(domid(&ctx, domain)?, &r)?;
+            println!("detached {removed}");
+        }
+        Command::MemSet { domain, mib } => e.set_memory_target(domid(&ctx, domain)?, *mib)?,
+        Command::Console { domain } => console::run(e, domid(&ctx, domain)?)?,
+        Command::Info { domain } => print!("{}", list::info(&e.view(domid(&ctx, domain)?)?)),
+        Command::Save { domain, file } => {
+            let id = domid(&ctx, domain)?;
+            e.save(id, file)?;
+            println!("saved domain {id} to {}", file.display());
+        }
+        Command::Restore { file } => {
+            let id = e.restore(file)?;
+            println!("restored as domain {id}");
+        }
+        Command::Check { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validate each file; print every error (and warning); 1 if any failed.
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match config::load_file(file) {
+            Ok((c, diags)) => {
+                for w in diags.warning_lines() {
+                    eprintln!("{w}");
+                }
+                println!(
+                    "{}: ok ({} image, {} MiB, {} vCPU)",
+                    file.display(),
+                    c.image.type_name(),
+                    c.memory,
+                    c.vcpus
+                );
+            }
+            Err(e) => {
+                failed = true;
+                if let Some(d) = e.diagnostics() {
+                    for w in d.warning_lines() {
+                        eprintln!("{w}");
+                    }
+                }
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Set up logging to `state_dir/domus.log` (the terminal belongs to the
+/// TUI and to command output).
+pub fn init_logging(state_dir: &Path) {
+    use tracing_subscriber::EnvFilter;
+    if std::fs::create_dir_all(state_dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join("domus.log"))
+    else {
+        return;
+    };
+    let filter = EnvFilter::try_from_env("DOMUS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}

@@ -1,0 +1,354 @@
+//! Device descriptions shared by configs, the engine and the backends.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a virtual block device's data lives on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnameKind {
+    /// A host block device (`phy:/dev/sdb`).
+    Phy,
+    /// A disk image file (`file:/srv/web1.img`).
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Uname {
+    pub kind: UnameKind,
+    pub path: String,
+}
+
+impl FromStr for Uname {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid uname '{s}' (expected phy:/dev/NAME or file:/PATH)");
+        let (kind, path) = s.split_once(':').ok_or_else(bad)?;
+        let kind = match kind {
+            "phy" => UnameKind::Phy,
+            "file" => UnameKind::File,
+            _ => return Err(bad()),
+        };
+        // xend accepted `phy:sdb`, meaning /dev/sdb.
+        let path = match (kind, path.starts_with('/')) {
+            (_, true) => path.to_string(),
+            (UnameKind::Phy, false) if !path.is_empty() => format!("/dev/{path}"),
+            _ => return Err(bad()),
+        };
+        Ok(Uname { kind, path })
+    }
+}
+
+impl fmt::Display for Uname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            UnameKind::Phy => "phy",
+            UnameKind::File => "file",
+        };
+        write!(f, "{kind}:{}", self.path)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VbdMode {
+    #[serde(rename = "r")]
+    ReadOnly,
+    #[serde(rename = "w")]
+    ReadWrite,
+}
+
+impl FromStr for VbdMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "r" => Ok(VbdMode::ReadOnly),
+            "w" => Ok(VbdMode::ReadWrite),
+            _ => Err(format!("invalid mode '{s}' (expected r or w)")),
+        }
+    }
+}
+
+impl fmt::Display for VbdMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VbdMode::ReadOnly => "r",
+            VbdMode::ReadWrite => "w",
+        })
+    }
+}
+
+/// A virtual block device: `(vbd (uname file:/x.img) (dev xvda) (mode w))`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Vbd {
+    pub uname: Uname,
+    /// Guest device name, e.g. `xvda` (stored without `/dev/`).
+    pub dev: String,
+    pub mode: VbdMode,
+}
+
+/// Check a guest block device name (`xvda`, `hdb`, `sdc1`, `vda`).
+pub fn parse_vdev(s: &str) -> Result<String, String> {
+    // xend's HVM forms `ioemu:hda` and `hdc:cdrom` name the same disks.
+    let name = s.strip_prefix("ioemu:").unwrap_or(s);
+    let name = name
+        .strip_suffix(":cdrom")
+        .or_else(|| name.strip_suffix(":disk"))
+        .unwrap_or(name);
+    let name = name.strip_prefix("/dev/").unwrap_or(name);
+    let prefix = ["xvd", "hd", "sd", "vd"]
+        .into_iter()
+        .find(|p| name.starts_with(p));
+    let ok = prefix.is_some_and(|p| {
+        let rest = &name[p.len()..];
+        let letters = rest.chars().take_while(char::is_ascii_lowercase).count();
+        (1..=3).contains(&letters) && rest[letters..].chars().all(|c| c.is_ascii_digit())
+    });
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "invalid dev '{s}' (expected a guest disk name such as xvda, hdb or sdc)"
+        ))
+    }
+}
+
+/// Linux block major/minor numbers for a guest disk name, as the guest's
+/// `/proc/partitions` shows them.
+pub fn vdev_numbers(dev: &str) -> (u32, u32) {
+    let (major, prefix, per_disk) = if dev.starts_with("xvd") {
+        (202, 3, 16)
+    } else if dev.starts_with("hd") {
+        (3, 2, 64)
+    } else if dev.starts_with("vd") {
+        (254, 2, 16)
+    } else {
+        (8, 2, 16)
+    };
+    let rest = dev.get(prefix..).unwrap_or("");
+    let letters: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+    let index = letters
+        .bytes()
+        .fold(0u32, |acc, b| acc * 26 + u32::from(b - b'a') + 1)
+        .saturating_sub(1);
+    let part: u32 = rest[letters.len()..].parse().unwrap_or(0);
+    (major, index * per_disk + part)
+}
+
+/// An Ethernet MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// A MAC in Xen's OUI 00:16:3e, its low three bytes derived from `seed`.
+    pub fn xen_from_seed(seed: u64) -> Mac {
+        let b = seed.to_le_bytes();
+        // Clear the top bit of the fourth byte as xend did (0x00–0x7f).
+        Mac([0x00, 0x16, 0x3e, b[0] & 0x7f, b[1], b[2]])
+    }
+}
+
+impl FromStr for Mac {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid mac '{s}' (expected six hex pairs, e.g. 00:16:3e:01:02:03)");
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut mac = [0u8; 6];
+        for (byte, part) in mac.iter_mut().zip(parts) {
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if mac[0] & 1 == 1 {
+            return Err(format!(
+                "invalid mac '{s}': a multicast address cannot be a vif's"
+            ));
+        }
+        Ok(Mac(mac))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A virtual network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Vif {
+    /// `None` in a config means "pick a fresh one at build time".
+    pub mac: Option<Mac>,
+    pub bridge: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A host PCI device passed through to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pci {
+    pub domain: u16,
+    pub bus: u8,
+    pub dev: u8,
+    pub func: u8,
+}
+
+impl fmt::Display for Pci {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.dev, self.func
+        )
+    }
+}
+
+impl Pci {
+    /// Parse a BDF: `0000:00:1f.2` or `00:1f.2`.
+    pub fn parse_bdf(s: &str) -> Result<Pci, String> {
+        let bad = || format!("invalid PCI address '{s}' (expected [DDDD:]BB:DD.F)");
+        let (rest, func) = s.rsplit_once('.').ok_or_else(bad)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let (domain, bus, dev) = match parts.as_slice() {
+            [d, b, s] => (*d, *b, *s),
+            [b, s] => ("0", *b, *s),
+            _ => return Err(bad()),
+        };
+        let hex = |x: &str| u32::from_str_radix(x, 16).map_err(|_| bad());
+        let pci = Pci {
+            domain: u16::try_from(hex(domain)?).map_err(|_| bad())?,
+            bus: u8::try_from(hex(bus)?).map_err(|_| bad())?,
+            dev: u8::try_from(hex(dev)?).map_err(|_| bad())?,
+            func: u8::try_from(hex(func)?).map_err(|_| bad())?,
+        };
+        if pci.dev > 31 || pci.func > 7 {
+            return Err(bad());
+        }
+        Ok(pci)
+    }
+}
+
+/// xend's `parse_pci`: decimal, or hex with a `0x` prefix.
+pub fn parse_pci_number(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// How an operator names an attached device to detach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceRef {
+    /// A vbd by its guest device name (`xvdb`).
+    Vbd(String),
+    /// A vif by MAC.
+    VifMac(Mac),
+    /// A vif by index among the domain's vifs (`vif0`, `eth1`).
+    VifIndex(usize),
+    Pci(Pci),
+}
+
+impl FromStr for DeviceRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(mac) = s.parse::<Mac>() {
+            return Ok(DeviceRef::VifMac(mac));
+        }
+        for prefix in ["vif", "eth"] {
+            if let Some(n) = s.strip_prefix(prefix).and_then(|n| n.parse().ok()) {
+                return Ok(DeviceRef::VifIndex(n));
+            }
+        }
+        if let Ok(pci) = Pci::parse_bdf(s) {
+            return Ok(DeviceRef::Pci(pci));
+        }
+        if let Ok(dev) = parse_vdev(s) {
+            return Ok(DeviceRef::Vbd(dev));
+        }
+        Err(format!(
+            "unknown device '{s}' (expected a vbd name like xvdb, a vif MAC or vifN, or a PCI address like 00:1f.2)"
+        ))
+    }
+}
+
+impl fmt::Display for DeviceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceRef::Vbd(d) => write!(f, "{d}"),
+            DeviceRef::VifMac(m) => write!(f, "{m}"),
+            DeviceRef::VifIndex(i) => write!(f, "vif{i}"),
+            DeviceRef::Pci(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vdev_numbers_match_linux() {
+        assert_eq!(vdev_numbers("xvda"), (202, 0));
+        assert_eq!(vdev_numbers("xvdb"), (202, 16));
+        assert_eq!(vdev_numbers("xvda1"), (202, 1));
+        assert_eq!(vdev_numbers("hdb"), (3, 64));
+        assert_eq!(vdev_numbers("sdc"), (8, 32));
+    }
+
+    #[test]
+    fn device_refs() {
+        assert_eq!("xvdb".parse(), Ok(DeviceRef::Vbd("xvdb".into())));
+        assert_eq!("vif1".parse(), Ok(DeviceRef::VifIndex(1)));
+        assert_eq!(
+            "00:1f.2".parse(),
+            Ok(DeviceRef::Pci(Pci {
+                domain: 0,
+                bus: 0,
+                dev: 0x1f,
+                func: 2
+            }))
+        );
+        assert!(matches!(
+            "00:16:3e:00:00:01".parse(),
+            Ok(DeviceRef::VifMac(_))
+        ));
+        assert!("bogus!".parse::<DeviceRef>().is_err());
+    }
+
+    #[test]
+    fn uname_forms() {
+        assert_eq!(
+            "phy:sdb".parse::<Uname>().map(|u| u.to_string()),
+            Ok("phy:/dev/sdb".into())
+        );
+        assert!("file:relative.img".parse::<Uname>().is_err());
+        assert!("nbd:x".parse::<Uname>().is_err());
+    }
+}

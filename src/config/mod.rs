@@ -1,0 +1,19 @@
+//! Typed domain configs: xend's `(vm …)` S-expressions as Rust values,
+//! with validation that names file:line:col and what was expected.
+
+mod device;
+mod emit;
+mod error;
+mod parse;
+mod types;
+
+pub use device::{
+    DeviceRef, Mac, Pci, Uname, UnameKind, Vbd, VbdMode, Vif, parse_pci_number, parse_vdev,
+    vdev_numbers,
+};
+pub use error::{ConfigError, Diagnostic, Diagnostics};
+pub use parse::{from_node, load_file, parse_str};
+pub use types::{
+    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Policy,
+    PolicyParseError, count_devices,
+};

@@ -1,0 +1,5 @@
+//! Console byte handling shared by every front end.
+
+mod filter;
+
+pub use filter::EscapeFilter;

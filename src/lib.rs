@@ -1,0 +1,16 @@
+//! domus: a console manager for virtual-machine domains.
+//!
+//! Layers, bottom up: [`sxp`] (xend's S-expression dialect), [`config`]
+//! (typed domain configs), [`backend`] (the hypercall interface and its
+//! implementations), [`engine`] (the lifecycle engine carried over from
+//! xend's `XendDomainInfo`), [`console`] (console byte handling) and [`cli`].
+
+pub mod backend;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod console;
+pub mod engine;
+pub mod paths;
+pub mod persist;
+pub mod sxp;

@@ -1,0 +1,295 @@
+//! The real `domus` binary against the simulated backend: each command is
+//! a separate process sharing one state directory, as an operator's shell.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Host {
+        Host {
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
+        }
+    }
+
+    fn domus(&self) -> Command {
+        let mut cmd = Command::cargo_bin("domus").unwrap_or_else(|e| panic!("domus binary: {e}"));
+        cmd.arg("--state-dir")
+            .arg(self.dir.path())
+            .arg("--backend")
+            .arg("sim");
+        cmd.env_remove("DOMUS_SIM_FAULTS");
+        cmd
+    }
+
+    fn stdout(&self, args: &[&str]) -> String {
+        let out = self
+            .domus()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "domus {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn list_row(&self, name: &str) -> Option<String> {
+        self.stdout(&["list"])
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(str::to_string)
+    }
+
+    fn state(&self, name: &str) -> Option<String> {
+        self.list_row(name)
+            .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/examples")
+        .join(name)
+}
+
+#[test]
+fn create_list_pause_attach_console_shutdown_destroy() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success()
+        .stdout("web1 created as domain 1\n");
+
+    let list = host.stdout(&["list"]);
+    let mut lines = list.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Name                                        ID   Mem VCPUs\tState\tTime(s)")
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("Domain-0") && l.contains(" r----- ")),
+        "{list}"
+    );
+    let row = host
+        .list_row("web1")
+        .unwrap_or_else(|| panic!("web1 missing:\n{list}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1..4], ["1", "256", "2"], "{row}");
+    assert!(cols[4] == "r-----" || cols[4] == "-b----", "{row}");
+
+    host.domus().args(["pause", "web1"]).assert().success();
+    assert_eq!(host.state("web1").as_deref(), Some("--p---"));
+    host.domus()
+        .args(["pause", "1"])
+        .assert()
+        .code(1)
+        .stderr("domus: cannot pause web1: it is paused\n");
+    host.domus().args(["unpause", "1"]).assert().success();
+
+    host.domus()
+        .args(["attach", "web1", "vbd", "file:/srv/extra.img", "xvdb", "w"])
+        .assert()
+        .success()
+        .stdout("attached vbd xvdb file:/srv/extra.img (w)\n");
+    host.domus()
+        .args(["console", "web1"])
+        .write_stdin("cat /proc/partitions\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Welcome to web1"))
+        .stdout(predicate::str::contains(" 202       16    8388608 xvdb"));
+
+    host.domus()
+        .args(["detach", "web1", "xvdb"])
+        .assert()
+        .success();
+    host.domus()
+        .args(["console", "web1"])
+        .write_stdin("cat /proc/partitions\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("xvdb: device removed"))
+        .stdout(predicate::str::ends_with(
+            "cat /proc/partitions\r\nmajor minor  #blocks  name\r\n\r\n 202        0    8388608 xvda\r\n/ # ",
+        ));
+
+    // web1's on_poweroff is destroy: a clean shutdown removes it.
+    host.domus()
+        .args(["shutdown", "web1"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "web1 (domain 1) shut down (poweroff); on_poweroff destroy: destroyed",
+        ));
+    assert_eq!(host.list_row("web1"), None);
+
+    host.domus()
+        .arg("create")
+        .arg(example("plan9.sxp"))
+        .assert()
+        .success();
+    host.domus()
+        .args(["destroy", "plan9term"])
+        .assert()
+        .success();
+    assert_eq!(
+        host.stdout(&["list"]).lines().count(),
+        2,
+        "only the header and Domain-0 remain"
+    );
+}
+
+#[test]
+fn a_guest_crash_typed_on_the_console_applies_on_crash_restart() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    host.domus()
+        .args(["console", "web1"])
+        .write_stdin("crash\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Kernel panic - not syncing"))
+        .stderr(predicate::str::contains(
+            "on_crash restart: restarted as domain 2",
+        ));
+    let row = host.list_row("web1").unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(1), Some("2"), "{row}");
+    let info = host.stdout(&["info", "web1"]);
+    assert!(info.contains("restarted as domain 2"), "{info}");
+}
+
+#[test]
+fn list_json_is_machine_readable() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("hvm.sxp"))
+        .assert()
+        .success();
+    let out = host.stdout(&["list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(v["host"]["backend"], "sim");
+    assert_eq!(v["host"]["cpus"], 4);
+    let win = &v["domains"][1];
+    assert_eq!(win["name"], "win1");
+    assert_eq!(win["devices"]["vbd"], 2);
+    assert_eq!(win["devices"]["vif"], 1);
+    assert_eq!(win["managed"], true);
+    assert_eq!(v["domains"][0]["managed"], false);
+}
+
+#[test]
+fn errors_are_one_line_with_exit_code_1_and_usage_is_2() {
+    let host = Host::new();
+    host.domus()
+        .args(["destroy", "nosuch"])
+        .assert()
+        .code(1)
+        .stderr("domus: no domain nosuch\n");
+    host.domus()
+        .args(["destroy", "0"])
+        .assert()
+        .code(1)
+        .stderr("domus: Domain-0 cannot be destroyed\n");
+    host.domus().args(["frobnicate"]).assert().code(2);
+    host.domus()
+        .args(["attach", "0", "usb", "x"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "domus: unknown device type 'usb'",
+        ));
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/invalid/memory-lots.sxp");
+    host.domus()
+        .arg("create")
+        .arg(&bad)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::ends_with(
+            "memory-lots.sxp:2:13: memory must be a positive number of MiB, got \"lots\"\n",
+        ));
+}
+
+#[test]
+fn check_validates_many_files_and_lists_every_error() {
+    let host = Host::new();
+    let invalid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/invalid");
+    host.domus()
+        .current_dir(&invalid)
+        .args(["check", "several-errors.sxp", "vbd-missing-uname.sxp"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "several-errors.sxp:3:12: vcpus must be a number from 1 to 128, got \"many\"",
+        ))
+        .stderr(predicate::str::contains(
+            "vbd-missing-uname.sxp:3:13: vbd: missing uname",
+        ));
+    host.domus()
+        .arg("check")
+        .arg(example("web1.sxp"))
+        .arg(example("hvm.sxp"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_failed_build_leaves_nothing_behind() {
+    let host = Host::new();
+    host.domus()
+        .env("DOMUS_SIM_FAULTS", "attach_device:2")
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("failed at stage 'create devices'"))
+        .stderr(predicate::str::contains("partial domain 1 destroyed"));
+    assert_eq!(host.stdout(&["list"]).lines().count(), 2);
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success()
+        .stdout("web1 created as domain 2\n");
+}
+
+#[test]
+fn save_and_restore() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    let file = host.dir.path().join("web1.save");
+    host.domus()
+        .args(["save", "web1"])
+        .arg(&file)
+        .assert()
+        .success();
+    assert_eq!(host.list_row("web1"), None);
+    host.domus()
+        .arg("restore")
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout("restored as domain 2\n");
+    let state = host.state("web1").unwrap_or_default();
+    assert!(state == "r-----" || state == "-b----", "{state}");
+}

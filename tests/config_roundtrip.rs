@@ -1,0 +1,189 @@
+//! Property: any typed config printed as sxp parses back to itself.
+
+use domus::config::{
+    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Mac, Pci,
+    Policy, Uname, UnameKind, Vbd, VbdMode, Vif, parse_str,
+};
+use proptest::prelude::*;
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9/._:=-]{1,16}",
+        "[ -~]{1,16}",
+        "[a-z \"'\\\\\t\né→]{1,10}",
+    ]
+}
+
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(text())
+}
+
+fn kernel_image(require_kernel: bool) -> impl Strategy<Value = KernelImage> {
+    let kernel = if require_kernel {
+        text().prop_map(Some).boxed()
+    } else {
+        opt_text().boxed()
+    };
+    (kernel, opt_text(), opt_text(), opt_text(), opt_text()).prop_map(
+        |(kernel, ramdisk, root, ip, args)| KernelImage {
+            kernel,
+            ramdisk,
+            root,
+            ip,
+            args,
+            extra: Vec::new(),
+        },
+    )
+}
+
+fn image() -> impl Strategy<Value = Image> {
+    prop_oneof![
+        kernel_image(true).prop_map(Image::Linux),
+        kernel_image(true).prop_map(Image::Plan9),
+        (
+            kernel_image(false),
+            any::<bool>(),
+            opt_text(),
+            opt_text(),
+            prop::option::of(any::<bool>())
+        )
+            .prop_map(
+                |(boot, vmx, device_model, memmap, vnc)| Image::Hvm(HvmImage {
+                    flavor: if vmx { HvmFlavor::Vmx } else { HvmFlavor::Hvm },
+                    boot,
+                    device_model,
+                    memmap,
+                    vnc,
+                })
+            ),
+    ]
+}
+
+fn device(index: usize) -> impl Strategy<Value = DeviceSpec> {
+    let letter = (b'a' + index as u8) as char;
+    prop_oneof![
+        ("[a-z0-9/._-]{1,20}", any::<bool>(), any::<bool>()).prop_map(move |(path, phy, w)| {
+            DeviceSpec::Vbd(Vbd {
+                uname: Uname {
+                    kind: if phy { UnameKind::Phy } else { UnameKind::File },
+                    path: format!("/{path}"),
+                },
+                dev: format!("xvd{letter}"),
+                mode: if w {
+                    VbdMode::ReadWrite
+                } else {
+                    VbdMode::ReadOnly
+                },
+            })
+        }),
+        (
+            any::<bool>(),
+            prop::option::of("[a-z][a-z0-9]{0,10}"),
+            prop::option::of(any::<[u8; 4]>())
+        )
+            .prop_map(move |(mac, bridge, ip)| DeviceSpec::Vif(Vif {
+                mac: mac.then_some(Mac([0, 0x16, 0x3e, 0, 0, index as u8])),
+                bridge,
+                ip: ip.map(|o| format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])),
+            })),
+        (any::<u16>(), any::<u8>(), 0u8..32, 0u8..8).prop_map(move |(domain, bus, dev, func)| {
+            // Unique per index: the parser rejects duplicate devices.
+            DeviceSpec::Pci(Pci {
+                domain,
+                bus,
+                dev: (dev & 0x1c) | (index as u8 & 3),
+                func,
+            })
+        }),
+    ]
+}
+
+fn devices() -> impl Strategy<Value = Vec<DeviceSpec>> {
+    (0usize..5)
+        .prop_flat_map(|n| (0..n).map(device).collect::<Vec<_>>())
+        .prop_map(|mut v| {
+            // Different indices can still produce the same PCI address: keep the first.
+            let mut seen = Vec::new();
+            v.retain(|d| match d {
+                DeviceSpec::Pci(p) => {
+                    let fresh = !seen.contains(p);
+                    seen.push(*p);
+                    fresh
+                }
+                _ => true,
+            });
+            v
+        })
+}
+
+fn policy() -> impl Strategy<Value = Option<Policy>> {
+    prop::option::of(prop::sample::select(Policy::ALL.to_vec()))
+}
+
+fn extra() -> impl Strategy<Value = Vec<lexpr::Value>> {
+    prop::collection::vec(("[a-z]{1,8}", text()), 0..3).prop_map(|fields| {
+        fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                lexpr::Value::list(vec![
+                    lexpr::Value::string(format!("x_{k}{i}")),
+                    lexpr::Value::string(v),
+                ])
+            })
+            .collect()
+    })
+}
+
+prop_compose! {
+    fn config()(
+        name in "[a-z][a-z0-9._-]{0,20}",
+        uuid in prop::option::of(any::<u128>()),
+        memory in 1u64..65536,
+        extra_max in prop::option::of(0u64..1024),
+        vcpus in 1u32..=128,
+        cpu in prop::option::of(0u32..64),
+        cpu_weight in prop::option::of(1u32..=65535),
+        image in image().boxed(),
+        devices in devices().boxed(),
+        on_poweroff in policy(),
+        on_reboot in policy(),
+        on_crash in policy(),
+        bootloader in opt_text().boxed(),
+        blkif in any::<bool>(),
+        extra in extra().boxed(),
+    ) -> DomainConfig {
+        DomainConfig {
+            name,
+            uuid: uuid.map(uuid::Uuid::from_u128),
+            memory,
+            maxmem: extra_max.map(|m| memory + m),
+            vcpus,
+            cpu,
+            cpu_weight,
+            image,
+            devices,
+            on_poweroff,
+            on_reboot,
+            on_crash,
+            bootloader,
+            backends: if blkif { vec![BackendRole::Blkif] } else { vec![] },
+            extra,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn typed_sxp_typed_is_identity(c in config()) {
+        let text = c.to_sxp_string();
+        let parsed = parse_str(&text, "generated");
+        prop_assert!(parsed.is_ok(), "did not parse:\n{}\n{:?}", text, parsed.err().map(|e| e.to_string()));
+        if let Ok((back, _)) = parsed {
+            prop_assert_eq!(&back, &c, "text was:\n{}", text);
+            prop_assert_eq!(back.to_sxp_string(), text);
+        }
+    }
+}
