@@ -81,27 +81,48 @@ impl JsonFile {
 
     /// The stored value, or `None` when the file does not exist yet.
     pub fn load<T: DeserializeOwned>(&self) -> Result<Option<T>, PersistError> {
+        Ok(self.load_raw()?.map(|(v, _)| v))
+    }
+
+    /// The stored value and the bytes it was read from.
+    pub fn load_raw<T: DeserializeOwned>(&self) -> Result<Option<(T, Vec<u8>)>, PersistError> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io("reading", &self.path)(e)),
         };
         serde_json::from_slice(&bytes)
-            .map(Some)
+            .map(|v| Some((v, bytes)))
             .map_err(|e| PersistError::Damaged {
                 path: self.path.clone(),
                 message: e.to_string(),
             })
     }
 
-    pub fn save<T: Serialize>(&self, value: &T) -> Result<(), PersistError> {
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+    /// Save unless the value serialises to exactly `previous`.
+    pub fn save_if_changed<T: Serialize>(
+        &self,
+        value: &T,
+        previous: Option<&[u8]>,
+    ) -> Result<(), PersistError> {
         let bytes = serde_json::to_vec(value).map_err(|e| PersistError::Damaged {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
+        if previous == Some(bytes.as_slice()) {
+            return Ok(());
+        }
+        self.write_bytes(&bytes)
+    }
+
+    pub fn save<T: Serialize>(&self, value: &T) -> Result<(), PersistError> {
+        self.save_if_changed(value, None)
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) -> Result<(), PersistError> {
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         fs::write(&tmp, bytes).map_err(self.io("writing", &tmp))?;
         fs::rename(&tmp, &self.path).map_err(self.io("replacing", &self.path))
     }

@@ -214,9 +214,12 @@ impl RecordStore {
             }
             RecordStore::Disk(file) => {
                 let _lock = file.lock(true)?;
-                let mut records: Records = file.load()?.unwrap_or_default();
+                let (mut records, before) = match file.load_raw::<Records>()? {
+                    Some((r, bytes)) => (r, Some(bytes)),
+                    None => (Records::default(), None),
+                };
                 let r = f(&mut records);
-                file.save(&records)?;
+                file.save_if_changed(&records, before.as_deref())?;
                 Ok(r)
             }
         }
