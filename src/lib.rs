@@ -14,3 +14,4 @@ pub mod engine;
 pub mod paths;
 pub mod persist;
 pub mod sxp;
+pub mod tui;

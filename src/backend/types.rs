@@ -119,6 +119,9 @@ pub struct DomainInfo {
     pub cpu_time_ns: u64,
     pub vcpu_time_ns: Vec<u64>,
     pub devices: Vec<DeviceSpec>,
+    /// When the domain was created, for uptime.
+    #[serde(default)]
+    pub start_ns: Option<u64>,
 }
 
 impl DomainInfo {
@@ -277,6 +280,7 @@ mod tests {
             cpu_time_ns: 0,
             vcpu_time_ns: vec![],
             devices: vec![],
+            start_ns: None,
         }
     }
 

@@ -41,6 +41,22 @@ pub struct Cli {
     #[arg(long, env = "DOMUS_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
 
+    /// The config library for the TUI [default: $XDG_CONFIG_HOME/domus/domains].
+    #[arg(long, env = "DOMUS_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// TUI theme: dark, light, high-contrast, or one from $XDG_CONFIG_HOME/domus/themes.
+    #[arg(long, default_value = "dark")]
+    pub theme: String,
+
+    /// TUI: no action that changes a domain or a file.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// TUI refresh interval in seconds.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_delay)]
+    pub delay: f64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -94,6 +110,39 @@ pub enum Command {
     Save { domain: String, file: PathBuf },
     /// Restore a domain saved with `save`.
     Restore { file: PathBuf },
+}
+
+fn parse_delay(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if (0.1..=3600.0).contains(&d) => Ok(d),
+        _ => Err(format!("expected seconds between 0.1 and 3600, got {s:?}")),
+    }
+}
+
+/// Open the TUI on the chosen backend.
+pub fn run_tui(cli: &Cli) -> ExitCode {
+    let result = open_context(cli).and_then(|ctx| {
+        let config_root = crate::paths::default_config_dir();
+        let opts = crate::tui::TuiOptions {
+            theme: cli.theme.clone(),
+            read_only: cli.read_only,
+            delay: std::time::Duration::from_secs_f64(cli.delay),
+            config_dir: cli
+                .config_dir
+                .clone()
+                .unwrap_or_else(|| config_root.join("domains")),
+            state_dir: ctx.state_dir.clone(),
+            user_theme_dir: config_root.join("themes"),
+        };
+        crate::tui::run(ctx.engine, opts).map_err(Failure)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            eprintln!("domus: {msg}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// An error for the operator: one line, exit code 1.

@@ -172,6 +172,7 @@ impl HostState {
             cpu_time_ns: vcpu_time_ns.iter().sum(),
             vcpu_time_ns,
             devices: d.devices.clone(),
+            start_ns: Some(d.created_ns),
         }
     }
 }

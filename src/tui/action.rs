@@ -1,0 +1,124 @@
+//! Everything that can change the app's state arrives as an [`Action`];
+//! everything the app asks of the outside world leaves as an [`Effect`].
+
+use std::path::PathBuf;
+
+use crossterm::event::{KeyEvent, MouseEvent};
+
+use super::library::LibraryEntry;
+use crate::backend::{Capabilities, DomId, HostInfo, ShutdownReason};
+use crate::config::{DeviceRef, DeviceSpec, DomainConfig};
+use crate::engine::{DomainRecord, DomainView, PolicyEvent};
+
+/// One poll of the engine: what the table, header and events log show.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub at_ns: u64,
+    pub host: HostInfo,
+    pub capabilities: Capabilities,
+    pub domains: Vec<DomainView>,
+    pub policy_events: Vec<PolicyEvent>,
+    pub retired: Vec<DomainRecord>,
+}
+
+/// A PCI device on the host, for the attach form's picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPci {
+    pub bdf: String,
+    pub vendor: String,
+    pub device: String,
+    pub class: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Done {
+    /// One result per domain for a (bulk) operation.
+    Ops {
+        op: &'static str,
+        results: Vec<(String, Result<(), String>)>,
+    },
+    Built {
+        name: String,
+        result: Result<DomId, String>,
+    },
+    Attached {
+        name: String,
+        result: Result<String, String>,
+    },
+    Detached {
+        name: String,
+        result: Result<String, String>,
+    },
+    Saved {
+        path: PathBuf,
+        result: Result<(), String>,
+        then_build: bool,
+    },
+    /// Problems found before a build from the editor; empty means none.
+    Preflight {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+    Deleted {
+        path: PathBuf,
+        result: Result<(), String>,
+    },
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    Snapshot(Box<Snapshot>),
+    Done(Done),
+    ConsoleBytes(DomId, Vec<u8>),
+    ConsoleClosed(DomId),
+    Library(Vec<LibraryEntry>),
+    FileOpened {
+        path: PathBuf,
+        text: String,
+        /// Unsaved edits from a previous session that differ from the file.
+        recovery: Option<String>,
+    },
+    PciDevices(Vec<HostPci>),
+    Completions(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Refresh,
+    Pause(Vec<DomId>),
+    Unpause(Vec<DomId>),
+    Shutdown(Vec<DomId>, ShutdownReason),
+    Destroy(Vec<DomId>),
+    Build(PathBuf),
+    Create(Box<DomainConfig>),
+    Attach(DomId, DeviceSpec),
+    Detach(DomId, DeviceRef),
+    MemTarget(DomId, u64),
+    OpenConsole(DomId),
+    ConsoleInput(DomId, Vec<u8>),
+    ConsoleResize(DomId, u16, u16),
+    LoadLibrary,
+    OpenFile(PathBuf),
+    SaveFile {
+        path: PathBuf,
+        text: String,
+        then_build: bool,
+    },
+    /// Check a config against the host before building it from the editor.
+    Preflight {
+        path: PathBuf,
+        text: String,
+    },
+    DeleteFile(PathBuf),
+    WriteRecovery {
+        path: PathBuf,
+        text: String,
+    },
+    ClearRecovery(PathBuf),
+    ScanPci,
+    CompletePath(String),
+}

@@ -1,0 +1,1477 @@
+//! The app's state and `update`: the only place state changes. `update`
+//! turns an [`Action`] into state changes and a list of [`Effect`]s for the
+//! runtime to carry out; it does no IO itself.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+
+use super::action::{Action, Done, Effect, Snapshot};
+use super::console::ConsoleBuffer;
+use super::editor::Editor;
+use super::forms::{DeviceForm, FormKind};
+use super::input::LineInput;
+use super::keymap::{self, Command, Scope};
+use super::library::{self, Library};
+use super::table::{Column, DomainTable};
+use super::theme::Theme;
+use super::ui::layout;
+use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
+use crate::cli::device_args::parse_device_args;
+use crate::config::{DeviceRef, DeviceSpec};
+use crate::engine::{DomainRecord, device_ref};
+
+const EVENTS_CAP: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Domains,
+    Library,
+    Events,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 3] = [Tab::Domains, Tab::Library, Tab::Events];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Domains => "Domains",
+            Tab::Library => "Library",
+            Tab::Events => "Events",
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Tab::Domains => Scope::Domains,
+            Tab::Library => Scope::Library,
+            Tab::Events => Scope::Events,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at_ns: u64,
+    pub level: Level,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Destroy(Vec<DomId>),
+    DeleteFile(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    pub title: String,
+    pub message: String,
+    pub pending: Pending,
+}
+
+#[derive(Debug, Clone)]
+pub struct Picker<T> {
+    pub title: String,
+    pub items: Vec<(String, T)>,
+    pub selected: usize,
+}
+
+pub enum Mode {
+    Normal,
+    Filter(LineInput),
+    Palette(LineInput),
+    Help(usize),
+    Details(DomId),
+    Console {
+        domid: DomId,
+        search: Option<LineInput>,
+    },
+    Confirm(Confirm),
+    Shutdown(Picker<ShutdownReason>, Vec<DomId>),
+    Form(Box<DeviceForm>),
+    Detach(Picker<DeviceRef>, DomId),
+    Memory {
+        domid: DomId,
+        input: LineInput,
+    },
+    NewConfig(LineInput),
+    Editor(Box<Editor>),
+    Recover {
+        path: PathBuf,
+        text: String,
+        recovery: String,
+    },
+    Themes(usize),
+}
+
+pub struct App {
+    pub theme: Theme,
+    pub themes: Vec<Theme>,
+    pub read_only: bool,
+    pub tab: Tab,
+    pub mode: Mode,
+    pub host: Option<HostInfo>,
+    pub caps: Capabilities,
+    pub table: DomainTable,
+    pub library: Library,
+    pub events: VecDeque<LogLine>,
+    pub events_selected: usize,
+    pub retired: Vec<DomainRecord>,
+    pub status: Option<(Level, String)>,
+    pub consoles: HashMap<DomId, ConsoleBuffer>,
+    pub size: (u16, u16),
+    pub now_ns: u64,
+    pub loaded: bool,
+    pub quit: bool,
+    /// Build from the editor: the file whose build should close the editor.
+    building_from_editor: Option<PathBuf>,
+    /// A domain to select once a snapshot shows it (after a build).
+    pending_select: Option<DomId>,
+}
+
+/// Bytes a key sends to a guest terminal.
+pub fn key_bytes(key: &KeyEvent) -> Vec<u8> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char(c) if ctrl && c.is_ascii_alphabetic() => {
+            vec![(c.to_ascii_lowercase() as u8) & 0x1f]
+        }
+        KeyCode::Char(c) => c.to_string().into_bytes(),
+        KeyCode::Enter => b"\r".to_vec(),
+        KeyCode::Backspace => vec![0x7f],
+        KeyCode::Tab => b"\t".to_vec(),
+        KeyCode::Esc => vec![0x1b],
+        KeyCode::Up => b"\x1b[A".to_vec(),
+        KeyCode::Down => b"\x1b[B".to_vec(),
+        KeyCode::Right => b"\x1b[C".to_vec(),
+        KeyCode::Left => b"\x1b[D".to_vec(),
+        KeyCode::Home => b"\x1b[H".to_vec(),
+        KeyCode::End => b"\x1b[F".to_vec(),
+        KeyCode::Delete => b"\x1b[3~".to_vec(),
+        KeyCode::PageUp => b"\x1b[5~".to_vec(),
+        KeyCode::PageDown => b"\x1b[6~".to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn next_vdev(devices: &[DeviceSpec]) -> String {
+    let used: BTreeSet<&str> = devices
+        .iter()
+        .filter_map(|d| match d {
+            DeviceSpec::Vbd(v) => Some(v.dev.as_str()),
+            _ => None,
+        })
+        .collect();
+    ('a'..='z')
+        .map(|c| format!("xvd{c}"))
+        .find(|n| !used.contains(n.as_str()))
+        .unwrap_or_else(|| "xvdz".into())
+}
+
+impl App {
+    pub fn new(
+        theme: Theme,
+        themes: Vec<Theme>,
+        read_only: bool,
+        config_dir: PathBuf,
+        size: (u16, u16),
+    ) -> Self {
+        App {
+            theme,
+            themes,
+            read_only,
+            tab: Tab::Domains,
+            mode: Mode::Normal,
+            host: None,
+            caps: Capabilities::default(),
+            table: DomainTable::default(),
+            library: Library {
+                dir: config_dir,
+                ..Default::default()
+            },
+            events: VecDeque::new(),
+            events_selected: 0,
+            retired: Vec::new(),
+            status: None,
+            consoles: HashMap::new(),
+            size,
+            now_ns: 0,
+            loaded: false,
+            quit: false,
+            building_from_editor: None,
+            pending_select: None,
+        }
+    }
+
+    /// What the runtime should do first.
+    pub fn init() -> Vec<Effect> {
+        vec![Effect::Refresh, Effect::LoadLibrary]
+    }
+
+    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+        let text = text.into();
+        self.status = Some((level, text.clone()));
+        self.events.push_back(LogLine {
+            at_ns: self.now_ns,
+            level,
+            text,
+        });
+        while self.events.len() > EVENTS_CAP {
+            self.events.pop_front();
+        }
+    }
+
+    fn can(&self, cap: Capability) -> bool {
+        self.caps.has(cap)
+    }
+
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Key(key) => self.on_key(key),
+            Action::Mouse(m) => self.on_mouse(m),
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                self.resize_consoles()
+            }
+            Action::Snapshot(s) => {
+                self.on_snapshot(*s);
+                Vec::new()
+            }
+            Action::Done(done) => self.on_done(done),
+            Action::ConsoleBytes(domid, bytes) => {
+                let (rows, cols) = layout::console_size(self.size);
+                self.consoles
+                    .entry(domid)
+                    .or_insert_with(|| ConsoleBuffer::new(rows, cols))
+                    .feed(&bytes);
+                Vec::new()
+            }
+            Action::ConsoleClosed(domid) => {
+                if let Some(c) = self.consoles.get_mut(&domid) {
+                    c.closed = true;
+                }
+                Vec::new()
+            }
+            Action::Library(entries) => {
+                self.library.entries = entries;
+                self.library.selected = self
+                    .library
+                    .selected
+                    .min(self.library.entries.len().saturating_sub(1));
+                Vec::new()
+            }
+            Action::FileOpened {
+                path,
+                text,
+                recovery,
+            } => {
+                match recovery {
+                    Some(recovery) => {
+                        self.mode = Mode::Recover {
+                            path,
+                            text,
+                            recovery,
+                        }
+                    }
+                    None => self.mode = Mode::Editor(Box::new(Editor::new(path, &text, &text))),
+                }
+                Vec::new()
+            }
+            Action::PciDevices(list) => {
+                if let Mode::Form(f) = &mut self.mode {
+                    f.pci = list;
+                }
+                Vec::new()
+            }
+            Action::Completions(list) => self.on_completions(list),
+        }
+    }
+
+    fn on_snapshot(&mut self, s: Snapshot) {
+        self.now_ns = s.at_ns;
+        self.loaded = true;
+        self.host = Some(s.host);
+        self.caps = s.capabilities;
+        self.table.update(s.domains, s.at_ns);
+        if let Some(d) = self.pending_select
+            && let Some(pos) = self
+                .table
+                .order
+                .iter()
+                .position(|i| self.table.rows[*i].view.info.domid == d)
+        {
+            self.table.selected = pos;
+            self.pending_select = None;
+        }
+        self.retired = s.retired;
+        for ev in s.policy_events {
+            let level = if ev.reason == ShutdownReason::Crash {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            self.log(level, ev.to_string());
+        }
+        let (_, h) = layout::table_rows(self.size);
+        self.table.scroll_into_view(h);
+    }
+
+    fn resize_consoles(&mut self) -> Vec<Effect> {
+        let (rows, cols) = layout::console_size(self.size);
+        let mut effects = Vec::new();
+        for (domid, c) in &mut self.consoles {
+            c.resize(rows, cols);
+            effects.push(Effect::ConsoleResize(*domid, cols, rows));
+        }
+        let (_, h) = layout::table_rows(self.size);
+        self.table.scroll_into_view(h);
+        effects
+    }
+
+    fn on_done(&mut self, done: Done) -> Vec<Effect> {
+        let mut effects = vec![Effect::Refresh];
+        match done {
+            Done::Ops { op, results } => {
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+                    .collect();
+                let ok: Vec<&str> = results
+                    .iter()
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                for (n, r) in &results {
+                    if let Err(e) = r {
+                        self.events.push_back(LogLine {
+                            at_ns: self.now_ns,
+                            level: Level::Error,
+                            text: format!("{op} {n} failed: {e}"),
+                        });
+                    }
+                }
+                if failed.is_empty() {
+                    self.log(Level::Ok, format!("{op}: {}", ok.join(", ")));
+                } else if ok.is_empty() {
+                    self.log(Level::Error, format!("{op} failed: {}", failed.join("; ")));
+                } else {
+                    self.log(
+                        Level::Warn,
+                        format!("{op}: {} ok; failed: {}", ok.join(", "), failed.join("; ")),
+                    );
+                }
+                self.table.tags.clear();
+            }
+            Done::Built { name, result } => match result {
+                Ok(domid) => {
+                    self.log(Level::Ok, format!("built {name} as domain {domid}"));
+                    self.tab = Tab::Domains;
+                    if matches!(&self.mode, Mode::Editor(e) if Some(&e.path) == self.building_from_editor.as_ref())
+                    {
+                        self.mode = Mode::Normal;
+                    }
+                    self.building_from_editor = None;
+                    self.select_after_refresh(domid);
+                }
+                Err(e) => {
+                    self.building_from_editor = None;
+                    if let Mode::Editor(ed) = &mut self.mode {
+                        ed.message = Some(e.clone());
+                    }
+                    self.log(Level::Error, e);
+                }
+            },
+            Done::Attached { name, result } | Done::Detached { name, result } => match result {
+                Ok(what) => self.log(Level::Ok, format!("{name}: {what}")),
+                Err(e) => self.log(Level::Error, format!("{name}: {e}")),
+            },
+            Done::Saved {
+                path,
+                result,
+                then_build,
+            } => {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match result {
+                    Ok(()) => {
+                        if let Mode::Editor(ed) = &mut self.mode
+                            && ed.path == path
+                        {
+                            ed.saved_text = ed.text();
+                            ed.message = Some(format!("saved {file}"));
+                        }
+                        self.log(Level::Ok, format!("saved {file}"));
+                        effects.push(Effect::ClearRecovery(path.clone()));
+                        effects.push(Effect::LoadLibrary);
+                        if then_build {
+                            self.building_from_editor = Some(path.clone());
+                            effects.push(Effect::Build(path));
+                        }
+                    }
+                    Err(e) => {
+                        if let Mode::Editor(ed) = &mut self.mode {
+                            ed.message = Some(format!("not saved: {e}"));
+                        }
+                        self.log(Level::Error, format!("saving {file} failed: {e}"));
+                    }
+                }
+            }
+            Done::Preflight { path, problems } => {
+                if let Mode::Editor(ed) = &mut self.mode
+                    && ed.path == path
+                {
+                    if problems.is_empty() || ed.build_anyway {
+                        ed.preflight.clear();
+                        effects.push(Effect::SaveFile {
+                            path,
+                            text: ed.text(),
+                            then_build: true,
+                        });
+                    } else {
+                        ed.message = Some(format!(
+                            "{} problem(s) found; Ctrl-B again builds anyway",
+                            problems.len()
+                        ));
+                        ed.preflight = problems;
+                        ed.build_anyway = true;
+                    }
+                }
+            }
+            Done::Deleted { path, result } => {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match result {
+                    Ok(()) => self.log(Level::Ok, format!("deleted {file}")),
+                    Err(e) => self.log(Level::Error, format!("deleting {file} failed: {e}")),
+                }
+                effects.push(Effect::LoadLibrary);
+            }
+            Done::Error(e) => self.log(Level::Error, e),
+        }
+        effects
+    }
+
+    fn select_after_refresh(&mut self, domid: DomId) {
+        // The new domain arrives with the next snapshot; select it by its
+        // position once it is there, else keep the current selection.
+        self.table.tags.clear();
+        self.pending_select = Some(domid);
+    }
+
+    fn scopes(&self) -> Vec<Scope> {
+        vec![self.tab.scope(), Scope::Global]
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == crossterm::event::KeyEventKind::Release {
+            return Vec::new();
+        }
+        let mode = std::mem::replace(&mut self.mode, Mode::Normal);
+        let (mode, effects) = self.key_in_mode(mode, key);
+        if matches!(self.mode, Mode::Normal) {
+            self.mode = mode;
+        }
+        effects
+    }
+
+    /// Handle a key in a mode; returns the mode to stay in (unless the
+    /// handler already set another) and the effects.
+    fn key_in_mode(&mut self, mode: Mode, key: KeyEvent) -> (Mode, Vec<Effect>) {
+        let esc = key.code == KeyCode::Esc;
+        let enter = key.code == KeyCode::Enter;
+        match mode {
+            Mode::Normal => {
+                let effects = match keymap::lookup(&key, &self.scopes(), self.read_only) {
+                    Some(cmd) => self.command(cmd),
+                    None => Vec::new(),
+                };
+                (Mode::Normal, effects)
+            }
+            Mode::Filter(mut input) => {
+                if esc {
+                    self.table.set_filter("");
+                    return (Mode::Normal, Vec::new());
+                }
+                if enter {
+                    return (Mode::Normal, Vec::new());
+                }
+                input.handle(&key);
+                self.table.set_filter(&input.text);
+                (Mode::Filter(input), Vec::new())
+            }
+            Mode::Palette(mut input) => {
+                if esc {
+                    return (Mode::Normal, Vec::new());
+                }
+                if enter {
+                    return (Mode::Normal, self.run_palette(&input.text));
+                }
+                if key.code == KeyCode::Tab {
+                    let word = input
+                        .text
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let verbs = keymap::palette_verbs(self.read_only);
+                    let found: Vec<&str> = verbs
+                        .iter()
+                        .map(|v| v.0)
+                        .filter(|v| v.starts_with(&word))
+                        .collect();
+                    if let [only] = found.as_slice() {
+                        input = LineInput::new(format!("{only} "));
+                    }
+                    return (Mode::Palette(input), Vec::new());
+                }
+                input.handle(&key);
+                (Mode::Palette(input), Vec::new())
+            }
+            Mode::Help(scroll) => match key.code {
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => {
+                    (Mode::Normal, Vec::new())
+                }
+                KeyCode::Down | KeyCode::Char('j') => (Mode::Help(scroll + 1), Vec::new()),
+                KeyCode::Up | KeyCode::Char('k') => {
+                    (Mode::Help(scroll.saturating_sub(1)), Vec::new())
+                }
+                _ => (Mode::Help(scroll), Vec::new()),
+            },
+            Mode::Details(domid) => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (Mode::Normal, Vec::new()),
+                KeyCode::Char('c') => (Mode::Normal, self.open_console(domid)),
+                _ => (Mode::Details(domid), Vec::new()),
+            },
+            Mode::Console { domid, search } => self.console_key(domid, search, key),
+            Mode::Confirm(c) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    (Mode::Normal, self.confirmed(c.pending))
+                }
+                KeyCode::Char('n') | KeyCode::Esc => {
+                    self.status = Some((Level::Info, "cancelled".into()));
+                    (Mode::Normal, Vec::new())
+                }
+                _ => (Mode::Confirm(c), Vec::new()),
+            },
+            Mode::Shutdown(mut picker, targets) => {
+                let hot = match key.code {
+                    KeyCode::Char('p') => Some(0),
+                    KeyCode::Char('r') => Some(1),
+                    KeyCode::Char('s') => Some(2),
+                    _ => None,
+                };
+                if let Some(i) = hot.filter(|i| *i < picker.items.len()) {
+                    picker.selected = i;
+                }
+                if enter || hot.is_some() {
+                    let reason = picker
+                        .items
+                        .get(picker.selected)
+                        .map(|(_, r)| *r)
+                        .unwrap_or(ShutdownReason::Poweroff);
+                    return (Mode::Normal, vec![Effect::Shutdown(targets, reason)]);
+                }
+                if esc {
+                    return (Mode::Normal, Vec::new());
+                }
+                move_picker(&mut picker, &key);
+                (Mode::Shutdown(picker, targets), Vec::new())
+            }
+            Mode::Detach(mut picker, domid) => {
+                if esc {
+                    return (Mode::Normal, Vec::new());
+                }
+                if enter {
+                    return match picker.items.get(picker.selected) {
+                        Some((_, r)) => (Mode::Normal, vec![Effect::Detach(domid, r.clone())]),
+                        None => (Mode::Normal, Vec::new()),
+                    };
+                }
+                move_picker(&mut picker, &key);
+                (Mode::Detach(picker, domid), Vec::new())
+            }
+            Mode::Memory { domid, mut input } => {
+                if esc {
+                    return (Mode::Normal, Vec::new());
+                }
+                if enter {
+                    return match input.text.trim().parse::<u64>() {
+                        Ok(mib) if mib > 0 => (Mode::Normal, vec![Effect::MemTarget(domid, mib)]),
+                        _ => {
+                            self.status = Some((
+                                Level::Error,
+                                format!(
+                                    "memory target must be a positive number of MiB, got {:?}",
+                                    input.text
+                                ),
+                            ));
+                            (Mode::Memory { domid, input }, Vec::new())
+                        }
+                    };
+                }
+                if matches!(key.code, KeyCode::Char(c) if !c.is_ascii_digit()) {
+                    return (Mode::Memory { domid, input }, Vec::new());
+                }
+                input.handle(&key);
+                (Mode::Memory { domid, input }, Vec::new())
+            }
+            Mode::Form(form) => self.form_key(form, key),
+            Mode::NewConfig(mut input) => {
+                if esc {
+                    return (Mode::Normal, Vec::new());
+                }
+                if enter {
+                    let name = input.text.trim().to_string();
+                    let valid = crate::config::parse_str(&library::template(&name), "new").is_ok();
+                    if !valid || name.is_empty() {
+                        self.status =
+                            Some((Level::Error, format!("'{name}' is not a valid domain name")));
+                        return (Mode::NewConfig(input), Vec::new());
+                    }
+                    let path = self.library.dir.join(format!("{name}.sxp"));
+                    if self.library.entries.iter().any(|e| e.path == path) {
+                        self.status = Some((
+                            Level::Error,
+                            format!("{name}.sxp already exists; press e to edit it"),
+                        ));
+                        return (Mode::NewConfig(input), Vec::new());
+                    }
+                    let text = library::template(&name);
+                    return (
+                        Mode::Editor(Box::new(Editor::new(path, &text, ""))),
+                        Vec::new(),
+                    );
+                }
+                input.handle(&key);
+                (Mode::NewConfig(input), Vec::new())
+            }
+            Mode::Editor(ed) => self.editor_key(ed, key),
+            Mode::Recover {
+                path,
+                text,
+                recovery,
+            } => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => {
+                    let ed = Editor::new(path, &recovery, &text);
+                    (Mode::Editor(Box::new(ed)), Vec::new())
+                }
+                KeyCode::Char('n') | KeyCode::Esc => {
+                    let effects = vec![Effect::ClearRecovery(path.clone())];
+                    (
+                        Mode::Editor(Box::new(Editor::new(path, &text, &text))),
+                        effects,
+                    )
+                }
+                _ => (
+                    Mode::Recover {
+                        path,
+                        text,
+                        recovery,
+                    },
+                    Vec::new(),
+                ),
+            },
+            Mode::Themes(mut sel) => match key.code {
+                KeyCode::Esc => (Mode::Normal, Vec::new()),
+                KeyCode::Enter => {
+                    if let Some(t) = self.themes.get(sel) {
+                        self.theme = t.clone();
+                    }
+                    (Mode::Normal, Vec::new())
+                }
+                KeyCode::Down | KeyCode::Char('j') => {
+                    sel = (sel + 1).min(self.themes.len().saturating_sub(1));
+                    if let Some(t) = self.themes.get(sel) {
+                        self.theme = t.clone();
+                    }
+                    (Mode::Themes(sel), Vec::new())
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    sel = sel.saturating_sub(1);
+                    if let Some(t) = self.themes.get(sel) {
+                        self.theme = t.clone();
+                    }
+                    (Mode::Themes(sel), Vec::new())
+                }
+                _ => (Mode::Themes(sel), Vec::new()),
+            },
+        }
+    }
+
+    fn console_key(
+        &mut self,
+        domid: DomId,
+        search: Option<LineInput>,
+        key: KeyEvent,
+    ) -> (Mode, Vec<Effect>) {
+        if let Some(mut input) = search {
+            match key.code {
+                KeyCode::Esc => {
+                    return (
+                        Mode::Console {
+                            domid,
+                            search: None,
+                        },
+                        Vec::new(),
+                    );
+                }
+                KeyCode::Enter => {
+                    let found = self
+                        .consoles
+                        .get_mut(&domid)
+                        .is_some_and(|c| c.search(&input.text));
+                    if !found {
+                        self.status = Some((Level::Warn, format!("not found: {}", input.text)));
+                    }
+                    return (
+                        Mode::Console {
+                            domid,
+                            search: None,
+                        },
+                        Vec::new(),
+                    );
+                }
+                _ => {
+                    input.handle(&key);
+                    return (
+                        Mode::Console {
+                            domid,
+                            search: Some(input),
+                        },
+                        Vec::new(),
+                    );
+                }
+            }
+        }
+        let page = (layout::console_size(self.size).0.max(2) - 1) as isize;
+        let scrolled = self.consoles.get(&domid).is_some_and(|c| c.scrolled() > 0);
+        match keymap::lookup(&key, &[Scope::Console], self.read_only) {
+            Some(Command::ConsoleDetach) => (Mode::Normal, Vec::new()),
+            Some(Command::ScrollUp) => {
+                if let Some(c) = self.consoles.get_mut(&domid) {
+                    c.scroll(page);
+                }
+                (
+                    Mode::Console {
+                        domid,
+                        search: None,
+                    },
+                    Vec::new(),
+                )
+            }
+            Some(Command::ScrollDown) => {
+                if let Some(c) = self.consoles.get_mut(&domid) {
+                    c.scroll(-page);
+                }
+                (
+                    Mode::Console {
+                        domid,
+                        search: None,
+                    },
+                    Vec::new(),
+                )
+            }
+            Some(Command::ConsoleSearch) if scrolled => (
+                Mode::Console {
+                    domid,
+                    search: Some(LineInput::default()),
+                },
+                Vec::new(),
+            ),
+            _ if scrolled && key.code == KeyCode::Esc => {
+                if let Some(c) = self.consoles.get_mut(&domid) {
+                    c.scroll(isize::MIN / 2);
+                }
+                (
+                    Mode::Console {
+                        domid,
+                        search: None,
+                    },
+                    Vec::new(),
+                )
+            }
+            _ if self.read_only => {
+                self.status = Some((Level::Warn, "read-only: console input is disabled".into()));
+                (
+                    Mode::Console {
+                        domid,
+                        search: None,
+                    },
+                    Vec::new(),
+                )
+            }
+            _ => {
+                // Typing returns to the live screen, as terminals do.
+                if let Some(c) = self.consoles.get_mut(&domid)
+                    && c.scrolled() > 0
+                {
+                    c.scroll(isize::MIN / 2);
+                }
+                let bytes = key_bytes(&key);
+                let effects = if bytes.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Effect::ConsoleInput(domid, bytes)]
+                };
+                (
+                    Mode::Console {
+                        domid,
+                        search: None,
+                    },
+                    effects,
+                )
+            }
+        }
+    }
+
+    fn form_key(&mut self, mut form: Box<DeviceForm>, key: KeyEvent) -> (Mode, Vec<Effect>) {
+        let seed = self.now_ns ^ u64::from(form.domid);
+        let next = self
+            .table
+            .row(form.domid)
+            .map(|r| next_vdev(&r.view.info.devices))
+            .unwrap_or_else(|| "xvdb".into());
+        let picker_focus = form.kind == FormKind::Pci && form.focus == form.fields.len() + 1;
+        match key.code {
+            KeyCode::Esc => return (Mode::Normal, Vec::new()),
+            KeyCode::Enter => {
+                return match form.validate() {
+                    Some(dev) => (Mode::Normal, vec![Effect::Attach(form.domid, dev)]),
+                    None => (Mode::Form(form), Vec::new()),
+                };
+            }
+            KeyCode::Down if picker_focus => {
+                form.pci_selected = (form.pci_selected + 1).min(form.pci.len().saturating_sub(1))
+            }
+            KeyCode::Up if picker_focus && form.pci_selected > 0 => form.pci_selected -= 1,
+            KeyCode::Down | KeyCode::BackTab if key.code == KeyCode::Down => {
+                let max = form.fields.len() + usize::from(form.kind == FormKind::Pci);
+                form.focus = (form.focus + 1).min(max);
+            }
+            KeyCode::Up => form.focus = form.focus.saturating_sub(1),
+            KeyCode::Tab => {
+                if form.kind == FormKind::Vbd && form.focus == 1 {
+                    let prefix = form.fields[0].input.text.clone();
+                    return (Mode::Form(form), vec![Effect::CompletePath(prefix)]);
+                }
+                let max = form.fields.len() + usize::from(form.kind == FormKind::Pci);
+                form.focus = if form.focus >= max { 0 } else { form.focus + 1 };
+            }
+            KeyCode::Left | KeyCode::Right if form.focus == 0 => {
+                let i = FormKind::ALL
+                    .iter()
+                    .position(|k| *k == form.kind)
+                    .unwrap_or(0);
+                let n = FormKind::ALL.len();
+                let j = if key.code == KeyCode::Right {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                form.set_kind(FormKind::ALL[j], &next, seed);
+                if form.kind == FormKind::Pci && form.pci.is_empty() {
+                    return (Mode::Form(form), vec![Effect::ScanPci]);
+                }
+            }
+            _ => {
+                if let Some(f) = form.focused() {
+                    f.input.handle(&key);
+                    f.error = None;
+                }
+            }
+        }
+        (Mode::Form(form), Vec::new())
+    }
+
+    fn on_completions(&mut self, list: Vec<String>) -> Vec<Effect> {
+        if let Mode::Form(form) = &mut self.mode
+            && let Some(f) = form.fields.first_mut()
+        {
+            if let [only] = list.as_slice() {
+                f.input = LineInput::new(only.clone());
+                form.completions.clear();
+            } else if let Some(common) = common_prefix(&list) {
+                if common.len() > f.input.text.len() {
+                    f.input = LineInput::new(common);
+                }
+                form.completions = list;
+            } else {
+                form.completions = list;
+            }
+        }
+        Vec::new()
+    }
+
+    fn editor_key(&mut self, mut ed: Box<Editor>, key: KeyEvent) -> (Mode, Vec<Effect>) {
+        let (_, height) = layout::editor_rows(self.size);
+        match keymap::lookup(&key, &[Scope::Editor], self.read_only) {
+            Some(Command::EditorSave) => {
+                ed.message = None;
+                let effects = vec![Effect::SaveFile {
+                    path: ed.path.clone(),
+                    text: ed.text(),
+                    then_build: false,
+                }];
+                return (Mode::Editor(ed), effects);
+            }
+            Some(Command::EditorBuild) => {
+                if !ed.diagnostics.errors.is_empty() {
+                    ed.message = Some("fix the errors before building".into());
+                    return (Mode::Editor(ed), Vec::new());
+                }
+                let effects = vec![Effect::Preflight {
+                    path: ed.path.clone(),
+                    text: ed.text(),
+                }];
+                return (Mode::Editor(ed), effects);
+            }
+            Some(Command::EditorClose) => {
+                if ed.dirty() && !ed.confirm_discard {
+                    ed.confirm_discard = true;
+                    ed.message =
+                        Some("unsaved changes: Esc again discards them, Ctrl-S saves".into());
+                    return (Mode::Editor(ed), Vec::new());
+                }
+                let effects = vec![Effect::ClearRecovery(ed.path.clone()), Effect::LoadLibrary];
+                return (Mode::Normal, effects);
+            }
+            _ => {}
+        }
+        if self.read_only {
+            ed.message = Some("read-only: the editor cannot change files".into());
+            return (Mode::Editor(ed), Vec::new());
+        }
+        let changed = ed.input(key);
+        ed.scroll_into_view(height);
+        let effects = if changed {
+            ed.message = None;
+            vec![Effect::WriteRecovery {
+                path: ed.path.clone(),
+                text: ed.text(),
+            }]
+        } else {
+            Vec::new()
+        };
+        (Mode::Editor(ed), effects)
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
+        if !matches!(self.mode, Mode::Normal) || self.tab != Tab::Domains {
+            return Vec::new();
+        }
+        let (top, height) = layout::table_rows(self.size);
+        match m.kind {
+            MouseEventKind::ScrollDown => self.table.move_by(3),
+            MouseEventKind::ScrollUp => self.table.move_by(-3),
+            MouseEventKind::Down(MouseButton::Left) => {
+                if m.row + 1 == top {
+                    // The header row: sort by the clicked column.
+                    let mut x = 1u16;
+                    for col in Column::ALL {
+                        let w = col.width() + 1;
+                        if m.column >= x && m.column < x + w {
+                            self.table.sort_by(col);
+                            break;
+                        }
+                        x += w;
+                    }
+                } else if m.row >= top && usize::from(m.row - top) < height {
+                    let idx = self.table.offset + usize::from(m.row - top);
+                    if idx < self.table.order.len() {
+                        self.table.selected = idx;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.table.scroll_into_view(height);
+        Vec::new()
+    }
+
+    fn command(&mut self, cmd: Command) -> Vec<Effect> {
+        let (_, height) = layout::table_rows(self.size);
+        let page = height.max(1) as isize;
+        match cmd {
+            Command::Quit => self.quit = true,
+            Command::Help => self.mode = Mode::Help(0),
+            Command::Palette => self.mode = Mode::Palette(LineInput::default()),
+            Command::Theme => {
+                let cur = self
+                    .themes
+                    .iter()
+                    .position(|t| t.name == self.theme.name)
+                    .unwrap_or(0);
+                self.mode = Mode::Themes(cur);
+            }
+            Command::NextTab => {
+                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                self.tab = Tab::ALL[(i + 1) % Tab::ALL.len()];
+            }
+            Command::TabDomains => self.tab = Tab::Domains,
+            Command::TabLibrary => self.tab = Tab::Library,
+            Command::TabEvents => self.tab = Tab::Events,
+            Command::Up
+            | Command::Down
+            | Command::PageUp
+            | Command::PageDown
+            | Command::Top
+            | Command::Bottom => {
+                let delta = match cmd {
+                    Command::Up => -1,
+                    Command::Down => 1,
+                    Command::PageUp => -page,
+                    Command::PageDown => page,
+                    Command::Top => isize::MIN / 2,
+                    _ => isize::MAX / 2,
+                };
+                match self.tab {
+                    Tab::Domains => {
+                        self.table.move_by(delta);
+                        self.table.scroll_into_view(height);
+                    }
+                    Tab::Library => {
+                        let n = self.library.entries.len() as isize;
+                        self.library.selected = (self.library.selected as isize + delta)
+                            .clamp(0, (n - 1).max(0))
+                            as usize;
+                    }
+                    Tab::Events => {
+                        let n = self.events.len() as isize;
+                        self.events_selected = (self.events_selected as isize + delta)
+                            .clamp(0, (n - 1).max(0))
+                            as usize;
+                    }
+                }
+            }
+            Command::SortNext => self.table.cycle_sort(true),
+            Command::SortPrev => self.table.cycle_sort(false),
+            Command::SortReverse => self.table.reverse(),
+            Command::Filter => self.mode = Mode::Filter(LineInput::new(self.table.filter.clone())),
+            Command::Tag => {
+                self.table.toggle_tag();
+                self.table.move_by(1);
+                self.table.scroll_into_view(height);
+            }
+            Command::Details => {
+                if let Some(d) = self.table.selected_domid() {
+                    self.mode = Mode::Details(d);
+                }
+            }
+            Command::Console => {
+                if let Some(d) = self.table.selected_domid() {
+                    return self.open_console(d);
+                }
+            }
+            Command::Edit => return self.edit_selected(),
+            Command::Pause => return self.pause_toggle(),
+            Command::Shutdown => {
+                let targets = self.guest_targets("shut down");
+                if !targets.is_empty() {
+                    let mut items = vec![("poweroff".to_string(), ShutdownReason::Poweroff)];
+                    if self.can(Capability::Reboot) {
+                        items.push(("reboot".into(), ShutdownReason::Reboot));
+                    }
+                    if self.can(Capability::Suspend) {
+                        items.push(("suspend".into(), ShutdownReason::Suspend));
+                    }
+                    let names: Vec<String> =
+                        targets.iter().map(|d| self.table.name_of(*d)).collect();
+                    self.mode = Mode::Shutdown(
+                        Picker {
+                            title: format!("Shut down {}", names.join(", ")),
+                            items,
+                            selected: 0,
+                        },
+                        targets,
+                    );
+                }
+            }
+            Command::Destroy => {
+                let targets = self.guest_targets("destroyed");
+                if !targets.is_empty() {
+                    let names: Vec<String> = targets
+                        .iter()
+                        .map(|d| format!("{} (domain {d})", self.table.name_of(*d)))
+                        .collect();
+                    self.mode = Mode::Confirm(Confirm {
+                        title: "Destroy".into(),
+                        message: format!(
+                            "Destroy {}?\nThe guest stops at once, without shutting down.",
+                            names.join(", ")
+                        ),
+                        pending: Pending::Destroy(targets),
+                    });
+                }
+            }
+            Command::Attach => {
+                if let Some(row) = self.table.selected_row() {
+                    let info = &row.view.info;
+                    if info.domid == 0 {
+                        self.status = Some((
+                            Level::Error,
+                            "devices are attached to guests, not Domain-0".into(),
+                        ));
+                    } else {
+                        let form = DeviceForm::new(
+                            info.domid,
+                            row.name.clone(),
+                            next_vdev(&info.devices),
+                            self.now_ns ^ u64::from(info.domid),
+                        );
+                        self.mode = Mode::Form(Box::new(form));
+                    }
+                }
+            }
+            Command::Detach => {
+                if let Some(row) = self.table.selected_row() {
+                    let info = &row.view.info;
+                    if info.devices.is_empty() {
+                        self.status = Some((Level::Info, format!("{} has no devices", row.name)));
+                    } else {
+                        let items = info
+                            .devices
+                            .iter()
+                            .map(|d| (d.to_string(), device_ref(d, &info.devices)))
+                            .collect();
+                        self.mode = Mode::Detach(
+                            Picker {
+                                title: format!("Detach from {}", row.name),
+                                items,
+                                selected: 0,
+                            },
+                            info.domid,
+                        );
+                    }
+                }
+            }
+            Command::MemTarget => {
+                if let Some(row) = self.table.selected_row() {
+                    let info = &row.view.info;
+                    self.mode = Mode::Memory {
+                        domid: info.domid,
+                        input: LineInput::new((info.memory_kib / 1024).to_string()),
+                    };
+                }
+            }
+            Command::LibNew => self.mode = Mode::NewConfig(LineInput::default()),
+            Command::LibBuild => {
+                if let Some(e) = self.library.selected_entry() {
+                    if let Err(err) = &e.status {
+                        self.status =
+                            Some((Level::Error, format!("{} is not valid: {err}", e.file)));
+                    } else {
+                        return vec![Effect::Build(e.path.clone())];
+                    }
+                }
+            }
+            Command::LibDelete => {
+                if let Some(e) = self.library.selected_entry() {
+                    self.mode = Mode::Confirm(Confirm {
+                        title: "Delete".into(),
+                        message: format!(
+                            "Delete {}?\nThe file is removed; running domains are not affected.",
+                            e.file
+                        ),
+                        pending: Pending::DeleteFile(e.path.clone()),
+                    });
+                }
+            }
+            Command::ConsoleDetach
+            | Command::ScrollUp
+            | Command::ScrollDown
+            | Command::ConsoleSearch
+            | Command::EditorSave
+            | Command::EditorBuild
+            | Command::EditorClose => {}
+        }
+        Vec::new()
+    }
+
+    /// Selected/tagged domains, minus Domain-0 (with a message).
+    fn guest_targets(&mut self, what: &str) -> Vec<DomId> {
+        let mut targets = self.table.targets();
+        if targets.contains(&0) {
+            targets.retain(|d| *d != 0);
+            self.status = Some((Level::Error, format!("Domain-0 cannot be {what}")));
+        }
+        targets
+    }
+
+    fn pause_toggle(&mut self) -> Vec<Effect> {
+        let targets = self.guest_targets("paused");
+        let (paused, running): (Vec<DomId>, Vec<DomId>) = targets
+            .into_iter()
+            .partition(|d| self.table.row(*d).is_some_and(|r| r.view.info.flags.paused));
+        let mut effects = Vec::new();
+        if !running.is_empty() {
+            effects.push(Effect::Pause(running));
+        }
+        if !paused.is_empty() {
+            effects.push(Effect::Unpause(paused));
+        }
+        effects
+    }
+
+    fn open_console(&mut self, domid: DomId) -> Vec<Effect> {
+        if domid == 0 {
+            self.status = Some((
+                Level::Error,
+                "Domain-0's console is this host's terminal".into(),
+            ));
+            return Vec::new();
+        }
+        if !self.can(Capability::Console) {
+            self.status = Some((Level::Error, "this backend has no consoles".into()));
+            return Vec::new();
+        }
+        self.mode = Mode::Console {
+            domid,
+            search: None,
+        };
+        if self.consoles.contains_key(&domid) {
+            return Vec::new();
+        }
+        let (rows, cols) = layout::console_size(self.size);
+        self.consoles.insert(domid, ConsoleBuffer::new(rows, cols));
+        vec![
+            Effect::OpenConsole(domid),
+            Effect::ConsoleResize(domid, cols, rows),
+        ]
+    }
+
+    fn edit_selected(&mut self) -> Vec<Effect> {
+        match self.tab {
+            Tab::Library => self
+                .library
+                .selected_entry()
+                .map(|e| vec![Effect::OpenFile(e.path.clone())])
+                .unwrap_or_default(),
+            _ => {
+                let Some(row) = self.table.selected_row() else {
+                    return Vec::new();
+                };
+                match &row.view.record {
+                    None => {
+                        self.status = Some((
+                            Level::Error,
+                            format!("{} was not built by domus: no config to edit", row.name),
+                        ));
+                        Vec::new()
+                    }
+                    Some(rec) => match &rec.source {
+                        Some(src) => vec![Effect::OpenFile(src.clone())],
+                        None => {
+                            let path = self.library.dir.join(format!("{}.sxp", rec.name));
+                            let text = rec.config.clone();
+                            self.mode = Mode::Editor(Box::new(Editor::new(path, &text, "")));
+                            Vec::new()
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    fn confirmed(&mut self, pending: Pending) -> Vec<Effect> {
+        match pending {
+            Pending::Destroy(targets) => vec![Effect::Destroy(targets)],
+            Pending::DeleteFile(path) => vec![Effect::DeleteFile(path)],
+        }
+    }
+
+    fn resolve(&self, dom: &str) -> Option<DomId> {
+        let by_id = dom.parse::<DomId>().ok();
+        self.table
+            .rows
+            .iter()
+            .find(|r| Some(r.view.info.domid) == by_id || r.view.info.name == dom)
+            .map(|r| r.view.info.domid)
+    }
+
+    /// Run a `:` command: the CLI's verbs over the same effects.
+    fn run_palette(&mut self, line: &str) -> Vec<Effect> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&verb, args)) = words.split_first() else {
+            return Vec::new();
+        };
+        let allowed = keymap::palette_verbs(self.read_only);
+        if !allowed.iter().any(|(v, _, _)| *v == verb) {
+            let known = keymap::palette_verbs(false);
+            let msg = if known.iter().any(|(v, _, _)| *v == verb) {
+                format!("{verb} is not available in read-only mode")
+            } else {
+                format!("unknown command '{verb}' (Tab completes; ? lists keys and commands)")
+            };
+            self.status = Some((Level::Error, msg));
+            return Vec::new();
+        }
+        let need_dom = |app: &mut App| -> Option<DomId> {
+            let Some(dom) = args.first() else {
+                app.status = Some((Level::Error, format!("{verb} needs a domain name or id")));
+                return None;
+            };
+            let found = app.resolve(dom);
+            if found.is_none() {
+                app.status = Some((Level::Error, format!("no domain {dom}")));
+            }
+            found
+        };
+        match verb {
+            "quit" => self.quit = true,
+            "theme" => match args
+                .first()
+                .and_then(|n| self.themes.iter().find(|t| t.name == *n))
+            {
+                Some(t) => self.theme = t.clone(),
+                None => {
+                    let names: Vec<&str> = self.themes.iter().map(|t| t.name.as_str()).collect();
+                    self.status = Some((Level::Error, format!("themes: {}", names.join(", "))));
+                }
+            },
+            "create" => {
+                let Some(what) = args.first() else {
+                    self.status = Some((
+                        Level::Error,
+                        "create needs a library config name or a file".into(),
+                    ));
+                    return Vec::new();
+                };
+                let path = match self.library.find(what) {
+                    Some(e) => e.path.clone(),
+                    None => PathBuf::from(what),
+                };
+                return vec![Effect::Build(path)];
+            }
+            "new" => {
+                self.mode = Mode::NewConfig(LineInput::new(args.first().copied().unwrap_or("")));
+            }
+            "console" => {
+                if let Some(d) = need_dom(self) {
+                    return self.open_console(d);
+                }
+            }
+            "edit" => {
+                if let Some(d) = need_dom(self) {
+                    if let Some(pos) = self
+                        .table
+                        .order
+                        .iter()
+                        .position(|i| self.table.rows[*i].view.info.domid == d)
+                    {
+                        self.table.selected = pos;
+                    }
+                    self.tab = Tab::Domains;
+                    return self.edit_selected();
+                }
+            }
+            "pause" | "unpause" | "destroy" => {
+                if let Some(d) = need_dom(self) {
+                    if d == 0 {
+                        self.status = Some((Level::Error, format!("Domain-0 cannot be {verb}d")));
+                        return Vec::new();
+                    }
+                    return vec![match verb {
+                        "pause" => Effect::Pause(vec![d]),
+                        "unpause" => Effect::Unpause(vec![d]),
+                        _ => Effect::Destroy(vec![d]),
+                    }];
+                }
+            }
+            "shutdown" => {
+                if let Some(d) = need_dom(self) {
+                    let reason = match args.get(1).copied() {
+                        None | Some("poweroff") => ShutdownReason::Poweroff,
+                        Some("reboot") => ShutdownReason::Reboot,
+                        Some("suspend") => ShutdownReason::Suspend,
+                        Some(other) => {
+                            self.status = Some((
+                                Level::Error,
+                                format!("unknown shutdown '{other}' (poweroff, reboot, suspend)"),
+                            ));
+                            return Vec::new();
+                        }
+                    };
+                    return vec![Effect::Shutdown(vec![d], reason)];
+                }
+            }
+            "attach" => {
+                if let Some(d) = need_dom(self) {
+                    let Some(kind) = args.get(1) else {
+                        self.status = Some((Level::Error, "attach DOM vbd|vif|pci ARGS…".into()));
+                        return Vec::new();
+                    };
+                    let rest: Vec<String> = args[2..].iter().map(|s| s.to_string()).collect();
+                    match parse_device_args(kind, &rest) {
+                        Ok(dev) => return vec![Effect::Attach(d, dev)],
+                        Err(e) => self.status = Some((Level::Error, e)),
+                    }
+                }
+            }
+            "detach" => {
+                if let Some(d) = need_dom(self) {
+                    match args.get(1).map(|s| s.parse::<DeviceRef>()) {
+                        Some(Ok(r)) => return vec![Effect::Detach(d, r)],
+                        Some(Err(e)) => self.status = Some((Level::Error, e)),
+                        None => self.status = Some((Level::Error, "detach DOM DEVICE".into())),
+                    }
+                }
+            }
+            "mem-set" => {
+                if let Some(d) = need_dom(self) {
+                    match args
+                        .get(1)
+                        .and_then(|m| m.parse::<u64>().ok())
+                        .filter(|m| *m > 0)
+                    {
+                        Some(mib) => return vec![Effect::MemTarget(d, mib)],
+                        None => self.status = Some((Level::Error, "mem-set DOM MIB".into())),
+                    }
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+}
+
+fn move_picker<T>(p: &mut Picker<T>, key: &KeyEvent) {
+    match key.code {
+        KeyCode::Down | KeyCode::Char('j') => {
+            p.selected = (p.selected + 1).min(p.items.len().saturating_sub(1))
+        }
+        KeyCode::Up | KeyCode::Char('k') => p.selected = p.selected.saturating_sub(1),
+        _ => {}
+    }
+}
+
+fn common_prefix(list: &[String]) -> Option<String> {
+    let first = list.first()?;
+    let mut len = first.len();
+    for s in &list[1..] {
+        len = len.min(
+            first
+                .bytes()
+                .zip(s.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    Some(first[..len].to_string())
+}

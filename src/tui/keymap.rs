@@ -1,0 +1,499 @@
+//! The one keymap table: keys, footer hints, the `?` help overlay and the
+//! `:` command palette's verbs are all read from [`BINDINGS`].
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every tab, in normal mode.
+    Global,
+    Domains,
+    Library,
+    Events,
+    Console,
+    Editor,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "Everywhere",
+            Scope::Domains => "Domains tab",
+            Scope::Library => "Library tab",
+            Scope::Events => "Events tab",
+            Scope::Console => "Console view",
+            Scope::Editor => "Config editor",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Quit,
+    Help,
+    Palette,
+    NextTab,
+    TabDomains,
+    TabLibrary,
+    TabEvents,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    SortPrev,
+    SortNext,
+    SortReverse,
+    Filter,
+    Tag,
+    Console,
+    Edit,
+    Pause,
+    Shutdown,
+    Destroy,
+    Attach,
+    Detach,
+    MemTarget,
+    Details,
+    Theme,
+    LibNew,
+    LibBuild,
+    LibDelete,
+    ConsoleDetach,
+    ScrollUp,
+    ScrollDown,
+    ConsoleSearch,
+    EditorSave,
+    EditorBuild,
+    EditorClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::NONE,
+    }
+}
+
+const fn code(code: KeyCode) -> Key {
+    Key {
+        code,
+        mods: KeyModifiers::NONE,
+    }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::CONTROL,
+    }
+}
+
+const fn shift(code: KeyCode) -> Key {
+    Key {
+        code,
+        mods: KeyModifiers::SHIFT,
+    }
+}
+
+pub struct Binding {
+    pub scope: Scope,
+    pub keys: &'static [Key],
+    pub command: Command,
+    /// Shown in the footer when not empty.
+    pub hint: &'static str,
+    pub help: &'static str,
+    /// Removed in `--read-only` mode.
+    pub destructive: bool,
+    /// The verb in the `:` palette, with its argument synopsis.
+    pub palette: Option<(&'static str, &'static str)>,
+}
+
+const fn b(
+    scope: Scope,
+    keys: &'static [Key],
+    command: Command,
+    hint: &'static str,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        scope,
+        keys,
+        command,
+        hint,
+        help,
+        destructive: false,
+        palette: None,
+    }
+}
+
+const fn destructive(mut x: Binding) -> Binding {
+    x.destructive = true;
+    x
+}
+
+const fn verb(mut x: Binding, name: &'static str, args: &'static str) -> Binding {
+    x.palette = Some((name, args));
+    x
+}
+
+use Command as C;
+use Scope as S;
+
+pub static BINDINGS: &[Binding] = &[
+    b(
+        S::Global,
+        &[k('q')],
+        C::Quit,
+        "quit",
+        "Quit domus (domains keep running)",
+    ),
+    b(S::Global, &[k('?')], C::Help, "help", "Show this help"),
+    b(
+        S::Global,
+        &[k(':')],
+        C::Palette,
+        "",
+        "Command palette (the CLI's verbs)",
+    ),
+    b(S::Global, &[code(KeyCode::Tab)], C::NextTab, "", "Next tab"),
+    b(S::Global, &[k('1')], C::TabDomains, "", "Domains tab"),
+    b(
+        S::Global,
+        &[k('2')],
+        C::TabLibrary,
+        "",
+        "Config library tab",
+    ),
+    b(S::Global, &[k('3')], C::TabEvents, "", "Events log tab"),
+    b(S::Global, &[k('T')], C::Theme, "", "Switch theme"),
+    b(
+        S::Global,
+        &[code(KeyCode::Up), k('k')],
+        C::Up,
+        "",
+        "Move up",
+    ),
+    b(
+        S::Global,
+        &[code(KeyCode::Down), k('j')],
+        C::Down,
+        "",
+        "Move down",
+    ),
+    b(
+        S::Global,
+        &[code(KeyCode::PageUp)],
+        C::PageUp,
+        "",
+        "Page up",
+    ),
+    b(
+        S::Global,
+        &[code(KeyCode::PageDown)],
+        C::PageDown,
+        "",
+        "Page down",
+    ),
+    b(
+        S::Global,
+        &[code(KeyCode::Home), k('g')],
+        C::Top,
+        "",
+        "First row",
+    ),
+    b(
+        S::Global,
+        &[code(KeyCode::End), k('G')],
+        C::Bottom,
+        "",
+        "Last row",
+    ),
+    verb(
+        b(
+            S::Domains,
+            &[k('c')],
+            C::Console,
+            "console",
+            "Open the console (Ctrl-] returns)",
+        ),
+        "console",
+        "DOM",
+    ),
+    verb(
+        b(
+            S::Domains,
+            &[k('e')],
+            C::Edit,
+            "edit",
+            "Edit the domain's config",
+        ),
+        "edit",
+        "DOM",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('p')],
+            C::Pause,
+            "pause",
+            "Pause / unpause (tagged or selected)",
+        )),
+        "pause",
+        "DOM",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('s')],
+            C::Shutdown,
+            "shutdown",
+            "Shutdown menu: poweroff, reboot, suspend",
+        )),
+        "shutdown",
+        "DOM [poweroff|reboot|suspend]",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('d')],
+            C::Destroy,
+            "destroy",
+            "Destroy (asks first)",
+        )),
+        "destroy",
+        "DOM",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('a')],
+            C::Attach,
+            "attach",
+            "Attach a device (vbd, vif, pci)",
+        )),
+        "attach",
+        "DOM vbd UNAME DEV [r|w] | vif [mac=…] [bridge=…] | pci BDF",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('x')],
+            C::Detach,
+            "detach",
+            "Detach a device (pick from its list)",
+        )),
+        "detach",
+        "DOM DEVICE",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('m')],
+            C::MemTarget,
+            "mem",
+            "Set the memory target (balloon)",
+        )),
+        "mem-set",
+        "DOM MIB",
+    ),
+    b(
+        S::Domains,
+        &[code(KeyCode::Enter)],
+        C::Details,
+        "details",
+        "Details: config, devices, timeline, CPU",
+    ),
+    b(
+        S::Domains,
+        &[k('/')],
+        C::Filter,
+        "filter",
+        "Filter by name (substring, or regex)",
+    ),
+    b(S::Domains, &[k(' ')], C::Tag, "tag", "Tag for bulk actions"),
+    b(
+        S::Domains,
+        &[k('<')],
+        C::SortPrev,
+        "",
+        "Sort by the previous column",
+    ),
+    b(
+        S::Domains,
+        &[k('>')],
+        C::SortNext,
+        "sort",
+        "Sort by the next column",
+    ),
+    b(
+        S::Domains,
+        &[k('r')],
+        C::SortReverse,
+        "",
+        "Reverse the sort",
+    ),
+    verb(
+        destructive(b(
+            S::Library,
+            &[k('n')],
+            C::LibNew,
+            "new",
+            "New config from a template",
+        )),
+        "new",
+        "NAME",
+    ),
+    verb(
+        destructive(b(
+            S::Library,
+            &[code(KeyCode::Enter), k('b')],
+            C::LibBuild,
+            "build",
+            "Build a domain from the config",
+        )),
+        "create",
+        "NAME|FILE",
+    ),
+    b(S::Library, &[k('e')], C::Edit, "edit", "Edit the config"),
+    destructive(b(
+        S::Library,
+        &[k('D')],
+        C::LibDelete,
+        "delete",
+        "Delete the config file (asks first)",
+    )),
+    // Legacy terminals send Ctrl-] as byte 0x1d, which crossterm reports as Ctrl-5.
+    b(
+        S::Console,
+        &[ctrl(']'), ctrl('5')],
+        C::ConsoleDetach,
+        "back",
+        "Back to the table",
+    ),
+    b(
+        S::Console,
+        &[shift(KeyCode::PageUp)],
+        C::ScrollUp,
+        "scroll",
+        "Scroll back",
+    ),
+    b(
+        S::Console,
+        &[shift(KeyCode::PageDown)],
+        C::ScrollDown,
+        "",
+        "Scroll forward",
+    ),
+    b(
+        S::Console,
+        &[k('/')],
+        C::ConsoleSearch,
+        "",
+        "Search the scrollback (while scrolled back)",
+    ),
+    destructive(b(
+        S::Editor,
+        &[ctrl('s')],
+        C::EditorSave,
+        "save",
+        "Save (atomic)",
+    )),
+    destructive(b(
+        S::Editor,
+        &[ctrl('b')],
+        C::EditorBuild,
+        "save+build",
+        "Save and build",
+    )),
+    b(
+        S::Editor,
+        &[code(KeyCode::Esc)],
+        C::EditorClose,
+        "close",
+        "Close (asks about unsaved changes)",
+    ),
+];
+
+fn matches(key: &Key, ev: &KeyEvent) -> bool {
+    let mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+    match (key.code, ev.code) {
+        // Shifted characters arrive as the character itself, maybe with SHIFT.
+        (KeyCode::Char(a), KeyCode::Char(b)) => a == b && (mods - KeyModifiers::SHIFT) == key.mods,
+        (a, b) => a == b && mods == key.mods,
+    }
+}
+
+/// The command a key triggers in `scopes` (searched in order).
+pub fn lookup(ev: &KeyEvent, scopes: &[Scope], read_only: bool) -> Option<Command> {
+    scopes.iter().find_map(|scope| {
+        BINDINGS
+            .iter()
+            .filter(|b| b.scope == *scope && !(read_only && b.destructive))
+            .find(|b| b.keys.iter().any(|k| matches(k, ev)))
+            .map(|b| b.command)
+    })
+}
+
+pub fn key_label(key: &Key) -> String {
+    let base = match key.code {
+        KeyCode::Char(' ') => "Space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        other => format!("{other:?}"),
+    };
+    if key.mods.contains(KeyModifiers::CONTROL) {
+        format!("Ctrl-{base}")
+    } else if key.mods.contains(KeyModifiers::SHIFT) {
+        format!("Shift-{base}")
+    } else {
+        base
+    }
+}
+
+/// Footer hints for a scope: `(key, hint)` pairs.
+pub fn hints(scope: Scope, read_only: bool) -> Vec<(String, &'static str)> {
+    BINDINGS
+        .iter()
+        .filter(|b| (b.scope == scope || b.scope == Scope::Global) && !b.hint.is_empty())
+        .filter(|b| !(read_only && b.destructive))
+        .filter(|b| b.scope != Scope::Global || !matches!(scope, Scope::Console | Scope::Editor))
+        .map(|b| (b.keys.first().map(key_label).unwrap_or_default(), b.hint))
+        .collect()
+}
+
+/// Palette verbs available: `(verb, synopsis, help)`.
+pub fn palette_verbs(read_only: bool) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut verbs: Vec<_> = BINDINGS
+        .iter()
+        .filter(|b| !(read_only && b.destructive))
+        .filter_map(|b| b.palette.map(|(v, a)| (v, a, b.help)))
+        .collect();
+    verbs.push(("unpause", "DOM", "Unpause a paused domain"));
+    if read_only {
+        verbs.retain(|(v, _, _)| *v != "unpause");
+    }
+    verbs.push((
+        "theme",
+        "NAME",
+        "Switch theme (dark, light, high-contrast, …)",
+    ));
+    verbs.push(("quit", "", "Quit domus"));
+    verbs
+}

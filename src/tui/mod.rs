@@ -1,0 +1,24 @@
+//! The terminal UI: actions in, state, a pure draw function out.
+//!
+//! ```text
+//! keys/mouse ─▶ keymap ─▶ Action ─▶ App::update ─▶ Effect ─▶ Worker ─▶ Engine
+//!                           ▲                                  │
+//! frame ◀── ui::draw(&App) ◀┴───────── Action (results, snapshots, console bytes)
+//! ```
+
+pub mod action;
+pub mod app;
+pub mod console;
+pub mod editor;
+pub mod forms;
+pub mod input;
+pub mod keymap;
+pub mod library;
+mod run;
+pub mod table;
+pub mod testing;
+pub mod theme;
+pub mod ui;
+pub mod worker;
+
+pub use run::{TuiOptions, run};

@@ -1,0 +1,166 @@
+//! The real event loop: terminal input, engine results and console bytes,
+//! and a refresh tick, batched into actions; one draw per batch.
+
+use std::io::stdout;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use crossterm::execute;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::action::{Action, Effect};
+use super::app::{App, Level};
+use super::theme::{Theme, pick};
+use super::worker::Worker;
+use crate::engine::Engine;
+
+pub struct TuiOptions {
+    pub theme: String,
+    pub read_only: bool,
+    pub delay: Duration,
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub user_theme_dir: PathBuf,
+}
+
+/// Run the TUI until the operator quits. The terminal is restored on every
+/// way out, panics included.
+pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
+    let (themes, problems) = Theme::load_all(Some(&opts.user_theme_dir));
+    let theme = pick(&themes, &opts.theme).map_err(|e| e.to_string())?;
+    let seeded = super::library::seed(&opts.config_dir).map_err(|e| {
+        format!(
+            "cannot create the config directory {}: {e}",
+            opts.config_dir.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut terminal = ratatui::init();
+    let _ = execute!(stdout(), EnableMouseCapture);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(stdout(), DisableMouseCapture);
+        default_hook(info);
+    }));
+    let size = terminal
+        .size()
+        .map(|s| (s.width, s.height))
+        .unwrap_or((80, 24));
+    let mut app = App::new(theme, themes, opts.read_only, opts.config_dir.clone(), size);
+    for p in problems {
+        app.log(Level::Warn, format!("theme skipped: {p}"));
+    }
+    if seeded {
+        app.log(
+            Level::Info,
+            format!("created {} with example configs", opts.config_dir.display()),
+        );
+    }
+    let result = runtime.block_on(event_loop(&mut terminal, app, Arc::new(engine), &opts));
+    let _ = execute!(stdout(), DisableMouseCapture);
+    ratatui::restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    mut app: App,
+    engine: Arc<Engine>,
+    opts: &TuiOptions,
+) -> Result<(), String> {
+    let (action_tx, mut actions) = mpsc::unbounded_channel::<Action>();
+    let (effect_tx, effect_rx) = std::sync::mpsc::channel::<Effect>();
+
+    // The worker thread does all engine and file IO.
+    let sink_tx = action_tx.clone();
+    let sink: super::worker::Sink = Arc::new(move |a| {
+        let _ = sink_tx.send(a);
+    });
+    let mut worker = Worker::new(
+        engine,
+        opts.config_dir.clone(),
+        opts.state_dir.join("recovery"),
+        Some(sink),
+    );
+    let worker_tx = action_tx.clone();
+    std::thread::spawn(move || {
+        while let Ok(effect) = effect_rx.recv() {
+            // Collapse queued refreshes: one poll answers them all.
+            if effect == Effect::Refresh {
+                let mut pending = Vec::new();
+                while let Ok(next) = effect_rx.try_recv() {
+                    if next != Effect::Refresh {
+                        pending.push(next);
+                    }
+                }
+                for a in worker.run(Effect::Refresh) {
+                    let _ = worker_tx.send(a);
+                }
+                for e in pending {
+                    for a in worker.run(e) {
+                        let _ = worker_tx.send(a);
+                    }
+                }
+                continue;
+            }
+            for a in worker.run(effect) {
+                let _ = worker_tx.send(a);
+            }
+        }
+    });
+
+    let send = |effects: Vec<Effect>| {
+        for e in effects {
+            let _ = effect_tx.send(e);
+        }
+    };
+    send(App::init());
+    terminal
+        .draw(|f| super::ui::draw(f, &app))
+        .map_err(|e| e.to_string())?;
+
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(opts.delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| e.to_string())?;
+    loop {
+        let first = tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(Event::Key(k))) => Action::Key(k),
+                Some(Ok(Event::Mouse(m))) => Action::Mouse(m),
+                Some(Ok(Event::Resize(w, h))) => Action::Resize(w, h),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(format!("reading the terminal: {e}")),
+                None => return Ok(()),
+            },
+            Some(a) = actions.recv() => a,
+            _ = tick.tick() => {
+                send(vec![Effect::Refresh]);
+                continue;
+            }
+            _ = term.recv() => return Ok(()),
+            _ = hup.recv() => return Ok(()),
+        };
+        send(app.update(first));
+        // Batch whatever else is already waiting, then draw once.
+        while let Ok(a) = actions.try_recv() {
+            send(app.update(a));
+        }
+        if app.quit {
+            return Ok(());
+        }
+        terminal
+            .draw(|f| super::ui::draw(f, &app))
+            .map_err(|e| e.to_string())?;
+    }
+}

@@ -1,0 +1,318 @@
+//! The domain table's state: rows from the last engine snapshot, CPU %
+//! from deltas, sort, filter, tags and selection. Sorting and filtering
+//! happen when the data or the settings change, never while drawing.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::backend::{DomId, DomainInfo};
+use crate::config::count_devices;
+use crate::engine::DomainView;
+
+/// CPU% samples kept per domain for the sparkline.
+pub const HISTORY: usize = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Id,
+    Name,
+    State,
+    CpuTime,
+    CpuPct,
+    Mem,
+    Vcpus,
+    Uptime,
+    Devices,
+}
+
+impl Column {
+    pub const ALL: [Column; 9] = [
+        Column::Id,
+        Column::Name,
+        Column::State,
+        Column::CpuTime,
+        Column::CpuPct,
+        Column::Mem,
+        Column::Vcpus,
+        Column::Uptime,
+        Column::Devices,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::Id => "ID",
+            Column::Name => "NAME",
+            Column::State => "STATE",
+            Column::CpuTime => "CPU(s)",
+            Column::CpuPct => "CPU%",
+            Column::Mem => "MEM(MiB)",
+            Column::Vcpus => "VCPUS",
+            Column::Uptime => "UPTIME",
+            Column::Devices => "DEVICES",
+        }
+    }
+
+    /// Display width of the column.
+    pub fn width(self) -> u16 {
+        match self {
+            Column::Id => 5,
+            Column::Name => 24,
+            Column::State => 7,
+            Column::CpuTime => 10,
+            Column::CpuPct => 7,
+            Column::Mem => 9,
+            Column::Vcpus => 6,
+            Column::Uptime => 11,
+            Column::Devices => 18,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub prev_cpu_ns: u64,
+    pub prev_at_ns: u64,
+    pub pct: f64,
+    pub history: VecDeque<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub view: DomainView,
+    pub name: String,
+    pub devices: (usize, usize, usize),
+}
+
+#[derive(Debug, Default)]
+pub struct DomainTable {
+    pub rows: Vec<Row>,
+    pub stats: HashMap<DomId, Stats>,
+    /// Indices into `rows`, filtered and sorted.
+    pub order: Vec<usize>,
+    /// Position in `order`.
+    pub selected: usize,
+    pub offset: usize,
+    pub sort: usize,
+    pub descending: bool,
+    pub filter: String,
+    pub filter_error: Option<String>,
+    pub tags: BTreeSet<DomId>,
+    pub now_ns: u64,
+}
+
+/// Strip control characters: names may come from guests or other tools.
+pub fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+impl DomainTable {
+    pub fn column(&self) -> Column {
+        Column::ALL[self.sort % Column::ALL.len()]
+    }
+
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.order
+            .get(self.selected)
+            .and_then(|i| self.rows.get(*i))
+    }
+
+    pub fn selected_domid(&self) -> Option<DomId> {
+        self.selected_row().map(|r| r.view.info.domid)
+    }
+
+    pub fn row(&self, domid: DomId) -> Option<&Row> {
+        self.rows.iter().find(|r| r.view.info.domid == domid)
+    }
+
+    pub fn uptime_secs(&self, info: &DomainInfo) -> Option<u64> {
+        info.start_ns
+            .map(|s| self.now_ns.saturating_sub(s) / 1_000_000_000)
+    }
+
+    /// Take a new snapshot of the domains, updating CPU% from deltas.
+    pub fn update(&mut self, views: Vec<DomainView>, at_ns: u64) {
+        let keep = self.selected_domid();
+        self.now_ns = at_ns;
+        for v in &views {
+            let i = &v.info;
+            let s = self.stats.entry(i.domid).or_default();
+            if s.prev_at_ns > 0 && at_ns > s.prev_at_ns {
+                let d_cpu = i.cpu_time_ns.saturating_sub(s.prev_cpu_ns) as f64;
+                s.pct = d_cpu / (at_ns - s.prev_at_ns) as f64 * 100.0;
+                s.history.push_back(s.pct.round() as u64);
+                while s.history.len() > HISTORY {
+                    s.history.pop_front();
+                }
+            }
+            s.prev_cpu_ns = i.cpu_time_ns;
+            s.prev_at_ns = at_ns;
+        }
+        let live: BTreeSet<DomId> = views.iter().map(|v| v.info.domid).collect();
+        self.stats.retain(|d, _| live.contains(d));
+        self.tags.retain(|d| live.contains(d));
+        self.rows = views
+            .into_iter()
+            .map(|view| Row {
+                name: clean(&view.info.name),
+                devices: count_devices(&view.info.devices),
+                view,
+            })
+            .collect();
+        self.reorder(keep);
+    }
+
+    pub fn set_filter(&mut self, filter: &str) {
+        self.filter = filter.to_string();
+        let keep = self.selected_domid();
+        self.reorder(keep);
+    }
+
+    pub fn cycle_sort(&mut self, forward: bool) {
+        let n = Column::ALL.len();
+        self.sort = if forward {
+            (self.sort + 1) % n
+        } else {
+            (self.sort + n - 1) % n
+        };
+        let keep = self.selected_domid();
+        self.reorder(keep);
+    }
+
+    pub fn sort_by(&mut self, column: Column) {
+        let idx = Column::ALL.iter().position(|c| *c == column).unwrap_or(0);
+        if idx == self.sort {
+            self.descending = !self.descending;
+        } else {
+            self.sort = idx;
+            self.descending = false;
+        }
+        let keep = self.selected_domid();
+        self.reorder(keep);
+    }
+
+    pub fn reverse(&mut self) {
+        self.descending = !self.descending;
+        let keep = self.selected_domid();
+        self.reorder(keep);
+    }
+
+    fn matcher(&mut self) -> Box<dyn Fn(&str) -> bool> {
+        self.filter_error = None;
+        let f = self.filter.trim().to_string();
+        if f.is_empty() {
+            return Box::new(|_| true);
+        }
+        // Plain words match as case-insensitive substrings; anything with
+        // regex syntax is a regex.
+        if f.chars().any(|c| "^$.*+?()[]{}|\\".contains(c)) {
+            match regex::RegexBuilder::new(&f).case_insensitive(true).build() {
+                Ok(re) => return Box::new(move |name| re.is_match(name)),
+                Err(e) => {
+                    self.filter_error = Some(
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("bad regex")
+                            .trim()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        let needle = f.to_lowercase();
+        Box::new(move |name: &str| name.to_lowercase().contains(&needle))
+    }
+
+    fn reorder(&mut self, keep: Option<DomId>) {
+        let matcher = self.matcher();
+        let mut order: Vec<usize> = (0..self.rows.len())
+            .filter(|i| matcher(&self.rows[*i].name))
+            .collect();
+        let col = self.column();
+        let rows = &self.rows;
+        let stats = &self.stats;
+        let now = self.now_ns;
+        let key_f64 = |i: usize| -> f64 {
+            let info = &rows[i].view.info;
+            match col {
+                Column::CpuTime => info.cpu_time_ns as f64,
+                Column::CpuPct => stats.get(&info.domid).map_or(0.0, |s| s.pct),
+                Column::Mem => info.memory_kib as f64,
+                Column::Vcpus => f64::from(info.vcpus),
+                Column::Uptime => info.start_ns.map_or(0.0, |s| now.saturating_sub(s) as f64),
+                Column::Devices => info.devices.len() as f64,
+                _ => 0.0,
+            }
+        };
+        order.sort_by(|&a, &b| {
+            let (ia, ib) = (&rows[a].view.info, &rows[b].view.info);
+            let primary = match col {
+                Column::Id => ia.domid.cmp(&ib.domid),
+                Column::Name => rows[a]
+                    .name
+                    .to_lowercase()
+                    .cmp(&rows[b].name.to_lowercase()),
+                Column::State => ia.state_string().cmp(&ib.state_string()),
+                _ => key_f64(a).total_cmp(&key_f64(b)),
+            };
+            let primary = if self.descending {
+                primary.reverse()
+            } else {
+                primary
+            };
+            primary.then(ia.domid.cmp(&ib.domid))
+        });
+        self.order = order;
+        self.selected = keep
+            .and_then(|d| {
+                self.order
+                    .iter()
+                    .position(|i| self.rows[*i].view.info.domid == d)
+            })
+            .unwrap_or(self.selected)
+            .min(self.order.len().saturating_sub(1));
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        if self.order.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let max = self.order.len() as isize - 1;
+        self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
+    }
+
+    /// Keep the selection inside a window of `height` rows.
+    pub fn scroll_into_view(&mut self, height: usize) {
+        if height == 0 {
+            return;
+        }
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        self.offset = self.offset.min(self.order.len().saturating_sub(height));
+    }
+
+    pub fn toggle_tag(&mut self) {
+        if let Some(d) = self.selected_domid()
+            && !self.tags.remove(&d)
+        {
+            self.tags.insert(d);
+        }
+    }
+
+    /// Tagged domains, or the selected one when none are tagged.
+    pub fn targets(&self) -> Vec<DomId> {
+        if self.tags.is_empty() {
+            self.selected_domid().into_iter().collect()
+        } else {
+            self.tags.iter().copied().collect()
+        }
+    }
+
+    pub fn name_of(&self, domid: DomId) -> String {
+        self.row(domid)
+            .map_or_else(|| format!("domain {domid}"), |r| r.name.clone())
+    }
+}

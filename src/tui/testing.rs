@@ -1,0 +1,168 @@
+//! A deterministic driver for the whole TUI, for snapshot tests and
+//! benchmarks: the simulator in memory with a manual clock, effects run
+//! inline, drawing into ratatui's `TestBackend`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+
+use super::action::{Action, Effect};
+use super::app::App;
+use super::theme::{Theme, pick};
+use super::worker::Worker;
+use crate::backend::Hypervisor;
+use crate::backend::sim::SimHypervisor;
+use crate::clock::ManualClock;
+use crate::engine::Engine;
+
+/// 2026-11-22 00:00:00 UTC.
+pub const T0: u64 = 1_795_305_600 * 1_000_000_000;
+
+pub struct Harness {
+    pub app: App,
+    pub worker: Worker,
+    pub clock: Arc<ManualClock>,
+    pub sim: SimHypervisor,
+    terminal: Terminal<TestBackend>,
+}
+
+pub struct HarnessOptions<'a> {
+    pub size: (u16, u16),
+    pub theme: &'a str,
+    pub read_only: bool,
+    /// Config library directory (seeded with the examples if absent).
+    pub config_dir: &'a Path,
+    pub recovery_dir: &'a Path,
+}
+
+impl Harness {
+    pub fn new(o: HarnessOptions<'_>) -> Harness {
+        let clock = ManualClock::new(T0);
+        let sim = SimHypervisor::in_memory(clock.clone());
+        let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
+        let engine = Arc::new(Engine::in_memory(hv, clock.clone()));
+        let _ = super::library::seed(o.config_dir);
+        let (themes, _) = Theme::load_all(None);
+        let theme = pick(&themes, o.theme).unwrap_or_else(|_| themes[0].clone());
+        let app = App::new(
+            theme,
+            themes,
+            o.read_only,
+            o.config_dir.to_path_buf(),
+            o.size,
+        );
+        let worker = Worker::new(
+            engine,
+            o.config_dir.to_path_buf(),
+            o.recovery_dir.to_path_buf(),
+            None,
+        );
+        let terminal = match Terminal::new(TestBackend::new(o.size.0, o.size.1)) {
+            Ok(t) => t,
+            Err(e) => match e {},
+        };
+        let mut h = Harness {
+            app,
+            worker,
+            clock,
+            sim,
+            terminal,
+        };
+        h.run_effects(App::init());
+        h
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.worker.engine()
+    }
+
+    fn run_effects(&mut self, effects: Vec<Effect>) {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        let mut guard = 0;
+        while let Some(effect) = queue.pop_front() {
+            guard += 1;
+            if guard > 1000 {
+                break;
+            }
+            for action in self.worker.run(effect) {
+                queue.extend(self.app.update(action));
+            }
+        }
+        for action in self.worker.poll_consoles() {
+            let more = self.app.update(action);
+            self.run_effects(more);
+        }
+    }
+
+    pub fn dispatch(&mut self, action: Action) {
+        let effects = self.app.update(action);
+        self.run_effects(effects);
+    }
+
+    pub fn key_event(&mut self, key: KeyEvent) {
+        self.dispatch(Action::Key(key));
+    }
+
+    pub fn key(&mut self, code: KeyCode) {
+        self.key_event(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    pub fn ctrl(&mut self, c: char) {
+        self.key_event(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    }
+
+    pub fn shift(&mut self, code: KeyCode) {
+        self.key_event(KeyEvent::new(code, KeyModifiers::SHIFT));
+    }
+
+    /// Type each character as a key press (`\r` and `\n` are Enter).
+    pub fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            match c {
+                '\r' | '\n' => self.key(KeyCode::Enter),
+                c => self.key(KeyCode::Char(c)),
+            }
+        }
+    }
+
+    pub fn click(&mut self, column: u16, row: u16) {
+        self.dispatch(Action::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        }));
+    }
+
+    /// Let time pass and poll the engine, as the refresh tick does.
+    pub fn tick(&mut self, secs: f64) {
+        self.clock.advance_secs(secs);
+        self.run_effects(vec![Effect::Refresh]);
+    }
+
+    pub fn buffer(&mut self) -> Buffer {
+        let app = &self.app;
+        let _ = self.terminal.draw(|f| super::ui::draw(f, app));
+        self.terminal.backend().buffer().clone()
+    }
+
+    /// The screen as text, one line per row, trailing spaces trimmed.
+    pub fn screen(&mut self) -> String {
+        let buf = self.buffer();
+        let area = buf.area;
+        let mut out = String::new();
+        for y in 0..area.height {
+            let mut line = String::new();
+            for x in 0..area.width {
+                line.push_str(buf[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}

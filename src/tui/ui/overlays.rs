@@ -1,0 +1,441 @@
+//! Pop-ups drawn over the main screen.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline, Wrap};
+
+use super::layout::centered;
+use crate::clock::{NS_PER_SEC, format_utc};
+use crate::tui::app::{App, Mode, Picker};
+use crate::tui::forms::{DeviceForm, FormKind};
+use crate::tui::keymap::{self, BINDINGS, Scope};
+
+fn popup<'a>(app: &App, title: &str) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.border().fg(app.theme.accent))
+        .title(Span::styled(format!(" {title} "), app.theme.title()))
+        .style(app.theme.base())
+}
+
+fn frame_popup(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line<'_>>) {
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(popup(app, title)),
+        area,
+    );
+}
+
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    match &app.mode {
+        Mode::Help(scroll) => help(frame, app, area, *scroll),
+        Mode::Details(domid) => details(frame, app, area, *domid),
+        Mode::Confirm(c) => {
+            let mut lines: Vec<Line> = c
+                .message
+                .lines()
+                .map(|l| Line::from(format!(" {l}")))
+                .collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled(" y", app.theme.key()),
+                Span::raw(" yes   "),
+                Span::styled("n", app.theme.key()),
+                Span::raw("/"),
+                Span::styled("Esc", app.theme.key()),
+                Span::raw(" no"),
+            ]));
+            let h = lines.len() as u16 + 2;
+            frame_popup(frame, app, centered(area, 64, h), &c.title, lines);
+        }
+        Mode::Shutdown(p, _) => picker(
+            frame,
+            app,
+            area,
+            p,
+            "p poweroff · r reboot · s suspend · Esc cancel",
+        ),
+        Mode::Detach(p, _) => picker(frame, app, area, p, "Enter detach · Esc cancel"),
+        Mode::Memory { domid, input } => {
+            let max = app
+                .table
+                .row(*domid)
+                .map_or(0, |r| r.view.info.max_memory_kib / 1024);
+            let lines = vec![
+                Line::from(format!(
+                    " {} · maximum {max} MiB",
+                    app.table.name_of(*domid)
+                )),
+                Line::from(vec![
+                    Span::raw(" target MiB: "),
+                    Span::styled(format!("{}▏", input.text), app.theme.key()),
+                ]),
+                Line::from(Span::styled(" Enter set · Esc cancel", app.theme.muted())),
+            ];
+            frame_popup(frame, app, centered(area, 50, 5), "Memory target", lines);
+        }
+        Mode::NewConfig(input) => {
+            let lines = vec![
+                Line::from(" Name of the new domain (the file is NAME.sxp):"),
+                Line::from(vec![
+                    Span::raw(" "),
+                    Span::styled(format!("{}▏", input.text), app.theme.key()),
+                ]),
+                Line::from(Span::styled(
+                    " Enter opens the editor · Esc cancel",
+                    app.theme.muted(),
+                )),
+            ];
+            frame_popup(frame, app, centered(area, 56, 5), "New config", lines);
+        }
+        Mode::Form(form) => device_form(frame, app, area, form),
+        Mode::Themes(sel) => {
+            let lines = app
+                .themes
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let style = if i == *sel {
+                        app.theme.selection()
+                    } else {
+                        app.theme.base()
+                    };
+                    Line::from(Span::styled(format!(" {} ", t.name), style))
+                })
+                .collect();
+            frame_popup(
+                frame,
+                app,
+                centered(area, 30, app.themes.len() as u16 + 2),
+                "Theme",
+                lines,
+            );
+        }
+        _ => {}
+    }
+}
+
+fn picker<T>(frame: &mut Frame, app: &App, area: Rect, p: &Picker<T>, hint: &str) {
+    let mut lines: Vec<Line> = p
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, (label, _))| {
+            let style = if i == p.selected {
+                app.theme.selection()
+            } else {
+                app.theme.base()
+            };
+            Line::from(Span::styled(format!(" {label} "), style))
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        format!(" {hint}"),
+        app.theme.muted(),
+    )));
+    let w = p
+        .items
+        .iter()
+        .map(|(l, _)| l.len())
+        .max()
+        .unwrap_or(10)
+        .max(hint.len())
+        .max(p.title.len()) as u16
+        + 6;
+    frame_popup(
+        frame,
+        app,
+        centered(area, w, lines.len() as u16 + 2),
+        &p.title,
+        lines,
+    );
+}
+
+fn device_form(frame: &mut Frame, app: &App, area: Rect, f: &DeviceForm) {
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    let mut kinds = vec![Span::raw(" type: ")];
+    for k in FormKind::ALL {
+        let style = if k == f.kind {
+            if f.focus == 0 { t.selection() } else { t.key() }
+        } else {
+            t.muted()
+        };
+        kinds.push(Span::styled(format!(" {} ", k.name()), style));
+    }
+    if f.focus == 0 {
+        kinds.push(Span::styled("  ←/→ change", t.muted()));
+    }
+    lines.push(Line::from(kinds));
+    lines.push(Line::from(""));
+    for (i, field) in f.fields.iter().enumerate() {
+        let focused = f.focus == i + 1;
+        let label_style = if focused { t.key() } else { t.base() };
+        let cursor = if focused { "▏" } else { "" };
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {:>7}: ", field.label), label_style),
+            Span::styled(
+                format!("{}{cursor}", field.input.text),
+                if focused { t.selection() } else { t.base() },
+            ),
+        ]));
+        match &field.error {
+            Some(e) => lines.push(Line::from(Span::styled(
+                format!("          ✘ {e}"),
+                t.error(),
+            ))),
+            None => lines.push(Line::from(Span::styled(
+                format!("          {}", field.help),
+                t.muted(),
+            ))),
+        }
+    }
+    if f.kind == FormKind::Vbd && !f.completions.is_empty() {
+        let shown: Vec<&str> = f.completions.iter().take(6).map(String::as_str).collect();
+        lines.push(Line::from(Span::styled(
+            format!("          {}", shown.join("  ")),
+            t.muted(),
+        )));
+    }
+    if f.kind == FormKind::Pci {
+        let picker_focus = f.focus == f.fields.len() + 1;
+        lines.push(Line::from(Span::styled(
+            if picker_focus {
+                " host devices (↑/↓ pick, leave bdf empty):"
+            } else {
+                " host devices:"
+            },
+            if picker_focus { t.key() } else { t.base() },
+        )));
+        if f.pci.is_empty() {
+            lines.push(Line::from(Span::styled(
+                "   (none found in /sys/bus/pci/devices)",
+                t.muted(),
+            )));
+        }
+        let start = f.pci_selected.saturating_sub(4);
+        for (i, d) in f.pci.iter().enumerate().skip(start).take(6) {
+            let style = if picker_focus && i == f.pci_selected {
+                t.selection()
+            } else {
+                t.base()
+            };
+            lines.push(Line::from(Span::styled(
+                format!("   {} {}:{} class {}", d.bdf, d.vendor, d.device, d.class),
+                style,
+            )));
+        }
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " Enter attach · ↑/↓ field · Tab next/complete · Esc cancel",
+        t.muted(),
+    )));
+    let h = lines.len() as u16 + 2;
+    frame_popup(
+        frame,
+        app,
+        centered(area, 76, h),
+        &format!("Attach a device to {}", f.name),
+        lines,
+    );
+}
+
+fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    for scope in [
+        Scope::Global,
+        Scope::Domains,
+        Scope::Library,
+        Scope::Console,
+        Scope::Editor,
+    ] {
+        lines.push(Line::from(Span::styled(scope.title(), t.title())));
+        for b in BINDINGS
+            .iter()
+            .filter(|b| b.scope == scope && !(app.read_only && b.destructive))
+        {
+            let keys: Vec<String> = b.keys.iter().map(keymap::key_label).collect();
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<16}", keys.join(" ")), t.key()),
+                Span::styled(b.help, t.base()),
+            ]));
+        }
+        lines.push(Line::from(""));
+    }
+    lines.push(Line::from(Span::styled("Commands (:)", t.title())));
+    for (verb, args, help) in keymap::palette_verbs(app.read_only) {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<44}", format!("{verb} {args}")), t.key()),
+            Span::styled(help, t.base()),
+        ]));
+    }
+    let popup_area = centered(area, 110, area.height.saturating_sub(2));
+    let visible = usize::from(popup_area.height.saturating_sub(2));
+    let scroll = scroll.min(lines.len().saturating_sub(visible));
+    let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
+    let title = if app.read_only {
+        "Help (read-only mode) · Esc closes · ↑/↓ scroll"
+    } else {
+        "Help · Esc closes · ↑/↓ scroll"
+    };
+    frame.render_widget(Clear, popup_area);
+    frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
+}
+
+fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
+    let t = &app.theme;
+    let popup_area = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    let Some(row) = app.table.row(domid) else {
+        frame_popup(
+            frame,
+            app,
+            centered(area, 40, 3),
+            "Details",
+            vec![Line::from(" the domain is gone")],
+        );
+        return;
+    };
+    let info = &row.view.info;
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!(" {} ", row.name), t.title()),
+            Span::styled(format!(" domain {}  ", info.domid), t.muted()),
+            Span::styled(info.state_string(), t.state(info)),
+            Span::styled(format!(" ({})", info.state_word()), t.state(info)),
+        ]),
+        Line::from(format!(
+            " uuid {} · {} MiB (max {} MiB) · {} vCPU · CPU {:.1} s",
+            info.uuid,
+            info.memory_kib / 1024,
+            info.max_memory_kib / 1024,
+            info.vcpus,
+            info.cpu_time_ns as f64 / NS_PER_SEC as f64
+        )),
+    ];
+    let config = row.view.config();
+    if let Some(c) = &config {
+        let boot = c.image.boot();
+        lines.push(Line::from(format!(
+            " image {} · kernel {} · cmdline \"{}\"",
+            c.image.type_name(),
+            boot.kernel.as_deref().unwrap_or("-"),
+            crate::tui::ui::one_line(&boot.cmdline())
+        )));
+        lines.push(Line::from(format!(
+            " on_poweroff {} · on_reboot {} · on_crash {}",
+            c.poweroff_policy(),
+            c.reboot_policy(),
+            c.crash_policy()
+        )));
+        if let Some(src) = row.view.record.as_ref().and_then(|r| r.source.as_ref()) {
+            lines.push(Line::from(Span::styled(
+                format!(" config file {}", src.display()),
+                t.muted(),
+            )));
+        }
+    } else {
+        lines.push(Line::from(Span::styled(
+            " not built by domus: no config",
+            t.muted(),
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(" Devices", t.title())));
+    if info.devices.is_empty() {
+        lines.push(Line::from(Span::styled("   none", t.muted())));
+    }
+    for d in &info.devices {
+        lines.push(Line::from(format!("   {d}")));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(" Timeline", t.title())));
+    let timeline = row
+        .view
+        .record
+        .as_ref()
+        .map(|r| r.timeline.as_slice())
+        .unwrap_or(&[]);
+    let inner_h = usize::from(popup_area.height.saturating_sub(2));
+    let room = inner_h.saturating_sub(lines.len() + 4);
+    if timeline.is_empty() {
+        lines.push(Line::from(Span::styled("   nothing recorded", t.muted())));
+    }
+    for e in timeline.iter().skip(timeline.len().saturating_sub(room)) {
+        let dom = e.domid.map_or_else(String::new, |d| format!("[{d}] "));
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {} ", format_utc(e.at_ns)), t.muted()),
+            Span::raw(format!(
+                "{dom}{}",
+                crate::tui::ui::one_line(&e.event.to_string())
+            )),
+        ]));
+    }
+    frame.render_widget(Clear, popup_area);
+    frame.render_widget(
+        Paragraph::new(lines).block(popup(app, "Details · Esc closes · c console")),
+        popup_area,
+    );
+    // The CPU sparkline along the bottom of the pop-up.
+    let history: Vec<u64> = app
+        .table
+        .stats
+        .get(&domid)
+        .map(|s| s.history.iter().copied().collect())
+        .unwrap_or_default();
+    let spark_area = Rect {
+        x: popup_area.x + 2,
+        y: popup_area.y + popup_area.height.saturating_sub(3),
+        width: popup_area.width.saturating_sub(4),
+        height: 2,
+    };
+    let pct = app.table.stats.get(&domid).map_or(0.0, |s| s.pct);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            format!("CPU {pct:.1} % (last {} samples)", history.len()),
+            t.muted(),
+        )),
+        Rect {
+            height: 1,
+            ..spark_area
+        },
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .data(&history)
+            .max(100.max(history.iter().copied().max().unwrap_or(0)))
+            .style(t.base().fg(t.sparkline)),
+        Rect {
+            y: spark_area.y + 1,
+            height: 1,
+            ..spark_area
+        },
+    );
+}
+
+pub fn recover(frame: &mut Frame, app: &App, file: &str) {
+    let area = frame.area();
+    let lines = vec![
+        Line::from(format!(
+            " {file} has unsaved edits from an earlier session."
+        )),
+        Line::from(" Recover them?"),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(" y", app.theme.key()),
+            Span::raw(" recover the edits   "),
+            Span::styled("n", app.theme.key()),
+            Span::raw(" open the file as saved (drops them)"),
+        ]),
+    ];
+    frame_popup(frame, app, centered(area, 70, 6), "Recover edits", lines);
+}

@@ -1,0 +1,234 @@
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
+
+use crate::clock::{NS_PER_SEC, format_utc};
+use crate::tui::app::App;
+use crate::tui::table::Column;
+
+fn block<'a>(app: &App, title: String) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.border())
+        .title(Span::styled(format!(" {title} "), app.theme.title()))
+        .style(app.theme.base())
+}
+
+pub fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h:02}:{m:02}")
+    } else {
+        format!("{h}:{m:02}:{s:02}")
+    }
+}
+
+fn devices_cell(counts: (usize, usize, usize)) -> String {
+    let (b, n, p) = counts;
+    if b + n + p == 0 {
+        return "-".into();
+    }
+    let mut parts = Vec::new();
+    if b > 0 {
+        parts.push(format!("{b} vbd"));
+    }
+    if n > 0 {
+        parts.push(format!("{n} vif"));
+    }
+    if p > 0 {
+        parts.push(format!("{p} pci"));
+    }
+    parts.join(" ")
+}
+
+pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let tbl = &app.table;
+    let title = if tbl.order.len() == tbl.rows.len() {
+        format!("Domains ({})", tbl.rows.len())
+    } else {
+        format!("Domains ({} of {})", tbl.order.len(), tbl.rows.len())
+    };
+    let height = usize::from(area.height.saturating_sub(3));
+    if !app.loaded {
+        frame.render_widget(
+            Paragraph::new(" loading…")
+                .style(t.muted())
+                .block(block(app, title)),
+            area,
+        );
+        return;
+    }
+    let sort_col = tbl.column();
+    let header = Row::new(Column::ALL.iter().map(|c| {
+        let mut label = c.title().to_string();
+        if *c == sort_col {
+            label.push(if tbl.descending { '▼' } else { '▲' });
+        }
+        // Numbers are right-aligned; so are their headings.
+        let numeric = !matches!(c, Column::Name | Column::State | Column::Devices);
+        if numeric {
+            label = format!("{label:>w$}", w = usize::from(c.width()));
+        }
+        Cell::from(label).style(t.base().fg(t.accent).add_modifier(Modifier::BOLD))
+    }));
+    // Only the visible rows are built: 10,000 domains cost what a screenful does.
+    let start = tbl.offset.min(tbl.order.len());
+    let end = (start + height).min(tbl.order.len());
+    let rows = tbl.order[start..end].iter().enumerate().map(|(i, &idx)| {
+        let row = &tbl.rows[idx];
+        let info = &row.view.info;
+        let pct = tbl.stats.get(&info.domid).map_or(0.0, |s| s.pct);
+        let tagged = tbl.tags.contains(&info.domid);
+        let mark = if tagged { "*" } else { " " };
+        let cells = vec![
+            Cell::from(format!("{mark}{:>4}", info.domid)),
+            Cell::from(row.name.clone()),
+            Cell::from(info.state_string()).style(t.state(info)),
+            Cell::from(format!(
+                "{:>9.1}",
+                info.cpu_time_ns as f64 / NS_PER_SEC as f64
+            )),
+            Cell::from(format!("{pct:>6.1}")),
+            Cell::from(format!("{:>8}", info.memory_kib / 1024)),
+            Cell::from(format!("{:>5}", info.vcpus)),
+            Cell::from(format!(
+                "{:>10}",
+                tbl.uptime_secs(info).map_or("-".into(), uptime)
+            )),
+            Cell::from(devices_cell(row.devices)),
+        ];
+        let mut style = t.base();
+        if tagged {
+            style = style.fg(t.tagged);
+        }
+        if start + i == tbl.selected {
+            style = t.selection();
+        }
+        Row::new(cells).style(style)
+    });
+    let widths: Vec<Constraint> = Column::ALL
+        .iter()
+        .map(|c| Constraint::Length(c.width()))
+        .collect();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .block(block(app, title));
+    frame.render_widget(table, area);
+    if tbl.order.is_empty() && !tbl.rows.is_empty() {
+        let msg = Rect {
+            x: area.x + 2,
+            y: area.y + 2,
+            width: area.width.saturating_sub(4),
+            height: 1,
+        };
+        frame.render_widget(
+            Paragraph::new(format!("no domain matches '{}'", tbl.filter)).style(t.muted()),
+            msg,
+        );
+    }
+}
+
+pub fn library(frame: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let lib = &app.library;
+    let title = format!(
+        "Library · {} ({})",
+        lib.dir
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+        lib.entries.len()
+    );
+    let height = usize::from(area.height.saturating_sub(3));
+    let offset = lib.selected.saturating_sub(height.saturating_sub(1));
+    let header = Row::new(
+        ["", "FILE", "DOMAIN", "STATUS"]
+            .map(|h| Cell::from(h).style(t.base().fg(t.accent).add_modifier(Modifier::BOLD))),
+    );
+    let rows = lib
+        .entries
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .map(|(i, e)| {
+            let (mark, mark_style, status) = match &e.status {
+                Ok(0) => ("✔", t.ok(), "valid".to_string()),
+                Ok(n) => ("✔", t.warning(), format!("valid, {n} warning(s)")),
+                Err(err) => ("✘", t.error(), crate::tui::ui::one_line(err)),
+            };
+            let style = if i == lib.selected {
+                t.selection()
+            } else {
+                t.base()
+            };
+            Row::new(vec![
+                Cell::from(mark).style(mark_style),
+                Cell::from(e.file.clone()),
+                Cell::from(e.name.clone().unwrap_or_default()),
+                Cell::from(status),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(2),
+        Constraint::Length(24),
+        Constraint::Length(20),
+        Constraint::Min(10),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block(app, title)),
+        area,
+    );
+    if lib.entries.is_empty() {
+        let msg = Rect {
+            x: area.x + 2,
+            y: area.y + 2,
+            width: area.width.saturating_sub(4),
+            height: 1,
+        };
+        frame.render_widget(
+            Paragraph::new("no configs yet: press n to start one").style(t.muted()),
+            msg,
+        );
+    }
+}
+
+pub fn events(frame: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let height = usize::from(area.height.saturating_sub(2));
+    let n = app.events.len();
+    let offset = n.saturating_sub(height);
+    let lines: Vec<Line> = app
+        .events
+        .iter()
+        .skip(offset)
+        .map(|e| {
+            Line::from(vec![
+                Span::styled(format!(" {} ", format_utc(e.at_ns)), t.muted()),
+                Span::styled(
+                    crate::tui::ui::one_line(&e.text),
+                    crate::tui::ui::level_style(app, e.level),
+                ),
+            ])
+        })
+        .collect();
+    let body = if lines.is_empty() {
+        vec![Line::from(Span::styled(
+            " nothing has happened yet",
+            t.muted(),
+        ))]
+    } else {
+        lines
+    };
+    frame.render_widget(
+        Paragraph::new(body).block(block(app, format!("Events ({n})"))),
+        area,
+    );
+}

@@ -1,0 +1,486 @@
+//! Carries out effects: every engine call and every file the TUI touches.
+//! Runs on its own thread in the real loop and inline in tests.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::action::{Action, Done, Effect, HostPci, Snapshot};
+use super::library;
+use crate::backend::{ConsoleStream, DomId, ReadOutcome};
+use crate::config::{DeviceSpec, UnameKind, parse_str};
+use crate::engine::Engine;
+
+/// Where console reader threads deliver their bytes (real loop only).
+pub type Sink = Arc<dyn Fn(Action) + Send + Sync>;
+
+pub struct Worker {
+    engine: Arc<Engine>,
+    library_dir: PathBuf,
+    recovery_dir: PathBuf,
+    writers: HashMap<DomId, Box<dyn ConsoleStream>>,
+    /// Readers polled inline (tests); the real loop gives each its own thread.
+    readers: HashMap<DomId, Box<dyn ConsoleStream>>,
+    sink: Option<Sink>,
+    pci_root: PathBuf,
+}
+
+impl Worker {
+    pub fn new(
+        engine: Arc<Engine>,
+        library_dir: PathBuf,
+        recovery_dir: PathBuf,
+        sink: Option<Sink>,
+    ) -> Self {
+        Worker {
+            engine,
+            library_dir,
+            recovery_dir,
+            writers: HashMap::new(),
+            readers: HashMap::new(),
+            sink,
+            pci_root: PathBuf::from("/sys/bus/pci/devices"),
+        }
+    }
+
+    /// Read host PCI devices from elsewhere (tests).
+    pub fn set_pci_root(&mut self, root: PathBuf) {
+        self.pci_root = root;
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn name(&self, domid: DomId) -> String {
+        self.engine
+            .view(domid)
+            .map_or_else(|_| format!("domain {domid}"), |v| v.info.name)
+    }
+
+    pub fn snapshot(&self) -> Action {
+        let e = &self.engine;
+        let result = (|| -> Result<Snapshot, String> {
+            let policy_events = e.refresh().map_err(|x| x.to_string())?;
+            Ok(Snapshot {
+                at_ns: e.now_ns(),
+                host: e.host_info().map_err(|x| x.to_string())?,
+                capabilities: e.hypervisor().capabilities(),
+                domains: e.domains().map_err(|x| x.to_string())?,
+                policy_events,
+                retired: e.retired().unwrap_or_default(),
+            })
+        })();
+        match result {
+            Ok(s) => Action::Snapshot(Box::new(s)),
+            Err(err) => Action::Done(Done::Error(format!("refresh failed: {err}"))),
+        }
+    }
+
+    fn each(
+        &self,
+        op: &'static str,
+        ids: &[DomId],
+        f: impl Fn(&Engine, DomId) -> Result<(), String>,
+    ) -> Action {
+        let results = ids
+            .iter()
+            .map(|d| (self.name(*d), f(&self.engine, *d)))
+            .collect();
+        Action::Done(Done::Ops { op, results })
+    }
+
+    pub fn run(&mut self, effect: Effect) -> Vec<Action> {
+        let e = Arc::clone(&self.engine);
+        let action = match effect {
+            Effect::Refresh => self.snapshot(),
+            Effect::Pause(ids) => {
+                self.each("pause", &ids, |e, d| e.pause(d).map_err(|x| x.to_string()))
+            }
+            Effect::Unpause(ids) => self.each("unpause", &ids, |e, d| {
+                e.unpause(d).map_err(|x| x.to_string())
+            }),
+            Effect::Destroy(ids) => self.each("destroy", &ids, |e, d| {
+                e.destroy(d).map_err(|x| x.to_string())
+            }),
+            Effect::Shutdown(ids, reason) => {
+                let op = match reason {
+                    crate::backend::ShutdownReason::Reboot => "reboot",
+                    crate::backend::ShutdownReason::Suspend => "suspend",
+                    _ => "shutdown",
+                };
+                self.each(op, &ids, |e, d| {
+                    e.shutdown(d, reason).map_err(|x| x.to_string())
+                })
+            }
+            Effect::MemTarget(d, mib) => self.each("memory target", &[d], |e, d| {
+                e.set_memory_target(d, mib).map_err(|x| x.to_string())
+            }),
+            Effect::Build(path) => {
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match crate::config::load_file(&path) {
+                    Ok((config, _)) => {
+                        let result = e.create(&config, Some(&path)).map_err(|x| x.to_string());
+                        Action::Done(Done::Built {
+                            name: config.name,
+                            result,
+                        })
+                    }
+                    Err(err) => Action::Done(Done::Built {
+                        name: file,
+                        result: Err(err.to_string()),
+                    }),
+                }
+            }
+            Effect::Create(config) => {
+                let result = e.create(&config, None).map_err(|x| x.to_string());
+                Action::Done(Done::Built {
+                    name: config.name.clone(),
+                    result,
+                })
+            }
+            Effect::Attach(d, dev) => {
+                let result = e
+                    .attach(d, &dev)
+                    .map(|x| format!("attached {x}"))
+                    .map_err(|x| x.to_string());
+                Action::Done(Done::Attached {
+                    name: self.name(d),
+                    result,
+                })
+            }
+            Effect::Detach(d, r) => {
+                let result = e
+                    .detach(d, &r)
+                    .map(|x| format!("detached {x}"))
+                    .map_err(|x| x.to_string());
+                Action::Done(Done::Detached {
+                    name: self.name(d),
+                    result,
+                })
+            }
+            Effect::OpenConsole(d) => return self.open_console(d),
+            Effect::ConsoleInput(d, bytes) => {
+                if let Err(err) = self
+                    .writer(d)
+                    .and_then(|w| w.write(&bytes).map_err(|x| x.to_string()))
+                {
+                    self.writers.remove(&d);
+                    return vec![Action::Done(Done::Error(format!(
+                        "console of {}: {err}",
+                        self.name(d)
+                    )))];
+                }
+                // Tests see the guest's answer at once.
+                return self.poll_consoles();
+            }
+            Effect::ConsoleResize(d, cols, rows) => {
+                if let Ok(w) = self.writer(d) {
+                    let _ = w.resize(cols, rows);
+                }
+                return Vec::new();
+            }
+            Effect::LoadLibrary => Action::Library(library::scan(&self.library_dir)),
+            Effect::OpenFile(path) => match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let recovery = std::fs::read_to_string(self.recovery_path(&path))
+                        .ok()
+                        .filter(|r| *r != text);
+                    Action::FileOpened {
+                        path,
+                        text,
+                        recovery,
+                    }
+                }
+                Err(err) => Action::Done(Done::Error(format!(
+                    "cannot open {}: {err}",
+                    path.display()
+                ))),
+            },
+            Effect::SaveFile {
+                path,
+                text,
+                then_build,
+            } => {
+                let result = save_atomic(&path, &text).map_err(|x| x.to_string());
+                Action::Done(Done::Saved {
+                    path,
+                    result,
+                    then_build,
+                })
+            }
+            Effect::Preflight { path, text } => {
+                let problems = self.preflight(&path, &text);
+                Action::Done(Done::Preflight { path, problems })
+            }
+            Effect::DeleteFile(path) => {
+                let result = std::fs::remove_file(&path).map_err(|x| x.to_string());
+                Action::Done(Done::Deleted { path, result })
+            }
+            Effect::WriteRecovery { path, text } => {
+                let rp = self.recovery_path(&path);
+                let _ = std::fs::create_dir_all(&self.recovery_dir);
+                if let Err(err) = std::fs::write(&rp, text) {
+                    return vec![Action::Done(Done::Error(format!(
+                        "cannot keep a recovery copy in {}: {err}",
+                        rp.display()
+                    )))];
+                }
+                return Vec::new();
+            }
+            Effect::ClearRecovery(path) => {
+                let _ = std::fs::remove_file(self.recovery_path(&path));
+                return Vec::new();
+            }
+            Effect::ScanPci => Action::PciDevices(scan_pci(&self.pci_root)),
+            Effect::CompletePath(prefix) => Action::Completions(complete_uname(&prefix)),
+        };
+        vec![action]
+    }
+
+    fn recovery_path(&self, path: &Path) -> PathBuf {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        self.recovery_dir
+            .join(abs.to_string_lossy().replace('/', "%"))
+    }
+
+    fn writer(&mut self, d: DomId) -> Result<&mut Box<dyn ConsoleStream>, String> {
+        if !self.writers.contains_key(&d) {
+            let s = self.engine.console(d).map_err(|x| x.to_string())?;
+            self.writers.insert(d, s);
+        }
+        self.writers
+            .get_mut(&d)
+            .ok_or_else(|| "console unavailable".to_string())
+    }
+
+    fn open_console(&mut self, d: DomId) -> Vec<Action> {
+        let stream = match self.engine.console(d) {
+            Ok(s) => s,
+            Err(err) => {
+                return vec![
+                    Action::Done(Done::Error(format!("console of {}: {err}", self.name(d)))),
+                    Action::ConsoleClosed(d),
+                ];
+            }
+        };
+        match &self.sink {
+            Some(sink) => {
+                let sink = Arc::clone(sink);
+                std::thread::spawn(move || pump(d, stream, sink));
+                Vec::new()
+            }
+            None => {
+                self.readers.insert(d, stream);
+                self.poll_consoles()
+            }
+        }
+    }
+
+    /// Drain every inline console reader (tests).
+    pub fn poll_consoles(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mut closed = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        for (d, stream) in &mut self.readers {
+            let mut bytes = Vec::new();
+            loop {
+                match stream.read(&mut buf, Duration::ZERO) {
+                    Ok(ReadOutcome::Data(n)) => bytes.extend_from_slice(&buf[..n]),
+                    Ok(ReadOutcome::Idle) => break,
+                    Ok(ReadOutcome::Closed) | Err(_) => {
+                        closed.push(*d);
+                        break;
+                    }
+                }
+            }
+            if !bytes.is_empty() {
+                out.push(Action::ConsoleBytes(*d, bytes));
+            }
+        }
+        for d in closed {
+            self.readers.remove(&d);
+            self.writers.remove(&d);
+            out.push(Action::ConsoleClosed(d));
+        }
+        out
+    }
+
+    /// Schema-aware checks before a build: memory, files, collisions, PCI.
+    fn preflight(&self, path: &Path, text: &str) -> Vec<String> {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let config = match parse_str(text, &file) {
+            Ok((c, _)) => c,
+            Err(err) => return vec![err.to_string()],
+        };
+        let mut problems = Vec::new();
+        if let Ok(host) = self.engine.host_info() {
+            let need = config.memory * 1024;
+            if need > host.free_kib {
+                problems.push(format!(
+                    "needs {} MiB, the host has {} MiB free",
+                    config.memory,
+                    host.free_kib / 1024
+                ));
+            }
+        }
+        let domains = self.engine.domains().unwrap_or_default();
+        if let Some(d) = domains.iter().find(|d| d.info.name == config.name) {
+            problems.push(format!(
+                "a domain named {} is already running (id {})",
+                config.name, d.info.domid
+            ));
+        }
+        for dev in &config.devices {
+            match dev {
+                DeviceSpec::Vbd(v) => {
+                    let exists = Path::new(&v.uname.path).exists();
+                    if !exists {
+                        let what = if v.uname.kind == UnameKind::File {
+                            "file"
+                        } else {
+                            "device"
+                        };
+                        problems.push(format!("{}: {what} {} does not exist", v.dev, v.uname.path));
+                    }
+                    for other in &domains {
+                        for od in &other.info.devices {
+                            if let DeviceSpec::Vbd(ov) = od
+                                && ov.uname == v.uname
+                                && (ov.mode == crate::config::VbdMode::ReadWrite
+                                    || v.mode == crate::config::VbdMode::ReadWrite)
+                            {
+                                problems.push(format!(
+                                    "{} is already attached to {} as {}",
+                                    v.uname, other.info.name, ov.dev
+                                ));
+                            }
+                        }
+                    }
+                }
+                DeviceSpec::Vif(v) => {
+                    if let Some(mac) = v.mac {
+                        for other in &domains {
+                            if other
+                                .info
+                                .devices
+                                .iter()
+                                .any(|od| matches!(od, DeviceSpec::Vif(ov) if ov.mac == Some(mac)))
+                            {
+                                problems.push(format!(
+                                    "MAC {mac} is already used by {}",
+                                    other.info.name
+                                ));
+                            }
+                        }
+                    }
+                }
+                DeviceSpec::Pci(p) => {
+                    if !self.pci_root.join(p.to_string()).exists() {
+                        problems.push(format!("PCI device {p} does not exist on this host"));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// Read a console in the background and hand its bytes to the loop.
+fn pump(d: DomId, mut stream: Box<dyn ConsoleStream>, sink: Sink) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf, Duration::from_millis(250)) {
+            Ok(ReadOutcome::Data(n)) => sink(Action::ConsoleBytes(d, buf[..n].to_vec())),
+            Ok(ReadOutcome::Idle) => {}
+            Ok(ReadOutcome::Closed) | Err(_) => {
+                sink(Action::ConsoleClosed(d));
+                return;
+            }
+        }
+    }
+}
+
+/// Write a file so that a crash leaves either the old or the new text.
+pub fn save_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.domus-tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn read_trim(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().trim_start_matches("0x").to_string())
+        .unwrap_or_default()
+}
+
+pub fn scan_pci(root: &Path) -> Vec<HostPci> {
+    let mut list: Vec<HostPci> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let p = e.path();
+            HostPci {
+                bdf: e.file_name().to_string_lossy().into_owned(),
+                vendor: read_trim(&p.join("vendor")),
+                device: read_trim(&p.join("device")),
+                class: read_trim(&p.join("class")),
+            }
+        })
+        .collect();
+    list.sort_by(|a, b| a.bdf.cmp(&b.bdf));
+    list
+}
+
+/// Complete `file:/pa` or `phy:/dev/sd` to matching paths.
+pub fn complete_uname(prefix: &str) -> Vec<String> {
+    let (kind, path) = prefix.split_once(':').unwrap_or(("file", prefix));
+    let path = if path.is_empty() { "/" } else { path };
+    let (dir, stem) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("./", path),
+    };
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(stem) || (name.starts_with('.') && !stem.starts_with('.')) {
+                return None;
+            }
+            let slash = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                "/"
+            } else {
+                ""
+            };
+            Some(format!("{kind}:{dir}{name}{slash}"))
+        })
+        .collect();
+    out.sort();
+    out.truncate(200);
+    out
+}
