@@ -360,8 +360,18 @@ impl App {
                         });
                     }
                 }
+                let done = match op {
+                    "pause" => "paused",
+                    "unpause" => "unpaused",
+                    "destroy" => "destroyed",
+                    "shutdown" => "asked to shut down:",
+                    "reboot" => "asked to reboot:",
+                    "suspend" => "asked to suspend:",
+                    "memory target" => "memory target set:",
+                    other => other,
+                };
                 if failed.is_empty() {
-                    self.log(Level::Ok, format!("{op}: {}", ok.join(", ")));
+                    self.log(Level::Ok, format!("{done} {}", ok.join(", ")));
                 } else if ok.is_empty() {
                     self.log(Level::Error, format!("{op} failed: {}", failed.join("; ")));
                 } else {

@@ -15,14 +15,7 @@ pub fn draw(frame: &mut Frame, app: &App, ed: &Editor) {
     let title = Line::from(vec![
         Span::styled(format!(" {} ", ed.file), t.title()),
         Span::styled(
-            format!(
-                "{} {}",
-                dirty,
-                ed.path
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
+            format!("{dirty}  {}", crate::tui::ui::show_path(app, &ed.path)),
             t.muted(),
         ),
     ]);

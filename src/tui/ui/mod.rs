@@ -101,6 +101,16 @@ fn status_line(frame: &mut Frame, app: &App, area: ratatui::layout::Rect) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
+/// A path as the operator knows it: relative to the config library's
+/// parent when inside it (`domains/web1.sxp`), else in full.
+pub fn show_path(app: &App, path: &std::path::Path) -> String {
+    let lib = &app.library.dir;
+    match (path.strip_prefix(lib), lib.file_name()) {
+        (Ok(rel), Some(name)) => format!("{}/{}", name.to_string_lossy(), rel.display()),
+        _ => path.display().to_string(),
+    }
+}
+
 /// Guest- and engine-provided text on one line, without control characters.
 pub fn one_line(s: &str) -> String {
     s.chars()

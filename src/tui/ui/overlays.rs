@@ -339,7 +339,7 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
         )));
         if let Some(src) = row.view.record.as_ref().and_then(|r| r.source.as_ref()) {
             lines.push(Line::from(Span::styled(
-                format!(" config file {}", src.display()),
+                format!(" config file {}", crate::tui::ui::show_path(app, src)),
                 t.muted(),
             )));
         }

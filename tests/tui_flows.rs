@@ -1,0 +1,443 @@
+//! The TUI's flows, one named snapshot per step: 120×36, the simulator
+//! with a fixed clock and seed, effects run inline (see `tui::testing`).
+
+use std::path::Path;
+
+use crossterm::event::KeyCode;
+use domus::tui::testing::{Harness, HarnessOptions};
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    config: std::path::PathBuf,
+    recovery: std::path::PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = root.path().join("domains");
+    let recovery = root.path().join("recovery");
+    Dirs {
+        _root: root,
+        config,
+        recovery,
+    }
+}
+
+fn harness_with(d: &Dirs, theme: &str, read_only: bool) -> Harness {
+    Harness::new(HarnessOptions {
+        size: (120, 36),
+        theme,
+        read_only,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+    })
+}
+
+fn build(h: &mut Harness, file: &Path) {
+    let (config, _) = domus::config::load_file(file).unwrap_or_else(|e| panic!("{e}"));
+    h.engine()
+        .create(&config, Some(file))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Domain-0 plus web1 and plan9term, two refreshes so CPU% has a delta.
+fn started(d: &Dirs, theme: &str, read_only: bool) -> Harness {
+    let mut h = harness_with(d, theme, read_only);
+    build(&mut h, &d.config.join("web1.sxp"));
+    build(&mut h, &d.config.join("plan9.sxp"));
+    h.tick(1.0);
+    h.tick(2.0);
+    h
+}
+
+fn select(h: &mut Harness, name: &str) {
+    h.key(KeyCode::Home);
+    for _ in 0..h.app.table.order.len() {
+        if h.app.table.selected_row().is_some_and(|r| r.name == name) {
+            return;
+        }
+        h.key(KeyCode::Down);
+    }
+    panic!("{name} is not in the table");
+}
+
+#[test]
+fn startup_shows_domain0_and_two_examples() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let screen = h.screen();
+    assert!(screen.contains("3 domains: "), "{screen}");
+    insta::assert_snapshot!("startup", screen);
+}
+
+#[test]
+fn sort_and_filter() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('>'));
+    insta::assert_snapshot!("sort_by_name", h.screen());
+    h.key(KeyCode::Char('r'));
+    insta::assert_snapshot!("sort_by_name_reversed", h.screen());
+    h.key(KeyCode::Char('/'));
+    h.type_text("web");
+    insta::assert_snapshot!("filter_typing", h.screen());
+    h.key(KeyCode::Enter);
+    assert_eq!(h.app.table.order.len(), 1);
+    insta::assert_snapshot!("filter_applied", h.screen());
+    h.key(KeyCode::Char('/'));
+    h.ctrl('u');
+    h.type_text("^(plan|dom)");
+    h.key(KeyCode::Enter);
+    assert_eq!(h.app.table.order.len(), 2);
+    insta::assert_snapshot!("filter_regex", h.screen());
+    // Clicking the MEM header sorts by memory.
+    let (top, _) = domus::tui::ui::layout::table_rows((120, 36));
+    h.click(60, top - 1);
+    assert_eq!(h.app.table.column(), domus::tui::table::Column::Mem);
+}
+
+#[test]
+fn build_a_domain_from_the_config_library() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    insta::assert_snapshot!("library", h.screen());
+    h.key(KeyCode::Home); // hvm.sxp sorts first
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("built win1 as domain 3"), "{screen}");
+    assert_eq!(
+        h.app.table.selected_row().map(|r| r.name.as_str()),
+        Some("win1")
+    );
+    insta::assert_snapshot!("library_built", screen);
+}
+
+#[test]
+fn pause_and_unpause() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('p'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("web1") && l.contains("--p---")),
+        "{screen}"
+    );
+    insta::assert_snapshot!("paused", screen);
+    h.key(KeyCode::Char('p'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(!screen.contains("--p---"), "{screen}");
+    insta::assert_snapshot!("unpaused", screen);
+}
+
+#[test]
+fn console_boot_log_command_and_detach() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('c'));
+    let screen = h.screen();
+    assert!(screen.contains("Welcome to web1"), "{screen}");
+    insta::assert_snapshot!("console_boot_log", screen);
+    h.type_text("cat /proc/partitions\r");
+    let screen = h.screen();
+    assert!(screen.contains(" 202        0    8388608 xvda"), "{screen}");
+    insta::assert_snapshot!("console_partitions", screen);
+    h.ctrl(']');
+    let screen = h.screen();
+    assert!(screen.contains("Domains (3)"), "{screen}");
+    insta::assert_snapshot!("console_detached", screen);
+}
+
+#[test]
+fn attach_a_vbd_through_the_form_and_see_it_in_the_guest() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('a'));
+    insta::assert_snapshot!("attach_form", h.screen());
+    // A bad uname is caught by the form, before the engine is called.
+    h.ctrl('u');
+    h.type_text("disk.img");
+    h.key(KeyCode::Enter);
+    let screen = h.screen();
+    assert!(screen.contains("✘ invalid uname 'disk.img'"), "{screen}");
+    insta::assert_snapshot!("attach_form_error", screen);
+    h.ctrl('u');
+    h.type_text("file:/srv/data.img");
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("web1: attached vbd xvdb file:/srv/data.img (w)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("attach_done", screen);
+    h.key(KeyCode::Char('c'));
+    h.type_text("cat /proc/partitions\r");
+    let screen = h.screen();
+    assert!(screen.contains(" 202       16    8388608 xvdb"), "{screen}");
+    insta::assert_snapshot!("attach_seen_in_guest", screen);
+}
+
+#[test]
+fn destroy_asks_first() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "plan9term");
+    h.key(KeyCode::Char('d'));
+    insta::assert_snapshot!("destroy_confirm", h.screen());
+    h.key(KeyCode::Char('y'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        h.app.table.rows.iter().all(|r| r.name != "plan9term"),
+        "{screen}"
+    );
+    assert!(screen.contains("destroyed plan9term"), "{screen}");
+    insta::assert_snapshot!("destroyed", screen);
+    // Domain-0 is never offered for destruction.
+    select(&mut h, "Domain-0");
+    h.key(KeyCode::Char('d'));
+    assert!(h.screen().contains("Domain-0 cannot be destroyed"));
+}
+
+#[test]
+fn guest_poweroff_applies_on_poweroff() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "plan9term");
+    h.key(KeyCode::Char('c'));
+    h.type_text("poweroff\r");
+    insta::assert_snapshot!("poweroff_console", h.screen());
+    h.ctrl(']');
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen
+            .contains("plan9term (domain 2) shut down (poweroff); on_poweroff destroy: destroyed"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("poweroff_policy_applied", screen);
+}
+
+#[test]
+fn guest_crash_with_on_crash_restart() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('c'));
+    h.type_text("crash\r");
+    h.ctrl(']');
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("on_crash restart: restarted as domain 3"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("crash_restarted", screen);
+    select(&mut h, "web1");
+    h.key(KeyCode::Enter);
+    let screen = h.screen();
+    assert!(screen.contains("restarted as domain 3"), "{screen}");
+    insta::assert_snapshot!("crash_timeline", screen);
+}
+
+#[test]
+fn editor_syntax_error_then_fixed_and_saved() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::Char('n'));
+    h.type_text("db1\r");
+    insta::assert_snapshot!("editor_new", h.screen());
+    for _ in 0..3 {
+        h.key(KeyCode::Down);
+    }
+    h.key(KeyCode::End);
+    h.key(KeyCode::Left);
+    h.type_text("x");
+    let screen = h.screen();
+    assert!(
+        screen.contains("db1.sxp:4:13: memory must be a positive number of MiB, got \"128x\""),
+        "{screen}"
+    );
+    insta::assert_snapshot!("editor_error", screen);
+    h.key(KeyCode::Backspace);
+    let screen = h.screen();
+    assert!(screen.contains("✔ valid"), "{screen}");
+    insta::assert_snapshot!("editor_fixed", screen);
+    h.ctrl('s');
+    let screen = h.screen();
+    assert!(screen.contains("saved db1.sxp"), "{screen}");
+    insta::assert_snapshot!("editor_saved", screen);
+    let saved = std::fs::read_to_string(d.config.join("db1.sxp")).unwrap_or_default();
+    assert!(saved.contains("(memory 128)"), "{saved}");
+    h.key(KeyCode::Esc);
+    assert!(
+        h.screen().contains("db1.sxp"),
+        "the library lists the new file"
+    );
+}
+
+#[test]
+fn editor_keeps_a_recovery_copy_and_offers_it_back() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::End); // web1.sxp sorts last
+    h.key(KeyCode::Char('e'));
+    h.type_text("# unsaved note");
+    // The process dies here: a new session opens the same file.
+    drop(h);
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::End);
+    h.key(KeyCode::Char('e'));
+    let screen = h.screen();
+    assert!(screen.contains("web1.sxp has unsaved edits"), "{screen}");
+    insta::assert_snapshot!("editor_recover_offer", screen);
+    h.key(KeyCode::Char('y'));
+    let screen = h.screen();
+    assert!(screen.contains("# unsaved note"), "{screen}");
+    assert!(screen.contains("[modified]"), "{screen}");
+}
+
+#[test]
+fn help_overlay() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('?'));
+    let screen = h.screen();
+    assert!(screen.contains("Destroy (asks first)"), "{screen}");
+    insta::assert_snapshot!("help", screen);
+}
+
+#[test]
+fn read_only_mode_removes_destructive_actions() {
+    let d = dirs();
+    let mut h = started(&d, "dark", true);
+    let screen = h.screen();
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    assert!(!screen.contains(" d destroy"), "{screen}");
+    insta::assert_snapshot!("read_only", screen);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('d'));
+    h.key(KeyCode::Char('p'));
+    h.tick(1.0);
+    assert!(
+        !h.screen().contains("Destroy web1"),
+        "no confirm dialog in read-only mode"
+    );
+    assert!(
+        !h.screen().contains("--p---"),
+        "pause is not available in read-only mode"
+    );
+    h.key(KeyCode::Char(':'));
+    h.type_text("destroy web1\r");
+    assert!(
+        h.screen()
+            .contains("destroy is not available in read-only mode")
+    );
+    h.key(KeyCode::Char('?'));
+    let screen = h.screen();
+    assert!(!screen.contains("Destroy (asks first)"), "{screen}");
+    insta::assert_snapshot!("read_only_help", screen);
+}
+
+#[test]
+fn command_palette_runs_cli_verbs() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char(':'));
+    h.type_text("attach web1 vbd file:/srv/x.img xvdb w");
+    insta::assert_snapshot!("palette", h.screen());
+    h.key(KeyCode::Enter);
+    h.key(KeyCode::Char(':'));
+    h.type_text("destroy 2\r");
+    h.tick(1.0);
+    assert!(h.app.table.rows.iter().all(|r| r.name != "plan9term"));
+    let web1 = h
+        .app
+        .table
+        .rows
+        .iter()
+        .find(|r| r.name == "web1")
+        .map(|r| r.devices);
+    assert_eq!(web1, Some((2, 1, 1)));
+}
+
+#[test]
+fn each_theme() {
+    for theme in ["dark", "light", "high-contrast"] {
+        let d = dirs();
+        let mut h = started(&d, theme, false);
+        let buffer = h.buffer();
+        insta::assert_debug_snapshot!(format!("theme_{theme}"), buffer);
+    }
+}
+
+#[test]
+fn state_colours() {
+    let d = dirs();
+    let mut h = harness_with(&d, "dark", false);
+    let mk = |name: &str, policy: &str| {
+        domus::config::parse_str(
+            &format!("(vm (name {name}) (memory 64) (image (linux (kernel /k))) {policy})"),
+            "t",
+        )
+        .map(|(c, _)| c)
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let e = h.engine().clone();
+    let paused = e
+        .create(&mk("paused", ""), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.pause(paused).unwrap_or_else(|e| panic!("{e}"));
+    let off = e
+        .create(&mk("off", "(on_poweroff preserve)"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    e.shutdown(off, domus::backend::ShutdownReason::Poweroff)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let crashed = e
+        .create(&mk("crashed", "(on_crash preserve)"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut con = e.console(crashed).unwrap_or_else(|e| panic!("{e}"));
+    con.write(b"crash\r").unwrap_or_else(|e| panic!("{e}"));
+    for n in ["a", "b", "c", "d"] {
+        e.create(&mk(n, ""), None).unwrap_or_else(|e| panic!("{e}"));
+    }
+    h.tick(1.0);
+    let states: Vec<String> = h
+        .app
+        .table
+        .rows
+        .iter()
+        .map(|r| r.view.info.state_string())
+        .collect();
+    for s in ["r-----", "-b----", "--p---", "---s--", "---sc-"] {
+        assert!(states.iter().any(|x| x == s), "{s} missing from {states:?}");
+    }
+    // Only the table area: the styled cells of the STATE column.
+    let buffer = h.buffer();
+    let (top, _) = domus::tui::ui::layout::table_rows((120, 36));
+    let state_x = 1 + 5 + 1 + 24 + 1;
+    let mut cells = String::new();
+    for y in top..top + states.len() as u16 {
+        let name: String = (7..31)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect();
+        let cell = &buffer[(state_x, y)];
+        let text: String = (state_x..state_x + 6)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect();
+        cells.push_str(&format!("{:<10} {text} fg={:?}\n", name.trim(), cell.fg));
+    }
+    insta::assert_snapshot!("state_colours", cells);
+}
