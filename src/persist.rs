@@ -123,7 +123,13 @@ impl JsonFile {
         let mut tmp = self.path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
-        fs::write(&tmp, bytes).map_err(self.io("writing", &tmp))?;
+        {
+            use std::io::Write as _;
+            let mut f = fs::File::create(&tmp).map_err(self.io("creating", &tmp))?;
+            f.write_all(bytes).map_err(self.io("writing", &tmp))?;
+            // The rename must never expose a file whose data is not on disk.
+            f.sync_all().map_err(self.io("syncing", &tmp))?;
+        }
         fs::rename(&tmp, &self.path).map_err(self.io("replacing", &self.path))
     }
 }

@@ -211,7 +211,7 @@ fn errors_are_one_line_with_exit_code_1_and_usage_is_2() {
     host.domus()
         .args(["attach", "0", "usb", "x"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::starts_with(
             "domus: unknown device type 'usb'",
         ));
@@ -292,4 +292,101 @@ fn save_and_restore() {
         .stdout("restored as domain 2\n");
     let state = host.state("web1").unwrap_or_default();
     assert!(state == "r-----" || state == "-b----", "{state}");
+}
+
+#[test]
+fn attach_checks_devices_like_a_config_file_and_refuses_shared_ones() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    host.domus()
+        .args([
+            "attach",
+            "web1",
+            "vif",
+            "bridge=averyveryverylongbridgename",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "vif: invalid bridge name 'averyveryverylongbridgename'",
+        ));
+    host.domus()
+        .arg("create")
+        .arg(example("plan9.sxp"))
+        .assert()
+        .success();
+    host.domus()
+        .args(["attach", "plan9term", "pci", "0000:00:1f.2"])
+        .assert()
+        .code(1)
+        .stderr("domus: PCI device 0000:00:1f.2 is already assigned to web1 (id 1)\n");
+    host.domus()
+        .args([
+            "attach",
+            "plan9term",
+            "vbd",
+            "file:/var/lib/domus/images/web1.img",
+            "xvdb",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is already attached to web1 (id 1) as xvda",
+        ));
+    // The record still parses, so the policy still applies after a crash.
+    host.domus()
+        .args(["detach", "web1", "0000:00:1f.2"])
+        .assert()
+        .success();
+    host.domus()
+        .args(["console", "web1"])
+        .write_stdin("crash\n")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "on_crash restart: restarted as domain 3",
+        ));
+}
+
+#[test]
+fn mem_set_balloons_up_to_maxmem_and_info_outlives_the_domain() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    let free = |h: &Host| -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_str(&h.stdout(&["list", "--json"])).unwrap_or_default();
+        v["host"]["free_mib"].as_u64().unwrap_or(0)
+    };
+    let before = free(&host);
+    host.domus()
+        .args(["mem-set", "web1", "512"])
+        .assert()
+        .success();
+    assert_eq!(
+        host.list_row("web1")
+            .and_then(|r| r.split_whitespace().nth(2).map(str::to_string))
+            .as_deref(),
+        Some("512")
+    );
+    assert_eq!(free(&host), before - 256);
+    host.domus()
+        .args(["mem-set", "web1", "1024"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "above the domain's maximum 512 MiB",
+        ));
+    host.domus().args(["destroy", "web1"]).assert().success();
+    let info = host.stdout(&["info", "web1"]);
+    assert!(info.contains("state:     gone"), "{info}");
+    assert!(info.contains("memory target set to 512 MiB"), "{info}");
+    assert!(info.trim_end().ends_with("destroyed"), "{info}");
 }

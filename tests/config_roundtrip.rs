@@ -162,12 +162,17 @@ prop_compose! {
             cpu,
             cpu_weight,
             image,
-            devices,
+            devices: devices.clone(),
             on_poweroff,
             on_reboot,
             on_crash,
             bootloader,
-            backends: if blkif { vec![BackendRole::Blkif] } else { vec![] },
+            // A blkif backend domain may not have vbds of its own.
+            backends: if blkif && !devices.iter().any(|d| matches!(d, DeviceSpec::Vbd(_))) {
+                vec![BackendRole::Blkif]
+            } else {
+                vec![]
+            },
             extra,
         }
     }

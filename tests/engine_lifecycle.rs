@@ -415,3 +415,82 @@ fn memory_target_and_save_restore() {
     assert!(view.info.is_active());
     assert_eq!(view.config().map(|c| c.name), Some("web1".into()));
 }
+
+#[test]
+fn a_suspended_domain_can_be_saved_and_restored() {
+    let r = rig();
+    let d = r
+        .engine
+        .create(&config(WEB1), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    r.engine
+        .shutdown(d, ShutdownReason::Suspend)
+        .unwrap_or_else(|e| panic!("{e}"));
+    r.engine.refresh().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.sim
+            .domain_info(d)
+            .map(|i| i.state_string())
+            .unwrap_or_default(),
+        "---ss-"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("suspended.save");
+    r.engine
+        .save(d, &file)
+        .unwrap_or_else(|e| panic!("a suspended domain must be saveable: {e}"));
+    let back = r.engine.restore(&file).unwrap_or_else(|e| panic!("{e}"));
+    let info = r.sim.domain_info(back).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        info.is_active(),
+        "restored guest runs again: {}",
+        info.state_string()
+    );
+}
+
+#[test]
+fn a_fresh_build_does_not_inherit_the_restart_loop_guard() {
+    let r = rig();
+    let text = "(vm (name u) (uuid 6a0e6c0e-4f4c-4c79-9d3f-1f1f3a7c2b11) (on_crash restart) (image (linux (kernel /k))))";
+    let d = r
+        .engine
+        .create(&config(text), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    type_line(&r.engine, d, "crash");
+    let ev = r.engine.refresh().unwrap_or_default();
+    let Some(PolicyOutcome::Restarted { new_domid }) = ev.first().map(|e| e.outcome.clone()) else {
+        panic!("{ev:?}")
+    };
+    r.engine
+        .destroy(new_domid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Built again by hand a moment later: its first crash restarts it.
+    r.clock.advance_secs(2.0);
+    let d = r
+        .engine
+        .create(&config(text), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    type_line(&r.engine, d, "crash");
+    let ev = r.engine.refresh().unwrap_or_default();
+    assert!(
+        matches!(
+            ev.first().map(|e| &e.outcome),
+            Some(PolicyOutcome::Restarted { .. })
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn watchdog_and_crash_name_the_field_that_applied() {
+    let (field, policy) = domus::engine::policy_for(
+        &with_policy("(on_crash preserve)"),
+        ShutdownReason::Watchdog,
+    );
+    assert_eq!(
+        (field, policy),
+        ("on_crash", domus::config::Policy::Preserve)
+    );
+    let (field, _) = domus::engine::policy_for(&with_policy(""), ShutdownReason::SoftReset);
+    assert_eq!(field, "on_reboot");
+}

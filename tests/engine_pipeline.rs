@@ -99,10 +99,12 @@ fn a_fault_at_every_stage_rolls_back() {
 fn validation_failures_touch_nothing() {
     let r = rig();
     let free = free_kib(&r.sim);
-    let driver = config(
-        "(vm (name drv) (backend (blkif)) (image (linux (kernel /k)))
-             (device (vbd (uname phy:/dev/sdb) (dev xvda))))",
+    // The parser rejects this combination too; the engine checks typed
+    // configs from any source.
+    let mut driver = config(
+        "(vm (name drv) (image (linux (kernel /k))) (device (vbd (uname phy:/dev/sdb) (dev xvda))))",
     );
+    driver.backends.push(domus::config::BackendRole::Blkif);
     let err = r.engine.create(&driver, None).err().map(|e| e.to_string());
     assert_eq!(
         err.as_deref(),

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// The best available: Xen, then QEMU/KVM, else the simulator.
+    /// The best available backend (this version has only the simulator).
     Auto,
     Sim,
     Qemu,
@@ -51,12 +51,8 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
             })?;
             Ok(Arc::new(sim))
         }
-        other => Err(BackendError::UnsupportedFeature {
-            backend: other,
-            what: format!("--backend {other}"),
-            why:
-                "this version of domus ships only the simulated backend (use --backend sim or auto)"
-                    .into(),
-        }),
+        other => Err(BackendError::Other(format!(
+            "the {other} backend is not part of this version of domus yet; use --backend sim (or auto)"
+        ))),
     }
 }

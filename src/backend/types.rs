@@ -391,8 +391,10 @@ mod tests {
     #[test]
     fn reason_codes_round_trip() {
         for code in 0..6 {
-            let r = ShutdownReason::from_code(code).unwrap_or(ShutdownReason::Poweroff);
-            assert_eq!(r.code(), code);
+            assert_eq!(
+                ShutdownReason::from_code(code).map(ShutdownReason::code),
+                Some(code)
+            );
         }
         assert_eq!(ShutdownReason::from_code(6), None);
     }

@@ -43,7 +43,16 @@ enum Input {
 }
 
 pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
-    let name = engine.view(domid)?.info.name;
+    let view = engine.view(domid)?;
+    let name = view.info.name.clone();
+    if view.info.flags.paused {
+        eprint!("[{name} is paused: input waits until it is unpaused]\r\n");
+    } else if view.info.flags.shutdown {
+        eprint!(
+            "[{name} is {}: it reads no input]\r\n",
+            view.info.state_word()
+        );
+    }
     let mut stream = engine.console(domid)?;
     let interactive = nix::unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false);
     let raw = if interactive { RawMode::enter() } else { None };

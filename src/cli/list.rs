@@ -126,6 +126,31 @@ pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_jso
     Ok(s)
 }
 
+/// A domain that is gone: its config and last timeline.
+pub fn info_gone(rec: &crate::engine::DomainRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name:      {}", sanitize(&rec.name));
+    let _ = writeln!(out, "uuid:      {}", rec.uuid);
+    out.push_str("state:     gone (no longer on the hypervisor)\n");
+    append_record(&mut out, rec);
+    out
+}
+
+fn append_record(out: &mut String, r: &crate::engine::DomainRecord) {
+    if let Some(src) = &r.source {
+        let _ = writeln!(out, "source:    {}", src.display());
+    }
+    out.push_str("\nconfig:\n");
+    for line in r.config.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push_str("\ntimeline:\n");
+    for e in &r.timeline {
+        let dom = e.domid.map_or_else(String::new, |d| format!(" [{d}]"));
+        let _ = writeln!(out, "  {} UTC{dom} {}", format_utc(e.at_ns), e.event);
+    }
+}
+
 /// One domain in detail, with its timeline.
 pub fn info(view: &DomainView) -> String {
     let i = &view.info;
@@ -151,20 +176,7 @@ pub fn info(view: &DomainView) -> String {
     }
     match &view.record {
         None => out.push_str("config:    (not built by domus)\n"),
-        Some(r) => {
-            if let Some(src) = &r.source {
-                let _ = writeln!(out, "source:    {}", src.display());
-            }
-            out.push_str("\nconfig:\n");
-            for line in r.config.lines() {
-                let _ = writeln!(out, "  {line}");
-            }
-            out.push_str("\ntimeline:\n");
-            for e in &r.timeline {
-                let dom = e.domid.map_or_else(String::new, |d| format!(" [{d}]"));
-                let _ = writeln!(out, "  {} UTC{dom} {}", format_utc(e.at_ns), e.event);
-            }
-        }
+        Some(r) => append_record(&mut out, r),
     }
     out
 }

@@ -70,46 +70,89 @@ pub enum Command {
         json: bool,
     },
     /// Build a domain from an sxp config file.
-    Create { file: PathBuf },
+    Create {
+        /// The config file (see README: Config format).
+        file: PathBuf,
+    },
     /// Destroy a domain at once.
-    Destroy { domain: String },
+    Destroy {
+        /// Domain name or id.
+        domain: String,
+    },
     /// Pause a domain.
-    Pause { domain: String },
+    Pause {
+        /// Domain name or id.
+        domain: String,
+    },
     /// Unpause a domain.
-    Unpause { domain: String },
+    Unpause {
+        /// Domain name or id.
+        domain: String,
+    },
     /// Ask a domain to shut down (power off unless told otherwise).
     Shutdown {
+        /// Domain name or id.
         domain: String,
+        /// Reboot instead (on_reboot applies).
         #[arg(long, conflicts_with = "suspend")]
         reboot: bool,
+        /// Suspend, to be saved with `domus save`.
         #[arg(long)]
         suspend: bool,
     },
     /// Hot-plug a device: vbd UNAME DEV [r|w] | vif [mac=…] [bridge=…] [ip=…] | pci BDF.
     Attach {
+        /// Domain name or id.
         domain: String,
         /// vbd, vif or pci.
         kind: String,
+        /// vbd: UNAME DEV [r|w] (default w, as xl block-attach); vif: KEY=VALUE…; pci: BDF.
         #[arg(allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Remove a device: a vbd name (xvdb), a vif MAC or vifN, or a PCI address.
-    Detach { domain: String, device: String },
-    /// Set a domain's memory target in MiB (balloon).
-    MemSet { domain: String, mib: u64 },
+    Detach {
+        /// Domain name or id.
+        domain: String,
+        /// xvdb, 00:16:3e:01:02:03, vif0, or 0000:00:1f.2.
+        device: String,
+    },
+    /// Set a domain's memory target in MiB (balloon, up to maxmem).
+    MemSet {
+        /// Domain name or id.
+        domain: String,
+        /// Target in MiB.
+        mib: u64,
+    },
     /// Attach to a domain's console; Ctrl-] detaches.
-    Console { domain: String },
+    Console {
+        /// Domain name or id.
+        domain: String,
+    },
     /// Validate config files; prints every error and exits 1 if any.
     Check {
+        /// Config files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Show one domain: state, config and its timeline of lifecycle events.
-    Info { domain: String },
+    /// Show one domain: state, config and its timeline (also for domains
+    /// that are gone).
+    Info {
+        /// Domain name or id.
+        domain: String,
+    },
     /// Save a domain's state to a file (the domain stops).
-    Save { domain: String, file: PathBuf },
+    Save {
+        /// Domain name or id.
+        domain: String,
+        /// Where to write the saved state.
+        file: PathBuf,
+    },
     /// Restore a domain saved with `save`.
-    Restore { file: PathBuf },
+    Restore {
+        /// A file written by `domus save`.
+        file: PathBuf,
+    },
 }
 
 fn parse_delay(s: &str) -> Result<f64, String> {
@@ -134,24 +177,56 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
             state_dir: ctx.state_dir.clone(),
             user_theme_dir: config_root.join("themes"),
         };
-        crate::tui::run(ctx.engine, opts).map_err(Failure)
+        crate::tui::run(ctx.engine, opts).map_err(Failure::new)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(msg)) => {
-            eprintln!("domus: {msg}");
-            ExitCode::from(1)
+        Err(f) => {
+            eprintln!("domus: {}", f.msg);
+            ExitCode::from(f.code)
         }
     }
 }
 
-/// An error for the operator: one line, exit code 1.
+/// An error for the operator: one line, exit code 1 (2 for bad usage).
 #[derive(Debug)]
-pub struct Failure(pub String);
+pub struct Failure {
+    pub msg: String,
+    pub code: u8,
+}
+
+impl Failure {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Failure {
+            msg: msg.into(),
+            code: 1,
+        }
+    }
+
+    pub fn usage(msg: impl Into<String>) -> Self {
+        Failure {
+            msg: msg.into(),
+            code: 2,
+        }
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure(e.to_string())
+        Failure::new(e.to_string())
+    }
+}
+
+/// A config that does not load, as one line: the first error and a count.
+fn config_failure(e: config::ConfigError, file: &Path) -> Failure {
+    match e.diagnostics() {
+        Some(d) if d.errors.len() > 1 => Failure::new(format!(
+            "{} (and {} more; see domus check {})",
+            d.error_lines()[0],
+            d.errors.len() - 1,
+            file.display()
+        )),
+        _ => Failure::new(e.to_string()),
     }
 }
 
@@ -176,11 +251,13 @@ pub fn open_context(cli: &Cli) -> CliResult<Context> {
     let sim_seed = match std::env::var("DOMUS_SIM_SEED") {
         Ok(s) => s
             .parse()
-            .map_err(|_| Failure(format!("DOMUS_SIM_SEED must be a number, got {s:?}")))?,
+            .map_err(|_| Failure::new(format!("DOMUS_SIM_SEED must be a number, got {s:?}")))?,
         Err(_) => DEFAULT_SEED,
     };
     let sim_faults = match std::env::var("DOMUS_SIM_FAULTS") {
-        Ok(spec) => Faults::parse(&spec).map_err(|e| Failure(format!("DOMUS_SIM_FAULTS: {e}")))?,
+        Ok(spec) => {
+            Faults::parse(&spec).map_err(|e| Failure::new(format!("DOMUS_SIM_FAULTS: {e}")))?
+        }
         Err(_) => Faults::default(),
     };
     let hv = select::open(
@@ -194,7 +271,7 @@ pub fn open_context(cli: &Cli) -> CliResult<Context> {
     )?;
     let engine = Engine::persistent(hv, clock, &state_dir);
     let report = engine.recreate()?;
-    tracing::info!(?report, "re-discovered domains");
+    tracing::debug!(?report, "re-discovered domains");
     for name in &report.vanished {
         eprintln!("domus: note: {name} is no longer on the hypervisor");
     }
@@ -217,9 +294,9 @@ fn domid(ctx: &Context, dom: &str) -> CliResult<DomId> {
 pub fn run(cli: &Cli, command: &Command) -> ExitCode {
     match execute(cli, command) {
         Ok(code) => code,
-        Err(Failure(msg)) => {
-            eprintln!("domus: {msg}");
-            ExitCode::from(1)
+        Err(f) => {
+            eprintln!("domus: {}", f.msg);
+            ExitCode::from(f.code)
         }
     }
 }
@@ -242,11 +319,12 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             print!("{text}");
         }
         Command::Create { file } => {
-            let (config, diags) = config::load_file(file)?;
+            let (config, diags) = config::load_file(file).map_err(|e| config_failure(e, file))?;
             for w in diags.warning_lines() {
                 eprintln!("{w}");
             }
-            let domid = e.create(&config, Some(file))?;
+            let source = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            let domid = e.create(&config, Some(&source))?;
             println!("{} created as domain {domid}", config.name);
         }
         Command::Destroy { domain } => e.destroy(domid(&ctx, domain)?)?,
@@ -270,7 +348,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         }
         Command::Attach { domain, kind, args } => {
             let dev = device_args::parse_device_args(kind, args).map_err(|m| {
-                Failure(format!(
+                Failure::usage(format!(
                     "{m} (usage: domus attach DOM {})",
                     device_args::USAGE
                 ))
@@ -279,13 +357,23 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             println!("attached {attached}");
         }
         Command::Detach { domain, device } => {
-            let r: DeviceRef = device.parse()?;
+            let r: DeviceRef = device.parse().map_err(Failure::usage)?;
             let removed = e.detach(domid(&ctx, domain)?, &r)?;
             println!("detached {removed}");
         }
         Command::MemSet { domain, mib } => e.set_memory_target(domid(&ctx, domain)?, *mib)?,
         Command::Console { domain } => console::run(e, domid(&ctx, domain)?)?,
-        Command::Info { domain } => print!("{}", list::info(&e.view(domid(&ctx, domain)?)?)),
+        Command::Info { domain } => match e.resolve(domain) {
+            Ok(info) => print!("{}", list::info(&e.view(info.domid)?)),
+            Err(err) => {
+                // A domain that is gone still has its last timeline.
+                let gone = e.retired()?.into_iter().rev().find(|r| r.name == *domain);
+                match gone {
+                    Some(rec) => print!("{}", list::info_gone(&rec)),
+                    None => return Err(err.into()),
+                }
+            }
+        },
         Command::Save { domain, file } => {
             let id = domid(&ctx, domain)?;
             e.save(id, file)?;

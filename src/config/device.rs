@@ -106,7 +106,9 @@ pub fn parse_vdev(s: &str) -> Result<String, String> {
     let ok = prefix.is_some_and(|p| {
         let rest = &name[p.len()..];
         let letters = rest.chars().take_while(char::is_ascii_lowercase).count();
-        (1..=3).contains(&letters) && rest[letters..].chars().all(|c| c.is_ascii_digit())
+        (1..=3).contains(&letters)
+            && rest.len() - letters <= 2
+            && rest[letters..].chars().all(|c| c.is_ascii_digit())
     });
     if ok {
         Ok(name.to_string())

@@ -374,9 +374,10 @@ impl Builder {
             }
         };
         let memory = self.memory.unwrap_or(DomainConfig::DEFAULT_MEMORY_MIB);
-        if let Some((maxmem, pos)) = self.maxmem
-            && maxmem < memory
-        {
+        // Compare only with a memory value that was given and valid.
+        let memory_ok =
+            self.memory.is_some() || !d.errors.iter().any(|e| e.message.starts_with("memory"));
+        if let Some((maxmem, pos)) = self.maxmem.filter(|(m, _)| memory_ok && *m < memory) {
             d.error(
                 pos,
                 format!("maxmem ({maxmem} MiB) must not be less than memory ({memory} MiB)"),
@@ -424,6 +425,18 @@ impl Builder {
             }
         }
         check_device_collisions(&self.devices, d);
+        // xend refused these at build time; an operator wants to know at check time.
+        for (dev, pos) in &self.devices {
+            match dev {
+                DeviceSpec::Vbd(_) if self.backends.contains(&BackendRole::Blkif) => {
+                    d.error(*pos, "vbd: vbd in blkif backend domain");
+                }
+                DeviceSpec::Vif(_) if self.backends.contains(&BackendRole::Netif) => {
+                    d.error(*pos, "vif: vif in netif backend domain");
+                }
+                _ => {}
+            }
+        }
         Some(DomainConfig {
             name: self.name?,
             uuid: self.uuid,
@@ -555,6 +568,21 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
         }),
         _ => return None,
     })
+}
+
+/// Check a device built elsewhere (the CLI, the TUI's forms) against the
+/// same rules as a config file, so nothing invalid reaches a stored config.
+pub fn check_device(dev: &DeviceSpec) -> Result<(), String> {
+    let text = crate::sxp::print_value(&super::emit::device_value(dev));
+    let node = crate::sxp::parse(&text).map_err(|e| e.message)?;
+    let mut d = Diagnostics::new("device");
+    match device(&node, &mut d) {
+        Some(_) if d.errors.is_empty() => Ok(()),
+        _ => Err(d
+            .errors
+            .first()
+            .map_or_else(|| "invalid device".to_string(), |e| e.message.clone())),
+    }
 }
 
 fn device(field: &Node, d: &mut Diagnostics) -> Option<DeviceSpec> {

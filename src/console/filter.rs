@@ -1,13 +1,16 @@
 //! Guest console output is untrusted. Passed to a host terminal as is, it
 //! could set the window title, write the clipboard (OSC 52), or make the
 //! terminal answer with text that lands in a shell. The filter drops every
-//! OSC, DCS, APC, PM and SOS string and the window-manipulation CSI (`t`),
-//! and passes ordinary text, colours and cursor control through.
+//! OSC, DCS, APC, PM and SOS string, the window-manipulation CSI (`t`) and
+//! UTF-8 encoded C1 controls (U+0080–U+009F, which some terminals obey as
+//! 8-bit CSI/OSC), and passes ordinary text, colours and cursor control.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
     #[default]
     Ground,
+    /// Saw 0xC2, the first byte of a UTF-8 encoded C1 control.
+    C2,
     Escape,
     Csi,
     /// Inside a dropped string; `osc` strings may also end with BEL.
@@ -44,15 +47,31 @@ impl EscapeFilter {
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         for &b in input {
             self.state = match self.state {
-                State::Ground => {
-                    if b == 0x1b {
+                State::Ground => match b {
+                    0x1b => State::Escape,
+                    0xc2 => State::C2,
+                    _ => {
+                        out.push(b);
+                        State::Ground
+                    }
+                },
+                State::C2 => {
+                    if (0x80..=0x9f).contains(&b) {
+                        self.dropped += 1;
+                        State::Ground
+                    } else if b == 0x1b {
+                        out.push(0xc2);
                         State::Escape
                     } else {
-                        out.push(b);
+                        out.extend_from_slice(&[0xc2, b]);
                         State::Ground
                     }
                 }
                 State::Escape => match b {
+                    // ESC ESC: the first one starts nothing; look at the next.
+                    0x1b => State::Escape,
+                    // CAN and SUB cancel a sequence.
+                    0x18 | 0x1a => State::Ground,
                     b']' => State::Str { osc: true },
                     b'P' | b'_' | b'^' | b'X' => State::Str { osc: false },
                     b'[' => {
@@ -64,6 +83,15 @@ impl EscapeFilter {
                         State::Ground
                     }
                 },
+                State::Csi if b == 0x1b => {
+                    // ESC aborts the CSI and may start something else.
+                    self.dropped += 1;
+                    State::Escape
+                }
+                State::Csi if b == 0x18 || b == 0x1a => {
+                    self.dropped += 1;
+                    State::Ground
+                }
                 State::Csi => {
                     self.csi.push(b);
                     if (0x40..=0x7e).contains(&b) {
@@ -120,6 +148,35 @@ mod tests {
     fn drops_title_clipboard_and_dcs_keeps_text_and_colour() {
         let input: &[u8] = b"a\x1b]0;pwned\x07b\x1b]52;c;ZXZpbA==\x1b\\c\x1bP+q544e\x1b\\d\x1b[31mred\x1b[0m\x1b[8;100;200te";
         assert_eq!(run(&[input]), b"abcd\x1b[31mred\x1b[0me".to_vec());
+    }
+
+    #[test]
+    fn nested_escapes_cannot_smuggle_an_osc() {
+        // ESC ESC ] … and ESC [ ESC ] … must not leave an OSC behind.
+        for input in [
+            &b"a\x1b\x1b]0;title\x07b"[..],
+            b"a\x1b[\x1b]52;c;ZXZpbA==\x07b",
+            b"a\x1b[1;\x1b]2;t\x1b\\b",
+            b"a\xc2\x9d0;title\x07b",
+            b"a\xc2\x9b31mb",
+        ] {
+            let out = run(&[input]);
+            assert!(
+                !out.windows(2).any(|w| w == b"\x1b]"),
+                "{input:?} -> {out:?}"
+            );
+            assert!(
+                !out.windows(2)
+                    .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])),
+                "{input:?} -> {out:?}"
+            );
+            assert!(
+                out.starts_with(b"a") && out.ends_with(b"b"),
+                "{input:?} -> {out:?}"
+            );
+        }
+        // Ordinary UTF-8 with a 0xC2 lead byte still passes.
+        assert_eq!(run(&["°C é".as_bytes()]), "°C é".as_bytes().to_vec());
     }
 
     #[test]

@@ -120,6 +120,11 @@ impl Engine {
         })
     }
 
+    /// Records of the live domains the engine built.
+    pub fn live_records(&self) -> EngineResult<Vec<DomainRecord>> {
+        self.records.read(|r| r.live.values().cloned().collect())
+    }
+
     /// Records of domains that are gone (newest last), for an events view.
     pub fn retired(&self) -> EngineResult<Vec<DomainRecord>> {
         self.records.read(|r| r.retired.iter().cloned().collect())
@@ -166,7 +171,11 @@ impl Engine {
     /// Build a domain from a config; on any failure nothing is left behind.
     pub fn create(&self, config: &DomainConfig, source: Option<&Path>) -> EngineResult<DomId> {
         let (domid, devices) = self.construct(config, None)?;
-        self.adopt_new(config, source, domid, &devices, None)?;
+        if let Err(e) = self.adopt_new(config, source, domid, &devices, None) {
+            // Without a record nobody could apply its policies: undo the build.
+            let _ = self.hv.destroy(domid);
+            return Err(e);
+        }
         Ok(domid)
     }
 
@@ -204,14 +213,21 @@ impl Engine {
             }
             rec.domid = Some(domid);
             rec.handled_shutdown = None;
-            if let Some(old) = restarted_from {
-                rec.push(
-                    now,
-                    Some(old),
-                    TimelineEvent::Restarted { new_domid: domid },
-                );
-                rec.last_restart_ns = Some(now);
-                rec.restarts += 1;
+            match restarted_from {
+                Some(old) => {
+                    rec.push(
+                        now,
+                        Some(old),
+                        TimelineEvent::Restarted { new_domid: domid },
+                    );
+                    rec.last_restart_ns = Some(now);
+                    rec.restarts += 1;
+                }
+                // A fresh build is not a restart: the loop guard starts over.
+                None => {
+                    rec.last_restart_ns = None;
+                    rec.restarts = 0;
+                }
             }
             rec.push(
                 now,
@@ -350,6 +366,10 @@ impl Engine {
             .count();
         let seed = info.uuid.as_u64_pair().0 ^ self.now_ns();
         let dev = handler.prepare(dev, seed, index);
+        crate::config::check_device(&dev).map_err(EngineError::Invalid)?;
+        if let Some(conflict) = device_conflict(&dev, &self.hv.list_domains()?, Some(domid)) {
+            return Err(EngineError::Invalid(conflict));
+        }
         handler.attach(self.hv.as_ref(), domid, &dev)?;
         self.update_config(domid, |c| c.devices.push(dev.clone()))?;
         self.note(
@@ -362,6 +382,9 @@ impl Engine {
     }
 
     pub fn detach(&self, domid: DomId, dev: &DeviceRef) -> EngineResult<DeviceSpec> {
+        if domid == 0 {
+            return Err(EngineError::Domain0("given devices from here"));
+        }
         let info = self.info(domid)?;
         self.require(
             &info,
@@ -408,7 +431,10 @@ impl Engine {
                 "memory target must be at least 1 MiB".into(),
             ));
         }
-        self.hv.set_memory_target(domid, mib * 1024)?;
+        let kib = mib
+            .checked_mul(1024)
+            .ok_or_else(|| EngineError::Invalid(format!("memory target {mib} MiB is too large")))?;
+        self.hv.set_memory_target(domid, kib)?;
         self.note(domid, TimelineEvent::MemoryTarget { mib })
     }
 
@@ -424,7 +450,12 @@ impl Engine {
             return Err(EngineError::Domain0("saved"));
         }
         let info = self.info(domid)?;
-        self.require(&info, "save", !info.flags.shutdown && !info.flags.dying)?;
+        let suspended = info.shutdown_reason == Some(ShutdownReason::Suspend);
+        self.require(
+            &info,
+            "save",
+            (!info.flags.shutdown || suspended) && !info.flags.dying,
+        )?;
         let config = self
             .view(domid)?
             .record
@@ -533,6 +564,45 @@ fn new_record(info: &DomainInfo, config: &DomainConfig) -> DomainRecord {
         restarts: 0,
         handled_shutdown: None,
     }
+}
+
+/// A device another live domain already holds, as xl refuses: the same PCI
+/// function, the same MAC, or the same disk where either side writes.
+pub fn device_conflict(
+    dev: &DeviceSpec,
+    domains: &[DomainInfo],
+    except: Option<DomId>,
+) -> Option<String> {
+    use crate::config::VbdMode;
+    domains
+        .iter()
+        .filter(|d| Some(d.domid) != except)
+        .find_map(|other| {
+            other.devices.iter().find_map(|od| match (dev, od) {
+                (DeviceSpec::Pci(a), DeviceSpec::Pci(b)) if a == b => Some(format!(
+                    "PCI device {a} is already assigned to {} (id {})",
+                    other.name, other.domid
+                )),
+                (DeviceSpec::Vif(a), DeviceSpec::Vif(b)) if a.mac.is_some() && a.mac == b.mac => {
+                    Some(format!(
+                        "MAC {} is already used by {} (id {})",
+                        a.mac.map(|m| m.to_string()).unwrap_or_default(),
+                        other.name,
+                        other.domid
+                    ))
+                }
+                (DeviceSpec::Vbd(a), DeviceSpec::Vbd(b))
+                    if a.uname == b.uname
+                        && (a.mode == VbdMode::ReadWrite || b.mode == VbdMode::ReadWrite) =>
+                {
+                    Some(format!(
+                        "{} is already attached to {} (id {}) as {}",
+                        a.uname, other.name, other.domid, b.dev
+                    ))
+                }
+                _ => None,
+            })
+        })
 }
 
 /// How to name an attached device to the backend for detaching it.

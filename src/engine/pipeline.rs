@@ -108,6 +108,11 @@ impl Engine {
                 format!("uuid {u} is already used by {} (id {})", d.name, d.domid),
             ));
         }
+        for dev in &devices {
+            if let Some(conflict) = super::device_conflict(dev, &live, None) {
+                return Err(invalid(name, stage, conflict));
+            }
+        }
         Ok(Plan {
             image,
             boot,

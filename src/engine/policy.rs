@@ -17,9 +17,19 @@ pub const MIN_RESTART_INTERVAL_SECS: u64 = 20;
 pub enum PolicyOutcome {
     Destroyed,
     Preserved,
-    Restarted { new_domid: DomId },
-    RestartRefused { seconds_since_last: f64 },
-    RestartFailed { error: String },
+    Restarted {
+        new_domid: DomId,
+    },
+    RestartRefused {
+        seconds_since_last: f64,
+    },
+    RestartFailed {
+        error: String,
+    },
+    /// Applying the policy failed; the domain is left as it is.
+    Failed {
+        error: String,
+    },
 }
 
 /// A shutdown the engine noticed and what it did about it.
@@ -28,6 +38,8 @@ pub struct PolicyEvent {
     pub name: String,
     pub domid: DomId,
     pub reason: ShutdownReason,
+    /// The config field that chose the policy (`on_crash` …).
+    pub field: &'static str,
     pub policy: Policy,
     pub outcome: PolicyOutcome,
     pub core_dump: Option<PathBuf>,
@@ -35,10 +47,17 @@ pub struct PolicyEvent {
 
 impl std::fmt::Display for PolicyEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.reason == ShutdownReason::Suspend {
+            return write!(
+                f,
+                "{} (domain {}) suspended; kept for save",
+                self.name, self.domid
+            );
+        }
         write!(
             f,
-            "{} (domain {}) shut down ({}); on_{} {}: ",
-            self.name, self.domid, self.reason, self.reason, self.policy
+            "{} (domain {}) shut down ({}); {} {}: ",
+            self.name, self.domid, self.reason, self.field, self.policy
         )?;
         match &self.outcome {
             PolicyOutcome::Destroyed => write!(f, "destroyed"),
@@ -49,6 +68,7 @@ impl std::fmt::Display for PolicyEvent {
                 "restart refused, last restart {seconds_since_last:.1} s ago (< {MIN_RESTART_INTERVAL_SECS} s); destroyed"
             ),
             PolicyOutcome::RestartFailed { error } => write!(f, "restart failed: {error}"),
+            PolicyOutcome::Failed { error } => write!(f, "failed: {error}"),
         }?;
         if let Some(p) = &self.core_dump {
             write!(f, " (core dumped to {})", p.display())?;
@@ -59,12 +79,12 @@ impl std::fmt::Display for PolicyEvent {
 
 /// The policy for a shutdown reason. Suspend leaves the domain for `save`;
 /// a watchdog firing counts as a crash, a soft reset as a reboot.
-pub fn policy_for(config: &DomainConfig, reason: ShutdownReason) -> Policy {
+pub fn policy_for(config: &DomainConfig, reason: ShutdownReason) -> (&'static str, Policy) {
     match reason {
-        ShutdownReason::Poweroff => config.poweroff_policy(),
-        ShutdownReason::Reboot | ShutdownReason::SoftReset => config.reboot_policy(),
-        ShutdownReason::Crash | ShutdownReason::Watchdog => config.crash_policy(),
-        ShutdownReason::Suspend => Policy::Preserve,
+        ShutdownReason::Poweroff => ("on_poweroff", config.poweroff_policy()),
+        ShutdownReason::Reboot | ShutdownReason::SoftReset => ("on_reboot", config.reboot_policy()),
+        ShutdownReason::Crash | ShutdownReason::Watchdog => ("on_crash", config.crash_policy()),
+        ShutdownReason::Suspend => ("suspend", Policy::Preserve),
     }
 }
 
@@ -76,8 +96,30 @@ impl Engine {
             if !info.flags.shutdown {
                 continue;
             }
-            if let Some(event) = self.handle_shutdown(&info)? {
-                events.push(event);
+            // One domain's failure must not stop the others' policies.
+            match self.handle_shutdown(&info) {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(domid = info.domid, error = %e, "applying a shutdown policy failed");
+                    let _ = self.note(
+                        info.domid,
+                        TimelineEvent::Warning {
+                            message: format!("policy failed: {e}"),
+                        },
+                    );
+                    events.push(PolicyEvent {
+                        name: info.name.clone(),
+                        domid: info.domid,
+                        reason: info.shutdown_reason.unwrap_or(ShutdownReason::Poweroff),
+                        field: "policy",
+                        policy: Policy::Preserve,
+                        outcome: PolicyOutcome::Failed {
+                            error: e.to_string(),
+                        },
+                        core_dump: None,
+                    });
+                }
             }
         }
         Ok(events)
@@ -107,12 +149,19 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let policy = policy_for(&config, reason);
-        self.note(domid, TimelineEvent::PolicyApplied { reason, policy })?;
+        let (field, policy) = policy_for(&config, reason);
+        self.note(
+            domid,
+            TimelineEvent::PolicyApplied {
+                field: field.to_string(),
+                policy,
+            },
+        )?;
         let mut event = PolicyEvent {
             name: info.name.clone(),
             domid,
             reason,
+            field,
             policy,
             outcome: PolicyOutcome::Preserved,
             core_dump: None,
@@ -208,6 +257,13 @@ impl Engine {
                     rec.name = to.clone();
                 }
             })?;
+            // The kept domain is for inspection; its devices go to the new one.
+            for dev in info.devices.iter().rev() {
+                let r = super::device_ref(dev, &info.devices);
+                if let Err(e) = self.hv.detach_device(old, &r) {
+                    tracing::warn!(domid = old, device = %dev, error = %e, "releasing a device for rename-restart failed");
+                }
+            }
             None
         } else {
             self.destroy_info(info)?;

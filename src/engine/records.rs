@@ -40,7 +40,7 @@ pub enum TimelineEvent {
         reason: ShutdownReason,
     },
     PolicyApplied {
-        reason: ShutdownReason,
+        field: String,
         policy: Policy,
     },
     Restarted {
@@ -93,7 +93,7 @@ impl fmt::Display for TimelineEvent {
             Unpaused => write!(f, "unpaused"),
             ShutdownRequested { reason } => write!(f, "shutdown requested ({reason})"),
             ShutDown { reason } => write!(f, "shut down ({reason})"),
-            PolicyApplied { reason, policy } => write!(f, "on_{reason} policy applied: {policy}"),
+            PolicyApplied { field, policy } => write!(f, "{field} policy applied: {policy}"),
             Restarted { new_domid } => write!(f, "restarted as domain {new_domid}"),
             RestartRefused { seconds_since_last } => write!(
                 f,

@@ -46,10 +46,15 @@ fn is_delimiter(c: char) -> bool {
     )
 }
 
+/// Deeper nesting than any config needs; the limit keeps a hostile file
+/// from exhausting the stack.
+const MAX_DEPTH: usize = 256;
+
 struct Reader<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     line: u32,
     col: u32,
+    depth: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -58,6 +63,7 @@ impl<'a> Reader<'a> {
             chars: text.chars().peekable(),
             line: 1,
             col: 1,
+            depth: 0,
         }
     }
 
@@ -136,6 +142,16 @@ impl<'a> Reader<'a> {
     }
 
     fn list(&mut self, open: Pos) -> Result<Node, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error_here(format!("lists nested deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        let result = self.list_items(open);
+        self.depth -= 1;
+        result
+    }
+
+    fn list_items(&mut self, open: Pos) -> Result<Node, ParseError> {
         self.bump();
         let mut items = Vec::new();
         loop {
@@ -272,6 +288,13 @@ mod tests {
             n.child_value("mac").and_then(Node::atom),
             Some("00:16:3e:00:00:01")
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let text = "(".repeat(100_000);
+        let err = parse(&text).err().map(|e| e.message);
+        assert_eq!(err.as_deref(), Some("lists nested deeper than 256 levels"));
     }
 
     #[test]

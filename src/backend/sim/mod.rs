@@ -516,7 +516,13 @@ impl Hypervisor for SimHypervisor {
     }
 
     fn set_memory_target(&self, domid: DomId, kib: u64) -> BackendResult<()> {
-        self.with_domain(CallKind::SetMemoryTarget, domid, true, |d, _, _| {
+        self.fault(CallKind::SetMemoryTarget)?;
+        self.write(|h, _, _| {
+            let free = h.free_kib();
+            let d = h
+                .domains
+                .get_mut(&domid)
+                .ok_or(BackendError::NoSuchDomain(domid))?;
             if kib > d.max_kib {
                 return Err(BackendError::Invalid(format!(
                     "memory target {} MiB is above the domain's maximum {} MiB",
@@ -524,8 +530,16 @@ impl Hypervisor for SimHypervisor {
                     d.max_kib / 1024
                 )));
             }
-            // A balloon can only give back what the domain reserved.
-            d.target_kib = kib.min(d.memory_kib).max(kib.min(d.max_kib));
+            // The balloon takes memory from the host or gives it back.
+            let grow = kib.saturating_sub(d.memory_kib);
+            if grow > free {
+                return Err(BackendError::OutOfMemory {
+                    need_kib: grow,
+                    free_kib: free,
+                });
+            }
+            d.memory_kib = kib;
+            d.target_kib = kib;
             Ok(())
         })
     }
@@ -559,7 +573,7 @@ impl Hypervisor for SimHypervisor {
             if domid == 0 {
                 return Err(BackendError::Invalid("Domain-0 cannot be saved".into()));
             }
-            if d.shutdown.is_some() {
+            if d.shutdown.is_some_and(|r| r != ShutdownReason::Suspend) {
                 return Err(bad_state(d, CallKind::Save));
             }
             let mut domain = d.clone();
@@ -610,8 +624,20 @@ impl Hypervisor for SimHypervisor {
             }
             let domid = h.next_domid;
             h.next_domid += 1;
+            if d.vcpus == 0
+                || d.vcpus > 128
+                || d.vcpu_ns.len() != d.vcpus as usize
+                || d.load_permille > 1000
+            {
+                return Err(BackendError::Invalid(format!(
+                    "{} is damaged: impossible vCPU data",
+                    path.display()
+                )));
+            }
             d.domid = domid;
             d.paused = true;
+            // A suspended guest resumes where it stopped.
+            d.shutdown = None;
             d.accounted_ns = now;
             out.push(domid, &image.console_tail);
             out.push(domid, "\r\n[restored]\r\n");
@@ -625,8 +651,8 @@ impl Hypervisor for SimHypervisor {
         let text = self.read(|h, now| {
             h.domains.get(&domid).map(|d| {
                 format!(
-                    "domus simulated core dump\nname: {}\ndomid: {}\nuuid: {}\nmemory_kib: {}\nvcpus: {}\nshutdown: {:?}\nuptime_s: {:.3}\n",
-                    d.name, d.domid, d.uuid, d.memory_kib, d.vcpus, d.shutdown, d.uptime_secs(now)
+                    "domus simulated core dump\nname: {}\ndomid: {}\nuuid: {}\nmemory_kib: {}\nvcpus: {}\nshutdown: {}\nuptime_s: {:.3}\n",
+                    d.name, d.domid, d.uuid, d.memory_kib, d.vcpus, d.shutdown.map_or("no", |r| r.as_str()), d.uptime_secs(now)
                 )
             })
         })?;

@@ -158,7 +158,7 @@ impl HostState {
             domid: d.domid,
             name: d.name.clone(),
             uuid: d.uuid,
-            memory_kib: d.memory_kib.min(d.target_kib.max(1)),
+            memory_kib: d.memory_kib,
             max_memory_kib: d.max_kib,
             vcpus: d.vcpus,
             flags: StateFlags {

@@ -29,7 +29,8 @@ pub trait ImageHandler: Send + Sync {
             memmap: None,
             device_model: None,
             vnc: false,
-            boot_from_disk: false,
+            // A bootloader (pygrub) finds the kernel on the guest's disk.
+            boot_from_disk: boot.kernel.is_none(),
         })
     }
 
