@@ -7,12 +7,23 @@ use std::collections::VecDeque;
 
 pub const SCROLLBACK: usize = 5000;
 
+/// Where the plain-text copy is inside an escape sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strip {
+    Text,
+    Esc,
+    Csi,
+    /// OSC/DCS/APC/PM/SOS string, until BEL or ESC \.
+    Str,
+    StrEsc,
+}
+
 pub struct ConsoleBuffer {
     pub parser: vt100::Parser,
     /// Plain text of completed lines (escape sequences dropped), for search.
     pub lines: VecDeque<String>,
-    partial: String,
-    escape: crate::console::EscapeFilter,
+    partial: Vec<u8>,
+    strip: Strip,
     pub bytes: u64,
     pub closed: bool,
 }
@@ -22,8 +33,8 @@ impl ConsoleBuffer {
         ConsoleBuffer {
             parser: vt100::Parser::new(rows.max(1), cols.max(1), SCROLLBACK),
             lines: VecDeque::new(),
-            partial: String::new(),
-            escape: crate::console::EscapeFilter::new(),
+            partial: Vec::new(),
+            strip: Strip::Text,
             bytes: 0,
             closed: false,
         }
@@ -32,30 +43,55 @@ impl ConsoleBuffer {
     pub fn feed(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
         self.parser.process(bytes);
-        // The search copy: drop escape sequences and control characters.
-        let mut safe = Vec::with_capacity(bytes.len());
-        self.escape.feed(bytes, &mut safe);
-        let mut in_csi = false;
-        for ch in String::from_utf8_lossy(&safe).chars() {
-            if in_csi {
-                in_csi = !('@'..='~').contains(&ch);
-                continue;
+        // The search copy, in one pass over the bytes: text kept, escape
+        // sequences and control characters dropped. Runs of plain text are
+        // copied whole; only the bytes around them go through the machine.
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.strip == Strip::Text {
+                let run = bytes[i..]
+                    .iter()
+                    .position(|&b| b < 0x20 || b == 0x7f)
+                    .unwrap_or(bytes.len() - i);
+                self.partial.extend_from_slice(&bytes[i..i + run]);
+                i += run;
+                if i == bytes.len() {
+                    break;
+                }
             }
-            match ch {
-                '\u{1b}' => in_csi = true,
-                '\n' => {
-                    let line = std::mem::take(&mut self.partial);
+            let b = bytes[i];
+            i += 1;
+            self.strip = match (self.strip, b) {
+                (Strip::Text, 0x1b) => Strip::Esc,
+                (Strip::Text, b'\n') => {
+                    let line = String::from_utf8_lossy(&self.partial).into_owned();
+                    self.partial.clear();
                     self.lines.push_back(line);
                     if self.lines.len() > SCROLLBACK {
                         self.lines.pop_front();
                     }
+                    Strip::Text
                 }
-                '\u{8}' => {
+                (Strip::Text, 0x08) => {
                     self.partial.pop();
+                    Strip::Text
                 }
-                c if c.is_control() => {}
-                c => self.partial.push(c),
-            }
+                (Strip::Text, _) => Strip::Text,
+                (Strip::Esc, b'[') => Strip::Csi,
+                (Strip::Esc, b']' | b'P' | b'_' | b'^' | b'X') => Strip::Str,
+                (Strip::Esc, _) => Strip::Text,
+                (Strip::Csi, 0x40..=0x7e) => Strip::Text,
+                (Strip::Csi, _) => Strip::Csi,
+                (Strip::Str, 0x07) => Strip::Text,
+                (Strip::Str, 0x1b) => Strip::StrEsc,
+                (Strip::Str, _) => Strip::Str,
+                (Strip::StrEsc, b'\\') => Strip::Text,
+                (Strip::StrEsc, _) => Strip::Str,
+            };
+        }
+        // A guest that never sends a newline must not grow this forever.
+        if self.partial.len() > 64 * 1024 {
+            self.partial.drain(..32 * 1024);
         }
     }
 

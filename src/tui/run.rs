@@ -152,9 +152,16 @@ async fn event_loop(
             _ = hup.recv() => return Ok(()),
         };
         send(app.update(first));
-        // Batch whatever else is already waiting, then draw once.
-        while let Ok(a) = actions.try_recv() {
-            send(app.update(a));
+        // Batch whatever else is already waiting, then draw once. The
+        // budget bounds a batch under a console flood, so a key pressed
+        // meanwhile waits at most one batch (select! picks ready branches
+        // at random).
+        let budget = std::time::Instant::now() + Duration::from_millis(30);
+        while std::time::Instant::now() < budget {
+            match actions.try_recv() {
+                Ok(a) => send(app.update(a)),
+                Err(_) => break,
+            }
         }
         if app.quit {
             return Ok(());

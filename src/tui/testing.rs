@@ -144,6 +144,12 @@ impl Harness {
         self.run_effects(vec![Effect::Refresh]);
     }
 
+    /// Draw one frame (render + diff against the previous one).
+    pub fn draw(&mut self) {
+        let app = &self.app;
+        let _ = self.terminal.draw(|f| super::ui::draw(f, app));
+    }
+
     pub fn buffer(&mut self) -> Buffer {
         let app = &self.app;
         let _ = self.terminal.draw(|f| super::ui::draw(f, app));
