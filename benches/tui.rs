@@ -69,7 +69,7 @@ fn console_stream(len: usize) -> Vec<u8> {
             )
             .as_bytes(),
         );
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             out.extend_from_slice(b"\x1b[2K\r/ # ls -l\r\n");
         }
     }
