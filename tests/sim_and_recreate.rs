@@ -203,3 +203,55 @@ fn a_shutdown_is_handled_by_exactly_one_of_two_engines() {
     let second = a.refresh().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first.len() + second.len(), 1);
 }
+
+#[test]
+fn a_policy_claim_left_by_a_dead_process_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let clock = ManualClock::new(T0);
+    let (_, engine) = persistent(dir.path(), clock.clone());
+    let d = engine
+        .create(&with_policy("(on_crash restart)"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    type_line(&engine, d, "crash");
+    // Another process claimed this shutdown and died before applying it.
+    let file = dir.path().join("engine-sim.json");
+    let mut records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    for rec in records["live"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+    {
+        rec["handled_shutdown"] = serde_json::json!(d);
+        rec["claim_ns"] = serde_json::json!(T0);
+    }
+    std::fs::write(&file, serde_json::to_vec(&records).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    clock.advance_secs(10.0);
+    assert!(
+        engine.refresh().unwrap_or_default().is_empty(),
+        "a fresh claim is respected"
+    );
+    clock.advance_secs(60.0);
+    let events = engine.refresh().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(
+            events.first().map(|e| &e.outcome),
+            Some(PolicyOutcome::Restarted { .. })
+        ),
+        "{events:?}"
+    );
+    // A preserved domain is not mistaken for an abandoned claim later.
+    let p = engine
+        .create(
+            &config("(vm (name keep) (on_crash preserve) (image (linux (kernel /k))))"),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    type_line(&engine, p, "crash");
+    assert_eq!(engine.refresh().unwrap_or_default().len(), 1);
+    clock.advance_secs(120.0);
+    assert!(engine.refresh().unwrap_or_default().is_empty());
+}

@@ -171,7 +171,7 @@ impl Engine {
     /// Build a domain from a config; on any failure nothing is left behind.
     pub fn create(&self, config: &DomainConfig, source: Option<&Path>) -> EngineResult<DomId> {
         let (domid, devices) = self.construct(config, None)?;
-        if let Err(e) = self.adopt_new(config, source, domid, &devices, None) {
+        if let Err(e) = self.adopt_new(config, source, domid, &devices, None, None) {
             // Without a record nobody could apply its policies: undo the build.
             let _ = self.hv.destroy(domid);
             return Err(e);
@@ -188,6 +188,7 @@ impl Engine {
         domid: DomId,
         devices: &[DeviceSpec],
         restarted_from: Option<DomId>,
+        restored_from: Option<&Path>,
     ) -> EngineResult<()> {
         let info = self.info(domid)?;
         let now = self.now_ns();
@@ -213,6 +214,7 @@ impl Engine {
             }
             rec.domid = Some(domid);
             rec.handled_shutdown = None;
+            rec.claim_ns = None;
             match restarted_from {
                 Some(old) => {
                     rec.push(
@@ -229,23 +231,33 @@ impl Engine {
                     rec.restarts = 0;
                 }
             }
-            rec.push(
-                now,
-                Some(domid),
-                TimelineEvent::Created {
-                    image: config.image.type_name().into(),
-                    memory_mib: config.memory,
-                    vcpus: config.vcpus,
-                },
-            );
-            for d in devices {
+            if let Some(path) = restored_from {
                 rec.push(
                     now,
                     Some(domid),
-                    TimelineEvent::DeviceAttached {
-                        device: d.to_string(),
+                    TimelineEvent::Restored {
+                        path: path.to_path_buf(),
                     },
                 );
+            } else {
+                rec.push(
+                    now,
+                    Some(domid),
+                    TimelineEvent::Created {
+                        image: config.image.type_name().into(),
+                        memory_mib: config.memory,
+                        vcpus: config.vcpus,
+                    },
+                );
+                for d in devices {
+                    rec.push(
+                        now,
+                        Some(domid),
+                        TimelineEvent::DeviceAttached {
+                            device: d.to_string(),
+                        },
+                    );
+                }
             }
             r.live.insert(info.uuid, rec);
         })
@@ -488,13 +500,7 @@ impl Engine {
             let text = String::from_utf8_lossy(&meta);
             if let Ok((config, _)) = crate::config::parse_str(&text, "<saved config>") {
                 let info = self.info(domid)?;
-                self.adopt_new(&config, None, domid, &info.devices, None)?;
-                self.note(
-                    domid,
-                    TimelineEvent::Restored {
-                        path: path.to_path_buf(),
-                    },
-                )?;
+                self.adopt_new(&config, None, domid, &info.devices, None, Some(path))?;
             }
             Ok(())
         })();
@@ -563,6 +569,7 @@ fn new_record(info: &DomainInfo, config: &DomainConfig) -> DomainRecord {
         last_restart_ns: None,
         restarts: 0,
         handled_shutdown: None,
+        claim_ns: None,
     }
 }
 

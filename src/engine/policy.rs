@@ -10,6 +10,9 @@ use crate::backend::{DomId, DomainInfo, ShutdownReason};
 use crate::clock::NS_PER_SEC;
 use crate::config::{DomainConfig, Policy};
 
+/// A policy claim older than this belongs to a process that died.
+pub const STALE_CLAIM_SECS: u64 = 60;
+
 /// xend refused to restart a domain restarted less than this long ago.
 pub const MIN_RESTART_INTERVAL_SECS: u64 = 20;
 
@@ -126,6 +129,26 @@ impl Engine {
     }
 
     fn handle_shutdown(&self, info: &DomainInfo) -> EngineResult<Option<PolicyEvent>> {
+        let mut claimed = false;
+        let result = self.claim_and_apply(info, &mut claimed);
+        // Done (or failed): release our claim either way, so a preserved
+        // domain is not taken for an abandoned claim later.
+        if claimed {
+            let domid = info.domid;
+            self.records.write(|r| {
+                if let Some(rec) = r.by_domid(domid) {
+                    rec.claim_ns = None;
+                }
+            })?;
+        }
+        result
+    }
+
+    fn claim_and_apply(
+        &self,
+        info: &DomainInfo,
+        claimed_here: &mut bool,
+    ) -> EngineResult<Option<PolicyEvent>> {
         let domid = info.domid;
         let reason = info.shutdown_reason.unwrap_or(ShutdownReason::Poweroff);
         let now = self.now_ns();
@@ -133,15 +156,30 @@ impl Engine {
         let claimed = self.records.write(|r| {
             let rec = r.by_domid(domid)?;
             if rec.handled_shutdown == Some(domid) {
-                return None;
+                let stale = rec
+                    .claim_ns
+                    .is_some_and(|c| now.saturating_sub(c) > STALE_CLAIM_SECS * NS_PER_SEC);
+                if !stale {
+                    return None;
+                }
+                rec.push(
+                    now,
+                    Some(domid),
+                    TimelineEvent::Warning {
+                        message: "taking over a policy left unfinished by another domus process"
+                            .into(),
+                    },
+                );
             }
             rec.handled_shutdown = Some(domid);
+            rec.claim_ns = Some(now);
             rec.push(now, Some(domid), TimelineEvent::ShutDown { reason });
             Some((rec.config.clone(), rec.last_restart_ns, rec.uuid))
         })?;
         let Some((config_text, last_restart_ns, uuid)) = claimed else {
             return Ok(None);
         };
+        *claimed_here = true;
         let config = match crate::config::parse_str(&config_text, "<record>") {
             Ok((c, _)) => c,
             Err(e) => {
@@ -277,7 +315,7 @@ impl Engine {
         let config = &config;
         match self.construct(config, keep_uuid) {
             Ok((new_domid, devices)) => {
-                self.adopt_new(config, None, new_domid, &devices, Some(old))?;
+                self.adopt_new(config, None, new_domid, &devices, Some(old), None)?;
                 Ok(PolicyOutcome::Restarted { new_domid })
             }
             Err(e) => {

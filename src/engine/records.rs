@@ -135,6 +135,10 @@ pub struct DomainRecord {
     pub restarts: u32,
     /// The domid whose shutdown has been handled (so it is handled once).
     pub handled_shutdown: Option<DomId>,
+    /// When a process claimed that shutdown; cleared once its policy ran.
+    /// A claim left by a process that died is taken over after a while.
+    #[serde(default)]
+    pub claim_ns: Option<u64>,
 }
 
 impl DomainRecord {
