@@ -390,3 +390,17 @@ fn mem_set_balloons_up_to_maxmem_and_info_outlives_the_domain() {
     assert!(info.contains("memory target set to 512 MiB"), "{info}");
     assert!(info.trim_end().ends_with("destroyed"), "{info}");
 }
+
+#[test]
+fn the_tui_without_a_terminal_says_so_instead_of_crashing() {
+    let host = Host::new();
+    host.domus()
+        .arg("--config-dir")
+        .arg(host.dir.path().join("domains"))
+        .write_stdin("")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "domus: the TUI needs a terminal",
+        ));
+}

@@ -92,7 +92,14 @@ fn sort_and_filter() {
     insta::assert_snapshot!("filter_regex", h.screen());
     // Clicking the MEM header sorts by memory.
     let (top, _) = domus::tui::ui::layout::table_rows((120, 36));
-    h.click(60, top - 1);
+    let mut x = 1;
+    for (col, w) in domus::tui::table::visible_columns(120) {
+        if col == domus::tui::table::Column::Mem {
+            break;
+        }
+        x += w + 1;
+    }
+    h.click(x + 2, top - 1);
     assert_eq!(h.app.table.column(), domus::tui::table::Column::Mem);
 }
 
@@ -361,6 +368,11 @@ fn command_palette_runs_cli_verbs() {
     h.key(KeyCode::Enter);
     h.key(KeyCode::Char(':'));
     h.type_text("destroy 2\r");
+    assert!(
+        h.screen().contains("Destroy plan9term (domain 2)?"),
+        "the palette's destroy asks first too"
+    );
+    h.key(KeyCode::Char('y'));
     h.tick(1.0);
     assert!(h.app.table.rows.iter().all(|r| r.name != "plan9term"));
     let web1 = h
@@ -440,4 +452,73 @@ fn state_colours() {
         cells.push_str(&format!("{:<10} {text} fg={:?}\n", name.trim(), cell.fg));
     }
     insta::assert_snapshot!("state_colours", cells);
+}
+
+#[test]
+fn narrow_terminals_drop_columns_instead_of_cutting_numbers() {
+    let d = dirs();
+    let mut h = Harness::new(HarnessOptions {
+        size: (80, 24),
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+    });
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    let screen = h.screen();
+    let dom0 = screen
+        .lines()
+        .find(|l| l.contains("Domain-0"))
+        .unwrap_or_default();
+    assert!(dom0.contains(" 2048"), "memory shown whole: {screen}");
+    insta::assert_snapshot!("narrow_80x24", screen);
+}
+
+#[test]
+fn a_console_survives_shrinking_and_growing_the_terminal() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('c'));
+    h.type_text("echo marker-one\r");
+    h.dispatch(domus::tui::action::Action::Resize(60, 15));
+    let small = h
+        .app
+        .consoles
+        .values()
+        .next()
+        .map(|c| c.parser.screen().contents())
+        .unwrap_or_default();
+    assert!(
+        small.contains("marker-one") && small.trim_end().ends_with("/ #"),
+        "{small}"
+    );
+    h.dispatch(domus::tui::action::Action::Resize(120, 36));
+    let big = h
+        .app
+        .consoles
+        .values()
+        .next()
+        .map(|c| c.parser.screen().contents())
+        .unwrap_or_default();
+    assert!(
+        big.contains("Welcome to web1") && big.contains("marker-one"),
+        "{big}"
+    );
+}
+
+#[test]
+fn the_editor_scrolls_sideways_to_the_cursor() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::End);
+    h.key(KeyCode::Char('e'));
+    h.type_text(&format!("# {}END", "x".repeat(200)));
+    let screen = h.screen();
+    assert!(
+        screen.contains("xxxxEND"),
+        "the end of a long line is visible: {screen}"
+    );
 }

@@ -12,7 +12,7 @@ pub use device::{
     vdev_numbers,
 };
 pub use error::{ConfigError, Diagnostic, Diagnostics};
-pub use parse::{check_device, from_node, load_file, parse_str};
+pub use parse::{check_device, from_node, load_file, parse_str, validate_name};
 pub use types::{
     BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Policy,
     PolicyParseError, count_devices,

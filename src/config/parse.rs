@@ -146,6 +146,11 @@ fn ranged(field: &Node, lo: u32, hi: u32, what: &str, d: &mut Diagnostics) -> Op
     }
 }
 
+/// Check a domain name by the config rules.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    valid_name(name)
+}
+
 fn valid_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("name must not be empty".into());

@@ -158,9 +158,11 @@ impl<'a> Reader<'a> {
             self.skip_blank();
             match self.peek() {
                 None => {
-                    return Err(self.error_here(format!(
-                        "unexpected end of file: '(' opened at {open} is never closed"
-                    )));
+                    // Point at the '(' itself: that is where the operator looks.
+                    return Err(ParseError {
+                        pos: open,
+                        message: "'(' is never closed (the file ends first)".into(),
+                    });
                 }
                 Some(')') => {
                     self.bump();
@@ -301,7 +303,7 @@ mod tests {
     fn errors_name_the_position() {
         assert_eq!(
             parse("(vm\n (name web1)").unwrap_err().to_string(),
-            "2:13: unexpected end of file: '(' opened at 1:1 is never closed"
+            "1:1: '(' is never closed (the file ends first)"
         );
         assert_eq!(
             parse("(vm))").unwrap_err().to_string(),

@@ -90,6 +90,10 @@ pub enum Action {
 pub enum Effect {
     Refresh,
     Pause(Vec<DomId>),
+    /// Pause the running ones, unpause the paused ones.
+    TogglePause(Vec<DomId>),
+    Save(DomId, PathBuf),
+    Restore(PathBuf),
     Unpause(Vec<DomId>),
     Shutdown(Vec<DomId>, ShutdownReason),
     Destroy(Vec<DomId>),

@@ -14,7 +14,7 @@ use super::forms::{DeviceForm, FormKind};
 use super::input::LineInput;
 use super::keymap::{self, Command, Scope};
 use super::library::{self, Library};
-use super::table::{Column, DomainTable};
+use super::table::DomainTable;
 use super::theme::Theme;
 use super::ui::layout;
 use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
@@ -137,6 +137,10 @@ pub struct App {
     building_from_editor: Option<PathBuf>,
     /// A domain to select once a snapshot shows it (after a build).
     pending_select: Option<DomId>,
+    /// The theme before the picker opened, for Esc.
+    theme_before: Theme,
+    /// When the status line was set: routine news waits behind a recent error.
+    status_at: u64,
 }
 
 /// Bytes a key sends to a guest terminal.
@@ -187,6 +191,8 @@ impl App {
         size: (u16, u16),
     ) -> Self {
         App {
+            theme_before: theme.clone(),
+            status_at: 0,
             theme,
             themes,
             read_only,
@@ -220,7 +226,12 @@ impl App {
 
     pub fn log(&mut self, level: Level, text: impl Into<String>) {
         let text = text.into();
-        self.status = Some((level, text.clone()));
+        let recent_problem = matches!(self.status, Some((Level::Error | Level::Warn, _)))
+            && self.now_ns.saturating_sub(self.status_at) < 5_000_000_000;
+        if !(recent_problem && matches!(level, Level::Info | Level::Ok)) {
+            self.status = Some((level, text.clone()));
+            self.status_at = self.now_ns;
+        }
         self.events.push_back(LogLine {
             at_ns: self.now_ns,
             level,
@@ -351,7 +362,7 @@ impl App {
                     .filter(|(_, r)| r.is_ok())
                     .map(|(n, _)| n.as_str())
                     .collect();
-                for (n, r) in &results {
+                for (n, r) in results.iter().filter(|_| results.len() > 1) {
                     if let Err(e) = r {
                         self.events.push_back(LogLine {
                             at_ns: self.now_ns,
@@ -362,6 +373,7 @@ impl App {
                 }
                 let done = match op {
                     "pause" => "paused",
+                    "pause/unpause" => "paused/unpaused:",
                     "unpause" => "unpaused",
                     "destroy" => "destroyed",
                     "shutdown" => "asked to shut down:",
@@ -507,6 +519,15 @@ impl App {
             Mode::Normal => {
                 let effects = match keymap::lookup(&key, &self.scopes(), self.read_only) {
                     Some(cmd) => self.command(cmd),
+                    None if self.read_only
+                        && keymap::lookup(&key, &self.scopes(), false).is_some() =>
+                    {
+                        self.status = Some((
+                            Level::Warn,
+                            "read-only mode: that action is not available".into(),
+                        ));
+                        Vec::new()
+                    }
                     None => Vec::new(),
                 };
                 (Mode::Normal, effects)
@@ -696,7 +717,10 @@ impl App {
                 ),
             },
             Mode::Themes(mut sel) => match key.code {
-                KeyCode::Esc => (Mode::Normal, Vec::new()),
+                KeyCode::Esc | KeyCode::Char('q') => {
+                    self.theme = self.theme_before.clone();
+                    (Mode::Normal, Vec::new())
+                }
                 KeyCode::Enter => {
                     if let Some(t) = self.themes.get(sel) {
                         self.theme = t.clone();
@@ -765,6 +789,19 @@ impl App {
                         Vec::new(),
                     );
                 }
+            }
+        }
+        let closed = self.consoles.get(&domid).is_some_and(|c| c.closed);
+        if closed && key.code == KeyCode::Enter {
+            let name = self.table.name_of(domid);
+            if let Some(next) = self
+                .table
+                .rows
+                .iter()
+                .find(|r| r.name == name && r.view.info.domid != domid)
+            {
+                let next = next.view.info.domid;
+                return (Mode::Normal, self.open_console(next));
             }
         }
         let page = (layout::console_size(self.size).0.max(2) - 1) as isize;
@@ -991,13 +1028,12 @@ impl App {
                 if m.row + 1 == top {
                     // The header row: sort by the clicked column.
                     let mut x = 1u16;
-                    for col in Column::ALL {
-                        let w = col.width() + 1;
-                        if m.column >= x && m.column < x + w {
+                    for (col, w) in crate::tui::table::visible_columns(self.size.0) {
+                        if m.column >= x && m.column < x + w + 1 {
                             self.table.sort_by(col);
                             break;
                         }
-                        x += w;
+                        x += w + 1;
                     }
                 } else if m.row >= top && usize::from(m.row - top) < height {
                     let idx = self.table.offset + usize::from(m.row - top);
@@ -1211,6 +1247,30 @@ impl App {
         Vec::new()
     }
 
+    fn confirm_destroy(&mut self, targets: Vec<DomId>) {
+        let mut names: Vec<String> = targets
+            .iter()
+            .take(5)
+            .map(|d| {
+                format!(
+                    "{} (domain {d})",
+                    crate::tui::ui::tables::ellipsize(&self.table.name_of(*d), 30)
+                )
+            })
+            .collect();
+        if targets.len() > 5 {
+            names.push(format!("and {} more", targets.len() - 5));
+        }
+        self.mode = Mode::Confirm(Confirm {
+            title: "Destroy".into(),
+            message: format!(
+                "Destroy {}?\nThe guest stops at once, without shutting down.",
+                names.join(",\n  ")
+            ),
+            pending: Pending::Destroy(targets),
+        });
+    }
+
     /// Selected/tagged domains, minus Domain-0 (with a message).
     fn guest_targets(&mut self, what: &str) -> Vec<DomId> {
         let mut targets = self.table.targets();
@@ -1223,17 +1283,10 @@ impl App {
 
     fn pause_toggle(&mut self) -> Vec<Effect> {
         let targets = self.guest_targets("paused");
-        let (paused, running): (Vec<DomId>, Vec<DomId>) = targets
-            .into_iter()
-            .partition(|d| self.table.row(*d).is_some_and(|r| r.view.info.flags.paused));
-        let mut effects = Vec::new();
-        if !running.is_empty() {
-            effects.push(Effect::Pause(running));
+        if targets.is_empty() {
+            return Vec::new();
         }
-        if !paused.is_empty() {
-            effects.push(Effect::Unpause(paused));
-        }
-        effects
+        vec![Effect::TogglePause(targets)]
     }
 
     fn open_console(&mut self, domid: DomId) -> Vec<Effect> {
@@ -1394,11 +1447,14 @@ impl App {
                         self.status = Some((Level::Error, format!("Domain-0 cannot be {verb}d")));
                         return Vec::new();
                     }
-                    return vec![match verb {
-                        "pause" => Effect::Pause(vec![d]),
-                        "unpause" => Effect::Unpause(vec![d]),
-                        _ => Effect::Destroy(vec![d]),
-                    }];
+                    return match verb {
+                        "pause" => vec![Effect::Pause(vec![d])],
+                        "unpause" => vec![Effect::Unpause(vec![d])],
+                        _ => {
+                            self.confirm_destroy(vec![d]);
+                            Vec::new()
+                        }
+                    };
                 }
             }
             "shutdown" => {
@@ -1440,6 +1496,18 @@ impl App {
                     }
                 }
             }
+            "save" => {
+                if let Some(d) = need_dom(self) {
+                    match args.get(1) {
+                        Some(file) => return vec![Effect::Save(d, PathBuf::from(file))],
+                        None => self.status = Some((Level::Error, "save DOM FILE".into())),
+                    }
+                }
+            }
+            "restore" => match args.first() {
+                Some(file) => return vec![Effect::Restore(PathBuf::from(file))],
+                None => self.status = Some((Level::Error, "restore FILE".into())),
+            },
             "mem-set" => {
                 if let Some(d) = need_dom(self) {
                     match args

@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 
 pub const SCROLLBACK: usize = 5000;
+/// Bytes of recent output kept for redrawing after a resize.
+const RAW_KEEP: usize = 1 << 20;
 
 /// Where the plain-text copy is inside an escape sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,9 @@ pub struct ConsoleBuffer {
     pub lines: VecDeque<String>,
     partial: Vec<u8>,
     strip: Strip,
+    /// The newest output, replayed into a fresh parser on resize: a vt100
+    /// grid that shrinks loses its bottom rows otherwise.
+    raw: VecDeque<u8>,
     pub bytes: u64,
     pub closed: bool,
 }
@@ -35,6 +40,7 @@ impl ConsoleBuffer {
             lines: VecDeque::new(),
             partial: Vec::new(),
             strip: Strip::Text,
+            raw: VecDeque::new(),
             bytes: 0,
             closed: false,
         }
@@ -43,6 +49,11 @@ impl ConsoleBuffer {
     pub fn feed(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
         self.parser.process(bytes);
+        self.raw.extend(bytes);
+        if self.raw.len() > RAW_KEEP {
+            let excess = self.raw.len() - RAW_KEEP;
+            self.raw.drain(..excess);
+        }
         // The search copy, in one pass over the bytes: text kept, escape
         // sequences and control characters dropped. Runs of plain text are
         // copied whole; only the bytes around them go through the machine.
@@ -96,7 +107,14 @@ impl ConsoleBuffer {
     }
 
     pub fn resize(&mut self, rows: u16, cols: u16) {
-        self.parser.screen_mut().set_size(rows.max(1), cols.max(1));
+        if self.parser.screen().size() == (rows.max(1), cols.max(1)) {
+            return;
+        }
+        let mut parser = vt100::Parser::new(rows.max(1), cols.max(1), SCROLLBACK);
+        let (a, b) = self.raw.as_slices();
+        parser.process(a);
+        parser.process(b);
+        self.parser = parser;
     }
 
     /// Scroll so that the newest line matching `needle` is on screen.

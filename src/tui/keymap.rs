@@ -489,6 +489,14 @@ pub fn palette_verbs(read_only: bool) -> Vec<(&'static str, &'static str, &'stat
     if read_only {
         verbs.retain(|(v, _, _)| *v != "unpause");
     }
+    if !read_only {
+        verbs.push((
+            "save",
+            "DOM FILE",
+            "Save a domain's state to a file (it stops)",
+        ));
+        verbs.push(("restore", "FILE", "Restore a saved domain"));
+    }
     verbs.push((
         "theme",
         "NAME",

@@ -42,7 +42,12 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
 
-    let mut terminal = ratatui::init();
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return Err("the TUI needs a terminal (run it in one, or use ssh -t); for scripts use domus list, create, …".into());
+    }
+    let mut terminal =
+        ratatui::try_init().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let _ = execute!(stdout(), EnableMouseCapture);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -67,6 +67,43 @@ impl Column {
     }
 }
 
+/// The columns that fit in `width` cells (inside the borders), with their
+/// widths. Less important columns go first; NAME takes what is left. Numbers
+/// are never cut.
+pub fn visible_columns(width: u16) -> Vec<(Column, u16)> {
+    let avail = width.saturating_sub(2);
+    let mut cols: Vec<Column> = Column::ALL.to_vec();
+    let total = |cols: &[Column], name: u16| -> u16 {
+        cols.iter()
+            .map(|c| if *c == Column::Name { name } else { c.width() })
+            .sum::<u16>()
+            + cols.len() as u16
+            - 1
+    };
+    for drop in [
+        Column::Devices,
+        Column::Uptime,
+        Column::CpuTime,
+        Column::Vcpus,
+        Column::CpuPct,
+    ] {
+        if total(&cols, 12) <= avail {
+            break;
+        }
+        cols.retain(|c| *c != drop);
+    }
+    let fixed = total(&cols, 0);
+    let name = avail.saturating_sub(fixed).clamp(
+        8,
+        Column::Name
+            .width()
+            .max(avail.saturating_sub(fixed).min(40)),
+    );
+    cols.into_iter()
+        .map(|c| (c, if c == Column::Name { name } else { c.width() }))
+        .collect()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     pub prev_cpu_ns: u64,

@@ -99,6 +99,27 @@ impl Worker {
             Effect::Pause(ids) => {
                 self.each("pause", &ids, |e, d| e.pause(d).map_err(|x| x.to_string()))
             }
+            Effect::TogglePause(ids) => self.each("pause/unpause", &ids, |e, d| {
+                let paused = e.view(d).map(|v| v.info.flags.paused).unwrap_or(false);
+                let r = if paused { e.unpause(d) } else { e.pause(d) };
+                r.map_err(|x| x.to_string())
+            }),
+            Effect::Save(d, path) => {
+                let name = self.name(d);
+                let result = e
+                    .save(d, &path)
+                    .map(|()| format!("saved to {}", path.display()))
+                    .map_err(|x| x.to_string());
+                Action::Done(Done::Attached { name, result })
+            }
+            Effect::Restore(path) => {
+                let result = e.restore(&path).map_err(|x| x.to_string());
+                let name = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Action::Done(Done::Built { name, result })
+            }
             Effect::Unpause(ids) => self.each("unpause", &ids, |e, d| {
                 e.unpause(d).map_err(|x| x.to_string())
             }),

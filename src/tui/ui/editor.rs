@@ -34,6 +34,9 @@ pub fn draw(frame: &mut Frame, app: &App, ed: &Editor) {
     } else {
         ed.scroll
     };
+    // Columns left for text after the gutter; scroll sideways to the cursor.
+    let text_w = usize::from(area.width).saturating_sub(gutter + 3).max(1);
+    let hscroll = if ccol >= text_w { ccol + 1 - text_w } else { 0 };
     let mut out = Vec::with_capacity(text_h);
     for (i, line) in lines.iter().enumerate().skip(scroll).take(text_h) {
         let is_err = err_line == Some(i);
@@ -60,12 +63,14 @@ pub fn draw(frame: &mut Frame, app: &App, ed: &Editor) {
             };
             // Split the token at the cursor so the cursor cell stands out.
             for ch in text.chars() {
-                let s = if i == crow && col == ccol {
-                    style.add_modifier(Modifier::REVERSED)
-                } else {
-                    style
-                };
-                spans.push(Span::styled(ch.to_string(), s));
+                if col >= hscroll {
+                    let s = if i == crow && col == ccol {
+                        style.add_modifier(Modifier::REVERSED)
+                    } else {
+                        style
+                    };
+                    spans.push(Span::styled(ch.to_string(), s));
+                }
                 col += 1;
             }
         }

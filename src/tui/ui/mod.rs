@@ -6,7 +6,7 @@ mod editor;
 mod header;
 pub mod layout;
 mod overlays;
-mod tables;
+pub mod tables;
 
 use ratatui::Frame;
 use ratatui::style::Style;
@@ -128,9 +128,20 @@ pub fn footer(frame: &mut Frame, app: &App, scope: Scope, area: ratatui::layout:
                 .add_modifier(ratatui::style::Modifier::REVERSED),
         ));
     }
+    // Whole hints only: one cut in half reads as a different key.
+    let mut used = spans
+        .iter()
+        .map(|s| s.content.chars().count())
+        .sum::<usize>();
     for (key, hint) in keymap::hints(scope, app.read_only) {
-        spans.push(Span::styled(format!(" {key}"), app.theme.key()));
-        spans.push(Span::styled(format!(" {hint}"), app.theme.muted()));
+        let (k, h) = (format!(" {key}"), format!(" {hint}"));
+        let w = k.chars().count() + h.chars().count();
+        if used + w > usize::from(area.width) {
+            break;
+        }
+        used += w;
+        spans.push(Span::styled(k, app.theme.key()));
+        spans.push(Span::styled(h, app.theme.muted()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -93,7 +93,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }
         Mode::Form(form) => device_form(frame, app, area, form),
         Mode::Themes(sel) => {
-            let lines = app
+            let mut lines: Vec<Line> = app
                 .themes
                 .iter()
                 .enumerate()
@@ -106,10 +106,14 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                     Line::from(Span::styled(format!(" {} ", t.name), style))
                 })
                 .collect();
+            lines.push(Line::from(Span::styled(
+                " Enter keep · Esc back",
+                app.theme.muted(),
+            )));
             frame_popup(
                 frame,
                 app,
-                centered(area, 30, app.themes.len() as u16 + 2),
+                centered(area, 30, lines.len() as u16 + 2),
                 "Theme",
                 lines,
             );
@@ -271,7 +275,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
     lines.push(Line::from(Span::styled("Commands (:)", t.title())));
     for (verb, args, help) in keymap::palette_verbs(app.read_only) {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {:<44}", format!("{verb} {args}")), t.key()),
+            Span::styled(format!("  {:<46} ", format!("{verb} {args}")), t.key()),
             Span::styled(help, t.base()),
         ]));
     }

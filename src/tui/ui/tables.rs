@@ -16,6 +16,16 @@ fn block<'a>(app: &App, title: String) -> Block<'a> {
         .style(app.theme.base())
 }
 
+/// Cut text to `width` characters, marking the cut with an ellipsis.
+pub fn ellipsize(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 pub fn uptime(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
@@ -62,7 +72,8 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let sort_col = tbl.column();
-    let header = Row::new(Column::ALL.iter().map(|c| {
+    let columns = crate::tui::table::visible_columns(area.width);
+    let header = Row::new(columns.iter().map(|(c, _)| {
         let mut label = c.title().to_string();
         if *c == sort_col {
             label.push(if tbl.descending { '▼' } else { '▲' });
@@ -72,6 +83,7 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         if numeric {
             label = format!("{label:>w$}", w = usize::from(c.width()));
         }
+
         Cell::from(label).style(t.base().fg(t.accent).add_modifier(Modifier::BOLD))
     }));
     // Only the visible rows are built: 10,000 domains cost what a screenful does.
@@ -83,23 +95,28 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         let pct = tbl.stats.get(&info.domid).map_or(0.0, |s| s.pct);
         let tagged = tbl.tags.contains(&info.domid);
         let mark = if tagged { "*" } else { " " };
-        let cells = vec![
-            Cell::from(format!("{mark}{:>4}", info.domid)),
-            Cell::from(row.name.clone()),
-            Cell::from(info.state_string()).style(t.state(info)),
-            Cell::from(format!(
-                "{:>9.1}",
-                info.cpu_time_ns as f64 / NS_PER_SEC as f64
-            )),
-            Cell::from(format!("{pct:>6.1}")),
-            Cell::from(format!("{:>8}", info.memory_kib / 1024)),
-            Cell::from(format!("{:>5}", info.vcpus)),
-            Cell::from(format!(
-                "{:>10}",
-                tbl.uptime_secs(info).map_or("-".into(), uptime)
-            )),
-            Cell::from(devices_cell(row.devices)),
-        ];
+        let cells: Vec<Cell> = columns
+            .iter()
+            .map(|(c, w)| match c {
+                Column::Id => Cell::from(format!("{mark}{:>4}", info.domid)),
+                Column::Name => Cell::from(ellipsize(&row.name, usize::from(*w))),
+                // Only the colour: the row keeps its (selection) background.
+                Column::State => Cell::from(info.state_string())
+                    .style(ratatui::style::Style::default().fg(t.state(info).fg.unwrap_or(t.fg))),
+                Column::CpuTime => Cell::from(format!(
+                    "{:>9.1}",
+                    info.cpu_time_ns as f64 / NS_PER_SEC as f64
+                )),
+                Column::CpuPct => Cell::from(format!("{pct:>6.1}")),
+                Column::Mem => Cell::from(format!("{:>8}", info.memory_kib / 1024)),
+                Column::Vcpus => Cell::from(format!("{:>5}", info.vcpus)),
+                Column::Uptime => Cell::from(format!(
+                    "{:>10}",
+                    tbl.uptime_secs(info).map_or("-".into(), uptime)
+                )),
+                Column::Devices => Cell::from(devices_cell(row.devices)),
+            })
+            .collect();
         let mut style = t.base();
         if tagged {
             style = style.fg(t.tagged);
@@ -109,9 +126,9 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         }
         Row::new(cells).style(style)
     });
-    let widths: Vec<Constraint> = Column::ALL
+    let widths: Vec<Constraint> = columns
         .iter()
-        .map(|c| Constraint::Length(c.width()))
+        .map(|(_, w)| Constraint::Length(*w))
         .collect();
     let table = Table::new(rows, widths)
         .header(header)
@@ -211,7 +228,15 @@ pub fn events(frame: &mut Frame, app: &App, area: Rect) {
         .skip(offset)
         .map(|e| {
             Line::from(vec![
-                Span::styled(format!(" {} ", format_utc(e.at_ns)), t.muted()),
+                Span::styled(
+                    // Before the first engine poll the clock is not known yet.
+                    if e.at_ns == 0 {
+                        " —                   ".to_string()
+                    } else {
+                        format!(" {} ", format_utc(e.at_ns))
+                    },
+                    t.muted(),
+                ),
                 Span::styled(
                     crate::tui::ui::one_line(&e.text),
                     crate::tui::ui::level_style(app, e.level),
