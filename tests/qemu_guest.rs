@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use domus::backend::BootImage;
+use domus::backend::qemu::launch::{self, DomainDir, LaunchSpec};
 use domus::backend::qemu::{accel, qmp::Qmp};
 use serde_json::json;
 
@@ -74,22 +76,36 @@ fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
             "NOTE: no hardware virtualisation (vmx/svm) on this CPU: running the guest under TCG"
         );
     }
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let d = dir.path();
-    let sock = |n: &str| d.join(n).display().to_string();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = DomainDir::new(&root.path().join("runtime"), 1);
+    dir.create().unwrap_or_else(|e| panic!("{e}"));
+    let image = BootImage {
+        ostype: "linux".into(),
+        kernel: Some(kernel.display().to_string()),
+        ramdisk: Some(initrd.display().to_string()),
+        cmdline: "quiet".into(),
+        memmap: None,
+        device_model: None,
+        vnc: false,
+        boot_from_disk: false,
+    };
+    let argv = launch::args(&LaunchSpec {
+        name: "domus-test",
+        uuid: uuid::Uuid::nil(),
+        memory_mib: 128,
+        vcpus: 1,
+        accel: which,
+        image: &image,
+        dir: &dir,
+    });
     let status = Command::new("qemu-system-x86_64")
-        .args(["-name", "domus-test", "-machine", &format!("q35,accel={which}"), "-m", "128", "-smp", "1"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none"])
-        .arg("-kernel").arg(&kernel).arg("-initrd").arg(&initrd)
-        .args(["-append", "console=ttyS0 quiet"])
-        .args(["-chardev", &format!("socket,id=ser0,path={},server=on,wait=off,logfile={}", sock("console.sock"), sock("console.log"))])
-        .args(["-serial", "chardev:ser0"])
-        .args(["-qmp", &format!("unix:{},server=on,wait=off", sock("qmp.sock"))])
-        .args(["-device", "pcie-root-port,id=rp1,chassis=1", "-device", "pvpanic"])
-        .args(["-action", "panic=pause", "-no-shutdown", "-daemonize", "-pidfile", &sock("qemu.pid")])
+        .args(&argv)
         .status()
         .unwrap_or_else(|e| panic!("qemu-system-x86_64 could not be started ({e}); scripts/test installs qemu-system-x86"));
-    assert!(status.success(), "qemu failed to start");
+    assert!(status.success(), "qemu failed to start: {argv:?}");
+    dir.lock_down_sockets().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.dir.clone();
+    let d = d.as_path();
     let pid: i32 = std::fs::read_to_string(d.join("qemu.pid"))
         .unwrap_or_default()
         .trim()
@@ -102,6 +118,21 @@ fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
         );
     };
     let result = std::panic::catch_unwind(|| {
+        // Created paused: nothing runs until the engine's unpause (cont).
+        let mut qmp = Qmp::connect(&d.join("qmp.sock"), Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = Duration::from_secs(10);
+        let status = qmp
+            .execute("query-status", json!({}), t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status["running"], false, "{status}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("qmp.sock"))
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600, "the monitor socket is owner-only");
+        qmp.execute("cont", json!({}), t)
+            .unwrap_or_else(|e| panic!("{e}"));
         let boot = wait_for_file_text(&d.join("console.log"), "domus test guest:", 60);
         eprintln!("guest booted in {:.1} s ({which})", boot.as_secs_f64());
 
@@ -114,9 +145,6 @@ fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
         let before = con.run("cat /proc/partitions");
         assert!(!before.contains("vda"), "{before}");
 
-        let mut qmp = Qmp::connect(&d.join("qmp.sock"), Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let t = Duration::from_secs(10);
         let status = qmp
             .execute("query-status", json!({}), t)
             .unwrap_or_else(|e| panic!("{e}"));

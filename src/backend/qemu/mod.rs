@@ -3,4 +3,5 @@
 //! against real QEMU: the QMP client and acceleration detection.
 
 pub mod accel;
+pub mod launch;
 pub mod qmp;

@@ -1,0 +1,222 @@
+//! How a domain becomes a QEMU process: its directory under the runtime
+//! directory (0700; sockets 0600) and the argument vector — never a shell
+//! string. Devices from the config are hot-plugged after start like later
+//! attaches, so the command line carries only the machine, the boot image
+//! and enough free PCIe root ports.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::backend::BootImage;
+
+/// Root ports created up front: one per hot-pluggable device.
+pub const ROOT_PORTS: u32 = 8;
+
+/// The files of one domain under the runtime directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDir {
+    pub dir: PathBuf,
+}
+
+impl DomainDir {
+    pub fn new(runtime_dir: &Path, domid: u32) -> Self {
+        DomainDir {
+            dir: runtime_dir.join(domid.to_string()),
+        }
+    }
+
+    /// Create the directory (and the runtime directory) with mode 0700.
+    pub fn create(&self) -> std::io::Result<()> {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b.create(&self.dir)?;
+        if let Some(parent) = self.dir.parent() {
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
+        }
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+    }
+
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+
+    pub fn console(&self) -> PathBuf {
+        self.dir.join("console.sock")
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+
+    /// Make the sockets owner-only once QEMU has created them.
+    pub fn lock_down_sockets(&self) -> std::io::Result<()> {
+        for s in [self.qmp(), self.console()] {
+            if s.exists() {
+                std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one QEMU process is started with.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec<'a> {
+    pub name: &'a str,
+    pub uuid: uuid::Uuid,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    /// `kvm` or `tcg`.
+    pub accel: &'a str,
+    pub image: &'a BootImage,
+    pub dir: &'a DomainDir,
+}
+
+fn s(x: impl Into<String>) -> String {
+    x.into()
+}
+
+/// The argument vector (without the program name).
+pub fn args(spec: &LaunchSpec<'_>) -> Vec<String> {
+    let d = spec.dir;
+    let path = |p: PathBuf| p.display().to_string();
+    let mut a = vec![
+        s("-name"),
+        format!("{},debug-threads=on", spec.name.replace(',', ",,")),
+        s("-uuid"),
+        spec.uuid.to_string(),
+        s("-machine"),
+        format!("q35,accel={}", spec.accel),
+        s("-m"),
+        spec.memory_mib.to_string(),
+        s("-smp"),
+        spec.vcpus.to_string(),
+        s("-nodefaults"),
+        s("-no-user-config"),
+        s("-display"),
+        s("none"),
+        // Created paused, as the engine's pipeline expects.
+        s("-S"),
+        s("-chardev"),
+        format!(
+            "socket,id=ser0,path={},server=on,wait=off,logfile={},logappend=on",
+            path(d.console()),
+            path(d.console_log())
+        ),
+        s("-serial"),
+        s("chardev:ser0"),
+        s("-qmp"),
+        format!("unix:{},server=on,wait=off", path(d.qmp())),
+        s("-device"),
+        s("pvpanic"),
+        s("-device"),
+        s("virtio-balloon-pci,id=balloon0"),
+        // Keep a crashed or powered-off domain inspectable; the engine decides.
+        s("-action"),
+        s("panic=pause"),
+        s("-action"),
+        s("reboot=shutdown"),
+        s("-no-shutdown"),
+        s("-daemonize"),
+        s("-pidfile"),
+        path(d.pidfile()),
+    ];
+    for i in 1..=ROOT_PORTS {
+        a.push(s("-device"));
+        a.push(format!("pcie-root-port,id=rp{i},chassis={i}"));
+    }
+    let img = spec.image;
+    if let Some(kernel) = &img.kernel {
+        a.push(s("-kernel"));
+        a.push(kernel.clone());
+        if let Some(initrd) = &img.ramdisk {
+            a.push(s("-initrd"));
+            a.push(initrd.clone());
+        }
+        // The serial console is the domain's console.
+        let cmdline = if img.cmdline.contains("console=") {
+            img.cmdline.clone()
+        } else {
+            format!("{} console=ttyS0", img.cmdline).trim().to_string()
+        };
+        a.push(s("-append"));
+        a.push(cmdline);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image() -> BootImage {
+        BootImage {
+            ostype: "linux".into(),
+            kernel: Some("/boot/vmlinux".into()),
+            ramdisk: Some("/boot/initrd".into()),
+            cmdline: "root=/dev/vda quiet".into(),
+            memmap: None,
+            device_model: None,
+            vnc: false,
+            boot_from_disk: false,
+        }
+    }
+
+    #[test]
+    fn argument_vector() {
+        let dir = DomainDir::new(Path::new("/run/domus"), 7);
+        let img = image();
+        let a = args(&LaunchSpec {
+            name: "web,1",
+            uuid: uuid::Uuid::nil(),
+            memory_mib: 256,
+            vcpus: 2,
+            accel: "tcg",
+            image: &img,
+            dir: &dir,
+        });
+        let pair = |flag: &str| {
+            a.iter()
+                .position(|x| x == flag)
+                .and_then(|i| a.get(i + 1))
+                .cloned()
+        };
+        assert_eq!(pair("-m").as_deref(), Some("256"));
+        assert_eq!(pair("-smp").as_deref(), Some("2"));
+        assert_eq!(pair("-machine").as_deref(), Some("q35,accel=tcg"));
+        assert_eq!(
+            pair("-name").as_deref(),
+            Some("web,,1,debug-threads=on"),
+            "commas in names are escaped"
+        );
+        assert_eq!(
+            pair("-append").as_deref(),
+            Some("root=/dev/vda quiet console=ttyS0")
+        );
+        assert_eq!(pair("-pidfile").as_deref(), Some("/run/domus/7/qemu.pid"));
+        assert!(a.contains(&"-S".to_string()), "created paused");
+        assert_eq!(
+            a.iter().filter(|x| x.starts_with("pcie-root-port")).count(),
+            ROOT_PORTS as usize
+        );
+    }
+
+    #[test]
+    fn directory_modes() {
+        let root = std::env::temp_dir().join(format!("domus-launch-{}", std::process::id()));
+        let d = DomainDir::new(&root, 3);
+        d.create().unwrap_or_else(|e| panic!("{e}"));
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&d.dir), 0o700);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
