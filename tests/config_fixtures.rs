@@ -153,6 +153,8 @@ fn unknown_fields_survive_in_the_canonical_text() {
         "(vfr (vif (id 0) (ip 10.0.0.2)))",
         "(serial pty)",
         "(boot c)",
+        "(device (vbd (uname file:/srv/odd.img) (dev hda) (mode w) (backend 0)))",
+        "(device (vif (bridge xenbr0) (script vif-bridge) (model e1000)))",
     ] {
         assert!(text.contains(kept), "{kept} missing from:\n{text}");
     }

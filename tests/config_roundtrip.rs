@@ -74,6 +74,11 @@ fn device(index: usize) -> impl Strategy<Value = DeviceSpec> {
                 } else {
                     VbdMode::ReadOnly
                 },
+                extra: if w {
+                    vec![format!("(backend {index})")]
+                } else {
+                    Vec::new()
+                },
             })
         }),
         (
@@ -85,6 +90,11 @@ fn device(index: usize) -> impl Strategy<Value = DeviceSpec> {
                 mac: mac.then_some(Mac([0, 0x16, 0x3e, 0, 0, index as u8])),
                 bridge,
                 ip: ip.map(|o| format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])),
+                extra: if mac {
+                    vec!["(script vif-bridge)".to_string()]
+                } else {
+                    Vec::new()
+                },
             })),
         (any::<u16>(), any::<u8>(), 0u8..32, 0u8..8).prop_map(move |(domain, bus, dev, func)| {
             // Unique per index: the parser rejects duplicate devices.

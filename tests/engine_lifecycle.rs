@@ -359,6 +359,7 @@ fn hot_plugged_devices_show_in_the_guest_and_survive_a_restart() {
                 mac: None,
                 bridge: None,
                 ip: None,
+                extra: Vec::new(),
             }),
         )
         .unwrap_or_else(|e| panic!("{e}"));

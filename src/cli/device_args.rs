@@ -29,6 +29,7 @@ pub fn parse_device_args(kind: &str, args: &[String]) -> Result<DeviceSpec, Stri
                 uname: uname.parse()?,
                 dev: parse_vdev(dev)?,
                 mode,
+                extra: Vec::new(),
             }))
         }
         "vif" | "network" => {
@@ -36,6 +37,7 @@ pub fn parse_device_args(kind: &str, args: &[String]) -> Result<DeviceSpec, Stri
                 mac: None,
                 bridge: None,
                 ip: None,
+                extra: Vec::new(),
             };
             for arg in args {
                 let (k, v) = arg.split_once('=').ok_or_else(|| {

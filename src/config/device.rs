@@ -89,6 +89,10 @@ pub struct Vbd {
     /// Guest device name, e.g. `xvda` (stored without `/dev/`).
     pub dev: String,
     pub mode: VbdMode,
+    /// Fields no handler knows (`(backend 0)` …), one canonical line each,
+    /// kept so that a rebuild loses nothing.
+    #[serde(default)]
+    pub extra: Vec<String>,
 }
 
 /// Check a guest block device name (`xvda`, `hdb`, `sdc1`, `vda`).
@@ -210,6 +214,9 @@ pub struct Vif {
     pub mac: Option<Mac>,
     pub bridge: Option<String>,
     pub ip: Option<String>,
+    /// Fields no handler knows (`(script vif-bridge)` …), kept verbatim.
+    #[serde(default)]
+    pub extra: Vec<String>,
 }
 
 /// A host PCI device passed through to the guest.

@@ -53,15 +53,20 @@ fn image_value(image: &Image) -> Value {
     list("image", vec![list(image.type_name(), fields)])
 }
 
+/// Kept unknown fields, back as values (each was printed by us).
+fn extras(kept: &[String]) -> impl Iterator<Item = Value> + '_ {
+    kept.iter()
+        .filter_map(|t| crate::sxp::parse(t).ok().map(|n| n.to_value()))
+}
+
 pub fn vbd_value(v: &Vbd) -> Value {
-    list(
-        "vbd",
-        vec![
-            field("uname", v.uname.to_string()),
-            field("dev", &v.dev),
-            field("mode", v.mode.to_string()),
-        ],
-    )
+    let mut fields = vec![
+        field("uname", v.uname.to_string()),
+        field("dev", &v.dev),
+        field("mode", v.mode.to_string()),
+    ];
+    fields.extend(extras(&v.extra));
+    list("vbd", fields)
 }
 
 pub fn vif_value(v: &Vif) -> Value {
@@ -75,6 +80,7 @@ pub fn vif_value(v: &Vif) -> Value {
     if let Some(ip) = &v.ip {
         fields.push(field("ip", ip));
     }
+    fields.extend(extras(&v.extra));
     list("vif", fields)
 }
 

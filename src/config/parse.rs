@@ -619,11 +619,15 @@ fn device(field: &Node, d: &mut Diagnostics) -> Option<DeviceSpec> {
 }
 
 /// Collect `(key value)` children of a device, flagging unknown keys.
+/// Collect `(key value)` children of a device. Unknown keys are kept
+/// (one canonical line each) when `extra` is given, else ignored; either
+/// way with a warning.
 fn device_fields<'a>(
     dev: &'a Node,
     kind: &str,
     known: &[&str],
     d: &mut Diagnostics,
+    mut extra: Option<&mut Vec<String>>,
 ) -> HashMap<&'a str, &'a Node> {
     let mut out = HashMap::new();
     for f in dev.children() {
@@ -639,13 +643,22 @@ fn device_fields<'a>(
                     );
                 }
             }
-            Some(name) => d.warn(
-                f.pos,
-                format!(
-                    "{kind}: unknown field '{name}' (ignored; expected {})",
-                    known.join(", ")
+            Some(name) => match extra.as_deref_mut() {
+                Some(kept) => {
+                    d.warn(
+                        f.pos,
+                        format!("{kind}: unknown field '{name}' (kept, but nothing uses it)"),
+                    );
+                    kept.push(crate::sxp::print_value(&f.to_value()));
+                }
+                None => d.warn(
+                    f.pos,
+                    format!(
+                        "{kind}: unknown field '{name}' (ignored; expected {})",
+                        known.join(", ")
+                    ),
                 ),
-            ),
+            },
             None => d.error(f.pos, format!("{kind}: expected a (field value) list")),
         }
     }
@@ -653,7 +666,8 @@ fn device_fields<'a>(
 }
 
 fn vbd(dev: &Node, d: &mut Diagnostics) -> Option<Vbd> {
-    let fields = device_fields(dev, "vbd", &["uname", "dev", "mode"], d);
+    let mut extra = Vec::new();
+    let fields = device_fields(dev, "vbd", &["uname", "dev", "mode"], d, Some(&mut extra));
     let ctx = "vbd: ";
     let Some(uname_f) = fields.get("uname") else {
         d.error(
@@ -689,6 +703,7 @@ fn vbd(dev: &Node, d: &mut Diagnostics) -> Option<Vbd> {
         uname: uname?,
         dev: vdev?,
         mode,
+        extra,
     })
 }
 
@@ -701,7 +716,8 @@ fn valid_bridge(name: &str) -> bool {
 }
 
 fn vif(dev: &Node, d: &mut Diagnostics) -> Option<Vif> {
-    let fields = device_fields(dev, "vif", &["mac", "bridge", "ip"], d);
+    let mut extra = Vec::new();
+    let fields = device_fields(dev, "vif", &["mac", "bridge", "ip"], d, Some(&mut extra));
     let ctx = "vif: ";
     let mut ok = true;
     let mac = match fields.get("mac") {
@@ -763,7 +779,12 @@ fn vif(dev: &Node, d: &mut Diagnostics) -> Option<Vif> {
         },
         None => None,
     };
-    ok.then_some(Vif { mac, bridge, ip })
+    ok.then_some(Vif {
+        mac,
+        bridge,
+        ip,
+        extra,
+    })
 }
 
 fn pci(dev: &Node, d: &mut Diagnostics) -> Option<Pci> {
@@ -781,7 +802,7 @@ fn pci(dev: &Node, d: &mut Diagnostics) -> Option<Pci> {
     } else {
         &["domain", "bus", "dev", "func"]
     };
-    let fields = device_fields(addr, "pci", known, d);
+    let fields = device_fields(addr, "pci", known, d, None);
     let mut get = |key: &str, max: u32, required: bool| -> Option<u32> {
         let Some(f) = fields.get(key) else {
             if required {
