@@ -255,3 +255,20 @@ fn a_policy_claim_left_by_a_dead_process_is_taken_over() {
     clock.advance_secs(120.0);
     assert!(engine.refresh().unwrap_or_default().is_empty());
 }
+
+#[test]
+fn arrow_keys_are_not_echoed_as_text() {
+    let r = rig();
+    let d = r
+        .engine
+        .create(&config(WEB1), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = r.engine.console(d).unwrap_or_else(|e| panic!("{e}"));
+    drain(&mut stream);
+    stream
+        .write(b"ec\x1b[A\x1b[Dho hi\r")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = drain(&mut stream);
+    assert!(out.contains("echo hi\r\nhi\r\n"), "{out:?}");
+    assert!(!out.contains("[A"), "{out:?}");
+}

@@ -196,7 +196,18 @@ pub fn type_input(
     now_ns: u64,
     out: &mut String,
 ) -> Option<ShutdownReason> {
+    // Keys like the arrows arrive as escape sequences; this shell has no
+    // line editing, so they are swallowed rather than echoed as "[A".
+    let mut in_escape = false;
     for &b in bytes {
+        if in_escape {
+            in_escape = !(b.is_ascii_alphabetic() || b == b'~');
+            continue;
+        }
+        if b == 0x1b {
+            in_escape = true;
+            continue;
+        }
         match b {
             b'\r' | b'\n' => {
                 out.push_str("\r\n");
