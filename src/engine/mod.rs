@@ -318,27 +318,46 @@ impl Engine {
 
     fn destroy_info(&self, info: &DomainInfo) -> EngineResult<()> {
         let domid = info.domid;
-        // Devices go first, as xend's release_devices did before the domain.
-        for dev in info.devices.iter().rev() {
-            let r = device_ref(dev, &info.devices);
-            if let Err(e) = self.hv.detach_device(domid, &r) {
-                tracing::debug!(domid, device = %dev, error = %e, "device release before destroy failed");
-            }
-        }
-        if let Some(h) = self.registry.image(
-            &self
-                .view(domid)
-                .ok()
-                .and_then(|v| v.config())
-                .map_or("linux".into(), |c| c.image.type_name().to_string()),
-        ) {
+        self.release_devices(info);
+        // The image type comes from the stored config; the caller already
+        // has the hypervisor's view, so no second query.
+        let image_type = self
+            .records
+            .read(|r| {
+                r.live
+                    .values()
+                    .find(|x| x.domid == Some(domid))
+                    .map(|x| x.config.clone())
+            })?
+            .and_then(|text| crate::config::parse_str(&text, "<record>").ok())
+            .map_or_else(
+                || "linux".to_string(),
+                |(c, _)| c.image.type_name().to_string(),
+            );
+        if let Some(h) = self.registry.image(&image_type) {
             h.destroy(self.hv.as_ref(), domid);
         }
         self.hv.destroy(domid)?;
+        self.retire_with(domid, TimelineEvent::Destroyed)
+    }
+
+    /// Detach every device of a domain, newest first (xend's
+    /// `release_devices`); failures are logged, not fatal.
+    fn release_devices(&self, info: &DomainInfo) {
+        for dev in info.devices.iter().rev() {
+            let r = device_ref(dev, &info.devices);
+            if let Err(e) = self.hv.detach_device(info.domid, &r) {
+                tracing::debug!(domid = info.domid, device = %dev, error = %e, "releasing a device failed");
+            }
+        }
+    }
+
+    /// Record the domain's last event and move its record to the retired ones.
+    fn retire_with(&self, domid: DomId, event: TimelineEvent) -> EngineResult<()> {
         let now = self.now_ns();
         self.records.write(|r| {
             let uuid = r.by_domid(domid).map(|rec| {
-                rec.push(now, Some(domid), TimelineEvent::Destroyed);
+                rec.push(now, Some(domid), event);
                 rec.uuid
             });
             if let Some(u) = uuid {
@@ -474,22 +493,12 @@ impl Engine {
             .map(|r| r.config)
             .unwrap_or_default();
         self.hv.save(domid, path, config.as_bytes())?;
-        let now = self.now_ns();
-        self.records.write(|r| {
-            let uuid = r.by_domid(domid).map(|rec| {
-                rec.push(
-                    now,
-                    Some(domid),
-                    TimelineEvent::Saved {
-                        path: path.to_path_buf(),
-                    },
-                );
-                rec.uuid
-            });
-            if let Some(u) = uuid {
-                r.retire(&u);
-            }
-        })
+        self.retire_with(
+            domid,
+            TimelineEvent::Saved {
+                path: path.to_path_buf(),
+            },
+        )
     }
 
     /// Restore a saved domain and let it run.

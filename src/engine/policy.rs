@@ -296,12 +296,7 @@ impl Engine {
                 }
             })?;
             // The kept domain is for inspection; its devices go to the new one.
-            for dev in info.devices.iter().rev() {
-                let r = super::device_ref(dev, &info.devices);
-                if let Err(e) = self.hv.detach_device(old, &r) {
-                    tracing::warn!(domid = old, device = %dev, error = %e, "releasing a device for rename-restart failed");
-                }
-            }
+            self.release_devices(info);
             None
         } else {
             self.destroy_info(info)?;

@@ -16,6 +16,17 @@ fn block<'a>(app: &App, title: String) -> Block<'a> {
         .style(app.theme.base())
 }
 
+/// A muted one-line note inside an empty table.
+fn empty_note(frame: &mut Frame, app: &App, area: Rect, text: impl Into<String>) {
+    let at = Rect {
+        x: area.x + 2,
+        y: area.y + 2,
+        width: area.width.saturating_sub(4),
+        height: 1,
+    };
+    frame.render_widget(Paragraph::new(text.into()).style(app.theme.muted()), at);
+}
+
 /// Cut text to `width` characters, marking the cut with an ellipsis.
 pub fn ellipsize(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -136,15 +147,11 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         .block(block(app, title));
     frame.render_widget(table, area);
     if tbl.order.is_empty() && !tbl.rows.is_empty() {
-        let msg = Rect {
-            x: area.x + 2,
-            y: area.y + 2,
-            width: area.width.saturating_sub(4),
-            height: 1,
-        };
-        frame.render_widget(
-            Paragraph::new(format!("no domain matches '{}'", tbl.filter)).style(t.muted()),
-            msg,
+        empty_note(
+            frame,
+            app,
+            area,
+            format!("no domain matches '{}'", tbl.filter),
         );
     }
 }
@@ -204,16 +211,7 @@ pub fn library(frame: &mut Frame, app: &App, area: Rect) {
         area,
     );
     if lib.entries.is_empty() {
-        let msg = Rect {
-            x: area.x + 2,
-            y: area.y + 2,
-            width: area.width.saturating_sub(4),
-            height: 1,
-        };
-        frame.render_widget(
-            Paragraph::new("no configs yet: press n to start one").style(t.muted()),
-            msg,
-        );
+        empty_note(frame, app, area, "no configs yet: press n to start one");
     }
 }
 
