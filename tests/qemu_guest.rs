@@ -97,6 +97,7 @@ fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
         accel: which,
         image: &image,
         dir: &dir,
+        incoming: false,
     });
     let status = Command::new("qemu-system-x86_64")
         .args(&argv)

@@ -66,4 +66,10 @@ pub trait Hypervisor: Send + Sync {
     fn restore(&self, path: &Path) -> BackendResult<(DomId, Vec<u8>)>;
     /// Write a core dump of the domain's memory to `path`.
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
+
+    /// What opening the backend found and did that the operator should
+    /// hear about (stale domain directories it removed, …).
+    fn startup_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::qemu::{self, QemuHypervisor, QemuOptions};
 use super::sim::{Faults, SimHypervisor, SimOptions};
 use super::{BackendError, BackendKind, Hypervisor};
 use crate::clock::Clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// The best available backend (this version has only the simulator).
+    /// The best available backend: QEMU when qemu-system-x86_64 is
+    /// installed, else the simulator.
     Auto,
     Sim,
     Qemu,
@@ -21,27 +23,42 @@ pub struct OpenOptions {
     pub clock: Arc<dyn Clock>,
     pub sim_seed: u64,
     pub sim_faults: Faults,
+    /// QEMU: the runtime directory (default `$XDG_RUNTIME_DIR/domus`).
+    pub runtime_dir: Option<PathBuf>,
+    /// QEMU: `kvm` or `tcg` (default: detected).
+    pub accel: Option<String>,
+    /// QEMU: the `domus` executable that supervises each domain.
+    pub supervisor: Option<PathBuf>,
+    /// QEMU: restart dead supervisors of running domains (false in a
+    /// supervisor itself).
+    pub adopt: bool,
 }
 
-/// Real backends this build can drive. The QEMU and Xen backends are not
-/// part of this version yet; `auto` then falls back to the simulator.
+/// Real backends this build can drive on this host. The Xen backend is
+/// not part of this version yet.
 fn available(kind: BackendKind) -> bool {
-    matches!(kind, BackendKind::Sim)
+    match kind {
+        BackendKind::Sim => true,
+        BackendKind::Qemu => qemu::installed(std::path::Path::new(qemu::QEMU)),
+        BackendKind::Xen => false,
+    }
 }
 
-pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervisor>, BackendError> {
-    let kind = match choice {
+/// The backend `auto` means on this host.
+pub fn resolve(choice: BackendChoice) -> BackendKind {
+    match choice {
         BackendChoice::Sim => BackendKind::Sim,
         BackendChoice::Qemu => BackendKind::Qemu,
         BackendChoice::Xen => BackendKind::Xen,
-        BackendChoice::Auto => {
-            let found = [BackendKind::Xen, BackendKind::Qemu]
-                .into_iter()
-                .find(|k| available(*k));
-            found.unwrap_or(BackendKind::Sim)
-        }
-    };
-    match kind {
+        BackendChoice::Auto => [BackendKind::Xen, BackendKind::Qemu]
+            .into_iter()
+            .find(|k| available(*k))
+            .unwrap_or(BackendKind::Sim),
+    }
+}
+
+pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervisor>, BackendError> {
+    match resolve(choice) {
         BackendKind::Sim => {
             let sim = SimHypervisor::open(SimOptions {
                 state_dir: Some(opts.state_dir.join("sim")),
@@ -51,8 +68,37 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
             })?;
             Ok(Arc::new(sim))
         }
-        other => Err(BackendError::Other(format!(
-            "the {other} backend is not part of this version of domus yet; use --backend sim (or auto)"
-        ))),
+        BackendKind::Qemu => {
+            let binary = PathBuf::from(qemu::QEMU);
+            if !qemu::installed(&binary) {
+                return Err(BackendError::Other(format!(
+                    "{} is not installed (apt-get install qemu-system-x86)",
+                    qemu::QEMU
+                )));
+            }
+            if let Some(a) = opts
+                .accel
+                .as_deref()
+                .filter(|a| !matches!(*a, "kvm" | "tcg"))
+            {
+                return Err(BackendError::Invalid(format!(
+                    "--accel {a}: expected kvm or tcg"
+                )));
+            }
+            let hv = QemuHypervisor::open(QemuOptions {
+                runtime_dir: opts.runtime_dir.unwrap_or_else(qemu::default_runtime_dir),
+                state_dir: opts.state_dir,
+                accel: opts.accel,
+                binary,
+                supervisor: opts.supervisor,
+                adopt: opts.adopt,
+                clock: opts.clock,
+            })?;
+            Ok(Arc::new(hv))
+        }
+        BackendKind::Xen => Err(BackendError::Other(
+            "the xen backend is not part of this version of domus yet; use --backend qemu or sim"
+                .into(),
+        )),
     }
 }

@@ -122,6 +122,11 @@ pub struct DomainInfo {
     /// When the domain was created, for uptime.
     #[serde(default)]
     pub start_ns: Option<u64>,
+    /// What the operator should know about how the backend runs the
+    /// domain (e.g. a vif on user-mode networking because its bridge is
+    /// missing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl DomainInfo {
@@ -281,6 +286,7 @@ mod tests {
             vcpu_time_ns: vec![],
             devices: vec![],
             start_ns: None,
+            notes: vec![],
         }
     }
 

@@ -41,6 +41,15 @@ pub struct Cli {
     #[arg(long, env = "DOMUS_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
 
+    /// QEMU backend: where running domains keep their sockets, logs and
+    /// records [default: $XDG_RUNTIME_DIR/domus].
+    #[arg(long, env = "DOMUS_RUNTIME_DIR", global = true)]
+    pub runtime_dir: Option<PathBuf>,
+
+    /// QEMU backend: acceleration [default: kvm when the CPU has vmx/svm, else tcg].
+    #[arg(long, env = "DOMUS_ACCEL", global = true, value_parser = ["kvm", "tcg"])]
+    pub accel: Option<String>,
+
     /// The config library for the TUI [default: $XDG_CONFIG_HOME/domus/domains].
     #[arg(long, env = "DOMUS_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
@@ -152,6 +161,13 @@ pub enum Command {
     Restore {
         /// A file written by `domus save`.
         file: PathBuf,
+    },
+    /// Internal: watch one QEMU domain and apply its restart policy (started
+    /// by domus for every domain it builds).
+    #[command(hide = true)]
+    Supervise {
+        /// The domain's id.
+        domid: DomId,
     },
 }
 
@@ -267,8 +283,15 @@ pub fn open_context(cli: &Cli) -> CliResult<Context> {
             clock: clock.clone(),
             sim_seed,
             sim_faults,
+            runtime_dir: cli.runtime_dir.clone(),
+            accel: cli.accel.clone(),
+            supervisor: std::env::current_exe().ok(),
+            adopt: true,
         },
     )?;
+    for note in hv.startup_notes() {
+        eprintln!("domus: note: {note}");
+    }
     let engine = Engine::persistent(hv, clock, &state_dir);
     let report = engine.recreate()?;
     tracing::debug!(?report, "re-discovered domains");
@@ -304,6 +327,10 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
 fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     if let Command::Check { files } = command {
         return Ok(check(files));
+    }
+    if let Command::Supervise { domid } = command {
+        supervise(cli, *domid)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let ctx = open_context(cli)?;
     let e = &ctx.engine;
@@ -383,9 +410,55 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             let id = e.restore(file)?;
             println!("restored as domain {id}");
         }
-        Command::Check { .. } => {}
+        Command::Check { .. } | Command::Supervise { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The per-domain supervisor of the QEMU backend: record why the guest
+/// stopped and apply its policy at once, until its QEMU exits.
+fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
+    let runtime = cli
+        .runtime_dir
+        .clone()
+        .unwrap_or_else(crate::backend::qemu::default_runtime_dir);
+    let dir = crate::backend::qemu::launch::DomainDir::new(&runtime, domid);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hv = select::open(
+        BackendChoice::Qemu,
+        OpenOptions {
+            state_dir: state_dir(cli),
+            clock: clock.clone(),
+            sim_seed: DEFAULT_SEED,
+            sim_faults: Faults::default(),
+            runtime_dir: Some(runtime),
+            accel: cli.accel.clone(),
+            supervisor: std::env::current_exe().ok(),
+            adopt: false,
+        },
+    )?;
+    let engine = Engine::persistent(hv.clone(), clock, &state_dir(cli));
+    crate::backend::qemu::supervisor::watch(&dir, || {
+        // QEMU sends SHUTDOWN just before it stops the VM: wait until the
+        // state says so, then let the engine apply the policy.
+        for _ in 0..50 {
+            match hv.domain_info(domid) {
+                Ok(info) if info.flags.shutdown => break,
+                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Err(_) => return,
+            }
+        }
+        match engine.refresh() {
+            Ok(events) => {
+                for e in events {
+                    tracing::info!(domid, "supervisor: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(domid, error = %e, "supervisor: applying the policy"),
+        }
+    })?;
+    tracing::debug!(domid, "supervisor: QEMU exited");
+    Ok(())
 }
 
 /// Validate each file; print every error (and warning); 1 if any failed.

@@ -40,6 +40,11 @@ impl DomainDir {
         self.dir.join("qmp.sock")
     }
 
+    /// The second QMP socket, held by the domain's supervisor for events.
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("events.sock")
+    }
+
     pub fn console(&self) -> PathBuf {
         self.dir.join("console.sock")
     }
@@ -54,7 +59,7 @@ impl DomainDir {
 
     /// Make the sockets owner-only once QEMU has created them.
     pub fn lock_down_sockets(&self) -> std::io::Result<()> {
-        for s in [self.qmp(), self.console()] {
+        for s in [self.qmp(), self.events(), self.console()] {
             if s.exists() {
                 std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600))?;
             }
@@ -74,6 +79,8 @@ pub struct LaunchSpec<'a> {
     pub accel: &'a str,
     pub image: &'a BootImage,
     pub dir: &'a DomainDir,
+    /// Wait for a migration stream (`-incoming defer`): a restore.
+    pub incoming: bool,
 }
 
 fn s(x: impl Into<String>) -> String {
@@ -111,6 +118,8 @@ pub fn args(spec: &LaunchSpec<'_>) -> Vec<String> {
         s("chardev:ser0"),
         s("-qmp"),
         format!("unix:{},server=on,wait=off", path(d.qmp())),
+        s("-qmp"),
+        format!("unix:{},server=on,wait=off", path(d.events())),
         s("-device"),
         s("pvpanic"),
         s("-device"),
@@ -128,6 +137,10 @@ pub fn args(spec: &LaunchSpec<'_>) -> Vec<String> {
     for i in 1..=ROOT_PORTS {
         a.push(s("-device"));
         a.push(format!("pcie-root-port,id=rp{i},chassis={i}"));
+    }
+    if spec.incoming {
+        a.push(s("-incoming"));
+        a.push(s("defer"));
     }
     let img = spec.image;
     if let Some(kernel) = &img.kernel {
@@ -178,6 +191,7 @@ mod tests {
             accel: "tcg",
             image: &img,
             dir: &dir,
+            incoming: false,
         });
         let pair = |flag: &str| {
             a.iter()

@@ -173,6 +173,21 @@ impl Qmp {
         }
     }
 
+    /// The next event, or `None` when `timeout` passes first.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Value>, QmpError> {
+        if let Some(v) = self.events.pop_front() {
+            return Ok(Some(v));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.read_message(deadline)? {
+                Some(v) if v.get("event").is_some() => return Ok(Some(v)),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// Events received so far and not yet waited for.
     pub fn take_events(&mut self) -> Vec<Value> {
         self.events.drain(..).collect()

@@ -173,6 +173,7 @@ impl HostState {
             vcpu_time_ns,
             devices: d.devices.clone(),
             start_ns: Some(d.created_ns),
+            notes: vec![],
         }
     }
 }

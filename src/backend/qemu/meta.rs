@@ -1,0 +1,210 @@
+//! What domus records about each QEMU domain, in `domain.json` inside the
+//! domain's directory: the facts QEMU cannot be asked for (the domid domus
+//! allocated, the config's memory target, which root port each hot-plugged
+//! device sits on), so any domus process can pick a domain up again.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::launch::{DomainDir, ROOT_PORTS};
+use crate::backend::{BackendError, BackendResult, BootImage, DomId};
+use crate::config::DeviceSpec;
+use crate::persist::{JsonFile, LockGuard};
+
+/// A device as plugged into QEMU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plugged {
+    pub spec: DeviceSpec,
+    /// The `device_add` id.
+    pub qdev: String,
+    /// The `blockdev-add` node or `netdev_add` id, where there is one.
+    pub backend: Option<String>,
+    /// The root port (`rpN`) it sits on.
+    pub port: u32,
+    /// A tap interface domus created for it (removed on detach).
+    #[serde(default)]
+    pub tap: Option<String>,
+    /// How the device reaches the host, for the operator (`user-mode
+    /// networking`, `tap domus5.0 on br0`).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Created by domus, no QEMU yet (the pipeline has not built the image).
+    Building,
+    /// QEMU runs.
+    Launched,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainMeta {
+    pub domid: DomId,
+    pub name: String,
+    pub uuid: uuid::Uuid,
+    pub phase: Phase,
+    /// The balloon target.
+    pub memory_kib: u64,
+    /// What QEMU gets with `-m`.
+    pub max_memory_kib: u64,
+    pub vcpus: u32,
+    pub accel: String,
+    pub created_ns: u64,
+    pub image: Option<BootImage>,
+    #[serde(default)]
+    pub devices: Vec<Plugged>,
+    #[serde(default)]
+    pub qemu_pid: Option<i32>,
+    /// Host thread ids of the vCPUs, for CPU time.
+    #[serde(default)]
+    pub vcpu_threads: Vec<i32>,
+    #[serde(default)]
+    pub cpu_weight: Option<u32>,
+    #[serde(default)]
+    pub pins: BTreeMap<u32, u32>,
+    /// Bumped for every device, so qdev ids are never reused.
+    #[serde(default)]
+    pub next_device: u32,
+}
+
+impl DomainMeta {
+    /// The lowest root port no device sits on.
+    pub fn free_port(&self) -> Option<u32> {
+        (1..=ROOT_PORTS).find(|p| self.devices.iter().all(|d| d.port != *p))
+    }
+}
+
+/// The runtime directory: one sub-directory per domain plus the domid
+/// counter. Domids only grow, as Xen's do, so a stale id never names a new
+/// domain.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Counter {
+    next_domid: DomId,
+}
+
+fn persist_err(e: crate::persist::PersistError) -> BackendError {
+    BackendError::Other(e.to_string())
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> BackendResult<Runtime> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| BackendError::io(format!("creating {}", root.display()), e))?;
+        Ok(Runtime {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self, domid: DomId) -> DomainDir {
+        DomainDir::new(&self.root, domid)
+    }
+
+    fn meta_file(&self, domid: DomId) -> JsonFile {
+        JsonFile::new(&self.dir(domid).dir.join("domain.json"))
+    }
+
+    /// Allocate the next domid (never 0: that is Domain-0's).
+    pub fn allocate_domid(&self) -> BackendResult<DomId> {
+        let file = JsonFile::new(&self.root.join("next-domid.json"));
+        let _lock = file.lock(true).map_err(persist_err)?;
+        let mut counter: Counter = file.load().map_err(persist_err)?.unwrap_or_default();
+        // Never hand out an id whose directory is still there.
+        let mut domid = counter.next_domid.max(1);
+        while self.dir(domid).dir.exists() {
+            domid += 1;
+        }
+        counter.next_domid = domid + 1;
+        file.save(&counter).map_err(persist_err)?;
+        Ok(domid)
+    }
+
+    /// Every domid with a directory, in order.
+    pub fn domids(&self) -> Vec<DomId> {
+        let mut ids: Vec<DomId> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn load(&self, domid: DomId) -> BackendResult<DomainMeta> {
+        let file = self.meta_file(domid);
+        if !file.path().exists() {
+            return Err(BackendError::NoSuchDomain(domid));
+        }
+        let _lock = file.lock(false).map_err(persist_err)?;
+        file.load()
+            .map_err(persist_err)?
+            .ok_or(BackendError::NoSuchDomain(domid))
+    }
+
+    pub fn store(&self, meta: &DomainMeta) -> BackendResult<()> {
+        let file = self.meta_file(meta.domid);
+        let _lock = file.lock(true).map_err(persist_err)?;
+        file.save(meta).map_err(persist_err)
+    }
+
+    /// Change a domain's record under its lock.
+    pub fn update<T>(
+        &self,
+        domid: DomId,
+        f: impl FnOnce(&mut DomainMeta) -> BackendResult<T>,
+    ) -> BackendResult<T> {
+        let file = self.meta_file(domid);
+        if !file.path().exists() {
+            return Err(BackendError::NoSuchDomain(domid));
+        }
+        let _lock = file.lock(true).map_err(persist_err)?;
+        let mut meta: DomainMeta = file
+            .load()
+            .map_err(persist_err)?
+            .ok_or(BackendError::NoSuchDomain(domid))?;
+        let out = f(&mut meta)?;
+        file.save(&meta).map_err(persist_err)?;
+        Ok(out)
+    }
+
+    /// Hold a domain's lock across a longer operation (a hot-plug), so two
+    /// processes never pick the same root port.
+    pub fn lock(&self, domid: DomId) -> BackendResult<LockGuard> {
+        self.meta_file(domid).lock(true).map_err(persist_err)
+    }
+
+    /// Load and store without taking the lock (the caller holds it).
+    pub fn load_unlocked(&self, domid: DomId) -> BackendResult<DomainMeta> {
+        self.meta_file(domid)
+            .load()
+            .map_err(persist_err)?
+            .ok_or(BackendError::NoSuchDomain(domid))
+    }
+
+    pub fn store_unlocked(&self, meta: &DomainMeta) -> BackendResult<()> {
+        self.meta_file(meta.domid).save(meta).map_err(persist_err)
+    }
+
+    pub fn remove(&self, domid: DomId) -> BackendResult<()> {
+        let dir = self.dir(domid).dir;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackendError::io(format!("removing {}", dir.display()), e)),
+        }
+    }
+}

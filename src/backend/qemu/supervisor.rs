@@ -1,0 +1,209 @@
+//! One small supervisor per domain, as `xl` keeps one per domain. It holds
+//! the domain's second QMP socket (`events.sock`; QMP takes one client per
+//! socket), records why the guest stopped — QEMU tells that only in the
+//! `SHUTDOWN` event, never in `query-status` — and, when it runs as its own
+//! process (`domus supervise`), applies the domain's restart policy at once
+//! even when no other domus is running. It exits when QEMU does.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::launch::DomainDir;
+use super::qmp::Qmp;
+use crate::backend::{BackendError, BackendResult, DomId, ShutdownReason};
+
+/// QEMU's shutdown cause as the Xen reason the engine's policies use.
+pub fn reason_from_cause(cause: &str) -> Option<ShutdownReason> {
+    Some(match cause {
+        "guest-shutdown" | "host-signal" | "host-ui" => ShutdownReason::Poweroff,
+        "guest-reset" | "host-qmp-system-reset" | "subsystem-reset" => ShutdownReason::Reboot,
+        "guest-panic" | "host-error" => ShutdownReason::Crash,
+        // host-qmp-quit: domus is destroying the domain.
+        _ => return None,
+    })
+}
+
+pub fn reason_file(dir: &DomainDir) -> PathBuf {
+    dir.dir.join("shutdown-reason")
+}
+
+pub fn pid_file(dir: &DomainDir) -> PathBuf {
+    dir.dir.join("supervisor.pid")
+}
+
+/// The recorded reason the guest stopped, if it has.
+pub fn recorded_reason(dir: &DomainDir) -> Option<ShutdownReason> {
+    let text = std::fs::read_to_string(reason_file(dir)).ok()?;
+    ShutdownReason::from_code(text.trim().parse().ok()?)
+}
+
+fn record(dir: &DomainDir, reason: ShutdownReason) {
+    let path = reason_file(dir);
+    let tmp = path.with_extension("tmp");
+    let ok =
+        std::fs::write(&tmp, reason.code().to_string()).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = ok {
+        tracing::warn!(error = %e, path = %path.display(), "recording the shutdown reason");
+    }
+}
+
+/// Watch one domain until its QEMU exits. `on_stop` runs after every
+/// shutdown or panic has been recorded.
+pub fn watch(dir: &DomainDir, mut on_stop: impl FnMut()) -> BackendResult<()> {
+    // One supervisor per domain: a second one started in a race leaves.
+    let Some(_lock) = try_lock(dir) else {
+        return Ok(());
+    };
+    let mut qmp = connect_events(dir)?;
+    let _ = std::fs::write(pid_file(dir), std::process::id().to_string());
+    loop {
+        let event = match qmp.next_event(Duration::from_secs(3600)) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            // QEMU closed the monitor: it has exited.
+            Err(_) => return Ok(()),
+        };
+        let name = event.get("event").and_then(Value::as_str).unwrap_or("");
+        let data = event.get("data").cloned().unwrap_or(Value::Null);
+        tracing::debug!(dir = %dir.dir.display(), name, %data, "QEMU event");
+        let reason = match name {
+            "SHUTDOWN" => data
+                .get("reason")
+                .and_then(Value::as_str)
+                .and_then(reason_from_cause),
+            "GUEST_PANICKED" => Some(ShutdownReason::Crash),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            // A panic is also followed by a stop; keep the first reason.
+            if recorded_reason(dir) != Some(ShutdownReason::Crash) {
+                record(dir, reason);
+            }
+            on_stop();
+        }
+    }
+}
+
+/// The supervisor's lock, held for its lifetime; `None` when another
+/// supervisor holds it.
+fn try_lock(dir: &DomainDir) -> Option<Flock<File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.dir.join("supervisor.lock"))
+        .ok()?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
+}
+
+fn connect_events(dir: &DomainDir) -> BackendResult<Qmp> {
+    let sock = dir.events();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Qmp::connect(&sock, Duration::from_secs(10)) {
+            Ok(q) => return Ok(q),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(BackendError::Other(format!("supervisor: {e}")));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Start the supervisor for a domain: `exe supervise` as its own process
+/// group when there is an executable, else a thread of this process (which
+/// records reasons but leaves policies to the engine's refresh). Returns
+/// once it holds the event socket, so no event of the guest is missed.
+pub fn spawn(
+    dir: &DomainDir,
+    domid: DomId,
+    exe: Option<&Path>,
+    args: &[String],
+) -> BackendResult<()> {
+    if running(dir).is_some() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(pid_file(dir));
+    match exe {
+        Some(exe) => {
+            use std::os::unix::process::CommandExt;
+            let mut child = Command::new(exe)
+                .args(args)
+                .arg("supervise")
+                .arg(domid.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .map_err(|e| BackendError::io(format!("starting {}", exe.display()), e))?;
+            let child_pid = child.id();
+            // Reap it when it exits, so it never lingers as a zombie.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            tracing::debug!(domid, pid = child_pid, "supervisor started");
+        }
+        None => {
+            let d = dir.clone();
+            std::thread::Builder::new()
+                .name(format!("domus-watch-{domid}"))
+                .spawn(move || {
+                    if let Err(e) = watch(&d, || {}) {
+                        tracing::warn!(error = %e, "watching a domain");
+                    }
+                })
+                .map_err(|e| BackendError::io("starting a watcher thread", e))?;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !pid_file(dir).exists() {
+        if Instant::now() >= deadline {
+            return Err(BackendError::Other(format!(
+                "the supervisor of domain {domid} did not start within 15 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// The supervisor's pid, while one runs (it holds the lock).
+pub fn running(dir: &DomainDir) -> Option<i32> {
+    if try_lock(dir).is_some() {
+        return None;
+    }
+    Some(super::host::read_pidfile(&pid_file(dir)).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_map_to_xen_reasons() {
+        assert_eq!(
+            reason_from_cause("guest-shutdown"),
+            Some(ShutdownReason::Poweroff)
+        );
+        assert_eq!(
+            reason_from_cause("guest-reset"),
+            Some(ShutdownReason::Reboot)
+        );
+        assert_eq!(
+            reason_from_cause("host-qmp-system-reset"),
+            Some(ShutdownReason::Reboot)
+        );
+        assert_eq!(
+            reason_from_cause("guest-panic"),
+            Some(ShutdownReason::Crash)
+        );
+        assert_eq!(reason_from_cause("host-qmp-quit"), None);
+    }
+}
