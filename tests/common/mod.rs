@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod guests;
+
 use std::sync::Arc;
 use std::time::Duration;
 

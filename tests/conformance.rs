@@ -1,0 +1,206 @@
+//! One backend-generic suite, run against the simulator and against real
+//! QEMU guests (TCG where the CPU has no vmx/svm, said loudly): build from
+//! a config with a disk → console → hot-plug a disk and a NIC the guest
+//! sees → pause freezes CPU time → poweroff applies on_poweroff → destroy
+//! leaves nothing.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::guests::*;
+use domus::backend::sim::SimHypervisor;
+use domus::backend::{Hypervisor, ShutdownReason};
+use domus::clock::SystemClock;
+use domus::config::{DeviceRef, DeviceSpec, parse_str};
+use domus::engine::{Engine, TimelineEvent};
+
+fn parse(text: &str) -> domus::config::DomainConfig {
+    parse_str(text, "conformance")
+        .map(|(c, _)| c)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn device(kind: &str, args: &[String]) -> DeviceSpec {
+    domus::cli::device_args::parse_device_args(kind, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn vbd_count(devices: &[DeviceSpec]) -> usize {
+    devices
+        .iter()
+        .filter(|d| matches!(d, DeviceSpec::Vbd(_)))
+        .count()
+}
+
+/// The suite. `refresh` is what applies policies between polls (the
+/// simulator has no supervisor; QEMU's supervisor does it by itself, and a
+/// refresh must then find nothing left to do twice).
+fn suite(engine: &Engine, hv: &dyn Hypervisor, scratch: &Path, name: &str) {
+    let root_img = scratch.join("root.img");
+    let extra_img = scratch.join("extra.qcow2");
+    make_image(&root_img, "raw", "8M");
+    make_image(&extra_img, "qcow2", "16M");
+    let text = guest_config(
+        name,
+        &format!(
+            "(device (vbd (uname file:{}) (dev xvda) (mode w)))
+             (on_poweroff preserve) (on_crash destroy)",
+            root_img.display()
+        ),
+    );
+    let config = parse(&text);
+
+    // Build.
+    let domid = engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("create: {e}"));
+    let info = hv.domain_info(domid).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(info.name, name);
+    assert_eq!(info.vcpus, 1);
+    assert_eq!(info.memory_mib(), 128);
+    assert!(
+        info.is_active(),
+        "running after create: {}",
+        info.state_string()
+    );
+    assert_eq!(vbd_count(&info.devices), 1, "the config's disk is attached");
+    let dup = engine.create(&config, None);
+    assert!(
+        dup.as_ref()
+            .err()
+            .is_some_and(|e| e.to_string().contains("already exists")),
+        "a second domain with the same name is refused: {dup:?}"
+    );
+
+    // Console.
+    wait_for_shell(engine, domid);
+    let disks = partitions(engine, domid);
+    assert_eq!(disks.len(), 1, "one disk in the guest: {disks:?}");
+
+    // Disk hot-plug and unplug.
+    let spec = device(
+        "vbd",
+        &[
+            format!("file:{}", extra_img.display()),
+            "xvdb".into(),
+            "r".into(),
+        ],
+    );
+    engine
+        .attach(domid, &spec)
+        .unwrap_or_else(|e| panic!("attach vbd: {e}"));
+    assert_eq!(
+        vbd_count(&hv.domain_info(domid).map(|i| i.devices).unwrap_or_default()),
+        2
+    );
+    wait_for("the guest to see the new disk", 20, || {
+        (partitions(engine, domid).len() == 2).then_some(())
+    });
+    engine
+        .detach(domid, &DeviceRef::Vbd("xvdb".into()))
+        .unwrap_or_else(|e| panic!("detach vbd: {e}"));
+    assert_eq!(
+        vbd_count(&hv.domain_info(domid).map(|i| i.devices).unwrap_or_default()),
+        1
+    );
+    wait_for("the disk to leave the guest", 20, || {
+        (partitions(engine, domid).len() == 1).then_some(())
+    });
+
+    // NIC hot-plug.
+    let before = interfaces(engine, domid);
+    let vif = device("vif", &[]);
+    let attached = engine
+        .attach(domid, &vif)
+        .unwrap_or_else(|e| panic!("attach vif: {e}"));
+    assert!(
+        matches!(attached, DeviceSpec::Vif(ref v) if v.mac.is_some()),
+        "a MAC is assigned"
+    );
+    let after = wait_for("a new interface in the guest", 20, || {
+        let now = interfaces(engine, domid);
+        (now.len() == before.len() + 1).then_some(now)
+    });
+    assert!(
+        after.iter().any(|i| i.starts_with("eth")),
+        "{before:?} → {after:?}"
+    );
+
+    // Pause freezes CPU time.
+    engine.pause(domid).unwrap_or_else(|e| panic!("pause: {e}"));
+    let p1 = hv.domain_info(domid).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p1.state_string(), "--p---");
+    std::thread::sleep(Duration::from_millis(800));
+    let p2 = hv.domain_info(domid).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p1.cpu_time_ns, p2.cpu_time_ns,
+        "CPU time stops while paused"
+    );
+    engine
+        .unpause(domid)
+        .unwrap_or_else(|e| panic!("unpause: {e}"));
+    assert!(hv.domain_info(domid).is_ok_and(|i| i.is_active()));
+    wait_for("CPU time to grow again", 20, || {
+        let t = hv.domain_info(domid).ok()?.cpu_time_ns;
+        (t > p2.cpu_time_ns).then_some(())
+    });
+
+    // Guest poweroff → shut down (poweroff) → on_poweroff preserve.
+    console_until(engine, domid, Some("poweroff"), 1, |_| false);
+    let down = wait_for("the guest to power off", 60, || {
+        let _ = engine.refresh();
+        let i = hv.domain_info(domid).ok()?;
+        i.flags.shutdown.then_some(i)
+    });
+    assert_eq!(down.shutdown_reason, Some(ShutdownReason::Poweroff));
+    assert_eq!(down.state_string(), "---s--");
+    let timeline = wait_for("on_poweroff to be applied", 20, || {
+        let _ = engine.refresh();
+        let rec = engine.view(domid).ok()?.record?;
+        rec.timeline
+            .iter()
+            .any(|e| matches!(&e.event, TimelineEvent::PolicyApplied { field, .. } if field == "on_poweroff"))
+            .then_some(rec.timeline)
+    });
+    let applied = timeline
+        .iter()
+        .filter(|e| matches!(e.event, TimelineEvent::PolicyApplied { .. }))
+        .count();
+    assert_eq!(applied, 1, "the policy is applied exactly once");
+
+    // Destroy.
+    engine
+        .destroy(domid)
+        .unwrap_or_else(|e| panic!("destroy: {e}"));
+    assert!(hv.domain_info(domid).is_err(), "gone after destroy");
+    assert!(!list(hv).iter().any(|d| d.name == name));
+}
+
+#[test]
+fn simulator() {
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let sim = SimHypervisor::in_memory(Arc::new(SystemClock));
+    let engine = Engine::in_memory(Arc::new(sim.clone()), Arc::new(SystemClock));
+    suite(&engine, &sim, scratch.path(), "conf-sim");
+}
+
+#[test]
+fn qemu() {
+    let rig = qemu_rig();
+    let scratch = rig.root.path().join("images");
+    std::fs::create_dir_all(&scratch).unwrap_or_else(|e| panic!("{e}"));
+    suite(&rig.engine, rig.hv.as_ref(), &scratch, "conf-qemu");
+    assert!(
+        qemu_processes_under(&rig.runtime()).is_empty(),
+        "no QEMU left after destroy"
+    );
+    assert_eq!(
+        std::fs::read_dir(rig.runtime())
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0),
+        0,
+        "no domain directory left after destroy"
+    );
+}

@@ -1,0 +1,257 @@
+//! QEMU-only behaviour, on real guests (TCG where the CPU has no vmx/svm,
+//! said loudly): the supervisor applies on_crash with no other domus
+//! running, one console viewer at a time, re-discovery by a new domus
+//! process (devices included, stale directories cleaned), and failed
+//! builds that leave no QEMU behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::guests::*;
+use domus::backend::{Hypervisor, ShutdownReason};
+use domus::config::parse_str;
+use domus::engine::{EngineError, Stage, TimelineEvent};
+
+fn parse(text: &str) -> domus::config::DomainConfig {
+    parse_str(text, "test")
+        .map(|(c, _)| c)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid() {
+    let rig = qemu_rig();
+    let config = parse(&guest_config("crashy", "(on_crash restart)"));
+    let domid = rig
+        .engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for_shell(&rig.engine, domid);
+
+    // One console viewer at a time; the second hears who holds it.
+    let first = rig.engine.console(domid).unwrap_or_else(|e| panic!("{e}"));
+    let second = rig.engine.console(domid).err().map(|e| e.to_string());
+    let pid = std::process::id().to_string();
+    assert!(
+        second
+            .as_deref()
+            .is_some_and(|m| m.contains("in use by PID") && m.contains(&pid)),
+        "{second:?}"
+    );
+    drop(first);
+
+    let said = console_until(
+        &rig.engine,
+        domid,
+        Some("echo c > /proc/sysrq-trigger"),
+        10,
+        |t| t.contains("Kernel panic"),
+    );
+    assert!(
+        said.contains("Kernel panic"),
+        "the guest did not panic: {said:?}"
+    );
+    // No refresh here: the domain's supervisor process applies the policy.
+    let new = wait_for("the supervisor to restart the crashed guest", 60, || {
+        // Listed as soon as it is being built; done once the engine has
+        // its record and it runs.
+        list(rig.hv.as_ref())
+            .into_iter()
+            .find(|d| d.name == "crashy" && d.domid != domid && d.is_active())
+            .filter(|d| rig.engine.view(d.domid).is_ok_and(|v| v.record.is_some()))
+    });
+    assert!(new.domid > domid, "domids only grow");
+    assert!(
+        rig.hv.domain_info(domid).is_err(),
+        "the crashed QEMU is gone"
+    );
+    let rec = rig
+        .engine
+        .view(new.domid)
+        .ok()
+        .and_then(|v| v.record)
+        .unwrap_or_else(|| panic!("no record for the restarted domain"));
+    assert!(
+        rec.timeline.iter().any(|e| matches!(
+            e.event,
+            TimelineEvent::ShutDown {
+                reason: ShutdownReason::Crash
+            }
+        )),
+        "{:?}",
+        rec.timeline
+    );
+    wait_for_shell(&rig.engine, new.domid);
+    rig.engine
+        .destroy(new.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(qemu_processes_under(&rig.runtime()).is_empty());
+}
+
+struct KillOnDrop(std::path::PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill_qemus_under(&self.0);
+    }
+}
+
+fn domus(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_domus"));
+    c.args(["--backend", "qemu", "--state-dir"])
+        .arg(root.join("state"))
+        .arg("--runtime-dir")
+        .arg(root.join("run"));
+    c
+}
+
+fn out(c: &mut Command) -> (bool, String, String) {
+    let o = c.output().unwrap_or_else(|e| panic!("running domus: {e}"));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_new_domus_process_rediscovers_running_domains_and_cleans_stale_ones() {
+    announce_accel();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let _cleanup = KillOnDrop(root.path().join("run"));
+    let img = root.path().join("disk.img");
+    make_image(&img, "raw", "8M");
+    let cfg = root.path().join("keep.sxp");
+    std::fs::write(
+        &cfg,
+        guest_config(
+            "keep",
+            &format!(
+                "(device (vbd (uname file:{}) (dev xvda) (mode w)))",
+                img.display()
+            ),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (ok, _, err) = out(domus(root.path()).arg("create").arg(&cfg));
+    assert!(ok, "create: {err}");
+    let (ok, _, err) = out(domus(root.path()).args(["attach", "keep", "vif"]));
+    assert!(ok, "attach: {err}");
+
+    // Another domus process (a restarted TUI) finds it with its devices.
+    let (engine, hv) = qemu_engine(root.path());
+    let report = engine.recreate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.vanished.is_empty(), "{report:?}");
+    let keep = list(hv.as_ref())
+        .into_iter()
+        .find(|d| d.name == "keep")
+        .unwrap_or_else(|| panic!("keep was not re-discovered"));
+    let names: Vec<String> = keep.devices.iter().map(ToString::to_string).collect();
+    assert!(names.iter().any(|d| d.starts_with("vbd xvda")), "{names:?}");
+    assert!(names.iter().any(|d| d.starts_with("vif ")), "{names:?}");
+    assert!(
+        keep.notes
+            .iter()
+            .any(|n| n.contains("user-mode networking")),
+        "the vif's user-mode networking is said: {:?}",
+        keep.notes
+    );
+    wait_for_shell(&engine, keep.domid);
+    assert_eq!(partitions(&engine, keep.domid).len(), 1);
+    assert!(
+        engine
+            .view(keep.domid)
+            .ok()
+            .and_then(|v| v.record)
+            .is_some_and(|r| r.source.is_some()),
+        "the record (and its config source) carries over"
+    );
+    drop(engine);
+    drop(hv);
+
+    // The domain's QEMU dies behind domus's back: the next domus says so
+    // and removes the stale directory.
+    let dir = root.path().join("run").join(keep.domid.to_string());
+    let pid: i32 = std::fs::read_to_string(dir.join("qemu.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pidfile"));
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    wait_for("QEMU to die", 10, || {
+        qemu_processes_under(&root.path().join("run"))
+            .is_empty()
+            .then_some(())
+    });
+    let (ok, stdout, stderr) = out(domus(root.path()).arg("list"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("its QEMU is no longer running"),
+        "the cleaned directory is reported: {stderr}"
+    );
+    assert!(!stdout.contains("keep"), "{stdout}");
+    assert!(!dir.exists(), "the stale directory is gone");
+}
+
+#[test]
+fn failed_builds_leave_no_qemu_and_no_directory() {
+    let rig = qemu_rig();
+    // A missing kernel fails before QEMU starts.
+    let missing =
+        parse("(vm (name nokernel) (memory 128) (image (linux (kernel /nonexistent/vmlinux))))");
+    let err = rig.engine.create(&missing, None).err();
+    assert!(
+        matches!(
+            err,
+            Some(EngineError::Construct {
+                stage: Stage::BuildImage,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("/nonexistent/vmlinux"),
+        "the path is named: {msg}"
+    );
+
+    // An unreadable disk fails after QEMU started: it must be stopped.
+    let baddisk = parse(&guest_config(
+        "baddisk",
+        "(device (vbd (uname file:/nonexistent/disk.img) (dev xvda) (mode w)))",
+    ));
+    let err = rig.engine.create(&baddisk, None).err();
+    assert!(
+        matches!(
+            err,
+            Some(EngineError::Construct {
+                stage: Stage::CreateDevices,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("/nonexistent/disk.img"), "{msg}");
+
+    // plan9 has no QEMU image handler: a typed refusal naming the backend.
+    let plan9 = parse("(vm (name p9) (memory 64) (image (plan9 (kernel /boot/9pc))))");
+    let err = rig.engine.create(&plan9, None).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|m| m.contains("not supported by the qemu backend")),
+        "{err:?}"
+    );
+
+    assert!(list(rig.hv.as_ref()).is_empty());
+    assert!(
+        qemu_processes_under(&rig.runtime()).is_empty(),
+        "no QEMU left"
+    );
+    let dirs = std::fs::read_dir(rig.runtime())
+        .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+        .unwrap_or(0);
+    assert_eq!(dirs, 0, "no domain directory left");
+}
