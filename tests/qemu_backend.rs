@@ -30,16 +30,29 @@ fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid() {
         .unwrap_or_else(|e| panic!("{e}"));
     wait_for_shell(&rig.engine, domid);
 
-    // One console viewer at a time; the second hears who holds it.
+    // One process at a time on a console; another hears who holds it.
     let first = rig.engine.console(domid).unwrap_or_else(|e| panic!("{e}"));
-    let second = rig.engine.console(domid).err().map(|e| e.to_string());
-    let pid = std::process::id().to_string();
+    let also_here = rig.engine.console(domid);
     assert!(
-        second
-            .as_deref()
-            .is_some_and(|m| m.contains("in use by PID") && m.contains(&pid)),
-        "{second:?}"
+        also_here.is_ok(),
+        "a second stream in the same process (the TUI's writer) shares it"
     );
+    let other = Command::new(env!("CARGO_BIN_EXE_domus"))
+        .args(["--backend", "qemu", "--state-dir"])
+        .arg(rig.state())
+        .arg("--runtime-dir")
+        .arg(rig.runtime())
+        .args(["console", "crashy"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&other.stderr);
+    let pid = std::process::id().to_string();
+    assert!(!other.status.success(), "{said}");
+    assert!(
+        said.contains("in use by PID") && said.contains(&pid),
+        "{said}"
+    );
+    drop(also_here);
     drop(first);
 
     let said = console_until(

@@ -70,6 +70,8 @@ struct JsonDomain<'a> {
     vcpu_time_s: Vec<f64>,
     devices: JsonDevices,
     device_list: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
     managed: bool,
     config_source: Option<&'a std::path::Path>,
 }
@@ -115,6 +117,7 @@ pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_jso
                     vcpu_time_s: i.vcpu_time_ns.iter().map(|t| secs(*t)).collect(),
                     devices: JsonDevices { vbd, vif, pci },
                     device_list: i.devices.iter().map(|d| d.to_string()).collect(),
+                    notes: &i.notes,
                     managed: d.record.is_some(),
                     config_source: d.record.as_ref().and_then(|r| r.source.as_deref()),
                 }
@@ -173,6 +176,9 @@ pub fn info(view: &DomainView) -> String {
     );
     for d in &i.devices {
         let _ = writeln!(out, "device:    {d}");
+    }
+    for n in &i.notes {
+        let _ = writeln!(out, "note:      {n}");
     }
     match &view.record {
         None => out.push_str("config:    (not built by domus)\n"),

@@ -4,12 +4,16 @@
 //! viewer gets the whole boot log and then new output in order, with no
 //! byte twice; the socket is for typing, and is drained all the time
 //! because a connected client that stops reading stalls the guest's serial
-//! port. One viewer at a time, enforced with a lock that names its holder.
+//! port. One process at a time, enforced with a lock that names its holder.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -18,68 +22,97 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use super::launch::DomainDir;
 use crate::backend::{BackendError, BackendResult, ConsoleStream, DomId, ReadOutcome};
 
+/// The one connection this process holds to a domain's console socket
+/// (QEMU serves one client at a time), shared by every stream this process
+/// opens on it: the TUI reads on one thread and writes from another.
+struct Connection {
+    socket: UnixStream,
+    closed: AtomicBool,
+    // Held while any stream of this process uses the console.
+    _lock: Flock<File>,
+}
+
+fn connections() -> &'static Mutex<HashMap<PathBuf, Weak<Connection>>> {
+    static HELD: OnceLock<Mutex<HashMap<PathBuf, Weak<Connection>>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
 pub struct QemuConsole {
     log: File,
-    socket: UnixStream,
-    socket_closed: bool,
-    // Held for the stream's lifetime.
-    _lock: Flock<File>,
+    conn: Arc<Connection>,
+}
+
+fn connect(dir: &DomainDir, domid: DomId) -> BackendResult<Arc<Connection>> {
+    let mut held = connections()
+        .lock()
+        .map_err(|_| BackendError::Other("console registry poisoned".into()))?;
+    held.retain(|_, w| w.strong_count() > 0);
+    if let Some(c) = held.get(&dir.dir).and_then(Weak::upgrade) {
+        return Ok(c);
+    }
+    let lock_path = dir.dir.join("console.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| BackendError::io(format!("opening {}", lock_path.display()), e))?;
+    let mut lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((file, _)) => {
+            let mut holder = String::new();
+            let _ = (&file).read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another process".to_string()
+            } else {
+                format!("PID {holder}")
+            };
+            return Err(BackendError::Invalid(format!(
+                "the console of domain {domid} is in use by {who}; close it there first"
+            )));
+        }
+    };
+    let _ = lock.set_len(0);
+    let _ = write!(*lock, "{}", std::process::id());
+    let _ = lock.flush();
+    let socket = UnixStream::connect(dir.console())
+        .map_err(|e| BackendError::io(format!("domain {domid}'s console"), e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| BackendError::io("console socket", e))?;
+    let conn = Arc::new(Connection {
+        socket,
+        closed: AtomicBool::new(false),
+        _lock: lock,
+    });
+    held.insert(dir.dir.clone(), Arc::downgrade(&conn));
+    Ok(conn)
 }
 
 impl QemuConsole {
     pub fn open(dir: &DomainDir, domid: DomId) -> BackendResult<QemuConsole> {
-        let lock_path = dir.dir.join("console.lock");
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| BackendError::io(format!("opening {}", lock_path.display()), e))?;
-        let mut lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((file, _)) => {
-                let mut holder = String::new();
-                let _ = (&file).read_to_string(&mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another process".to_string()
-                } else {
-                    format!("PID {holder}")
-                };
-                return Err(BackendError::Invalid(format!(
-                    "the console of domain {domid} is in use by {who}; close it there first"
-                )));
-            }
-        };
-        let _ = lock.set_len(0);
-        let _ = write!(*lock, "{}", std::process::id());
-
+        let conn = connect(dir, domid)?;
         let log = File::open(dir.console_log())
             .map_err(|e| BackendError::io(format!("opening {}", dir.console_log().display()), e))?;
-        let socket = UnixStream::connect(dir.console())
-            .map_err(|e| BackendError::io(format!("domain {domid}'s console"), e))?;
-        socket
-            .set_nonblocking(true)
-            .map_err(|e| BackendError::io("console socket", e))?;
-        Ok(QemuConsole {
-            log,
-            socket,
-            socket_closed: false,
-            _lock: lock,
-        })
+        Ok(QemuConsole { log, conn })
+    }
+
+    fn socket_closed(&self) -> bool {
+        self.conn.closed.load(Ordering::Relaxed)
     }
 
     /// Read and discard what the socket holds (the log has it too).
     fn drain_socket(&mut self) {
         let mut scratch = [0u8; 4096];
-        while !self.socket_closed {
-            match self.socket.read(&mut scratch) {
-                Ok(0) => self.socket_closed = true,
+        while !self.socket_closed() {
+            match (&self.conn.socket).read(&mut scratch) {
+                Ok(0) => self.conn.closed.store(true, Ordering::Relaxed),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => self.socket_closed = true,
+                Err(_) => self.conn.closed.store(true, Ordering::Relaxed),
             }
         }
     }
@@ -104,7 +137,7 @@ impl ConsoleStream for QemuConsole {
             if n > 0 {
                 return Ok(ReadOutcome::Data(n));
             }
-            if self.socket_closed {
+            if self.socket_closed() {
                 // QEMU is gone; the log may still get its last bytes.
                 let n = self.read_log(buf)?;
                 return Ok(if n > 0 {
@@ -121,7 +154,7 @@ impl ConsoleStream for QemuConsole {
             // short cap covers QEMU writing the log just after the socket.
             let wait = (deadline - now).min(Duration::from_millis(20));
             let ms = u16::try_from(wait.as_millis()).unwrap_or(20).max(1);
-            let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(self.conn.socket.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(ms));
         }
     }
@@ -130,7 +163,7 @@ impl ConsoleStream for QemuConsole {
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut rest = bytes;
         while !rest.is_empty() {
-            match self.socket.write(rest) {
+            match (&self.conn.socket).write(rest) {
                 Ok(0) => return Err(BackendError::Other("the console closed".into())),
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -361,6 +361,9 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     for d in &info.devices {
         lines.push(Line::from(format!("   {d}")));
     }
+    for n in &info.notes {
+        lines.push(Line::from(Span::styled(format!("   note: {n}"), t.muted())));
+    }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(" Timeline", t.title())));
     let timeline = row
