@@ -62,6 +62,58 @@ pub fn seed(dir: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// The config of domus's tiny test guest (`scripts/build-guest`), for a
+/// library on a host that can run it: `guest_dir` holds `vmlinux` and
+/// `initramfs.cpio.gz`.
+pub fn test_guest_config(guest_dir: &Path) -> Option<String> {
+    let (k, i) = (
+        guest_dir.join("vmlinux"),
+        guest_dir.join("initramfs.cpio.gz"),
+    );
+    if !k.is_file() || !i.is_file() {
+        return None;
+    }
+    let quote = |p: &Path| crate::sxp::print_value(&lexpr::Value::string(p.display().to_string()));
+    Some(format!(
+        "# domus's tiny test guest: Debian's kernel and a busybox initramfs
+# (scripts/build-guest). It boots in a few seconds, even without KVM, to a
+# shell on its console; it powers off on the ACPI power button.
+(vm
+    (name tiny)
+    (memory 128)
+    (vcpus 1)
+    (image
+        (linux
+            (kernel {})
+            (ramdisk {})
+            (args quiet)))
+    (on_poweroff destroy)
+    (on_reboot restart)
+    (on_crash restart))
+",
+        quote(&k),
+        quote(&i)
+    ))
+}
+
+/// Put `tiny.sxp` into the library once (`scripts/run` points
+/// `DOMUS_GUEST_DIR` at the built guest); a marker keeps a deleted copy
+/// deleted.
+pub fn offer_test_guest(dir: &Path, guest_dir: &Path) -> io::Result<bool> {
+    let marker = dir.join(".tiny-offered");
+    let file = dir.join("tiny.sxp");
+    if marker.exists() || file.exists() {
+        return Ok(false);
+    }
+    let Some(text) = test_guest_config(guest_dir) else {
+        return Ok(false);
+    };
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&file, text)?;
+    std::fs::write(&marker, "")?;
+    Ok(true)
+}
+
 pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -96,4 +148,36 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_guest_is_offered_once_and_parses() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let guest = root.path().join("my guest");
+        std::fs::create_dir_all(&guest).unwrap_or_else(|e| panic!("{e}"));
+        let lib = root.path().join("lib");
+        assert!(
+            !offer_test_guest(&lib, &guest).unwrap_or(true),
+            "no guest built: nothing offered"
+        );
+        for f in ["vmlinux", "initramfs.cpio.gz"] {
+            std::fs::write(guest.join(f), b"x").unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(offer_test_guest(&lib, &guest).unwrap_or(false));
+        let text = std::fs::read_to_string(lib.join("tiny.sxp")).unwrap_or_default();
+        let (config, _) =
+            crate::config::parse_str(&text, "tiny.sxp").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.name, "tiny");
+        let kernel = guest.join("vmlinux").display().to_string();
+        assert_eq!(config.image.boot().kernel.as_deref(), Some(kernel.as_str()));
+        std::fs::remove_file(lib.join("tiny.sxp")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !offer_test_guest(&lib, &guest).unwrap_or(true),
+            "a deleted copy stays deleted"
+        );
+    }
 }

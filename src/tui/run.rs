@@ -2,7 +2,7 @@
 //! and a refresh tick, batched into actions; one draw per batch.
 
 use std::io::stdout;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,11 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
             opts.config_dir.display()
         )
     })?;
+    if let Some(guest) = std::env::var_os("DOMUS_GUEST_DIR")
+        && let Err(e) = super::library::offer_test_guest(&opts.config_dir, Path::new(&guest))
+    {
+        tracing::warn!(error = %e, "adding the test guest to the library");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
