@@ -383,6 +383,15 @@ impl QemuHypervisor {
                     .collect()
             })
             .unwrap_or_default();
+        if !incoming && meta.memory_kib < meta.max_memory_kib {
+            // memory below maxmem: the balloon driver picks the target up
+            // when the guest loads it.
+            self.exec(
+                meta.domid,
+                "balloon",
+                json!({ "value": meta.memory_kib * 1024 }),
+            )?;
+        }
         self.rt.store(meta)?;
         self.start_supervisor(&dir, meta.domid)
     }
