@@ -10,8 +10,8 @@ use crate::clock::Clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// The best available backend: QEMU when qemu-system-x86_64 is
-    /// installed, else the simulator.
+    /// The best available backend: Xen on a dom0, else QEMU when
+    /// qemu-system-x86_64 is installed, else the simulator.
     Auto,
     Sim,
     Qemu,
@@ -34,13 +34,12 @@ pub struct OpenOptions {
     pub adopt: bool,
 }
 
-/// Real backends this build can drive on this host. The Xen backend is
-/// not part of this version yet.
+/// Real backends this build can drive on this host.
 fn available(kind: BackendKind) -> bool {
     match kind {
         BackendKind::Sim => true,
         BackendKind::Qemu => qemu::installed(std::path::Path::new(qemu::QEMU)),
-        BackendKind::Xen => false,
+        BackendKind::Xen => super::xen::present(),
     }
 }
 
@@ -96,9 +95,17 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
             })?;
             Ok(Arc::new(hv))
         }
-        BackendKind::Xen => Err(BackendError::Other(
-            "the xen backend is not part of this version of domus yet; use --backend qemu or sim"
-                .into(),
-        )),
+        BackendKind::Xen => {
+            if !super::xen::present() {
+                return Err(BackendError::Other(
+                    "this host is not a Xen dom0 (no /proc/xen/capabilities or /dev/xen/privcmd); use --backend qemu or sim".into(),
+                ));
+            }
+            let hv = super::xen::XenHypervisor::open(super::xen::XenOptions::new(
+                &opts.state_dir,
+                opts.clock,
+            ))?;
+            Ok(Arc::new(hv))
+        }
     }
 }

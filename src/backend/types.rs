@@ -215,6 +215,10 @@ pub struct CreateSpec {
     pub uuid: Option<uuid::Uuid>,
     pub memory_kib: u64,
     pub vcpus: u32,
+    /// The boot image, for toolstacks that build domain and image in one
+    /// step (Xen's `xl create`); the others take it in `build_image`.
+    #[serde(default)]
+    pub image: Option<BootImage>,
 }
 
 /// What an image handler hands the backend to build a domain.

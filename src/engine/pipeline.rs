@@ -163,6 +163,7 @@ impl Engine {
             uuid,
             memory_kib: plan.memory_kib,
             vcpus: config.vcpus,
+            image: Some(plan.boot.clone()),
         };
         let domid = self
             .hv

@@ -1,0 +1,95 @@
+# Sourced by dom0's /init in the real-Xen harness: domus against real Xen.
+# Each check prints "@@ PASS name" or "@@ FAIL name: why".
+export DOMUS_STATE_DIR=/var/lib/domus HOME=/root TERM=xterm
+pass() { echo "@@ PASS $*"; }
+fail() { echo "@@ FAIL $*"; }
+check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+# The Time(s) column of one domain in `domus list`.
+cpu_of() { domus list 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }
+state_of() { domus list 2>/dev/null | awk -v n="$1" '$1 == n {print $5}'; }
+grows() { a=$(cpu_of "$1"); sleep "$2"; b=$(cpu_of "$1"); awk -v a="$a" -v b="$b" 'BEGIN {exit !(b > a)}'; }
+same() { a=$(cpu_of "$1"); sleep "$2"; b=$(cpu_of "$1"); [ -n "$a" ] && [ "$a" = "$b" ]; }
+wait_until() { # seconds, command...
+    t=$1; shift
+    while [ "$t" -gt 0 ]; do "$@" && return 0; sleep 1; t=$((t - 1)); done
+    return 1
+}
+# Run a command in the guest's console; what it printed (after a marker the
+# command line's echo cannot match) lands in /tmp/console.out.
+step=0
+in_guest() {
+    step=$((step + 1))
+    printf "echo STEP''-%s; %s\n" "$step" "$1" | timeout 20 domus console tiny > /tmp/console.raw 2>&1
+    tr -d '\r' < /tmp/console.raw | sed -n "/^STEP-$step\$/,\$p" > /tmp/console.out
+}
+console_has() { grep -a -q "$1" /tmp/console.out; }
+
+echo "@@ INFO xl list:"; xl list | sed 's/^/@@ INFO   /'
+
+# Domain-0, as xl sees it.
+domus list > /tmp/list.out 2>&1
+dom0_mem_domus=$(awk '$1 == "Domain-0" {print $3}' /tmp/list.out)
+dom0_mem_xl=$(xl list | awk '$1 == "Domain-0" {print $3}')
+check "domus list shows Domain-0 with xl's memory ($dom0_mem_xl MiB)" [ -n "$dom0_mem_domus" -a "$dom0_mem_domus" = "$dom0_mem_xl" ]
+check "Domain-0's CPU time is real and grows" grows Domain-0 2
+check "the backend is xen" sh -c 'domus list --json | grep -q "\"backend\": \"xen\""'
+
+# A PV guest from an sxp config.
+cat > /root/tiny.sxp <<'SXP'
+(vm (name tiny) (memory 128) (vcpus 1)
+    (image (linux (kernel /root/domu/vmlinuz) (ramdisk /root/domu/initrd.gz) (args quiet)))
+    (on_poweroff preserve) (on_reboot restart) (on_crash destroy))
+SXP
+if domus create /root/tiny.sxp > /tmp/create.out 2>&1; then pass "domus create of a PV guest"; else fail "domus create of a PV guest: $(cat /tmp/create.out)"; fi
+st=$(state_of tiny)
+check "tiny is running or blocked ($st)" sh -c "[ '$st' = r----- ] || [ '$st' = -b---- ]"
+check "tiny's CPU time grows" wait_until 20 grows tiny 2
+check "the guest's banner reaches its console log" wait_until 60 grep -q "domus xen guest" /var/log/xen/console/guest-tiny.log
+sleep 2
+in_guest "echo XEN-CON''SOLE-\$((6*7))"
+check "domus console runs a command in the guest" console_has XEN-CONSOLE-42
+
+domus pause tiny
+check "pause gives --p--- ($(state_of tiny))" [ "$(state_of tiny)" = "--p---" ]
+check "CPU time is frozen while paused" same tiny 2
+domus unpause tiny
+check "unpause runs it again ($(state_of tiny))" sh -c "[ '$(state_of tiny)' != '--p---' ]"
+
+dd if=/dev/zero of=/root/disk.img bs=1M count=16 2>/dev/null
+if domus attach tiny vbd file:/root/disk.img xvdb w > /tmp/a.out 2>&1; then pass "domus attach vbd"; else fail "domus attach vbd: $(cat /tmp/a.out)"; fi
+if domus attach tiny vif bridge=xenbr0 > /tmp/v.out 2>&1; then pass "domus attach vif on xenbr0"; else fail "domus attach vif: $(cat /tmp/v.out)"; fi
+sleep 3
+in_guest "cat /proc/partitions; ls /sys/class/net"
+check "the guest sees the disk (xvdb)" console_has xvdb
+check "the guest sees the NIC (eth0)" console_has eth0
+check "the vif is on the bridge" sh -c 'ls /sys/class/net/xenbr0/brif | grep -q vif'
+domus detach tiny xvdb > /tmp/d.out 2>&1 && pass "domus detach xvdb" || fail "domus detach xvdb: $(cat /tmp/d.out)"
+domus detach tiny vif0 > /tmp/d.out 2>&1 && pass "domus detach vif0" || fail "domus detach vif0: $(cat /tmp/d.out)"
+sleep 2
+in_guest "cat /proc/partitions"
+check "the disk is gone from the guest" sh -c '! grep -a -q xvdb /tmp/console.out'
+
+# The TUI in a pseudo-terminal: pause tiny with its keys.
+(sleep 4; printf 'j'; sleep 1; printf 'p'; sleep 3; printf 'q') | \
+    TERM=xterm-256color timeout 30 script -qfec "stty rows 36 cols 120; domus" /tmp/tui.out > /dev/null 2>&1
+check "the TUI drew the Xen host (Domain-0, tiny)" sh -c 'grep -a -q "xen backend" /tmp/tui.out && grep -a -q "Domain-0" /tmp/tui.out'
+check "the TUI's p key paused tiny ($(state_of tiny))" [ "$(state_of tiny)" = "--p---" ]
+check "the TUI left the alternate screen" grep -a -q "$(printf '\033')\[?1049l" /tmp/tui.out
+domus unpause tiny
+
+# Guest poweroff → shut down (poweroff) → on_poweroff preserve.
+in_guest "poweroff"
+check "guest poweroff shows ---s-- ($(state_of tiny))" wait_until 30 sh -c '[ "$(domus list 2>/dev/null | awk "\$1 == \"tiny\" {print \$5}")" = "---s--" ]'
+check "the timeline has the poweroff and on_poweroff" sh -c 'domus info tiny | grep -q "shut down (poweroff)" && domus info tiny | grep -q "on_poweroff policy applied"'
+
+domus destroy tiny
+check "destroy: tiny is gone from xl list" sh -c '! xl list | grep -q "^tiny "'
+
+# plan9 is refused with a typed error naming the backend.
+cat > /root/p9.sxp <<'SXP'
+(vm (name p9) (memory 64) (image (plan9 (kernel /root/domu/vmlinuz))))
+SXP
+domus create /root/p9.sxp > /tmp/p9.out 2>&1
+check "plan9 is refused by the xen backend" grep -q "not supported by the xen backend" /tmp/p9.out
+
+echo "@@ INFO domus.log (tail):"; tail -15 /var/lib/domus/domus.log 2>/dev/null | sed 's/^/@@ INFO   /'

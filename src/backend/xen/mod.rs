@@ -1,0 +1,535 @@
+//! The Xen backend, for operators at a dom0: domains are Xen's own, driven
+//! through the `xl` toolstack CLI (see [`xl`] for why), with every call
+//! under a timeout. State, memory and CPU time come from `xl list -v` and
+//! `xl vcpu-list`, exactly as `xl` reports them. domus keeps a small record
+//! per domain it built (maximum memory and the devices it attached) in
+//! `STATE/xen/`, since `xl`'s listings do not give those back cheaply.
+
+mod cfg;
+mod console;
+mod xl;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use self::xl::ListRow;
+use super::{
+    BackendError, BackendKind, BackendResult, BootImage, Capabilities, Capability, ConsoleStream,
+    CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ShutdownReason,
+};
+use crate::clock::Clock;
+use crate::config::{DeviceRef, DeviceSpec};
+use crate::persist::JsonFile;
+
+const QUICK: Duration = Duration::from_secs(15);
+/// `xl create` of a PV guest takes 12–15 s under TCG.
+const SLOW: Duration = Duration::from_secs(180);
+
+/// Whether this host is a Xen dom0 (xenfs mounted, or the privcmd device).
+pub fn present() -> bool {
+    Path::new("/proc/xen/capabilities").exists() || Path::new("/dev/xen/privcmd").exists()
+}
+
+pub struct XenOptions {
+    /// `xl` (on Debian, /usr/sbin/xl).
+    pub xl: PathBuf,
+    pub xenstore_read: PathBuf,
+    /// domus's records of the domains it built: `STATE/xen/`.
+    pub state_dir: PathBuf,
+    /// xenconsoled's guest logs (`--log=guest --log-dir=…`).
+    pub console_log_dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl XenOptions {
+    pub fn new(state_dir: &Path, clock: Arc<dyn Clock>) -> Self {
+        XenOptions {
+            xl: PathBuf::from("xl"),
+            xenstore_read: PathBuf::from("xenstore-read"),
+            state_dir: state_dir.join("xen"),
+            console_log_dir: PathBuf::from("/var/log/xen/console"),
+            clock,
+        }
+    }
+}
+
+/// What domus remembers about a domain it built.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Record {
+    uuid: uuid::Uuid,
+    name: String,
+    max_memory_kib: u64,
+    devices: Vec<DeviceSpec>,
+    created_ns: u64,
+}
+
+type Records = BTreeMap<DomId, Record>;
+
+pub struct XenHypervisor {
+    opts: XenOptions,
+    records: JsonFile,
+}
+
+fn persist_err(e: crate::persist::PersistError) -> BackendError {
+    BackendError::Other(e.to_string())
+}
+
+impl XenHypervisor {
+    pub fn open(opts: XenOptions) -> BackendResult<XenHypervisor> {
+        std::fs::create_dir_all(&opts.state_dir)
+            .map_err(|e| BackendError::io(format!("creating {}", opts.state_dir.display()), e))?;
+        let records = JsonFile::new(&opts.state_dir.join("domains.json"));
+        let hv = XenHypervisor { opts, records };
+        // A dom0 without a working toolstack is an error to report now,
+        // not a blank table later.
+        hv.xl(&["info"], QUICK)?;
+        Ok(hv)
+    }
+
+    fn xl(&self, args: &[&str], timeout: Duration) -> BackendResult<String> {
+        xl::run(&self.opts.xl, args, timeout)
+    }
+
+    fn load(&self) -> BackendResult<Records> {
+        let _l = self.records.lock(false).map_err(persist_err)?;
+        Ok(self
+            .records
+            .load()
+            .map_err(persist_err)?
+            .unwrap_or_default())
+    }
+
+    fn update<T>(&self, f: impl FnOnce(&mut Records) -> T) -> BackendResult<T> {
+        let _l = self.records.lock(true).map_err(persist_err)?;
+        let mut r: Records = self
+            .records
+            .load()
+            .map_err(persist_err)?
+            .unwrap_or_default();
+        let out = f(&mut r);
+        self.records.save(&r).map_err(persist_err)?;
+        Ok(out)
+    }
+
+    fn rows(&self, which: Option<DomId>) -> BackendResult<Vec<ListRow>> {
+        let id = which.map(|d| d.to_string());
+        let mut args = vec!["list", "-v"];
+        if let Some(id) = &id {
+            args.push(id);
+        }
+        match self.xl(&args, QUICK) {
+            Ok(text) => Ok(xl::parse_list(&text)),
+            Err(_) if which.is_some() => Err(BackendError::NoSuchDomain(which.unwrap_or(0))),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn to_info(row: ListRow, vcpus: Option<Vec<u64>>, rec: Option<&Record>) -> DomainInfo {
+        let rec = rec.filter(|r| r.uuid == row.uuid);
+        let memory_kib = row.memory_mib * 1024;
+        DomainInfo {
+            domid: row.domid,
+            name: row.name,
+            uuid: row.uuid,
+            memory_kib,
+            max_memory_kib: rec.map_or(memory_kib, |r| r.max_memory_kib.max(memory_kib)),
+            vcpus: row.vcpus,
+            flags: row.flags,
+            shutdown_reason: row.reason,
+            cpu_time_ns: row.cpu_time_ns,
+            vcpu_time_ns: vcpus.unwrap_or_default(),
+            devices: rec.map(|r| r.devices.clone()).unwrap_or_default(),
+            start_ns: rec.map(|r| r.created_ns),
+            notes: Vec::new(),
+        }
+    }
+
+    fn find_device(devices: &[DeviceSpec], r: &DeviceRef) -> Option<usize> {
+        let mut vif_n = 0;
+        devices.iter().position(|d| match (d, r) {
+            (DeviceSpec::Vbd(v), DeviceRef::Vbd(name)) => &v.dev == name,
+            (DeviceSpec::Vif(v), DeviceRef::VifMac(mac)) => v.mac == Some(*mac),
+            (DeviceSpec::Vif(_), DeviceRef::VifIndex(i)) => {
+                vif_n += 1;
+                vif_n - 1 == *i
+            }
+            (DeviceSpec::Pci(p), DeviceRef::Pci(q)) => p == q,
+            _ => false,
+        })
+    }
+
+    fn cfg_path(&self, name: &str) -> PathBuf {
+        self.opts.state_dir.join("cfg").join(format!("{name}.cfg"))
+    }
+}
+
+fn unsupported(what: &str, why: &str) -> BackendError {
+    BackendError::UnsupportedFeature {
+        backend: BackendKind::Xen,
+        what: what.into(),
+        why: why.into(),
+    }
+}
+
+impl Hypervisor for XenHypervisor {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Xen
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        use Capability::*;
+        Capabilities::of(&[
+            Pause,
+            Shutdown,
+            Reboot,
+            HotplugVbd,
+            HotplugVif,
+            HotplugPci,
+            MemoryTarget,
+            Console,
+            SaveRestore,
+            CoreDump,
+            Rename,
+            ImageLinux,
+            ImageHvm,
+        ])
+    }
+
+    fn host_info(&self) -> BackendResult<HostInfo> {
+        let info = xl::parse_info(&self.xl(&["info"], QUICK)?);
+        let num = |k: &str| info.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let version = format!(
+            "Xen {}.{}{}",
+            info.get("xen_major").map_or("?", String::as_str),
+            info.get("xen_minor").map_or("?", String::as_str),
+            info.get("xen_extra").map_or("", String::as_str),
+        );
+        Ok(HostInfo {
+            hostname: info.get("host").cloned().unwrap_or_else(|| "dom0".into()),
+            backend: BackendKind::Xen,
+            version,
+            accel: None,
+            cpus: u32::try_from(num("nr_cpus")).unwrap_or(1),
+            total_kib: num("total_memory") * 1024,
+            free_kib: num("free_memory") * 1024,
+        })
+    }
+
+    fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        let rows = self.rows(None)?;
+        let mut vcpus = self
+            .xl(&["vcpu-list"], QUICK)
+            .map(|t| xl::parse_vcpu_list(&t))
+            .unwrap_or_default();
+        let live: Vec<DomId> = rows.iter().map(|r| r.domid).collect();
+        // Forget records of domains Xen no longer has.
+        let recs = self.update(|r| {
+            r.retain(|d, _| live.contains(d));
+            r.clone()
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let v = vcpus.remove(&row.domid);
+                let rec = recs.get(&row.domid);
+                Self::to_info(row, v, rec)
+            })
+            .collect())
+    }
+
+    fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {
+        let row = self
+            .rows(Some(domid))?
+            .into_iter()
+            .find(|r| r.domid == domid)
+            .ok_or(BackendError::NoSuchDomain(domid))?;
+        let id = domid.to_string();
+        let v = self
+            .xl(&["vcpu-list", &id], QUICK)
+            .ok()
+            .and_then(|t| xl::parse_vcpu_list(&t).remove(&domid));
+        let recs = self.load()?;
+        Ok(Self::to_info(row, v, recs.get(&domid)))
+    }
+
+    fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId> {
+        let image = spec.image.as_ref().ok_or_else(|| {
+            BackendError::Invalid(
+                "the xen backend builds domain and image in one step: no boot image given".into(),
+            )
+        })?;
+        let text = cfg::xl_cfg(spec, spec.memory_kib, image)?;
+        let path = self.cfg_path(&spec.name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| BackendError::io(format!("creating {}", dir.display()), e))?;
+        }
+        std::fs::write(&path, &text)
+            .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
+        let p = path.display().to_string();
+        // Paused (-p), and no xl process left waiting on it (-e): domus's
+        // engine handles what happens when it stops.
+        self.xl(&["create", "-p", "-e", &p], SLOW)?;
+        let domid: DomId = self
+            .xl(&["domid", &spec.name], QUICK)?
+            .trim()
+            .parse()
+            .map_err(|_| BackendError::Other(format!("xl domid {}: no id", spec.name)))?;
+        let uuid = self
+            .rows(Some(domid))?
+            .first()
+            .map(|r| r.uuid)
+            .unwrap_or_default();
+        let now = self.opts.clock.now_ns();
+        self.update(|r| {
+            r.insert(
+                domid,
+                Record {
+                    uuid,
+                    name: spec.name.clone(),
+                    max_memory_kib: spec.memory_kib,
+                    devices: Vec::new(),
+                    created_ns: now,
+                },
+            );
+        })?;
+        Ok(domid)
+    }
+
+    fn set_max_memory(&self, domid: DomId, kib: u64) -> BackendResult<()> {
+        self.xl(&["mem-max", &domid.to_string(), &format!("{kib}k")], QUICK)?;
+        self.update(|r| {
+            if let Some(rec) = r.get_mut(&domid) {
+                rec.max_memory_kib = kib;
+            }
+        })
+    }
+
+    fn set_vcpus(&self, domid: DomId, vcpus: u32) -> BackendResult<()> {
+        self.xl(&["vcpu-set", &domid.to_string(), &vcpus.to_string()], QUICK)
+            .map(drop)
+    }
+
+    fn pin_vcpu(&self, domid: DomId, vcpu: u32, cpu: u32) -> BackendResult<()> {
+        self.xl(
+            &[
+                "vcpu-pin",
+                &domid.to_string(),
+                &vcpu.to_string(),
+                &cpu.to_string(),
+            ],
+            QUICK,
+        )
+        .map(drop)
+    }
+
+    fn set_cpu_weight(&self, domid: DomId, weight: u32) -> BackendResult<()> {
+        let (d, w) = (domid.to_string(), weight.to_string());
+        // credit2 is Xen 4.17's default scheduler; credit the older one.
+        self.xl(&["sched-credit2", "-d", &d, "-w", &w], QUICK)
+            .or_else(|_| self.xl(&["sched-credit", "-d", &d, "-w", &w], QUICK))
+            .map(drop)
+    }
+
+    fn build_image(&self, _domid: DomId, image: &BootImage) -> BackendResult<()> {
+        // xl create loaded the image with the domain.
+        if image.ostype == "plan9" {
+            return Err(unsupported(
+                "plan9 images",
+                "Xen builds linux (PV) and hvm guests",
+            ));
+        }
+        Ok(())
+    }
+
+    fn start_device_model(&self, _domid: DomId, _image: &BootImage) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn pause(&self, domid: DomId) -> BackendResult<()> {
+        self.xl(&["pause", &domid.to_string()], QUICK).map(drop)
+    }
+
+    fn unpause(&self, domid: DomId) -> BackendResult<()> {
+        self.xl(&["unpause", &domid.to_string()], QUICK).map(drop)
+    }
+
+    fn shutdown(&self, domid: DomId, reason: ShutdownReason) -> BackendResult<()> {
+        let d = domid.to_string();
+        match reason {
+            ShutdownReason::Poweroff => self.xl(&["shutdown", "-F", &d], QUICK).map(drop),
+            ShutdownReason::Reboot => self.xl(&["reboot", "-F", &d], QUICK).map(drop),
+            other => Err(unsupported(
+                &format!("shutdown with reason {other}"),
+                "use domus save to suspend a Xen domain to a file",
+            )),
+        }
+    }
+
+    fn destroy(&self, domid: DomId) -> BackendResult<()> {
+        if let Err(e) = self.xl(&["destroy", &domid.to_string()], SLOW) {
+            if self.rows(Some(domid)).is_err() {
+                return Err(BackendError::NoSuchDomain(domid));
+            }
+            return Err(e);
+        }
+        self.update(|r| {
+            r.remove(&domid);
+        })
+    }
+
+    fn rename(&self, domid: DomId, name: &str) -> BackendResult<()> {
+        self.xl(&["rename", &domid.to_string(), name], QUICK)?;
+        self.update(|r| {
+            if let Some(rec) = r.get_mut(&domid) {
+                rec.name = name.to_string();
+            }
+        })
+    }
+
+    fn attach_device(&self, domid: DomId, device: &DeviceSpec) -> BackendResult<()> {
+        let d = domid.to_string();
+        match device {
+            DeviceSpec::Vbd(v) => {
+                let path = Path::new(&v.uname.path);
+                let mut magic = [0u8; 4];
+                let mut f = std::fs::File::open(path).map_err(|e| {
+                    BackendError::Invalid(format!(
+                        "vbd {}: cannot open {}: {e}",
+                        v.dev,
+                        path.display()
+                    ))
+                })?;
+                let qcow2 = std::io::Read::read(&mut f, &mut magic).is_ok_and(|n| n == 4)
+                    && magic == *b"QFI\xfb";
+                self.xl(&["block-attach", &d, &cfg::disk_spec(v, qcow2)], SLOW)?;
+            }
+            DeviceSpec::Vif(v) => {
+                let args = cfg::nic_args(v);
+                let mut a: Vec<&str> = vec!["network-attach", &d];
+                a.extend(args.iter().map(String::as_str));
+                self.xl(&a, SLOW)?;
+            }
+            DeviceSpec::Pci(p) => {
+                self.xl(&["pci-attach", &d, &p.to_string()], SLOW)?;
+            }
+        }
+        self.update(|r| {
+            if let Some(rec) = r.get_mut(&domid) {
+                rec.devices.push(device.clone());
+            }
+        })
+    }
+
+    fn detach_device(&self, domid: DomId, device: &DeviceRef) -> BackendResult<DeviceSpec> {
+        let recs = self.load()?;
+        let devices = recs
+            .get(&domid)
+            .map(|r| r.devices.clone())
+            .unwrap_or_default();
+        let pos = Self::find_device(&devices, device).ok_or_else(|| {
+            BackendError::Invalid(format!("domain {domid} has no device {device}"))
+        })?;
+        let spec = devices[pos].clone();
+        let d = domid.to_string();
+        match &spec {
+            DeviceSpec::Vbd(v) => self.xl(&["block-detach", &d, &v.dev], SLOW)?,
+            DeviceSpec::Vif(v) => {
+                let mac = v.mac.map(|m| m.to_string()).ok_or_else(|| {
+                    BackendError::Invalid("a vif without a MAC cannot be named to xl".into())
+                })?;
+                self.xl(&["network-detach", &d, &mac], SLOW)?
+            }
+            DeviceSpec::Pci(p) => self.xl(&["pci-detach", &d, &p.to_string()], SLOW)?,
+        };
+        self.update(|r| {
+            if let Some(rec) = r.get_mut(&domid) {
+                rec.devices.remove(pos);
+            }
+        })?;
+        Ok(spec)
+    }
+
+    fn set_memory_target(&self, domid: DomId, kib: u64) -> BackendResult<()> {
+        self.xl(&["mem-set", &domid.to_string(), &format!("{kib}k")], QUICK)
+            .map(drop)
+    }
+
+    fn open_console(&self, domid: DomId) -> BackendResult<Box<dyn ConsoleStream>> {
+        let key = format!("/local/domain/{domid}/console/tty");
+        let tty = xl::run(&self.opts.xenstore_read, &[&key], QUICK)
+            .map_err(|e| BackendError::Other(format!("domain {domid} has no console pty: {e}")))?;
+        let name = self.domain_info(domid)?.name;
+        let log = self.opts.console_log_dir.join(format!("guest-{name}.log"));
+        let console = console::XenConsole::open(
+            Path::new(tty.trim()),
+            Some(&log).filter(|p| p.exists()).map(|p| p.as_path()),
+        )?;
+        Ok(Box::new(console))
+    }
+
+    fn save(&self, domid: DomId, path: &Path, meta: &[u8]) -> BackendResult<()> {
+        let p = path.display().to_string();
+        self.xl(&["save", &domid.to_string(), &p], SLOW)?;
+        let rec = self.load()?.remove(&domid).unwrap_or_default();
+        let side = SaveMeta {
+            record: rec,
+            meta: meta.to_vec(),
+        };
+        let json = serde_json::to_vec(&side).map_err(|e| BackendError::Other(e.to_string()))?;
+        let side_path = sidecar(path);
+        std::fs::write(&side_path, json)
+            .map_err(|e| BackendError::io(format!("writing {}", side_path.display()), e))?;
+        self.update(|r| {
+            r.remove(&domid);
+        })
+    }
+
+    fn restore(&self, path: &Path) -> BackendResult<(DomId, Vec<u8>)> {
+        let side: SaveMeta = std::fs::read(sidecar(path))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let before: Vec<DomId> = self.rows(None)?.iter().map(|r| r.domid).collect();
+        self.xl(&["restore", "-p", "-e", &path.display().to_string()], SLOW)?;
+        let row = self
+            .rows(None)?
+            .into_iter()
+            .find(|r| !before.contains(&r.domid))
+            .ok_or_else(|| BackendError::Other("xl restore created no domain".into()))?;
+        let now = self.opts.clock.now_ns();
+        let mut rec = side.record;
+        rec.uuid = row.uuid;
+        rec.name = row.name.clone();
+        rec.created_ns = now;
+        self.update(|r| {
+            r.insert(row.domid, rec);
+        })?;
+        Ok((row.domid, side.meta))
+    }
+
+    fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()> {
+        self.xl(
+            &["dump-core", &domid.to_string(), &path.display().to_string()],
+            SLOW,
+        )
+        .map(drop)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SaveMeta {
+    record: Record,
+    meta: Vec<u8>,
+}
+
+/// domus's metadata beside an `xl save` image.
+fn sidecar(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".domus");
+    PathBuf::from(s)
+}
