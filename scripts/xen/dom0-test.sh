@@ -85,6 +85,16 @@ check "the timeline has the poweroff and on_poweroff" sh -c 'domus info tiny | g
 domus destroy tiny
 check "destroy: tiny is gone from xl list" sh -c '! xl list | grep -q "^tiny "'
 
+# The backend-generic conformance suite (tests/conformance.rs), on Xen.
+DOMUS_XEN_GUEST_KERNEL=/root/domu/vmlinuz DOMUS_XEN_GUEST_INITRD=/root/domu/initrd.gz \
+    timeout 300 conformance --ignored --exact xen --test-threads 1 > /tmp/conformance.out 2>&1
+if grep -q "test result: ok. 1 passed" /tmp/conformance.out; then
+    pass "the conformance suite (tests/conformance.rs) passes on Xen"
+else
+    fail "the conformance suite on Xen:"
+    tail -25 /tmp/conformance.out | sed 's/^/@@ INFO   /'
+fi
+
 # plan9 is refused with a typed error naming the backend.
 cat > /root/p9.sxp <<'SXP'
 (vm (name p9) (memory 64) (image (plan9 (kernel /root/domu/vmlinuz))))
