@@ -153,8 +153,35 @@ fn a_new_domus_process_rediscovers_running_domains_and_cleans_stale_ones() {
     let (ok, _, err) = out(domus(root.path()).args(["attach", "keep", "vif"]));
     assert!(ok, "attach: {err}");
 
+    // Its supervisor dies: the next domus restarts it (and says so).
+    let domdir = std::fs::read_dir(root.path().join("run"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("no domain directory"));
+    let sup: i32 = std::fs::read_to_string(domdir.join("supervisor.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no supervisor pid"));
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup), nix::sys::signal::SIGKILL);
+    wait_for("the supervisor to die", 10, || {
+        (!Path::new(&format!("/proc/{sup}")).exists()
+            || std::fs::read_to_string(format!("/proc/{sup}/stat"))
+                .is_ok_and(|s| s.contains(") Z")))
+        .then_some(())
+    });
+
     // Another domus process (a restarted TUI) finds it with its devices.
     let (engine, hv) = qemu_engine(root.path());
+    let notes = domus::backend::Hypervisor::startup_notes(hv.as_ref());
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("restarted the supervisor of keep")),
+        "{notes:?}"
+    );
     let report = engine.recreate().unwrap_or_else(|e| panic!("{e}"));
     assert!(report.vanished.is_empty(), "{report:?}");
     let keep = list(hv.as_ref())
@@ -267,4 +294,62 @@ fn failed_builds_leave_no_qemu_and_no_directory() {
         .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
         .unwrap_or(0);
     assert_eq!(dirs, 0, "no domain directory left");
+}
+
+#[test]
+fn save_and_restore_keep_the_guest_and_its_disk() {
+    let rig = qemu_rig();
+    let img = rig.root.path().join("data.qcow2");
+    make_image(&img, "qcow2", "16M");
+    let config = parse(&guest_config("saver", "(on_poweroff destroy)"));
+    let domid = rig
+        .engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for_shell(&rig.engine, domid);
+    let disk = domus::cli::device_args::parse_device_args(
+        "vbd",
+        &[format!("file:{}", img.display()), "xvdb".into(), "w".into()],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    rig.engine
+        .attach(domid, &disk)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the disk in the guest", 20, || {
+        (partitions(&rig.engine, domid).len() == 1).then_some(())
+    });
+    // A mark in guest memory that must survive the round trip.
+    run(&rig.engine, domid, "echo kept-across-save > /tmp/mark");
+
+    let file = rig.root.path().join("saver.sav");
+    rig.engine
+        .save(domid, &file)
+        .unwrap_or_else(|e| panic!("save: {e}"));
+    assert!(
+        rig.hv.domain_info(domid).is_err(),
+        "the saved domain is gone"
+    );
+    assert!(
+        qemu_processes_under(&rig.runtime()).is_empty(),
+        "its QEMU too"
+    );
+    assert!(std::fs::metadata(&file).is_ok_and(|m| m.len() > 1 << 20));
+
+    let new = rig
+        .engine
+        .restore(&file)
+        .unwrap_or_else(|e| panic!("restore: {e}"));
+    assert_ne!(new, domid);
+    let info = rig.hv.domain_info(new).unwrap_or_else(|e| panic!("{e}"));
+    assert!(info.is_active(), "{}", info.state_string());
+    assert_eq!(info.name, "saver");
+    assert!(
+        info.devices
+            .iter()
+            .any(|d| d.to_string().starts_with("vbd xvdb"))
+    );
+    let mark = run(&rig.engine, new, "cat /tmp/mark");
+    assert!(mark.contains("kept-across-save"), "{mark:?}");
+    assert_eq!(partitions(&rig.engine, new).len(), 1, "the disk came back");
+    rig.engine.destroy(new).unwrap_or_else(|e| panic!("{e}"));
 }
