@@ -522,3 +522,43 @@ fn the_editor_scrolls_sideways_to_the_cursor() {
         "the end of a long line is visible: {screen}"
     );
 }
+
+/// A backend without suspend (QEMU, Xen): the menu offers no `s`, and the
+/// key says so instead of running another reason.
+#[test]
+fn shutdown_menu_letter_for_a_missing_reason_does_nothing() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.app.caps.0.remove(&domus::backend::Capability::Suspend);
+    h.key(KeyCode::Char('s'));
+    let screen = h.screen();
+    assert!(
+        screen.contains("poweroff") && !screen.contains("s suspend"),
+        "{screen}"
+    );
+    h.key(KeyCode::Char('s'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("suspend is not offered"), "{screen}");
+    let web1 = h.engine().resolve("web1").unwrap_or_else(|e| panic!("{e}"));
+    assert!(web1.is_active(), "web1 still runs: {}", web1.state_string());
+}
+
+/// Leaving the console view lets go of the stream; opening it again
+/// replays the log into a fresh view, once.
+#[test]
+fn console_reopen_replays_once() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('c'));
+    h.ctrl(']');
+    h.key(KeyCode::Char('c'));
+    let screen = h.screen();
+    assert_eq!(
+        screen.matches("Welcome to web1").count(),
+        1,
+        "the boot log once: {screen}"
+    );
+}

@@ -137,6 +137,23 @@ fn the_tui_drives_a_real_guest() {
     screen.wait_for(" vda", "the disk in the guest", 20);
     press(b"\x1d");
 
+    // Leaving the view lets go of the console: the CLI may attach now.
+    std::thread::sleep(Duration::from_millis(300));
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_domus"))
+        .args(["--backend", "qemu", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--runtime-dir")
+        .arg(&runtime)
+        .args(["console", "tiny"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        cli.status.success(),
+        "domus console after the TUI detached: {}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+
     press(b"d");
     press(b"y");
     screen.wait_for("destroyed tiny", "the destroy", 30);

@@ -101,6 +101,10 @@ else
     tail -25 /tmp/conformance.out | sed 's/^/@@ INFO   /'
 fi
 
+# A domain that does not exist is said so, not a raw toolstack failure.
+domus pause 4242 > /tmp/nodom.out 2>&1
+check "an unknown domid gets a clear error ($(cat /tmp/nodom.out))" grep -qi "no domain" /tmp/nodom.out
+
 # plan9 is refused with a typed error naming the backend.
 cat > /root/p9.sxp <<'SXP'
 (vm (name p9) (memory 64) (image (plan9 (kernel /root/domu/vmlinuz))))

@@ -111,7 +111,7 @@ pub enum BackendError {
     NoSuchDomain(DomId),
     #[error("not enough free memory: need {need_kib} KiB, {free_kib} KiB free")]
     OutOfMemory { need_kib: u64, free_kib: u64 },
-    #[error("domain {domid} is {state}: cannot {call}")]
+    #[error("domain {domid} is {state}: cannot {}", call.as_str().replace('_', " "))]
     BadState {
         domid: DomId,
         state: String,

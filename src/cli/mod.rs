@@ -380,8 +380,9 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                     device_args::USAGE
                 ))
             })?;
-            let attached = e.attach(domid(&ctx, domain)?, &dev)?;
-            println!("attached {attached}");
+            let id = domid(&ctx, domain)?;
+            let attached = e.attach(id, &dev)?;
+            println!("{}", crate::tui::worker::attached_text(e, id, &attached));
         }
         Command::Detach { domain, device } => {
             let r: DeviceRef = device.parse().map_err(Failure::usage)?;

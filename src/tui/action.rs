@@ -75,6 +75,8 @@ pub enum Action {
     Done(Done),
     ConsoleBytes(DomId, Vec<u8>),
     ConsoleClosed(DomId),
+    /// The console could not be opened (the reason went to the status line).
+    ConsoleFailed(DomId),
     Library(Vec<LibraryEntry>),
     FileOpened {
         path: PathBuf,
@@ -103,6 +105,9 @@ pub enum Effect {
     Detach(DomId, DeviceRef),
     MemTarget(DomId, u64),
     OpenConsole(DomId),
+    /// The operator left the console view: let go of the stream, so another
+    /// process (`domus console`) may attach; reopening replays the log.
+    CloseConsole(DomId),
     ConsoleInput(DomId, Vec<u8>),
     ConsoleResize(DomId, u16, u16),
     LoadLibrary,

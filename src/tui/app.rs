@@ -273,6 +273,14 @@ impl App {
                 }
                 Vec::new()
             }
+            Action::ConsoleFailed(domid) => {
+                // Nothing to show; `c` tries again.
+                self.consoles.remove(&domid);
+                if matches!(self.mode, Mode::Console { domid: d, .. } if d == domid) {
+                    self.mode = Mode::Normal;
+                }
+                Vec::new()
+            }
             Action::Library(entries) => {
                 self.library.entries = entries;
                 self.library.selected = self
@@ -373,7 +381,7 @@ impl App {
                 }
                 let done = match op {
                     "pause" => "paused",
-                    "pause/unpause" => "paused/unpaused:",
+                    "pause/unpause" => "done:",
                     "unpause" => "unpaused",
                     "destroy" => "destroyed",
                     "shutdown" => "asked to shut down:",
@@ -600,15 +608,28 @@ impl App {
             },
             Mode::Shutdown(mut picker, targets) => {
                 let hot = match key.code {
-                    KeyCode::Char('p') => Some(0),
-                    KeyCode::Char('r') => Some(1),
-                    KeyCode::Char('s') => Some(2),
+                    KeyCode::Char('p') => Some(ShutdownReason::Poweroff),
+                    KeyCode::Char('r') => Some(ShutdownReason::Reboot),
+                    KeyCode::Char('s') => Some(ShutdownReason::Suspend),
                     _ => None,
                 };
-                if let Some(i) = hot.filter(|i| *i < picker.items.len()) {
-                    picker.selected = i;
-                }
-                if enter || hot.is_some() {
+                // A letter for a reason this backend lacks does nothing
+                // but say so; it must never run another reason.
+                let hot = match hot {
+                    Some(r) => match picker.items.iter().position(|(_, x)| *x == r) {
+                        Some(i) => {
+                            picker.selected = i;
+                            true
+                        }
+                        None => {
+                            self.status =
+                                Some((Level::Error, format!("{r} is not offered by this backend")));
+                            false
+                        }
+                    },
+                    None => false,
+                };
+                if enter || hot {
                     let reason = picker
                         .items
                         .get(picker.selected)
@@ -807,7 +828,7 @@ impl App {
         let page = (layout::console_size(self.size).0.max(2) - 1) as isize;
         let scrolled = self.consoles.get(&domid).is_some_and(|c| c.scrolled() > 0);
         match keymap::lookup(&key, &[Scope::Console], self.read_only) {
-            Some(Command::ConsoleDetach) => (Mode::Normal, Vec::new()),
+            Some(Command::ConsoleDetach) => (Mode::Normal, vec![Effect::CloseConsole(domid)]),
             Some(Command::ScrollUp) => {
                 if let Some(c) = self.consoles.get_mut(&domid) {
                     c.scroll(page);
@@ -1305,9 +1326,8 @@ impl App {
             domid,
             search: None,
         };
-        if self.consoles.contains_key(&domid) {
-            return Vec::new();
-        }
+        // Every open starts a fresh buffer and stream: the backend replays
+        // the console from the domain's start.
         let (rows, cols) = layout::console_size(self.size);
         self.consoles.insert(domid, ConsoleBuffer::new(rows, cols));
         vec![

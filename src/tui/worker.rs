@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::action::{Action, Done, Effect, HostPci, Snapshot};
@@ -24,6 +25,8 @@ pub struct Worker {
     /// Readers polled inline (tests); the real loop gives each its own thread.
     readers: HashMap<DomId, Box<dyn ConsoleStream>>,
     sink: Option<Sink>,
+    /// Stop flags of the reader threads, one per open console.
+    pumps: HashMap<DomId, Arc<AtomicBool>>,
     pci_root: PathBuf,
 }
 
@@ -41,6 +44,7 @@ impl Worker {
             writers: HashMap::new(),
             readers: HashMap::new(),
             sink,
+            pumps: HashMap::new(),
             pci_root: PathBuf::from("/sys/bus/pci/devices"),
         }
     }
@@ -99,11 +103,28 @@ impl Worker {
             Effect::Pause(ids) => {
                 self.each("pause", &ids, |e, d| e.pause(d).map_err(|x| x.to_string()))
             }
-            Effect::TogglePause(ids) => self.each("pause/unpause", &ids, |e, d| {
-                let paused = e.view(d).map(|v| v.info.flags.paused).unwrap_or(false);
-                let r = if paused { e.unpause(d) } else { e.pause(d) };
-                r.map_err(|x| x.to_string())
-            }),
+            Effect::TogglePause(ids) => {
+                // Each result names what happened to that domain.
+                let results = ids
+                    .iter()
+                    .map(|d| {
+                        let paused = e.view(*d).map(|v| v.info.flags.paused).unwrap_or(false);
+                        let (verb, r) = if paused {
+                            ("unpaused", e.unpause(*d))
+                        } else {
+                            ("paused", e.pause(*d))
+                        };
+                        (
+                            format!("{verb} {}", self.name(*d)),
+                            r.map_err(|x| x.to_string()),
+                        )
+                    })
+                    .collect();
+                Action::Done(Done::Ops {
+                    op: "pause/unpause",
+                    results,
+                })
+            }
             Effect::Save(d, path) => {
                 let name = self.name(d);
                 let result = e
@@ -168,7 +189,7 @@ impl Worker {
             Effect::Attach(d, dev) => {
                 let result = e
                     .attach(d, &dev)
-                    .map(|x| format!("attached {x}"))
+                    .map(|x| attached_text(&e, d, &x))
                     .map_err(|x| x.to_string());
                 Action::Done(Done::Attached {
                     name: self.name(d),
@@ -186,6 +207,10 @@ impl Worker {
                 })
             }
             Effect::OpenConsole(d) => return self.open_console(d),
+            Effect::CloseConsole(d) => {
+                self.close_console(d);
+                return Vec::new();
+            }
             Effect::ConsoleInput(d, bytes) => {
                 if let Err(err) = self
                     .writer(d)
@@ -280,20 +305,32 @@ impl Worker {
             .ok_or_else(|| "console unavailable".to_string())
     }
 
+    fn close_console(&mut self, d: DomId) {
+        if let Some(stop) = self.pumps.remove(&d) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        self.readers.remove(&d);
+        self.writers.remove(&d);
+    }
+
     fn open_console(&mut self, d: DomId) -> Vec<Action> {
+        // A fresh stream replays the whole log into the fresh buffer.
+        self.close_console(d);
         let stream = match self.engine.console(d) {
             Ok(s) => s,
             Err(err) => {
                 return vec![
                     Action::Done(Done::Error(format!("console of {}: {err}", self.name(d)))),
-                    Action::ConsoleClosed(d),
+                    Action::ConsoleFailed(d),
                 ];
             }
         };
         match &self.sink {
             Some(sink) => {
                 let sink = Arc::clone(sink);
-                std::thread::spawn(move || pump(d, stream, sink));
+                let stop = Arc::new(AtomicBool::new(false));
+                self.pumps.insert(d, Arc::clone(&stop));
+                std::thread::spawn(move || pump(d, stream, sink, &stop));
                 Vec::new()
             }
             None => {
@@ -416,17 +453,39 @@ impl Worker {
 }
 
 /// Read a console in the background and hand its bytes to the loop.
-fn pump(d: DomId, mut stream: Box<dyn ConsoleStream>, sink: Sink) {
+fn pump(d: DomId, mut stream: Box<dyn ConsoleStream>, sink: Sink, stop: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match stream.read(&mut buf, Duration::from_millis(250)) {
-            Ok(ReadOutcome::Data(n)) => sink(Action::ConsoleBytes(d, buf[..n].to_vec())),
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match stream.read(&mut buf, Duration::from_millis(100)) {
+            Ok(ReadOutcome::Data(n)) if !stop.load(Ordering::Relaxed) => {
+                sink(Action::ConsoleBytes(d, buf[..n].to_vec()))
+            }
+            Ok(ReadOutcome::Data(_)) => return,
             Ok(ReadOutcome::Idle) => {}
             Ok(ReadOutcome::Closed) | Err(_) => {
                 sink(Action::ConsoleClosed(d));
                 return;
             }
         }
+    }
+}
+
+/// "attached DEV", plus what the backend notes about it (a vif on
+/// user-mode networking because its bridge is missing).
+pub fn attached_text(e: &Engine, d: DomId, dev: &crate::config::DeviceSpec) -> String {
+    let name = dev.to_string();
+    let note = e.view(d).ok().and_then(|v| {
+        v.info
+            .notes
+            .into_iter()
+            .find_map(|n| n.strip_prefix(&format!("{name}: ")).map(str::to_string))
+    });
+    match note {
+        Some(n) => format!("attached {name} ({n})"),
+        None => format!("attached {name}"),
     }
 }
 

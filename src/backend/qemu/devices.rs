@@ -52,6 +52,18 @@ pub fn attach(qmp: &mut Qmp, meta: &mut DomainMeta, spec: &DeviceSpec) -> Backen
             meta.domid, x.spec
         )));
     }
+    if let DeviceSpec::Vbd(v) = spec
+        && let Some(DeviceSpec::Vbd(x)) = meta
+            .devices
+            .iter()
+            .map(|p| &p.spec)
+            .find(|x| matches!(x, DeviceSpec::Vbd(x) if x.uname.path == v.uname.path))
+    {
+        return Err(BackendError::Invalid(format!(
+            "vbd {}: {} is already attached to domain {} as {}",
+            v.dev, v.uname.path, meta.domid, x.dev
+        )));
+    }
     let port = meta.free_port().ok_or_else(|| {
         BackendError::Invalid(format!(
             "domain {} has no free PCIe root port left ({} hot-plugged devices at most)",

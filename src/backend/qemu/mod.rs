@@ -695,11 +695,12 @@ impl Hypervisor for QemuHypervisor {
             // QEMU keeps the device until it does. Take the whole device
             // away only when the guest will never run again.
             if !info.flags.shutdown {
-                return Err(BackendError::BadState {
-                    domid,
-                    state: info.state_word().into(),
-                    call: CallKind::DetachDevice,
-                });
+                return Err(BackendError::Invalid(format!(
+                    "cannot detach {} from {} while it is {}: the guest must run to release the device; unpause it first",
+                    plugged.spec,
+                    info.name,
+                    info.state_word()
+                )));
             }
             devices::release_backend(&mut qmp, &plugged);
         }

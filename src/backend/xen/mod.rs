@@ -121,10 +121,17 @@ impl XenHypervisor {
         if let Some(id) = &id {
             args.push(id);
         }
-        match self.xl(&args, QUICK) {
-            Ok(text) => Ok(xl::parse_list(&text)),
-            Err(_) if which.is_some() => Err(BackendError::NoSuchDomain(which.unwrap_or(0))),
-            Err(e) => Err(e),
+        match (self.xl(&args, QUICK), which) {
+            (Ok(text), _) => Ok(xl::parse_list(&text)),
+            // What xl says for a domain that is gone.
+            (Err(e), Some(domid))
+                if ["does not exist", "invalid domain"]
+                    .iter()
+                    .any(|m| e.to_string().contains(m)) =>
+            {
+                Err(BackendError::NoSuchDomain(domid))
+            }
+            (Err(e), _) => Err(e),
         }
     }
 

@@ -51,13 +51,16 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             let h = lines.len() as u16 + 2;
             frame_popup(frame, app, centered(area, 64, h), &c.title, lines);
         }
-        Mode::Shutdown(p, _) => picker(
-            frame,
-            app,
-            area,
-            p,
-            "p poweroff · r reboot · s suspend · Esc cancel",
-        ),
+        Mode::Shutdown(p, _) => {
+            // Hints only for the reasons on offer.
+            let mut hint: Vec<String> = p
+                .items
+                .iter()
+                .map(|(label, _)| format!("{} {label}", label.chars().next().unwrap_or(' ')))
+                .collect();
+            hint.push("Esc cancel".into());
+            picker(frame, app, area, p, &hint.join(" · "))
+        }
         Mode::Detach(p, _) => picker(frame, app, area, p, "Enter detach · Esc cancel"),
         Mode::Memory { domid, input } => {
             let max = app
