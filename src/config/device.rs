@@ -307,6 +307,27 @@ impl FromStr for DeviceRef {
     }
 }
 
+impl DeviceRef {
+    /// The position of the device this names among a domain's devices.
+    pub fn position_in<'a>(
+        &self,
+        devices: impl IntoIterator<Item = &'a super::DeviceSpec>,
+    ) -> Option<usize> {
+        use super::DeviceSpec;
+        let mut vif_n = 0;
+        devices.into_iter().position(|d| match (d, self) {
+            (DeviceSpec::Vbd(v), DeviceRef::Vbd(name)) => &v.dev == name,
+            (DeviceSpec::Vif(v), DeviceRef::VifMac(mac)) => v.mac == Some(*mac),
+            (DeviceSpec::Vif(_), DeviceRef::VifIndex(i)) => {
+                vif_n += 1;
+                vif_n - 1 == *i
+            }
+            (DeviceSpec::Pci(p), DeviceRef::Pci(q)) => p == q,
+            _ => false,
+        })
+    }
+}
+
 impl fmt::Display for DeviceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -322,17 +322,7 @@ fn attach_pci(qmp: &mut Qmp, p: &Pci, n: u32, port: u32) -> BackendResult<Plugge
 
 /// Which plugged device `r` names.
 pub fn find(meta: &DomainMeta, r: &DeviceRef) -> Option<usize> {
-    let mut vif_n = 0;
-    meta.devices.iter().position(|p| match (&p.spec, r) {
-        (DeviceSpec::Vbd(v), DeviceRef::Vbd(name)) => &v.dev == name,
-        (DeviceSpec::Vif(v), DeviceRef::VifMac(mac)) => v.mac == Some(*mac),
-        (DeviceSpec::Vif(_), DeviceRef::VifIndex(i)) => {
-            vif_n += 1;
-            vif_n - 1 == *i
-        }
-        (DeviceSpec::Pci(p), DeviceRef::Pci(q)) => p == q,
-        _ => false,
-    })
+    r.position_in(meta.devices.iter().map(|p| &p.spec))
 }
 
 /// Unplug: `device_del`, wait until the guest lets go (`DEVICE_DELETED`

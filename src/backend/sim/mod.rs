@@ -493,18 +493,7 @@ impl Hypervisor for SimHypervisor {
 
     fn detach_device(&self, domid: DomId, device: &DeviceRef) -> BackendResult<DeviceSpec> {
         self.with_domain(CallKind::DetachDevice, domid, false, |d, out, now| {
-            let mut vif_n = 0;
-            let pos = d.devices.iter().position(|x| match (x, device) {
-                (DeviceSpec::Vbd(v), DeviceRef::Vbd(name)) => &v.dev == name,
-                (DeviceSpec::Vif(v), DeviceRef::VifMac(mac)) => v.mac == Some(*mac),
-                (DeviceSpec::Vif(_), DeviceRef::VifIndex(i)) => {
-                    vif_n += 1;
-                    vif_n - 1 == *i
-                }
-                (DeviceSpec::Pci(p), DeviceRef::Pci(q)) => p == q,
-                _ => false,
-            });
-            let pos = pos.ok_or_else(|| {
+            let pos = device.position_in(&d.devices).ok_or_else(|| {
                 BackendError::Invalid(format!("domain {domid} has no device {device}"))
             })?;
             if d.booted_ns.is_some() && d.shutdown.is_none() {

@@ -155,20 +155,6 @@ impl XenHypervisor {
         }
     }
 
-    fn find_device(devices: &[DeviceSpec], r: &DeviceRef) -> Option<usize> {
-        let mut vif_n = 0;
-        devices.iter().position(|d| match (d, r) {
-            (DeviceSpec::Vbd(v), DeviceRef::Vbd(name)) => &v.dev == name,
-            (DeviceSpec::Vif(v), DeviceRef::VifMac(mac)) => v.mac == Some(*mac),
-            (DeviceSpec::Vif(_), DeviceRef::VifIndex(i)) => {
-                vif_n += 1;
-                vif_n - 1 == *i
-            }
-            (DeviceSpec::Pci(p), DeviceRef::Pci(q)) => p == q,
-            _ => false,
-        })
-    }
-
     fn cfg_path(&self, name: &str) -> PathBuf {
         self.opts.state_dir.join("cfg").join(format!("{name}.cfg"))
     }
@@ -438,7 +424,7 @@ impl Hypervisor for XenHypervisor {
             .get(&domid)
             .map(|r| r.devices.clone())
             .unwrap_or_default();
-        let pos = Self::find_device(&devices, device).ok_or_else(|| {
+        let pos = device.position_in(&devices).ok_or_else(|| {
             BackendError::Invalid(format!("domain {domid} has no device {device}"))
         })?;
         let spec = devices[pos].clone();
