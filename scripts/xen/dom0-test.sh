@@ -40,9 +40,12 @@ check "the backend is xen" sh -c 'domus list --json | grep -q "\"backend\": \"xe
 cat > /root/tiny.sxp <<'SXP'
 (vm (name tiny) (memory 128) (vcpus 1)
     (image (linux (kernel /root/domu/vmlinuz) (ramdisk /root/domu/initrd.gz) (args quiet)))
-    (on_poweroff preserve) (on_reboot restart) (on_crash destroy))
+    (on_poweroff destroy) (on_reboot restart) (on_crash destroy))
 SXP
 if domus create /root/tiny.sxp > /tmp/create.out 2>&1; then pass "domus create of a PV guest"; else fail "domus create of a PV guest: $(cat /tmp/create.out)"; fi
+tiny_id=$(domus list 2>/dev/null | awk '$1 == "tiny" {print $2}')
+sup=$(cat /var/lib/domus/xen/supervise/$tiny_id.pid 2>/dev/null)
+check "a supervisor process runs for tiny (pid $sup)" sh -c "[ -n '$sup' ] && grep -q supervise /proc/$sup/cmdline"
 st=$(state_of tiny)
 check "tiny is running or blocked ($st)" sh -c "[ '$st' = r----- ] || [ '$st' = -b---- ]"
 check "tiny's CPU time grows" wait_until 20 grows tiny 2
@@ -83,11 +86,18 @@ check "the TUI's p key paused tiny ($(state_of tiny))" is_paused tiny
 check "the TUI left the alternate screen" grep -a -q "$(printf '\033')\[?1049l" /tmp/tui.out
 domus unpause tiny
 
-# Guest poweroff → shut down (poweroff) → on_poweroff preserve.
+# Guest poweroff → shut down (poweroff) → on_poweroff destroy, applied by
+# tiny's supervisor: no domus command runs meanwhile, only xl.
 in_guest "poweroff"
-check "guest poweroff shows ---s-- ($(state_of tiny))" wait_until 30 sh -c '[ "$(domus list 2>/dev/null | awk "\$1 == \"tiny\" {print \$5}")" = "---s--" ]'
-check "the timeline has the poweroff and on_poweroff" sh -c 'domus info tiny | grep -q "shut down (poweroff)" && domus info tiny | grep -q "on_poweroff policy applied"'
+check "with no domus running, the supervisor applies on_poweroff destroy" \
+    wait_until 40 sh -c '! xl list | grep -q "^tiny "'
+domus info tiny > /tmp/info.out 2>&1
+check "the timeline has the poweroff and on_poweroff destroy" sh -c \
+    'grep -q "shut down (poweroff)" /tmp/info.out && grep -q "on_poweroff policy applied: destroy" /tmp/info.out'
+check "the supervisor exited with its domain" sh -c "! [ -e /proc/$sup ] || ! grep -q supervise /proc/$sup/cmdline"
 
+check "tiny builds again" domus create /root/tiny.sxp
+check "tiny is in xl list" sh -c 'xl list | grep -q "^tiny "'
 domus destroy tiny
 check "destroy: tiny is gone from xl list" sh -c '! xl list | grep -q "^tiny "'
 

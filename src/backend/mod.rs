@@ -9,6 +9,7 @@ mod error;
 pub mod qemu;
 pub mod select;
 pub mod sim;
+pub mod supervisor;
 pub mod xen;
 
 mod types;

@@ -101,10 +101,10 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
                     "this host is not a Xen dom0 (no /proc/xen/capabilities or /dev/xen/privcmd); use --backend qemu or sim".into(),
                 ));
             }
-            let hv = super::xen::XenHypervisor::open(super::xen::XenOptions::new(
-                &opts.state_dir,
-                opts.clock,
-            ))?;
+            let mut xen = super::xen::XenOptions::new(&opts.state_dir, opts.clock);
+            xen.supervisor = opts.supervisor;
+            xen.adopt = opts.adopt;
+            let hv = super::xen::XenHypervisor::open(xen)?;
             Ok(Arc::new(hv))
         }
     }

@@ -416,49 +416,68 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The per-domain supervisor of the QEMU backend: record why the guest
-/// stopped and apply its policy at once, until its QEMU exits.
+/// A domain's supervisor (`domus supervise DOMID`, started by the QEMU and
+/// Xen backends for every domain they build): apply its policy the moment
+/// it stops, with no other domus running; exit when the domain is gone.
 fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
-    let runtime = cli
-        .runtime_dir
-        .clone()
-        .unwrap_or_else(crate::backend::qemu::default_runtime_dir);
-    let dir = crate::backend::qemu::launch::DomainDir::new(&runtime, domid);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let hv = select::open(
-        BackendChoice::Qemu,
-        OpenOptions {
-            state_dir: state_dir(cli),
-            clock: clock.clone(),
-            sim_seed: DEFAULT_SEED,
-            sim_faults: Faults::default(),
-            runtime_dir: Some(runtime),
-            accel: cli.accel.clone(),
-            supervisor: std::env::current_exe().ok(),
-            adopt: false,
-        },
-    )?;
-    let engine = Engine::persistent(hv.clone(), clock, &state_dir(cli));
-    crate::backend::qemu::supervisor::watch(&dir, || {
-        // QEMU sends SHUTDOWN just before it stops the VM: wait until the
-        // state says so, then let the engine apply the policy.
-        for _ in 0..50 {
-            match hv.domain_info(domid) {
-                Ok(info) if info.flags.shutdown => break,
-                Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-                Err(_) => return,
+    let state = state_dir(cli);
+    let apply = |engine: &Engine| match engine.refresh() {
+        Ok(events) => {
+            for e in events {
+                tracing::info!(domid, "supervisor: {e}");
             }
         }
-        match engine.refresh() {
-            Ok(events) => {
-                for e in events {
-                    tracing::info!(domid, "supervisor: {e}");
+        Err(e) => tracing::warn!(domid, error = %e, "supervisor: applying the policy"),
+    };
+    match select::resolve(cli.backend) {
+        crate::backend::BackendKind::Qemu => {
+            let runtime = cli
+                .runtime_dir
+                .clone()
+                .unwrap_or_else(crate::backend::qemu::default_runtime_dir);
+            let dir = crate::backend::qemu::launch::DomainDir::new(&runtime, domid);
+            let hv = select::open(
+                BackendChoice::Qemu,
+                OpenOptions {
+                    state_dir: state.clone(),
+                    clock: clock.clone(),
+                    sim_seed: DEFAULT_SEED,
+                    sim_faults: Faults::default(),
+                    runtime_dir: Some(runtime),
+                    accel: cli.accel.clone(),
+                    supervisor: std::env::current_exe().ok(),
+                    adopt: false,
+                },
+            )?;
+            let engine = Engine::persistent(hv.clone(), clock, &state);
+            crate::backend::qemu::supervisor::watch(&dir, || {
+                // QEMU sends SHUTDOWN just before it stops the VM: wait
+                // until the state says so, then apply the policy.
+                for _ in 0..50 {
+                    match hv.domain_info(domid) {
+                        Ok(info) if info.flags.shutdown => break,
+                        Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                        Err(_) => return,
+                    }
                 }
-            }
-            Err(e) => tracing::warn!(domid, error = %e, "supervisor: applying the policy"),
+                apply(&engine);
+            })?;
         }
-    })?;
-    tracing::debug!(domid, "supervisor: QEMU exited");
+        crate::backend::BackendKind::Xen => {
+            let mut opts = crate::backend::xen::XenOptions::new(&state, clock.clone());
+            opts.supervisor = std::env::current_exe().ok();
+            let xen = Arc::new(crate::backend::xen::XenHypervisor::open(opts)?);
+            let engine = Engine::persistent(xen.clone(), clock, &state);
+            xen.watch(domid, || apply(&engine))?;
+        }
+        crate::backend::BackendKind::Sim => {
+            return Err(Failure::usage(
+                "supervise is for the qemu and xen backends (the simulator needs none)",
+            ));
+        }
+    }
+    tracing::debug!(domid, "supervisor: the domain is gone");
     Ok(())
 }
 

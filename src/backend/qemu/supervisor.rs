@@ -5,17 +5,14 @@
 //! process (`domus supervise`), applies the domain's restart policy at once
 //! even when no other domus is running. It exits when QEMU does.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-
-use nix::fcntl::{Flock, FlockArg};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::launch::DomainDir;
 use super::qmp::Qmp;
+use crate::backend::supervisor::Slot;
 use crate::backend::{BackendError, BackendResult, DomId, ShutdownReason};
 
 /// QEMU's shutdown cause as the Xen reason the engine's policies use.
@@ -33,8 +30,8 @@ pub fn reason_file(dir: &DomainDir) -> PathBuf {
     dir.dir.join("shutdown-reason")
 }
 
-pub fn pid_file(dir: &DomainDir) -> PathBuf {
-    dir.dir.join("supervisor.pid")
+fn slot(dir: &DomainDir) -> Slot {
+    Slot::in_dir(&dir.dir)
 }
 
 /// The recorded reason the guest stopped, if it has.
@@ -57,11 +54,11 @@ fn record(dir: &DomainDir, reason: ShutdownReason) {
 /// shutdown or panic has been recorded.
 pub fn watch(dir: &DomainDir, mut on_stop: impl FnMut()) -> BackendResult<()> {
     // One supervisor per domain: a second one started in a race leaves.
-    let Some(_lock) = try_lock(dir) else {
+    let Some(_lock) = slot(dir).try_lock() else {
         return Ok(());
     };
     let mut qmp = connect_events(dir)?;
-    let _ = std::fs::write(pid_file(dir), std::process::id().to_string());
+    slot(dir).mark_ready();
     loop {
         let event = match qmp.next_event(Duration::from_secs(3600)) {
             Ok(Some(e)) => e,
@@ -90,18 +87,6 @@ pub fn watch(dir: &DomainDir, mut on_stop: impl FnMut()) -> BackendResult<()> {
     }
 }
 
-/// The supervisor's lock, held for its lifetime; `None` when another
-/// supervisor holds it.
-fn try_lock(dir: &DomainDir) -> Option<Flock<File>> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.dir.join("supervisor.lock"))
-        .ok()?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
-}
-
 fn connect_events(dir: &DomainDir) -> BackendResult<Qmp> {
     let sock = dir.events();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -117,7 +102,7 @@ fn connect_events(dir: &DomainDir) -> BackendResult<Qmp> {
 }
 
 /// Start the supervisor for a domain: `exe supervise` as its own process
-/// group when there is an executable, else a thread of this process (which
+/// when there is an executable, else a thread of this process (which
 /// records reasons but leaves policies to the engine's refresh). Returns
 /// once it holds the event socket, so no event of the guest is missed.
 pub fn spawn(
@@ -126,31 +111,14 @@ pub fn spawn(
     exe: Option<&Path>,
     args: &[String],
 ) -> BackendResult<()> {
-    if running(dir).is_some() {
-        return Ok(());
-    }
-    let _ = std::fs::remove_file(pid_file(dir));
+    let slot = slot(dir);
     match exe {
-        Some(exe) => {
-            use std::os::unix::process::CommandExt;
-            let mut child = Command::new(exe)
-                .args(args)
-                .arg("supervise")
-                .arg(domid.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .map_err(|e| BackendError::io(format!("starting {}", exe.display()), e))?;
-            let child_pid = child.id();
-            // Reap it when it exits, so it never lingers as a zombie.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
-            tracing::debug!(domid, pid = child_pid, "supervisor started");
-        }
+        Some(exe) => slot.spawn(domid, exe, args),
         None => {
+            if slot.running().is_some() {
+                return Ok(());
+            }
+            let _ = std::fs::remove_file(&slot.pid);
             let d = dir.clone();
             std::thread::Builder::new()
                 .name(format!("domus-watch-{domid}"))
@@ -160,26 +128,14 @@ pub fn spawn(
                     }
                 })
                 .map_err(|e| BackendError::io("starting a watcher thread", e))?;
+            slot.wait_ready(domid)
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !pid_file(dir).exists() {
-        if Instant::now() >= deadline {
-            return Err(BackendError::Other(format!(
-                "the supervisor of domain {domid} did not start within 15 s"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
 }
 
-/// The supervisor's pid, while one runs (it holds the lock).
+/// The supervisor's pid, while one runs.
 pub fn running(dir: &DomainDir) -> Option<i32> {
-    if try_lock(dir).is_some() {
-        return None;
-    }
-    Some(super::host::read_pidfile(&pid_file(dir)).unwrap_or(0))
+    slot(dir).running()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use self::xl::ListRow;
+use super::supervisor::Slot;
 use super::{
     BackendError, BackendKind, BackendResult, BootImage, Capabilities, Capability, ConsoleStream,
     CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ShutdownReason,
@@ -43,6 +44,13 @@ pub struct XenOptions {
     /// xenconsoled's guest logs (`--log=guest --log-dir=…`).
     pub console_log_dir: PathBuf,
     pub clock: Arc<dyn Clock>,
+    /// The `domus` executable that supervises each domain it builds
+    /// (`domus supervise`): policies apply with no other domus running.
+    pub supervisor: Option<PathBuf>,
+    /// Start missing supervisors for the domains domus built, on open.
+    pub adopt: bool,
+    /// domus's state directory, for the supervisors' engines.
+    pub domus_state_dir: PathBuf,
 }
 
 impl XenOptions {
@@ -53,6 +61,9 @@ impl XenOptions {
             state_dir: state_dir.join("xen"),
             console_log_dir: PathBuf::from("/var/log/xen/console"),
             clock,
+            supervisor: None,
+            adopt: false,
+            domus_state_dir: state_dir.to_path_buf(),
         }
     }
 }
@@ -87,7 +98,80 @@ impl XenHypervisor {
         // A dom0 without a working toolstack is an error to report now,
         // not a blank table later.
         hv.xl(&["info"], QUICK)?;
+        if hv.opts.adopt {
+            hv.adopt();
+        }
         Ok(hv)
+    }
+
+    /// Give every domain domus built a supervisor again (after a reboot of
+    /// dom0's userland, or one that died).
+    fn adopt(&self) {
+        let Ok(live) = self.rows(None) else {
+            return;
+        };
+        let Ok(recs) = self.load() else {
+            return;
+        };
+        for (domid, rec) in recs {
+            let alive = live.iter().any(|r| r.domid == domid && r.uuid == rec.uuid);
+            if alive
+                && self.slot(domid).running().is_none()
+                && let Err(e) = self.start_supervisor(domid)
+            {
+                tracing::warn!(domid, error = %e, "restarting a supervisor");
+            }
+        }
+    }
+
+    fn slot(&self, domid: DomId) -> Slot {
+        let dir = self.opts.state_dir.join("supervise");
+        Slot {
+            lock: dir.join(format!("{domid}.lock")),
+            pid: dir.join(format!("{domid}.pid")),
+        }
+    }
+
+    fn start_supervisor(&self, domid: DomId) -> BackendResult<()> {
+        let Some(exe) = &self.opts.supervisor else {
+            return Ok(());
+        };
+        let args = vec![
+            "--backend".to_string(),
+            "xen".into(),
+            "--state-dir".into(),
+            self.opts.domus_state_dir.display().to_string(),
+        ];
+        self.slot(domid).spawn(domid, exe, &args)
+    }
+
+    /// The supervisor's loop (`domus supervise` on Xen): poll the domain
+    /// once a second; when it has shut down, `on_stop` applies its policy
+    /// (once per shutdown); return when the domain is gone.
+    pub fn watch(&self, domid: DomId, mut on_stop: impl FnMut()) -> BackendResult<()> {
+        let slot = self.slot(domid);
+        let Some(_lock) = slot.try_lock() else {
+            return Ok(());
+        };
+        slot.mark_ready();
+        let mut handled = false;
+        loop {
+            match self.rows(Some(domid)) {
+                Ok(rows) => match rows.into_iter().find(|r| r.domid == domid) {
+                    Some(r) if r.flags.shutdown && !handled => {
+                        on_stop();
+                        handled = true;
+                    }
+                    Some(r) => handled &= r.flags.shutdown,
+                    None => break,
+                },
+                Err(BackendError::NoSuchDomain(_)) => break,
+                Err(e) => tracing::debug!(domid, error = %e, "supervisor: xl list"),
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let _ = std::fs::remove_file(&slot.pid);
+        Ok(())
     }
 
     fn xl(&self, args: &[&str], timeout: Duration) -> BackendResult<String> {
@@ -290,6 +374,11 @@ impl Hypervisor for XenHypervisor {
                 },
             );
         })?;
+        // A domain without a supervisor still works: any domus applies its
+        // policies on refresh; failing here would leave it half-built.
+        if let Err(e) = self.start_supervisor(domid) {
+            tracing::warn!(domid, error = %e, "starting the supervisor");
+        }
         Ok(domid)
     }
 
@@ -502,6 +591,9 @@ impl Hypervisor for XenHypervisor {
         self.update(|r| {
             r.insert(row.domid, rec);
         })?;
+        if let Err(e) = self.start_supervisor(row.domid) {
+            tracing::warn!(domid = row.domid, error = %e, "starting the supervisor");
+        }
         Ok((row.domid, side.meta))
     }
 
