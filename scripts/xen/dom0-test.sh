@@ -43,11 +43,17 @@ cat > /root/tiny.sxp <<'SXP'
     (on_poweroff destroy) (on_reboot restart) (on_crash destroy))
 SXP
 if domus create /root/tiny.sxp > /tmp/create.out 2>&1; then pass "domus create of a PV guest"; else fail "domus create of a PV guest: $(cat /tmp/create.out)"; fi
-tiny_id=$(domus list 2>/dev/null | awk '$1 == "tiny" {print $2}')
+domus list > /tmp/list1.out 2>&1; echo "@@ INFO domus list after create (rc $?):"; sed 's/^/@@ INFO   /' /tmp/list1.out
+tiny_id=$(awk '$1 == "tiny" {print $2}' /tmp/list1.out)
 sup=$(cat /var/lib/domus/xen/supervise/$tiny_id.pid 2>/dev/null)
 check "a supervisor process runs for tiny (pid $sup)" sh -c "[ -n '$sup' ] && grep -q supervise /proc/$sup/cmdline"
-st=$(state_of tiny)
-check "tiny is running or blocked ($st)" sh -c "[ '$st' = r----- ] || [ '$st' = -b---- ]"
+running_or_blocked() { case "$(state_of tiny)" in r-----|-b----) return 0 ;; esac; return 1; }
+if wait_until 10 running_or_blocked; then
+    pass "tiny is running or blocked ($(state_of tiny))"
+else
+    fail "tiny is running or blocked: domus list said:"
+    domus list 2>&1 | sed 's/^/@@ INFO   /'
+fi
 check "tiny's CPU time grows" wait_until 20 grows tiny 2
 check "the guest's banner reaches its console log" wait_until 60 grep -q "domus xen guest" /var/log/xen/console/guest-tiny.log
 sleep 2
@@ -122,4 +128,4 @@ SXP
 domus create /root/p9.sxp > /tmp/p9.out 2>&1
 check "plan9 is refused by the xen backend" grep -q "not supported by the xen backend" /tmp/p9.out
 
-echo "@@ INFO domus.log (tail):"; tail -15 /var/lib/domus/domus.log 2>/dev/null | sed 's/^/@@ INFO   /'
+echo "@@ INFO domus.log warnings:"; grep -E "WARN|ERROR" /var/lib/domus/domus.log 2>/dev/null | tail -15 | sed 's/^/@@ INFO   /'

@@ -205,7 +205,21 @@ impl XenHypervisor {
         if let Some(id) = &id {
             args.push(id);
         }
-        match (self.xl(&args, QUICK), which) {
+        // xl list can fail while another domain is being built or torn
+        // down (it reads each domain's xenstore entries in turn): try again
+        // briefly before reporting.
+        let mut result = self.xl(&args, QUICK);
+        for _ in 0..3 {
+            match &result {
+                Err(e) if which.is_none() => {
+                    tracing::warn!(error = %e, "xl list failed; retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                    result = self.xl(&args, QUICK);
+                }
+                _ => break,
+            }
+        }
+        match (result, which) {
             (Ok(text), _) => Ok(xl::parse_list(&text)),
             // What xl says for a domain that is gone.
             (Err(e), Some(domid))
@@ -488,7 +502,19 @@ impl Hypervisor for XenHypervisor {
                 })?;
                 let qcow2 = std::io::Read::read(&mut f, &mut magic).is_ok_and(|n| n == 4)
                     && magic == *b"QFI\xfb";
-                self.xl(&["block-attach", &d, &cfg::disk_spec(v, qcow2)], SLOW)?;
+                let spec = cfg::disk_spec(v, qcow2);
+                if let Err(e) = self.xl(&["block-attach", &d, &spec], SLOW) {
+                    // Xen's block hotplug script fails now and then on a
+                    // busy dom0 ("Writing … to xenstore failed"): clear what
+                    // it left and try once more.
+                    if !e.to_string().contains("script") {
+                        return Err(e);
+                    }
+                    tracing::warn!(domid, error = %e, "block-attach failed in the hotplug script; retrying once");
+                    let _ = self.xl(&["block-detach", &d, &v.dev], SLOW);
+                    std::thread::sleep(Duration::from_secs(1));
+                    self.xl(&["block-attach", &d, &spec], SLOW)?;
+                }
             }
             DeviceSpec::Vif(v) => {
                 let args = cfg::nic_args(v);
