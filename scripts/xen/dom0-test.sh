@@ -1,6 +1,19 @@
 # Sourced by dom0's /init in the real-Xen harness: domus against real Xen.
 # Each check prints "@@ PASS name" or "@@ FAIL name: why".
 export DOMUS_STATE_DIR=/var/lib/domus HOME=/root TERM=xterm
+# Under TCG, dom0's dynamic loader now and then fails to start a program
+# ("Inconsistency detected by ld.so"): such a run never started, so it is
+# run again. Anything else a command says is kept as it is.
+domus() {
+    for _try in 1 2 3; do
+        /usr/bin/domus "$@" > /tmp/domus.out 2> /tmp/domus.err
+        _rc=$?
+        grep -q "Inconsistency detected by ld.so" /tmp/domus.err || break
+        echo "@@ INFO ld.so failed to start domus $*; again" >&2
+    done
+    cat /tmp/domus.out; cat /tmp/domus.err >&2
+    return $_rc
+}
 pass() { echo "@@ PASS $*"; }
 fail() { echo "@@ FAIL $*"; }
 check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
@@ -21,7 +34,10 @@ wait_until() { # seconds, command...
 step=0
 in_guest() {
     step=$((step + 1))
-    printf "echo STEP''-%s; %s\n" "$step" "$1" | timeout 20 domus console tiny > /tmp/console.raw 2>&1
+    for _try in 1 2 3; do
+        printf "echo STEP''-%s; %s\n" "$step" "$1" | timeout 20 /usr/bin/domus console tiny > /tmp/console.raw 2>&1
+        grep -q "Inconsistency detected by ld.so" /tmp/console.raw || break
+    done
     tr -d '\r' < /tmp/console.raw | sed -n "/^STEP-$step\$/,\$p" > /tmp/console.out
 }
 console_has() { grep -a -q "$1" /tmp/console.out; }
@@ -34,7 +50,8 @@ dom0_mem_domus=$(awk '$1 == "Domain-0" {print $3}' /tmp/list.out)
 dom0_mem_xl=$(xl list | awk '$1 == "Domain-0" {print $3}')
 check "domus list shows Domain-0 with xl's memory ($dom0_mem_xl MiB)" [ -n "$dom0_mem_domus" -a "$dom0_mem_domus" = "$dom0_mem_xl" ]
 check "Domain-0's CPU time is real and grows" grows Domain-0 2
-check "the backend is xen" sh -c 'domus list --json | grep -q "\"backend\": \"xen\""'
+domus list --json > /tmp/list.json 2>&1
+check "the backend is xen" grep -q '"backend": "xen"' /tmp/list.json
 
 # A PV guest from an sxp config.
 cat > /root/tiny.sxp <<'SXP'
@@ -108,8 +125,11 @@ domus destroy tiny
 check "destroy: tiny is gone from xl list" sh -c '! xl list | grep -q "^tiny "'
 
 # The backend-generic conformance suite (tests/conformance.rs), on Xen.
-DOMUS_XEN_GUEST_KERNEL=/root/domu/vmlinuz DOMUS_XEN_GUEST_INITRD=/root/domu/initrd.gz \
-    timeout 300 conformance --ignored --exact xen --test-threads 1 > /tmp/conformance.out 2>&1
+for _try in 1 2 3; do
+    DOMUS_XEN_GUEST_KERNEL=/root/domu/vmlinuz DOMUS_XEN_GUEST_INITRD=/root/domu/initrd.gz \
+        timeout 300 conformance --ignored --exact xen --test-threads 1 > /tmp/conformance.out 2>&1
+    grep -q "Inconsistency detected by ld.so" /tmp/conformance.out || break
+done
 if grep -q "test result: ok. 1 passed" /tmp/conformance.out; then
     pass "the conformance suite (tests/conformance.rs) passes on Xen"
 else

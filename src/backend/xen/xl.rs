@@ -11,8 +11,24 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, BackendResult, DomId, ShutdownReason, StateFlags};
 
-/// Run `program args…`; its stdout, or an error carrying its stderr.
+/// Run `program args…`; its stdout, or an error carrying its stderr. A
+/// program the dynamic loader failed to start never ran, so it is started
+/// again (this happens now and then in a dom0 under TCG emulation).
 pub fn run(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<String> {
+    let mut tries = 0;
+    loop {
+        match run_once(program, args, timeout) {
+            Err(e) if tries < 3 && e.to_string().contains("Inconsistency detected by ld.so") => {
+                tries += 1;
+                tracing::warn!(error = %e, "the loader failed to start it; again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<String> {
     let what = format!("{} {}", program.display(), args.join(" "));
     let mut child = Command::new(program)
         .args(args)
