@@ -4,26 +4,19 @@
 //! `qemu-system-x86_64` and `scripts/build-guest` (scripts/test provides
 //! both); without them it fails loudly instead of skipping.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::guests::guest_files;
 use domus::backend::BootImage;
 use domus::backend::qemu::launch::{self, DomainDir, LaunchSpec};
 use domus::backend::qemu::{accel, qmp::Qmp};
 use serde_json::json;
-
-fn guest() -> (PathBuf, PathBuf) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guest");
-    let (k, i) = (dir.join("vmlinux"), dir.join("initramfs.cpio.gz"));
-    assert!(
-        k.exists() && i.exists(),
-        "the test guest is missing: run scripts/build-guest (scripts/test does it for you)"
-    );
-    (k, i)
-}
 
 struct Console(UnixStream);
 
@@ -69,7 +62,7 @@ fn wait_for_file_text(path: &Path, needle: &str, secs: u64) -> Duration {
 
 #[test]
 fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
-    let (kernel, initrd) = guest();
+    let (kernel, initrd) = guest_files();
     let which = accel::detect();
     if which == "tcg" {
         eprintln!(

@@ -189,6 +189,21 @@ impl DomainInfo {
         !f.paused && !f.shutdown && !f.dying
     }
 
+    /// The backend's note about one device (notes read `DEVICE: note`).
+    pub fn note_for(&self, dev: &DeviceSpec) -> Option<&str> {
+        let prefix = format!("{dev}: ");
+        self.notes.iter().find_map(|n| n.strip_prefix(&prefix))
+    }
+
+    /// "attached DEV", plus the backend's note about it (a vif on
+    /// user-mode networking because its bridge is missing).
+    pub fn attached_text(&self, dev: &DeviceSpec) -> String {
+        match self.note_for(dev) {
+            Some(n) => format!("attached {dev} ({n})"),
+            None => format!("attached {dev}"),
+        }
+    }
+
     pub fn memory_mib(&self) -> u64 {
         self.memory_kib / 1024
     }

@@ -382,7 +382,10 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             })?;
             let id = domid(&ctx, domain)?;
             let attached = e.attach(id, &dev)?;
-            println!("{}", crate::tui::worker::attached_text(e, id, &attached));
+            match e.view(id) {
+                Ok(v) => println!("{}", v.info.attached_text(&attached)),
+                Err(_) => println!("attached {attached}"),
+            }
         }
         Command::Detach { domain, device } => {
             let r: DeviceRef = device.parse().map_err(Failure::usage)?;

@@ -189,7 +189,10 @@ impl Worker {
             Effect::Attach(d, dev) => {
                 let result = e
                     .attach(d, &dev)
-                    .map(|x| attached_text(&e, d, &x))
+                    .map(|x| match e.view(d) {
+                        Ok(v) => v.info.attached_text(&x),
+                        Err(_) => format!("attached {x}"),
+                    })
                     .map_err(|x| x.to_string());
                 Action::Done(Done::Attached {
                     name: self.name(d),
@@ -470,22 +473,6 @@ fn pump(d: DomId, mut stream: Box<dyn ConsoleStream>, sink: Sink, stop: &AtomicB
                 return;
             }
         }
-    }
-}
-
-/// "attached DEV", plus what the backend notes about it (a vif on
-/// user-mode networking because its bridge is missing).
-pub fn attached_text(e: &Engine, d: DomId, dev: &crate::config::DeviceSpec) -> String {
-    let name = dev.to_string();
-    let note = e.view(d).ok().and_then(|v| {
-        v.info
-            .notes
-            .into_iter()
-            .find_map(|n| n.strip_prefix(&format!("{name}: ")).map(str::to_string))
-    });
-    match note {
-        Some(n) => format!("attached {name} ({n})"),
-        None => format!("attached {name}"),
     }
 }
 

@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
 pub mod guests;
+pub mod pty;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -144,6 +144,14 @@ impl Runtime {
         ids
     }
 
+    /// The records of every domain in the runtime directory.
+    pub fn all(&self) -> Vec<DomainMeta> {
+        self.domids()
+            .into_iter()
+            .filter_map(|d| self.load(d).ok())
+            .collect()
+    }
+
     pub fn load(&self, domid: DomId) -> BackendResult<DomainMeta> {
         let file = self.meta_file(domid);
         if !file.path().exists() {

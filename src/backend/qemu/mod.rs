@@ -320,17 +320,9 @@ impl QemuHypervisor {
         Ok(())
     }
 
-    /// Start QEMU for a built domain and wait until it is ready, paused.
-    fn launch(&self, meta: &mut DomainMeta, image: &BootImage) -> BackendResult<()> {
-        self.start_qemu(meta, image, false)
-    }
-
-    /// Start QEMU waiting for a migration stream.
-    fn launch_incoming(&self, meta: &mut DomainMeta, image: &BootImage) -> BackendResult<()> {
-        self.start_qemu(meta, image, true)
-    }
-
-    fn start_qemu(
+    /// Start QEMU for a built domain and wait until it is ready, paused;
+    /// `incoming`: waiting for a migration stream (a restore).
+    fn launch(
         &self,
         meta: &mut DomainMeta,
         image: &BootImage,
@@ -504,7 +496,8 @@ impl Hypervisor for QemuHypervisor {
     }
 
     fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId> {
-        if let Some(d) = self.list_domains()?.iter().find(|d| d.name == spec.name) {
+        // Names are unique among domains; the records say, no QMP needed.
+        if let Some(d) = self.rt.all().iter().find(|d| d.name == spec.name) {
             return Err(BackendError::Invalid(format!(
                 "a domain named {} already exists (id {})",
                 spec.name, d.domid
@@ -613,7 +606,7 @@ impl Hypervisor for QemuHypervisor {
         meta.image = Some(image.clone());
         self.rt.store_unlocked(&meta)?;
         drop(_lock);
-        self.launch(&mut meta, image)
+        self.launch(&mut meta, image, false)
     }
 
     fn start_device_model(&self, _domid: DomId, _image: &BootImage) -> BackendResult<()> {

@@ -143,7 +143,7 @@ pub fn restore(hv: &QemuHypervisor, path: &Path) -> BackendResult<(DomId, Vec<u8
     };
     let result = (|| {
         hv.rt.store(&meta)?;
-        hv.launch_incoming(&mut meta, &image)?;
+        hv.launch(&mut meta, &image, true)?;
         let mut q = hv.qmp(domid)?;
         // The same devices on the same ports, or the stream will not load.
         for p in &old.devices {

@@ -189,13 +189,16 @@ impl XenHypervisor {
 
     fn update<T>(&self, f: impl FnOnce(&mut Records) -> T) -> BackendResult<T> {
         let _l = self.records.lock(true).map_err(persist_err)?;
-        let mut r: Records = self
+        let (mut r, before): (Records, Vec<u8>) = self
             .records
-            .load()
+            .load_raw()
             .map_err(persist_err)?
             .unwrap_or_default();
         let out = f(&mut r);
-        self.records.save(&r).map_err(persist_err)?;
+        // Every list prunes; most find nothing to prune and write nothing.
+        self.records
+            .save_if_changed(&r, Some(&before))
+            .map_err(persist_err)?;
         Ok(out)
     }
 
