@@ -12,6 +12,16 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::{BackendError, BackendResult, DomId};
 
+/// How long a new supervisor may take to say it is watching.
+const READY_WITHIN: Duration = Duration::from_secs(15);
+
+fn not_ready(domid: DomId) -> BackendError {
+    BackendError::Other(format!(
+        "the supervisor of domain {domid} did not start within {} s",
+        READY_WITHIN.as_secs()
+    ))
+}
+
 #[derive(Debug, Clone)]
 pub struct Slot {
     pub lock: PathBuf,
@@ -61,12 +71,39 @@ impl Slot {
     }
 
     /// Start `exe ARGS supervise DOMID` in its own process group, reaped by
-    /// a thread of this process, and wait until it is watching.
+    /// a thread of this process, and wait until it is watching. A child that
+    /// exits before it is ready (on a loaded host the dynamic loader
+    /// occasionally fails to start a program at all) is started again, up to
+    /// three times, so a domain is not left without its supervisor.
     pub fn spawn(&self, domid: DomId, exe: &Path, args: &[String]) -> BackendResult<()> {
-        use std::os::unix::process::CommandExt;
-        if self.running().is_some() {
-            return Ok(());
+        const ATTEMPTS: u32 = 3;
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            if self.running().is_some() {
+                return Ok(());
+            }
+            match self.spawn_once(domid, exe, args)? {
+                None => return Ok(()),
+                Some(why) => {
+                    tracing::warn!(domid, attempt, %why, "the supervisor exited before it was ready");
+                    last = why;
+                }
+            }
         }
+        Err(BackendError::Other(format!(
+            "the supervisor of domain {domid} did not start ({ATTEMPTS} attempts; last: {last})"
+        )))
+    }
+
+    /// One start: `None` once the supervisor is watching, `Some(why)` when
+    /// it exited first.
+    fn spawn_once(
+        &self,
+        domid: DomId,
+        exe: &Path,
+        args: &[String],
+    ) -> BackendResult<Option<String>> {
+        use std::os::unix::process::CommandExt;
         let _ = std::fs::remove_file(&self.pid);
         let mut child = Command::new(exe)
             .args(args)
@@ -79,23 +116,118 @@ impl Slot {
             .spawn()
             .map_err(|e| BackendError::io(format!("starting {}", exe.display()), e))?;
         let pid = child.id();
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
         tracing::debug!(domid, pid, "supervisor started");
-        self.wait_ready(domid)
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if self.pid.exists() {
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return Ok(None);
+            }
+            match child.try_wait() {
+                // A second supervisor that lost the race for the lock also
+                // exits at once; the winner is then running.
+                Ok(Some(status)) if self.running().is_some() => {
+                    tracing::debug!(domid, %status, "supervisor already running");
+                    return Ok(None);
+                }
+                Ok(Some(status)) => return Ok(Some(status.to_string())),
+                Ok(None) => {}
+                Err(e) => return Err(BackendError::io("waiting for the supervisor", e)),
+            }
+            if Instant::now() >= deadline {
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return Err(not_ready(domid));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn wait_ready(&self, domid: DomId) -> BackendResult<()> {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + READY_WITHIN;
         while !self.pid.exists() {
             if Instant::now() >= deadline {
-                return Err(BackendError::Other(format!(
-                    "the supervisor of domain {domid} did not start within 15 s"
-                )));
+                return Err(not_ready(domid));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in `domus` that fails to start `fail_first` times (as when
+    /// the dynamic loader gives up), then supervises: holds the lock and
+    /// writes its pid, as `domus supervise` does.
+    fn fake_exe(dir: &Path, slot: &Slot, fail_first: u32) -> PathBuf {
+        let exe = dir.join("fake-domus");
+        let tries = dir.join("tries");
+        let script = format!(
+            "#!/bin/sh\n\
+             n=$(cat {tries} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {tries}\n\
+             [ $n -le {fail_first} ] && exit 127\n\
+             exec flock -n {lock} sh -c 'echo $$ > {pid}; exec sleep 30'\n",
+            tries = tries.display(),
+            lock = slot.lock.display(),
+            pid = slot.pid.display(),
+        );
+        std::fs::write(&exe, script).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        exe
+    }
+
+    fn tries(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("tries"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn stop(slot: &Slot) {
+        if let Some(pid) = slot.running().filter(|p| *p > 0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    #[test]
+    fn a_supervisor_that_dies_at_start_is_started_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let slot = Slot::in_dir(&tmp.path().join("dom"));
+        let exe = fake_exe(tmp.path(), &slot, 2);
+        slot.spawn(7, &exe, &[]).unwrap();
+        assert_eq!(
+            tries(tmp.path()),
+            "3",
+            "two failed starts, then one that runs"
+        );
+        assert!(
+            slot.running().is_some_and(|p| p > 0),
+            "the third start is watching"
+        );
+        stop(&slot);
+    }
+
+    #[test]
+    fn a_supervisor_that_never_starts_is_an_error_naming_the_domain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let slot = Slot::in_dir(&tmp.path().join("dom"));
+        let exe = fake_exe(tmp.path(), &slot, 99);
+        let err = slot.spawn(7, &exe, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("domain 7") && err.contains("3 attempts"),
+            "{err}"
+        );
+        assert_eq!(tries(tmp.path()), "3");
+        assert!(slot.running().is_none());
     }
 }

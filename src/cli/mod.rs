@@ -423,6 +423,13 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
 /// Xen backends for every domain they build): apply its policy the moment
 /// it stops, with no other domus running; exit when the domain is gone.
 fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
+    // A supervisor has no terminal (stderr is /dev/null): a panic must
+    // reach the log, or a domain silently loses its supervisor.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(domid, "supervisor panicked: {info}");
+        previous(info);
+    }));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = state_dir(cli);
     let apply = |engine: &Engine| match engine.refresh() {

@@ -154,22 +154,30 @@ impl XenHypervisor {
             return Ok(());
         };
         slot.mark_ready();
+        tracing::info!(domid, pid = std::process::id(), "supervisor: watching");
         let mut handled = false;
-        loop {
+        // A domain is gone once xl says so twice in a row: one odd answer
+        // from xl on a busy dom0 must not leave a domain unsupervised.
+        let mut gone = 0;
+        while gone < 2 {
             match self.rows(Some(domid)) {
                 Ok(rows) => match rows.into_iter().find(|r| r.domid == domid) {
-                    Some(r) if r.flags.shutdown && !handled => {
-                        on_stop();
-                        handled = true;
+                    Some(r) => {
+                        gone = 0;
+                        if r.flags.shutdown && !handled {
+                            on_stop();
+                            handled = true;
+                        }
+                        handled &= r.flags.shutdown;
                     }
-                    Some(r) => handled &= r.flags.shutdown,
-                    None => break,
+                    None => gone += 1,
                 },
-                Err(BackendError::NoSuchDomain(_)) => break,
-                Err(e) => tracing::debug!(domid, error = %e, "supervisor: xl list"),
+                Err(BackendError::NoSuchDomain(_)) => gone += 1,
+                Err(e) => tracing::warn!(domid, error = %e, "supervisor: xl list"),
             }
             std::thread::sleep(Duration::from_secs(1));
         }
+        tracing::info!(domid, "supervisor: the domain is gone; exiting");
         let _ = std::fs::remove_file(&slot.pid);
         Ok(())
     }

@@ -80,14 +80,14 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<S
     } else {
         Err(BackendError::Other(format!(
             "{what}: {}",
-            error_text(&err, &out)
+            error_text(&err, &out, &status.to_string())
         )))
     }
 }
 
 /// The lines of xl's stderr that explain a failure (libxl's own messages),
-/// without its debug chatter.
-fn error_text(stderr: &str, stdout: &str) -> String {
+/// without its debug chatter; how it ended when it said nothing.
+fn error_text(stderr: &str, stdout: &str, status: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
@@ -95,7 +95,10 @@ fn error_text(stderr: &str, stdout: &str) -> String {
         .filter(|l| !l.contains(": debug: ") && !l.contains(": detail: "))
         .collect();
     let text = if lines.is_empty() {
-        stdout.trim().lines().last().unwrap_or("failed").to_string()
+        match stdout.trim().lines().last() {
+            Some(line) => line.to_string(),
+            None => format!("failed ({status}) and said nothing"),
+        }
     } else {
         lines[lines.len().saturating_sub(3)..].join(" / ")
     };
@@ -240,8 +243,14 @@ tiny  1  0  -  --p  1.2  all / all
     #[test]
     fn errors_keep_libxl_text_and_drop_debug() {
         let err = "libxl: debug: libxl.c:1: noise\nlibxl: error: libxl_create.c:1234: Domain 3:cannot make domain: -3\nxl: parsing failed\n";
-        let t = error_text(err, "");
+        let t = error_text(err, "", "exit status: 1");
         assert!(t.contains("cannot make domain"), "{t}");
         assert!(!t.contains("noise"), "{t}");
+    }
+
+    #[test]
+    fn a_silent_failure_says_how_xl_ended() {
+        let t = error_text("", "", "signal: 11 (SIGSEGV)");
+        assert_eq!(t, "failed (signal: 11 (SIGSEGV)) and said nothing");
     }
 }
