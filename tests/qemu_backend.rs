@@ -8,9 +8,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::guests::*;
-use domus::backend::{Hypervisor, ShutdownReason};
+use domus::backend::{Hypervisor, ReadOutcome, ShutdownReason};
 use domus::config::parse_str;
 use domus::engine::{EngineError, Stage, TimelineEvent};
 
@@ -21,7 +22,7 @@ fn parse(text: &str) -> domus::config::DomainConfig {
 }
 
 #[test]
-fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid() {
+fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid_and_a_reboot_is_graceful() {
     let rig = qemu_rig();
     let config = parse(&guest_config("crashy", "(on_crash restart)"));
     let domid = rig
@@ -75,6 +76,7 @@ fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid() {
             .find(|d| d.name == "crashy" && d.domid != domid && d.is_active())
             .filter(|d| rig.engine.view(d.domid).is_ok_and(|v| v.record.is_some()))
     });
+    let restarted = Instant::now();
     assert!(new.domid > domid, "domids only grow");
     assert!(
         rig.hv.domain_info(domid).is_err(),
@@ -97,8 +99,62 @@ fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid() {
         rec.timeline
     );
     wait_for_shell(&rig.engine, new.domid);
+
+    // A reboot the operator asks for is graceful, as `xl reboot` is: the
+    // guest powers itself off (its kernel says so; a reset would not) and
+    // on_reboot (restart, xl's default) builds it again. Past xend's
+    // restart-loop guard first, or the restart would be refused.
+    let guard = Duration::from_secs(domus::engine::MIN_RESTART_INTERVAL_SECS + 1);
+    std::thread::sleep(guard.saturating_sub(restarted.elapsed()));
+    let mut stream = rig
+        .engine
+        .console(new.domid)
+        .unwrap_or_else(|e| panic!("console: {e}"));
+    let mut buf = [0u8; 8192];
+    while let Ok(ReadOutcome::Data(_)) = stream.read(&mut buf, Duration::from_millis(50)) {}
     rig.engine
-        .destroy(new.domid)
+        .shutdown(new.domid, ShutdownReason::Reboot)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut said = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !String::from_utf8_lossy(&said).contains("Power down") {
+        match stream.read(&mut buf, Duration::from_millis(100)) {
+            Ok(ReadOutcome::Data(n)) => said.extend_from_slice(&buf[..n]),
+            Ok(ReadOutcome::Idle) => {}
+            Ok(ReadOutcome::Closed) | Err(_) => break,
+        }
+    }
+    drop(stream);
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        said.contains("reboot: Power down"),
+        "the guest did not shut itself down: {said:?}"
+    );
+    let third = wait_for("on_reboot to build the guest again", 60, || {
+        list(rig.hv.as_ref())
+            .into_iter()
+            .find(|d| d.name == "crashy" && d.domid > new.domid && d.is_active())
+            .filter(|d| rig.engine.view(d.domid).is_ok_and(|v| v.record.is_some()))
+    });
+    let rec = rig
+        .engine
+        .view(third.domid)
+        .ok()
+        .and_then(|v| v.record)
+        .unwrap_or_else(|| panic!("no record for the rebooted domain"));
+    assert!(
+        rec.timeline.iter().any(|e| matches!(
+            e.event,
+            TimelineEvent::ShutDown {
+                reason: ShutdownReason::Reboot
+            }
+        )),
+        "a requested reboot is reason reboot: {:?}",
+        rec.timeline
+    );
+    wait_for_shell(&rig.engine, third.domid);
+    rig.engine
+        .destroy(third.domid)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(qemu_processes_under(&rig.runtime()).is_empty());
 }

@@ -629,9 +629,14 @@ impl Hypervisor for QemuHypervisor {
         match reason {
             // ACPI power button: the guest powers off if it listens.
             ShutdownReason::Poweroff => self.exec(domid, "system_powerdown", json!({})).map(drop),
-            // A hard reset, which `-action reboot=shutdown` turns into a
-            // shutdown with reason reboot for the engine's on_reboot.
-            ShutdownReason::Reboot => self.exec(domid, "system_reset", json!({})).map(drop),
+            // Graceful, as `xl reboot` asks a PV guest: the ACPI power
+            // button with a note that the operator asked for a reboot, so
+            // the guest's clean poweroff counts as reason reboot and
+            // on_reboot applies. (`system_reset` would pull the plug.)
+            ShutdownReason::Reboot => {
+                supervisor::request_reboot(&self.rt.dir(domid))?;
+                self.exec(domid, "system_powerdown", json!({})).map(drop)
+            }
             other => Err(BackendError::UnsupportedFeature {
                 backend: BackendKind::Qemu,
                 what: format!("shutdown with reason {other}"),

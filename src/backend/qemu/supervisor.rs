@@ -30,6 +30,28 @@ pub fn reason_file(dir: &DomainDir) -> PathBuf {
     dir.dir.join("shutdown-reason")
 }
 
+/// Set by a reboot request: the guest's next clean poweroff is a reboot.
+fn reboot_marker(dir: &DomainDir) -> PathBuf {
+    dir.dir.join("reboot-requested")
+}
+
+/// Note that the operator asked for a reboot (before pressing the power
+/// button), so the poweroff that follows is taken as one.
+pub fn request_reboot(dir: &DomainDir) -> BackendResult<()> {
+    let path = reboot_marker(dir);
+    std::fs::write(&path, b"")
+        .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))
+}
+
+/// A guest poweroff after a reboot request is that reboot (once).
+fn requested(dir: &DomainDir, reason: ShutdownReason) -> ShutdownReason {
+    if reason == ShutdownReason::Poweroff && std::fs::remove_file(reboot_marker(dir)).is_ok() {
+        ShutdownReason::Reboot
+    } else {
+        reason
+    }
+}
+
 fn slot(dir: &DomainDir) -> Slot {
     Slot::in_dir(&dir.dir)
 }
@@ -73,7 +95,8 @@ pub fn watch(dir: &DomainDir, mut on_stop: impl FnMut()) -> BackendResult<()> {
             "SHUTDOWN" => data
                 .get("reason")
                 .and_then(Value::as_str)
-                .and_then(reason_from_cause),
+                .and_then(reason_from_cause)
+                .map(|r| requested(dir, r)),
             "GUEST_PANICKED" => Some(ShutdownReason::Crash),
             _ => None,
         };
