@@ -324,6 +324,19 @@ fn help_overlay() {
     let screen = h.screen();
     assert!(screen.contains("Destroy (asks first)"), "{screen}");
     insta::assert_snapshot!("help", screen);
+
+    // PgDn pages on; End reaches the palette's commands, and Up right
+    // after End moves at once (the scroll is kept within the text).
+    h.key(KeyCode::PageDown);
+    let paged = h.screen();
+    assert_ne!(paged, screen, "PgDn scrolls the help");
+    h.key(KeyCode::End);
+    let end = h.screen();
+    assert!(end.contains("restore FILE"), "{end}");
+    h.key(KeyCode::Up);
+    assert_ne!(h.screen(), end, "Up after End scrolls back at once");
+    h.key(KeyCode::Home);
+    assert_eq!(h.screen(), screen);
 }
 
 #[test]
@@ -561,4 +574,43 @@ fn console_reopen_replays_once() {
         1,
         "the boot log once: {screen}"
     );
+}
+
+#[test]
+fn a_long_message_is_cut_on_the_status_line_and_whole_in_events() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let name = format!("{}end-of-name", "a-very-long-domain-name-".repeat(6));
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause first\r");
+    h.key(KeyCode::Char(':'));
+    h.type_text(&format!("pause {name}\r"));
+    let screen = h.screen();
+    assert!(screen.contains("no domain a-very-long"), "{screen}");
+    assert!(screen.contains("… (3: Events)"), "{screen}");
+    assert!(!screen.contains("end-of-name"), "{screen}");
+    insta::assert_snapshot!("status_cut", screen);
+
+    // The Events tab has it whole, wrapped, on the selected (newest) line.
+    h.key(KeyCode::Char('3'));
+    let screen = h.screen();
+    assert!(screen.contains("end-of-name"), "{screen}");
+    let newest = h.app.events.len() - 1;
+    assert_eq!(h.app.events_selected, newest);
+    insta::assert_snapshot!("events_wrapped", screen);
+
+    // Up leaves the newest line; the selection then stays put while new
+    // lines arrive. Back on the newest line it follows them again.
+    h.key(KeyCode::Up);
+    assert_eq!(h.app.events_selected, newest - 1);
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause nosuch\r");
+    assert_eq!(h.app.events_selected, newest - 1, "not following");
+    h.key(KeyCode::End);
+    let last = h.app.events.len() - 1;
+    assert_eq!(h.app.events_selected, last);
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause nosuch2\r");
+    assert_eq!(h.app.events_selected, last + 1, "following again");
+    assert!(h.screen().contains("no domain nosuch2"));
 }

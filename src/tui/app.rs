@@ -232,6 +232,13 @@ impl App {
             self.status = Some((level, text.clone()));
             self.status_at = self.now_ns;
         }
+        self.push_event(level, text);
+    }
+
+    /// Add to the Events log. A selection on the newest line follows new
+    /// lines (like `tail -f`); one further up stays on its line.
+    fn push_event(&mut self, level: Level, text: String) {
+        let following = self.events_selected + 1 >= self.events.len();
         self.events.push_back(LogLine {
             at_ns: self.now_ns,
             level,
@@ -239,6 +246,10 @@ impl App {
         });
         while self.events.len() > EVENTS_CAP {
             self.events.pop_front();
+            self.events_selected = self.events_selected.saturating_sub(1);
+        }
+        if following {
+            self.events_selected = self.events.len() - 1;
         }
     }
 
@@ -372,11 +383,7 @@ impl App {
                     .collect();
                 for (n, r) in results.iter().filter(|_| results.len() > 1) {
                     if let Err(e) = r {
-                        self.events.push_back(LogLine {
-                            at_ns: self.now_ns,
-                            level: Level::Error,
-                            text: format!("{op} {n} failed: {e}"),
-                        });
+                        self.push_event(Level::Error, format!("{op} {n} failed: {e}"));
                     }
                 }
                 let done = match op {
@@ -580,16 +587,23 @@ impl App {
                 input.handle(&key);
                 (Mode::Palette(input), Vec::new())
             }
-            Mode::Help(scroll) => match key.code {
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => {
-                    (Mode::Normal, Vec::new())
-                }
-                KeyCode::Down | KeyCode::Char('j') => (Mode::Help(scroll + 1), Vec::new()),
-                KeyCode::Up | KeyCode::Char('k') => {
-                    (Mode::Help(scroll.saturating_sub(1)), Vec::new())
-                }
-                _ => (Mode::Help(scroll), Vec::new()),
-            },
+            Mode::Help(scroll) => {
+                let max = crate::tui::ui::overlays::help_max_scroll(self, self.size);
+                let page = usize::from(self.size.1.saturating_sub(6)).max(1);
+                let to = match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => {
+                        return (Mode::Normal, Vec::new());
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::PageDown | KeyCode::Char(' ') => scroll + page,
+                    KeyCode::PageUp => scroll.saturating_sub(page),
+                    KeyCode::Home | KeyCode::Char('g') => 0,
+                    KeyCode::End | KeyCode::Char('G') => max,
+                    _ => scroll,
+                };
+                (Mode::Help(to.min(max)), Vec::new())
+            }
             Mode::Details(domid) => match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (Mode::Normal, Vec::new()),
                 KeyCode::Char('c') => (Mode::Normal, self.open_console(domid)),
@@ -664,13 +678,13 @@ impl App {
                     return match input.text.trim().parse::<u64>() {
                         Ok(mib) if mib > 0 => (Mode::Normal, vec![Effect::MemTarget(domid, mib)]),
                         _ => {
-                            self.status = Some((
+                            self.log(
                                 Level::Error,
                                 format!(
                                     "memory target must be a positive number of MiB, got {:?}",
                                     input.text
                                 ),
-                            ));
+                            );
                             (Mode::Memory { domid, input }, Vec::new())
                         }
                     };
@@ -696,10 +710,10 @@ impl App {
                     }
                     let path = self.library.dir.join(format!("{name}.sxp"));
                     if self.library.entries.iter().any(|e| e.path == path) {
-                        self.status = Some((
+                        self.log(
                             Level::Error,
                             format!("{name}.sxp already exists; press e to edit it"),
-                        ));
+                        );
                         return (Mode::NewConfig(input), Vec::new());
                     }
                     let text = library::template(&name);
@@ -1188,10 +1202,7 @@ impl App {
                 if let Some(row) = self.table.selected_row() {
                     let info = &row.view.info;
                     if info.domid == 0 {
-                        self.status = Some((
-                            Level::Error,
-                            "devices are attached to guests, not Domain-0".into(),
-                        ));
+                        self.log(Level::Error, "devices are attached to guests, not Domain-0");
                     } else {
                         let form = DeviceForm::new(
                             info.domid,
@@ -1297,7 +1308,7 @@ impl App {
         let mut targets = self.table.targets();
         if targets.contains(&0) {
             targets.retain(|d| *d != 0);
-            self.status = Some((Level::Error, format!("Domain-0 cannot be {what}")));
+            self.log(Level::Error, format!("Domain-0 cannot be {what}"));
         }
         targets
     }
@@ -1312,14 +1323,11 @@ impl App {
 
     fn open_console(&mut self, domid: DomId) -> Vec<Effect> {
         if domid == 0 {
-            self.status = Some((
-                Level::Error,
-                "Domain-0's console is this host's terminal".into(),
-            ));
+            self.log(Level::Error, "Domain-0's console is this host's terminal");
             return Vec::new();
         }
         if !self.can(Capability::Console) {
-            self.status = Some((Level::Error, "this backend has no consoles".into()));
+            self.log(Level::Error, "this backend has no consoles");
             return Vec::new();
         }
         self.mode = Mode::Console {
@@ -1349,10 +1357,10 @@ impl App {
                 };
                 match &row.view.record {
                     None => {
-                        self.status = Some((
+                        self.log(
                             Level::Error,
                             format!("{} was not built by domus: no config to edit", row.name),
-                        ));
+                        );
                         Vec::new()
                     }
                     Some(rec) => match &rec.source {
@@ -1399,17 +1407,17 @@ impl App {
             } else {
                 format!("unknown command '{verb}' (Tab completes; ? lists keys and commands)")
             };
-            self.status = Some((Level::Error, msg));
+            self.log(Level::Error, msg);
             return Vec::new();
         }
         let need_dom = |app: &mut App| -> Option<DomId> {
             let Some(dom) = args.first() else {
-                app.status = Some((Level::Error, format!("{verb} needs a domain name or id")));
+                app.log(Level::Error, format!("{verb} needs a domain name or id"));
                 return None;
             };
             let found = app.resolve(dom);
             if found.is_none() {
-                app.status = Some((Level::Error, format!("no domain {dom}")));
+                app.log(Level::Error, format!("no domain {dom}"));
             }
             found
         };
@@ -1422,15 +1430,12 @@ impl App {
                 Some(t) => self.theme = t.clone(),
                 None => {
                     let names: Vec<&str> = self.themes.iter().map(|t| t.name.as_str()).collect();
-                    self.status = Some((Level::Error, format!("themes: {}", names.join(", "))));
+                    self.log(Level::Error, format!("themes: {}", names.join(", ")));
                 }
             },
             "create" => {
                 let Some(what) = args.first() else {
-                    self.status = Some((
-                        Level::Error,
-                        "create needs a library config name or a file".into(),
-                    ));
+                    self.log(Level::Error, "create needs a library config name or a file");
                     return Vec::new();
                 };
                 let path = match self.library.find(what) {
@@ -1464,7 +1469,7 @@ impl App {
             "pause" | "unpause" | "destroy" => {
                 if let Some(d) = need_dom(self) {
                     if d == 0 {
-                        self.status = Some((Level::Error, format!("Domain-0 cannot be {verb}d")));
+                        self.log(Level::Error, format!("Domain-0 cannot be {verb}d"));
                         return Vec::new();
                     }
                     return match verb {
@@ -1484,10 +1489,10 @@ impl App {
                         Some("reboot") => ShutdownReason::Reboot,
                         Some("suspend") => ShutdownReason::Suspend,
                         Some(other) => {
-                            self.status = Some((
+                            self.log(
                                 Level::Error,
                                 format!("unknown shutdown '{other}' (poweroff, reboot, suspend)"),
-                            ));
+                            );
                             return Vec::new();
                         }
                     };
@@ -1497,13 +1502,13 @@ impl App {
             "attach" => {
                 if let Some(d) = need_dom(self) {
                     let Some(kind) = args.get(1) else {
-                        self.status = Some((Level::Error, "attach DOM vbd|vif|pci ARGS…".into()));
+                        self.log(Level::Error, "attach DOM vbd|vif|pci ARGS…");
                         return Vec::new();
                     };
                     let rest: Vec<String> = args[2..].iter().map(|s| s.to_string()).collect();
                     match parse_device_args(kind, &rest) {
                         Ok(dev) => return vec![Effect::Attach(d, dev)],
-                        Err(e) => self.status = Some((Level::Error, e)),
+                        Err(e) => self.log(Level::Error, e),
                     }
                 }
             }
@@ -1511,8 +1516,8 @@ impl App {
                 if let Some(d) = need_dom(self) {
                     match args.get(1).map(|s| s.parse::<DeviceRef>()) {
                         Some(Ok(r)) => return vec![Effect::Detach(d, r)],
-                        Some(Err(e)) => self.status = Some((Level::Error, e)),
-                        None => self.status = Some((Level::Error, "detach DOM DEVICE".into())),
+                        Some(Err(e)) => self.log(Level::Error, e),
+                        None => self.log(Level::Error, "detach DOM DEVICE"),
                     }
                 }
             }
@@ -1520,13 +1525,13 @@ impl App {
                 if let Some(d) = need_dom(self) {
                     match args.get(1) {
                         Some(file) => return vec![Effect::Save(d, PathBuf::from(file))],
-                        None => self.status = Some((Level::Error, "save DOM FILE".into())),
+                        None => self.log(Level::Error, "save DOM FILE"),
                     }
                 }
             }
             "restore" => match args.first() {
                 Some(file) => return vec![Effect::Restore(PathBuf::from(file))],
-                None => self.status = Some((Level::Error, "restore FILE".into())),
+                None => self.log(Level::Error, "restore FILE"),
             },
             "mem-set" => {
                 if let Some(d) = need_dom(self) {
@@ -1536,7 +1541,7 @@ impl App {
                         .filter(|m| *m > 0)
                     {
                         Some(mib) => return vec![Effect::MemTarget(d, mib)],
-                        None => self.status = Some((Level::Error, "mem-set DOM MIB".into())),
+                        None => self.log(Level::Error, "mem-set DOM MIB"),
                     }
                 }
             }

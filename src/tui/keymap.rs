@@ -467,6 +467,15 @@ pub fn key_label(key: &Key) -> String {
     }
 }
 
+/// The first key bound to `command`, as the operator would type it.
+pub fn key_for(command: Command) -> Option<String> {
+    BINDINGS
+        .iter()
+        .find(|b| b.command == command)
+        .and_then(|b| b.keys.first())
+        .map(key_label)
+}
+
 /// Footer hints for a scope: `(key, hint)` pairs.
 pub fn hints(scope: Scope, read_only: bool) -> Vec<(String, &'static str)> {
     BINDINGS

@@ -5,13 +5,14 @@ mod console;
 mod editor;
 mod header;
 pub mod layout;
-mod overlays;
+pub mod overlays;
 pub mod tables;
 
 use ratatui::Frame;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::app::{App, Level, Mode};
 use super::keymap::{self, Scope};
@@ -92,10 +93,25 @@ fn status_line(frame: &mut Frame, app: &App, area: ratatui::layout::Rect) {
                 Span::styled(format!("  {hint}"), app.theme.muted()),
             ])
         }
-        (_, Some((level, text))) => Line::from(Span::styled(
-            format!(" {}", one_line(text)),
-            level_style(app, *level),
-        )),
+        (_, Some((level, said))) => {
+            let text = format!(" {}", one_line(said));
+            let room = usize::from(area.width);
+            if text.width() <= room {
+                Line::from(Span::styled(text, level_style(app, *level)))
+            } else {
+                // Cut, and say where the whole text is.
+                let logged = app.events.iter().rev().take(8).any(|e| e.text == *said);
+                let more = match keymap::key_for(keymap::Command::TabEvents) {
+                    Some(k) if logged => format!("… ({k}: Events)"),
+                    _ => "…".to_string(),
+                };
+                let cut = fit(&text, room.saturating_sub(more.width()));
+                Line::from(vec![
+                    Span::styled(cut, level_style(app, *level)),
+                    Span::styled(more, app.theme.muted()),
+                ])
+            }
+        }
         (_, None) => Line::from(""),
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -109,6 +125,55 @@ pub fn show_path(app: &App, path: &std::path::Path) -> String {
         (Ok(rel), Some(name)) => format!("{}/{}", name.to_string_lossy(), rel.display()),
         _ => path.display().to_string(),
     }
+}
+
+/// The longest start of `text` that is at most `cols` columns wide.
+pub fn fit(text: &str, cols: usize) -> String {
+    let mut used = 0;
+    text.chars()
+        .take_while(|c| {
+            used += c.width().unwrap_or(0);
+            used <= cols
+        })
+        .collect()
+}
+
+/// `text` in lines of at most `cols` columns, broken at spaces where it
+/// can be and inside a word only when the word alone is too wide.
+pub fn wrap(text: &str, cols: usize) -> Vec<String> {
+    let cols = cols.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let sep = usize::from(!line.is_empty());
+        if line.width() + sep + word.width() <= cols {
+            if sep == 1 {
+                line.push(' ');
+            }
+            line.push_str(word);
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        let mut rest = word;
+        while rest.width() > cols {
+            let head = fit(rest, cols);
+            // A character wider than the whole line still has to go somewhere.
+            let head = if head.is_empty() {
+                rest.chars().take(1).collect()
+            } else {
+                head
+            };
+            rest = &rest[head.len()..];
+            lines.push(head);
+        }
+        line.push_str(rest);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Guest- and engine-provided text on one line, without control characters.
@@ -144,4 +209,34 @@ pub fn footer(frame: &mut Frame, app: &App, scope: Scope, area: ratatui::layout:
         spans.push(Span::styled(h, app.theme.muted()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_splits_only_overlong_words() {
+        assert_eq!(
+            wrap("the quick brown fox jumps", 10),
+            ["the quick", "brown fox", "jumps"]
+        );
+        assert_eq!(
+            wrap("abcdefghijklmnop xy", 6),
+            ["abcdef", "ghijkl", "mnop", "xy"]
+        );
+        assert_eq!(wrap("", 5), [""]);
+        // Wide characters count two columns.
+        assert_eq!(wrap("日本語テキスト", 6), ["日本語", "テキス", "ト"]);
+        for line in wrap(&"word ".repeat(50), 17) {
+            assert!(line.width() <= 17, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn fit_keeps_whole_characters_within_the_columns() {
+        assert_eq!(fit("hello", 3), "hel");
+        assert_eq!(fit("日本語", 5), "日本");
+        assert_eq!(fit("hi", 10), "hi");
+    }
 }

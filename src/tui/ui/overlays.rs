@@ -252,7 +252,36 @@ fn device_form(frame: &mut Frame, app: &App, area: Rect, f: &DeviceForm) {
     );
 }
 
+/// How far the help can scroll on a terminal of `size` (columns, rows):
+/// the update clamps to it, so Up works at once after End or PgDn.
+pub fn help_max_scroll(app: &App, size: (u16, u16)) -> usize {
+    let area = Rect::new(0, 0, size.0, size.1);
+    help_lines(app).len().saturating_sub(help_visible(area))
+}
+
+fn help_area(area: Rect) -> Rect {
+    centered(area, 110, area.height.saturating_sub(2))
+}
+
+fn help_visible(area: Rect) -> usize {
+    usize::from(help_area(area).height.saturating_sub(2))
+}
+
 fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
+    let lines = help_lines(app);
+    let popup_area = help_area(area);
+    let scroll = scroll.min(lines.len().saturating_sub(help_visible(area)));
+    let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
+    let title = if app.read_only {
+        "Help (read-only mode) · Esc closes · ↑/↓ PgUp/PgDn scroll"
+    } else {
+        "Help · Esc closes · ↑/↓ PgUp/PgDn scroll"
+    };
+    frame.render_widget(Clear, popup_area);
+    frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
+}
+
+fn help_lines(app: &App) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     for scope in [
@@ -282,17 +311,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
             Span::styled(help, t.base()),
         ]));
     }
-    let popup_area = centered(area, 110, area.height.saturating_sub(2));
-    let visible = usize::from(popup_area.height.saturating_sub(2));
-    let scroll = scroll.min(lines.len().saturating_sub(visible));
-    let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
-    let title = if app.read_only {
-        "Help (read-only mode) · Esc closes · ↑/↓ scroll"
-    } else {
-        "Help · Esc closes · ↑/↓ scroll"
-    };
-    frame.render_widget(Clear, popup_area);
-    frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
+    lines
 }
 
 fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {

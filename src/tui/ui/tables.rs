@@ -217,41 +217,82 @@ pub fn library(frame: &mut Frame, app: &App, area: Rect) {
 
 pub fn events(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let height = usize::from(area.height.saturating_sub(2));
     let n = app.events.len();
-    let offset = n.saturating_sub(height);
-    let lines: Vec<Line> = app
-        .events
-        .iter()
-        .skip(offset)
-        .map(|e| {
-            Line::from(vec![
-                Span::styled(
-                    // Before the first engine poll the clock is not known yet.
-                    if e.at_ns == 0 {
-                        " —                   ".to_string()
-                    } else {
-                        format!(" {} ", format_utc(e.at_ns))
-                    },
-                    t.muted(),
-                ),
-                Span::styled(
-                    crate::tui::ui::one_line(&e.text),
-                    crate::tui::ui::level_style(app, e.level),
-                ),
-            ])
-        })
-        .collect();
-    let body = if lines.is_empty() {
-        vec![Line::from(Span::styled(
-            " nothing has happened yet",
-            t.muted(),
-        ))]
+    let title = if n == 0 {
+        "Events (0)".to_string()
     } else {
-        lines
+        format!("Events ({}/{n})", app.events_selected.min(n - 1) + 1)
     };
-    frame.render_widget(
-        Paragraph::new(body).block(block(app, format!("Events ({n})"))),
-        area,
-    );
+    if n == 0 {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                " nothing has happened yet",
+                t.muted(),
+            )))
+            .block(block(app, title)),
+            area,
+        );
+        return;
+    }
+    let width = usize::from(area.width.saturating_sub(2));
+    let height = usize::from(area.height.saturating_sub(2));
+    // Each event's lines: its time, then its text wrapped under itself, so
+    // a long error is read in full here when the status line cut it.
+    let rows_of = |i: usize| -> Vec<Line<'static>> {
+        let e = &app.events[i];
+        let stamp = if e.at_ns == 0 {
+            // Before the first engine poll the clock is not known yet.
+            " —                   ".to_string()
+        } else {
+            format!(" {} ", format_utc(e.at_ns))
+        };
+        let indent = " ".repeat(stamp.chars().count());
+        let text = crate::tui::ui::one_line(&e.text);
+        let wrapped = crate::tui::ui::wrap(&text, width.saturating_sub(indent.len()).max(8));
+        let style = crate::tui::ui::level_style(app, e.level);
+        let selected = i == app.events_selected;
+        wrapped
+            .into_iter()
+            .enumerate()
+            .map(|(k, part)| {
+                let lead = if k == 0 {
+                    stamp.clone()
+                } else {
+                    indent.clone()
+                };
+                let line = Line::from(vec![
+                    Span::styled(lead, t.muted()),
+                    Span::styled(part, style),
+                ]);
+                if selected {
+                    line.style(t.selection())
+                } else {
+                    line
+                }
+            })
+            .collect()
+    };
+    // The selected event and as many before it as fit (it sits at the
+    // bottom, like a followed log), then later ones below when there is room.
+    let sel = app.events_selected.min(n - 1);
+    let mut before: Vec<Vec<Line>> = Vec::new();
+    let mut used = 0;
+    for i in (0..=sel).rev() {
+        let r = rows_of(i);
+        if used + r.len() > height && !before.is_empty() {
+            break;
+        }
+        used += r.len();
+        before.push(r);
+    }
+    let mut lines: Vec<Line> = before.into_iter().rev().flatten().collect();
+    for i in sel + 1..n {
+        if lines.len() >= height {
+            break;
+        }
+        lines.extend(rows_of(i));
+    }
+    // The selected event may be taller than the view: show its start.
+    lines.truncate(height.max(1));
+    frame.render_widget(Paragraph::new(lines).block(block(app, title)), area);
 }
