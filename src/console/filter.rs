@@ -1,9 +1,29 @@
 //! Guest console output is untrusted. Passed to a host terminal as is, it
 //! could set the window title, write the clipboard (OSC 52), or make the
 //! terminal answer with text that lands in a shell. The filter drops every
-//! OSC, DCS, APC, PM and SOS string, the window-manipulation CSI (`t`) and
-//! UTF-8 encoded C1 controls (U+0080–U+009F, which some terminals obey as
-//! 8-bit CSI/OSC), and passes ordinary text, colours and cursor control.
+//! OSC, DCS, APC, PM and SOS string, the window-manipulation CSI (`t`), the
+//! CSIs that make the terminal answer (status, attribute and mode queries)
+//! and UTF-8 encoded C1 controls (U+0080–U+009F, which some terminals obey
+//! as 8-bit CSI/OSC), and passes ordinary text, colours and cursor control.
+
+/// A CSI (parameters and final byte) that makes the terminal answer on its
+/// input: device status and cursor position reports (`n`), device
+/// attributes (`c`), mode reports (`$p`), the terminal's version (`>q`) and
+/// keyboard-protocol queries (`?u`). An answer is typed text: it would reach
+/// the guest, or the host's shell once the console has been left.
+fn is_query(csi: &[u8]) -> bool {
+    let (Some(&last), first) = (csi.last(), csi.first().copied()) else {
+        return false;
+    };
+    let params = &csi[..csi.len() - 1];
+    match last {
+        b'n' | b'c' => true,
+        b'p' => params.contains(&b'$'),
+        b'q' => first == Some(b'>'),
+        b'u' => first == Some(b'?'),
+        _ => false,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
@@ -95,7 +115,7 @@ impl EscapeFilter {
                 State::Csi => {
                     self.csi.push(b);
                     if (0x40..=0x7e).contains(&b) {
-                        if b == b't' {
+                        if b == b't' || is_query(&self.csi) {
                             self.dropped += 1;
                         } else {
                             out.extend_from_slice(b"\x1b[");
@@ -148,6 +168,18 @@ mod tests {
     fn drops_title_clipboard_and_dcs_keeps_text_and_colour() {
         let input: &[u8] = b"a\x1b]0;pwned\x07b\x1b]52;c;ZXZpbA==\x1b\\c\x1bP+q544e\x1b\\d\x1b[31mred\x1b[0m\x1b[8;100;200te";
         assert_eq!(run(&[input]), b"abcd\x1b[31mred\x1b[0me".to_vec());
+    }
+
+    #[test]
+    fn queries_the_terminal_would_answer_are_dropped() {
+        // busybox's shell asks for the cursor position (ESC[6n) at every
+        // prompt; the answer would be typed into whatever has the input.
+        let input: &[u8] =
+            b"a\x1b[6nb\x1b[5nc\x1b[cd\x1b[>0ce\x1b[?25$pf\x1b[>qg\x1b[?uh";
+        assert_eq!(run(&[input]), b"abcdefgh".to_vec());
+        // Look-alikes that only draw are kept: cursor style, restore cursor.
+        let keep: &[u8] = b"\x1b[2 qx\x1b[uy\x1b[1;2Hz";
+        assert_eq!(run(&[keep]), keep.to_vec());
     }
 
     #[test]
