@@ -136,6 +136,22 @@ pub struct DomainTable {
     pub now_ns: u64,
 }
 
+/// Where a domain goes when sorting by STATE: live ones first, then paused,
+/// crashed, otherwise shut down, dying. Running and blocked count as one:
+/// a guest flips between them every second, and its row must not jump.
+pub fn state_rank(info: &DomainInfo) -> u8 {
+    let f = info.flags;
+    if f.dying {
+        4
+    } else if f.shutdown {
+        if info.is_crashed() { 2 } else { 3 }
+    } else if f.paused {
+        1
+    } else {
+        0
+    }
+}
+
 /// Strip control characters: names may come from guests or other tools.
 pub fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
@@ -288,7 +304,7 @@ impl DomainTable {
                     .name
                     .to_lowercase()
                     .cmp(&rows[b].name.to_lowercase()),
-                Column::State => ia.state_string().cmp(&ib.state_string()),
+                Column::State => state_rank(ia).cmp(&state_rank(ib)),
                 _ => key_f64(a).total_cmp(&key_f64(b)),
             };
             let primary = if self.descending {
@@ -351,5 +367,62 @@ impl DomainTable {
     pub fn name_of(&self, domid: DomId) -> String {
         self.row(domid)
             .map_or_else(|| format!("domain {domid}"), |r| r.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{ShutdownReason, StateFlags};
+
+    fn with(flags: StateFlags, reason: Option<ShutdownReason>) -> u8 {
+        state_rank(&crate::backend::DomainInfo {
+            domid: 1,
+            name: "d".into(),
+            uuid: uuid::Uuid::nil(),
+            memory_kib: 0,
+            max_memory_kib: 0,
+            vcpus: 1,
+            flags,
+            shutdown_reason: reason,
+            cpu_time_ns: 0,
+            vcpu_time_ns: Vec::new(),
+            devices: Vec::new(),
+            start_ns: None,
+            notes: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn running_and_blocked_sort_together_then_paused_crashed_shut_dying() {
+        let running = StateFlags {
+            running: true,
+            ..Default::default()
+        };
+        let blocked = StateFlags {
+            blocked: true,
+            ..Default::default()
+        };
+        let paused = StateFlags {
+            paused: true,
+            ..Default::default()
+        };
+        let shut = StateFlags {
+            shutdown: true,
+            ..Default::default()
+        };
+        let dying = StateFlags {
+            dying: true,
+            ..Default::default()
+        };
+        assert_eq!(with(running, None), with(blocked, None));
+        let order = [
+            with(running, None),
+            with(paused, None),
+            with(shut, Some(ShutdownReason::Crash)),
+            with(shut, Some(ShutdownReason::Poweroff)),
+            with(dying, None),
+        ];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 }
