@@ -614,3 +614,23 @@ fn a_long_message_is_cut_on_the_status_line_and_whole_in_events() {
     assert_eq!(h.app.events_selected, last + 1, "following again");
     assert!(h.screen().contains("no domain nosuch2"));
 }
+
+#[test]
+fn shift_tab_f1_and_ctrl_c_do_what_other_tools_do() {
+    use domus::tui::app::Tab;
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.shift(KeyCode::BackTab);
+    assert_eq!(h.app.tab, Tab::Events, "Shift-Tab goes back a tab");
+    h.key(KeyCode::BackTab);
+    assert_eq!(h.app.tab, Tab::Library);
+    h.key(KeyCode::Tab);
+    assert_eq!(h.app.tab, Tab::Events);
+    h.key(KeyCode::F(1));
+    assert!(h.screen().contains("Previous tab"), "F1 opens the help");
+    assert!(h.screen().contains("Shift-Tab"));
+    h.key(KeyCode::Esc);
+    assert!(!h.app.quit);
+    h.ctrl('c');
+    assert!(h.app.quit, "Ctrl-C quits, as q does");
+}

@@ -174,8 +174,7 @@ mod tests {
     fn queries_the_terminal_would_answer_are_dropped() {
         // busybox's shell asks for the cursor position (ESC[6n) at every
         // prompt; the answer would be typed into whatever has the input.
-        let input: &[u8] =
-            b"a\x1b[6nb\x1b[5nc\x1b[cd\x1b[>0ce\x1b[?25$pf\x1b[>qg\x1b[?uh";
+        let input: &[u8] = b"a\x1b[6nb\x1b[5nc\x1b[cd\x1b[>0ce\x1b[?25$pf\x1b[>qg\x1b[?uh";
         assert_eq!(run(&[input]), b"abcdefgh".to_vec());
         // Look-alikes that only draw are kept: cursor style, restore cursor.
         let keep: &[u8] = b"\x1b[2 qx\x1b[uy\x1b[1;2Hz";

@@ -1102,6 +1102,11 @@ impl App {
                 let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
                 self.tab = Tab::ALL[(i + 1) % Tab::ALL.len()];
             }
+            Command::PrevTab => {
+                let n = Tab::ALL.len();
+                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                self.tab = Tab::ALL[(i + n - 1) % n];
+            }
             Command::TabDomains => self.tab = Tab::Domains,
             Command::TabLibrary => self.tab = Tab::Library,
             Command::TabEvents => self.tab = Tab::Events,

@@ -34,6 +34,7 @@ pub enum Command {
     Help,
     Palette,
     NextTab,
+    PrevTab,
     TabDomains,
     TabLibrary,
     TabEvents,
@@ -151,12 +152,18 @@ use Scope as S;
 pub static BINDINGS: &[Binding] = &[
     b(
         S::Global,
-        &[k('q')],
+        &[k('q'), ctrl('c')],
         C::Quit,
         "quit",
         "Quit domus (domains keep running)",
     ),
-    b(S::Global, &[k('?')], C::Help, "help", "Show this help"),
+    b(
+        S::Global,
+        &[k('?'), code(KeyCode::F(1))],
+        C::Help,
+        "help",
+        "Show this help",
+    ),
     b(
         S::Global,
         &[k(':')],
@@ -165,6 +172,14 @@ pub static BINDINGS: &[Binding] = &[
         "Command palette (the CLI's verbs)",
     ),
     b(S::Global, &[code(KeyCode::Tab)], C::NextTab, "", "Next tab"),
+    b(
+        S::Global,
+        // Terminals send Shift-Tab as BackTab, with or without SHIFT.
+        &[shift(KeyCode::BackTab), code(KeyCode::BackTab)],
+        C::PrevTab,
+        "",
+        "Previous tab",
+    ),
     b(S::Global, &[k('1')], C::TabDomains, "", "Domains tab"),
     b(
         S::Global,
@@ -450,6 +465,8 @@ pub fn key_label(key: &Key) -> String {
         KeyCode::Enter => "Enter".into(),
         KeyCode::Esc => "Esc".into(),
         KeyCode::Tab => "Tab".into(),
+        KeyCode::BackTab => return "Shift-Tab".into(),
+        KeyCode::F(n) => format!("F{n}"),
         KeyCode::Up => "↑".into(),
         KeyCode::Down => "↓".into(),
         KeyCode::PageUp => "PgUp".into(),
@@ -459,7 +476,7 @@ pub fn key_label(key: &Key) -> String {
         other => format!("{other:?}"),
     };
     if key.mods.contains(KeyModifiers::CONTROL) {
-        format!("Ctrl-{base}")
+        format!("Ctrl-{}", base.to_uppercase())
     } else if key.mods.contains(KeyModifiers::SHIFT) {
         format!("Shift-{base}")
     } else {

@@ -296,9 +296,14 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
             .iter()
             .filter(|b| b.scope == scope && !(app.read_only && b.destructive))
         {
-            let keys: Vec<String> = b.keys.iter().map(keymap::key_label).collect();
+            let mut keys: Vec<String> = Vec::new();
+            for label in b.keys.iter().map(keymap::key_label) {
+                if !keys.contains(&label) {
+                    keys.push(label);
+                }
+            }
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<16}", keys.join(" ")), t.key()),
+                Span::styled(format!("  {:<16} ", keys.join(" ")), t.key()),
                 Span::styled(b.help, t.base()),
             ]));
         }
