@@ -634,3 +634,48 @@ fn shift_tab_f1_and_ctrl_c_do_what_other_tools_do() {
     h.ctrl('c');
     assert!(h.app.quit, "Ctrl-C quits, as q does");
 }
+
+#[test]
+fn a_low_memory_target_asks_first() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    let mem_of = |h: &mut Harness| {
+        h.tick(1.0);
+        h.app
+            .table
+            .selected_row()
+            .map(|r| r.view.info.memory_kib / 1024)
+    };
+    let before = mem_of(&mut h);
+
+    // An ordinary target applies at once.
+    h.key(KeyCode::Char('m'));
+    h.ctrl('u');
+    h.type_text("96\r");
+    assert_eq!(mem_of(&mut h), Some(96), "was {before:?}");
+
+    // A tiny one asks; n keeps the memory as it was.
+    h.key(KeyCode::Char('m'));
+    h.ctrl('u');
+    h.type_text("16\r");
+    let screen = h.screen();
+    assert!(
+        screen.contains("Set web1's memory target to 16 MiB (below 64)?"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("mem_target_confirm", screen);
+    h.key(KeyCode::Char('n'));
+    assert_eq!(mem_of(&mut h), Some(96));
+
+    // y sets it; the palette's mem-set asks the same way.
+    h.key(KeyCode::Char('m'));
+    h.ctrl('u');
+    h.type_text("16\r");
+    h.key(KeyCode::Char('y'));
+    assert_eq!(mem_of(&mut h), Some(16));
+    h.key(KeyCode::Char(':'));
+    h.type_text("mem-set Domain-0 100\r");
+    assert!(h.screen().contains("Set Domain-0's memory target to 100 MiB (below 512)?"));
+    h.key(KeyCode::Esc);
+}

@@ -70,7 +70,14 @@ pub struct LogLine {
 pub enum Pending {
     Destroy(Vec<DomId>),
     DeleteFile(PathBuf),
+    MemTarget(DomId, u64),
 }
+
+/// Below these (MiB) a memory target asks first: a guest's kernel starts
+/// killing processes, and a starved Domain-0 takes the host's toolstack
+/// with it.
+const LOW_GUEST_MIB: u64 = 64;
+const LOW_DOM0_MIB: u64 = 512;
 
 #[derive(Debug, Clone)]
 pub struct Confirm {
@@ -676,7 +683,7 @@ impl App {
                 }
                 if enter {
                     return match input.text.trim().parse::<u64>() {
-                        Ok(mib) if mib > 0 => (Mode::Normal, vec![Effect::MemTarget(domid, mib)]),
+                        Ok(mib) if mib > 0 => self.mem_target(domid, mib),
                         _ => {
                             self.log(
                                 Level::Error,
@@ -689,7 +696,9 @@ impl App {
                         }
                     };
                 }
-                if matches!(key.code, KeyCode::Char(c) if !c.is_ascii_digit()) {
+                // Digits only; editing keys (Ctrl-U, Ctrl-A, …) still work.
+                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+                if matches!(key.code, KeyCode::Char(c) if !c.is_ascii_digit() && !ctrl) {
                     return (Mode::Memory { domid, input }, Vec::new());
                 }
                 input.handle(&key);
@@ -1308,6 +1317,30 @@ impl App {
         });
     }
 
+    /// Set a memory target, asking first when it is low enough to hurt.
+    fn mem_target(&self, domid: DomId, mib: u64) -> (Mode, Vec<Effect>) {
+        let low = if domid == 0 {
+            LOW_DOM0_MIB
+        } else {
+            LOW_GUEST_MIB
+        };
+        if mib >= low {
+            return (Mode::Normal, vec![Effect::MemTarget(domid, mib)]);
+        }
+        let name = self.table.name_of(domid);
+        let why = if domid == 0 {
+            "Domain-0 runs the toolstack and the backends of every guest;\nstarved, it can take them all down."
+        } else {
+            "The guest's kernel may start killing processes\nwhen it has to give the memory back."
+        };
+        let mode = Mode::Confirm(Confirm {
+            title: "Memory target".into(),
+            message: format!("Set {name}'s memory target to {mib} MiB (below {low})?\n{why}"),
+            pending: Pending::MemTarget(domid, mib),
+        });
+        (mode, Vec::new())
+    }
+
     /// Selected/tagged domains, minus Domain-0 (with a message).
     fn guest_targets(&mut self, what: &str) -> Vec<DomId> {
         let mut targets = self.table.targets();
@@ -1386,6 +1419,7 @@ impl App {
         match pending {
             Pending::Destroy(targets) => vec![Effect::Destroy(targets)],
             Pending::DeleteFile(path) => vec![Effect::DeleteFile(path)],
+            Pending::MemTarget(domid, mib) => vec![Effect::MemTarget(domid, mib)],
         }
     }
 
@@ -1545,7 +1579,11 @@ impl App {
                         .and_then(|m| m.parse::<u64>().ok())
                         .filter(|m| *m > 0)
                     {
-                        Some(mib) => return vec![Effect::MemTarget(d, mib)],
+                        Some(mib) => {
+                            let (mode, effects) = self.mem_target(d, mib);
+                            self.mode = mode;
+                            return effects;
+                        }
                         None => self.log(Level::Error, "mem-set DOM MIB"),
                     }
                 }
