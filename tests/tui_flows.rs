@@ -676,6 +676,9 @@ fn a_low_memory_target_asks_first() {
     assert_eq!(mem_of(&mut h), Some(16));
     h.key(KeyCode::Char(':'));
     h.type_text("mem-set Domain-0 100\r");
-    assert!(h.screen().contains("Set Domain-0's memory target to 100 MiB (below 512)?"));
+    assert!(
+        h.screen()
+            .contains("Set Domain-0's memory target to 100 MiB (below 512)?")
+    );
     h.key(KeyCode::Esc);
 }
