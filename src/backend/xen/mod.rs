@@ -182,6 +182,34 @@ impl XenHypervisor {
         Ok(())
     }
 
+    /// An attach whose hotplug script failed is tried again, up to twice.
+    /// Xen's block and vif-bridge scripts fail now and then on a busy dom0
+    /// ("Writing … to xenstore failed", even a segfault in the shell) with
+    /// nothing wrong in the request; `cleanup` clears what a failed attempt
+    /// left behind. Every other failure is reported at once.
+    fn attach_retrying(
+        &self,
+        domid: DomId,
+        args: &[&str],
+        cleanup: Option<&[&str]>,
+    ) -> BackendResult<()> {
+        let mut tries = 0;
+        loop {
+            match self.xl(args, SLOW) {
+                Ok(_) => return Ok(()),
+                Err(e) if tries < 2 && e.to_string().contains("script") => {
+                    tries += 1;
+                    tracing::warn!(domid, error = %e, "{} failed in its hotplug script; retrying", args[0]);
+                    if let Some(c) = cleanup {
+                        let _ = self.xl(c, SLOW);
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn xl(&self, args: &[&str], timeout: Duration) -> BackendResult<String> {
         xl::run(&self.opts.xl, args, timeout)
     }
@@ -514,24 +542,19 @@ impl Hypervisor for XenHypervisor {
                 let qcow2 = std::io::Read::read(&mut f, &mut magic).is_ok_and(|n| n == 4)
                     && magic == *b"QFI\xfb";
                 let spec = cfg::disk_spec(v, qcow2);
-                if let Err(e) = self.xl(&["block-attach", &d, &spec], SLOW) {
-                    // Xen's block hotplug script fails now and then on a
-                    // busy dom0 ("Writing … to xenstore failed"): clear what
-                    // it left and try once more.
-                    if !e.to_string().contains("script") {
-                        return Err(e);
-                    }
-                    tracing::warn!(domid, error = %e, "block-attach failed in the hotplug script; retrying once");
-                    let _ = self.xl(&["block-detach", &d, &v.dev], SLOW);
-                    std::thread::sleep(Duration::from_secs(1));
-                    self.xl(&["block-attach", &d, &spec], SLOW)?;
-                }
+                self.attach_retrying(
+                    domid,
+                    &["block-attach", &d, &spec],
+                    Some(&["block-detach", &d, &v.dev]),
+                )?;
             }
             DeviceSpec::Vif(v) => {
                 let args = cfg::nic_args(v);
                 let mut a: Vec<&str> = vec!["network-attach", &d];
                 a.extend(args.iter().map(String::as_str));
-                self.xl(&a, SLOW)?;
+                let mac = v.mac.map(|m| m.to_string());
+                let cleanup = mac.as_deref().map(|m| ["network-detach", &d, m]);
+                self.attach_retrying(domid, &a, cleanup.as_ref().map(|c| &c[..]))?;
             }
             DeviceSpec::Pci(p) => {
                 self.xl(&["pci-attach", &d, &p.to_string()], SLOW)?;
@@ -654,4 +677,87 @@ fn sidecar(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".domus");
     PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in `xl` that logs its calls and fails `network-attach` the
+    /// way a crashed vif-bridge script does, `fails` times.
+    fn fake_xl(dir: &Path, fails: u32, message: &str) -> XenHypervisor {
+        let xl = dir.join("xl");
+        let script = format!(
+            "#!/bin/sh\n\
+             echo \"$*\" >> {calls}\n\
+             case $1 in\n\
+             network-attach)\n\
+               n=$(grep -c '^network-attach' {calls})\n\
+               if [ $n -le {fails} ]; then echo '{message}' >&2; exit 1; fi ;;\n\
+             esac\n\
+             exit 0\n",
+            calls = dir.join("calls").display(),
+        );
+        std::fs::write(&xl, script).unwrap();
+        std::fs::set_permissions(&xl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut opts = XenOptions::new(&dir.join("state"), Arc::new(SystemClock));
+        opts.xl = xl;
+        XenHypervisor::open(opts).unwrap()
+    }
+
+    fn calls(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    const SEGV: &str = "libxl: error: libxl_exec.c:127:libxl_report_child_exitstatus: /etc/xen/scripts/vif-bridge online [1538] died due to fatal signal Segmentation fault";
+
+    #[test]
+    fn an_attach_whose_hotplug_script_crashed_is_cleaned_up_and_tried_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hv = fake_xl(tmp.path(), 1, SEGV);
+        let args = ["network-attach", "1", "mac=00:16:3e:00:00:01"];
+        hv.attach_retrying(
+            1,
+            &args,
+            Some(&["network-detach", "1", "00:16:3e:00:00:01"]),
+        )
+        .unwrap();
+        let c = calls(tmp.path());
+        assert_eq!(
+            &c[1..],
+            [
+                "network-attach 1 mac=00:16:3e:00:00:01",
+                "network-detach 1 00:16:3e:00:00:01",
+                "network-attach 1 mac=00:16:3e:00:00:01",
+            ],
+            "after `xl info`: {c:?}"
+        );
+    }
+
+    #[test]
+    fn other_attach_failures_and_a_script_that_keeps_failing_are_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hv = fake_xl(tmp.path(), 9, "libxl: error: bridge xenbr9 does not exist");
+        let err = hv
+            .attach_retrying(1, &["network-attach", "1"], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xenbr9"), "{err}");
+        assert_eq!(calls(tmp.path()).len(), 2, "one attach, no retry");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let hv = fake_xl(tmp.path(), 9, SEGV);
+        let err = hv
+            .attach_retrying(1, &["network-attach", "1"], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vif-bridge"), "{err}");
+        assert_eq!(calls(tmp.path()).len(), 4, "three attaches in all");
+    }
 }

@@ -13,19 +13,40 @@ use crate::backend::{BackendError, BackendResult, DomId, ShutdownReason, StateFl
 
 /// Run `program args…`; its stdout, or an error carrying its stderr. A
 /// program the dynamic loader failed to start never ran, so it is started
-/// again (this happens now and then in a dom0 under TCG emulation).
+/// again; a query (`list`, `vcpu-list`, `info`, `xenstore-read`) that
+/// crashed or hung is asked again too, since asking twice changes nothing.
+/// Both happen now and then in a dom0 under TCG emulation.
 pub fn run(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<String> {
+    let query = is_query(program, args);
     let mut tries = 0;
     loop {
         match run_once(program, args, timeout) {
-            Err(e) if tries < 3 && e.to_string().contains("Inconsistency detected by ld.so") => {
+            Err(e) if tries < 3 && (never_started(&e) || (query && crashed(&e))) => {
                 tries += 1;
-                tracing::warn!(error = %e, "the loader failed to start it; again");
+                tracing::warn!(error = %e, "it did not run through; again");
                 std::thread::sleep(Duration::from_millis(100));
             }
             other => return other,
         }
     }
+}
+
+fn is_query(program: &Path, args: &[&str]) -> bool {
+    program.file_name().is_some_and(|n| n == "xenstore-read")
+        || matches!(args.first(), Some(&("list" | "vcpu-list" | "info")))
+}
+
+/// The loader gave up before `main`.
+fn never_started(e: &BackendError) -> bool {
+    let m = e.to_string();
+    m.contains("Inconsistency detected by ld.so")
+        || m.contains("error while loading shared libraries")
+}
+
+/// Killed by a signal, or stopped at the timeout.
+fn crashed(e: &BackendError) -> bool {
+    let m = e.to_string();
+    m.contains("(signal: ") || m.contains("did not finish within")
 }
 
 fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<String> {
@@ -246,6 +267,31 @@ tiny  1  0  -  --p  1.2  all / all
         let t = error_text(err, "", "exit status: 1");
         assert!(t.contains("cannot make domain"), "{t}");
         assert!(!t.contains("noise"), "{t}");
+    }
+
+    #[test]
+    fn queries_that_crashed_are_asked_again_and_changes_are_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let xl = tmp.path().join("xl");
+        let calls = tmp.path().join("calls");
+        // Crashes the first time it is run for each subcommand.
+        let script = format!(
+            "#!/bin/sh\necho \"$1\" >> {c}\n[ $(grep -c \"^$1$\" {c}) -gt 1 ] && {{ echo ok; exit 0; }}\nkill -SEGV $$\n",
+            c = calls.display()
+        );
+        std::fs::write(&xl, script).unwrap();
+        std::fs::set_permissions(&xl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let t = Duration::from_secs(10);
+        assert_eq!(run(&xl, &["list", "-v"], t).unwrap().trim(), "ok");
+        let err = run(&xl, &["block-attach", "1", "x"], t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SIGSEGV"), "{err}");
+        let n = std::fs::read_to_string(&calls).unwrap();
+        assert_eq!(
+            n.lines().collect::<Vec<_>>(),
+            ["list", "list", "block-attach"]
+        );
     }
 
     #[test]
