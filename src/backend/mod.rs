@@ -16,6 +16,8 @@ mod types;
 
 pub use console::{ConsoleStream, ReadOutcome};
 pub use error::{BackendError, BackendResult, CallKind};
+#[cfg(test)]
+pub(crate) use types::test_info;
 pub use types::{
     AttachedDevice, BackendKind, BootImage, Capabilities, Capability, CreateSpec, DomId,
     DomainInfo, HostInfo, ShutdownReason, StateFlags,

@@ -12,6 +12,13 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::{BackendError, BackendResult, DomId};
 
+/// Leave a running child to a thread that collects its exit status.
+fn reap(mut child: std::process::Child) {
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+}
+
 /// How long a new supervisor may take to say it is watching.
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
@@ -120,9 +127,7 @@ impl Slot {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
             if self.pid.exists() {
-                std::thread::spawn(move || {
-                    let _ = child.wait();
-                });
+                reap(child);
                 return Ok(None);
             }
             match child.try_wait() {
@@ -137,9 +142,7 @@ impl Slot {
                 Err(e) => return Err(BackendError::io("waiting for the supervisor", e)),
             }
             if Instant::now() >= deadline {
-                std::thread::spawn(move || {
-                    let _ = child.wait();
-                });
+                reap(child);
                 return Err(not_ready(domid));
             }
             std::thread::sleep(Duration::from_millis(10));

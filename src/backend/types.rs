@@ -287,27 +287,29 @@ impl Capabilities {
     }
 }
 
+/// A bare domain with the given state, for unit tests across the crate.
+#[cfg(test)]
+pub(crate) fn test_info(flags: StateFlags, reason: Option<ShutdownReason>) -> DomainInfo {
+    DomainInfo {
+        domid: 1,
+        name: "d".into(),
+        uuid: uuid::Uuid::nil(),
+        memory_kib: 0,
+        max_memory_kib: 0,
+        vcpus: 1,
+        flags,
+        shutdown_reason: reason,
+        cpu_time_ns: 0,
+        vcpu_time_ns: vec![],
+        devices: vec![],
+        start_ns: None,
+        notes: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn info(flags: StateFlags, reason: Option<ShutdownReason>) -> DomainInfo {
-        DomainInfo {
-            domid: 1,
-            name: "d".into(),
-            uuid: uuid::Uuid::nil(),
-            memory_kib: 0,
-            max_memory_kib: 0,
-            vcpus: 1,
-            flags,
-            shutdown_reason: reason,
-            cpu_time_ns: 0,
-            vcpu_time_ns: vec![],
-            devices: vec![],
-            start_ns: None,
-            notes: vec![],
-        }
-    }
 
     #[test]
     fn state_letters_for_every_state() {
@@ -407,7 +409,7 @@ mod tests {
             ),
         ];
         for (flags, reason, letters, word) in cases {
-            let i = info(flags, reason);
+            let i = test_info(flags, reason);
             assert_eq!(i.state_string(), letters);
             assert_eq!(i.state_word(), word, "{letters}");
         }

@@ -376,45 +376,21 @@ mod tests {
     use crate::backend::{ShutdownReason, StateFlags};
 
     fn with(flags: StateFlags, reason: Option<ShutdownReason>) -> u8 {
-        state_rank(&crate::backend::DomainInfo {
-            domid: 1,
-            name: "d".into(),
-            uuid: uuid::Uuid::nil(),
-            memory_kib: 0,
-            max_memory_kib: 0,
-            vcpus: 1,
-            flags,
-            shutdown_reason: reason,
-            cpu_time_ns: 0,
-            vcpu_time_ns: Vec::new(),
-            devices: Vec::new(),
-            start_ns: None,
-            notes: Vec::new(),
-        })
+        state_rank(&crate::backend::test_info(flags, reason))
     }
 
     #[test]
     fn running_and_blocked_sort_together_then_paused_crashed_shut_dying() {
-        let running = StateFlags {
-            running: true,
-            ..Default::default()
+        let flags = |set: fn(&mut StateFlags)| {
+            let mut f = StateFlags::default();
+            set(&mut f);
+            f
         };
-        let blocked = StateFlags {
-            blocked: true,
-            ..Default::default()
-        };
-        let paused = StateFlags {
-            paused: true,
-            ..Default::default()
-        };
-        let shut = StateFlags {
-            shutdown: true,
-            ..Default::default()
-        };
-        let dying = StateFlags {
-            dying: true,
-            ..Default::default()
-        };
+        let running = flags(|f| f.running = true);
+        let blocked = flags(|f| f.blocked = true);
+        let paused = flags(|f| f.paused = true);
+        let shut = flags(|f| f.shutdown = true);
+        let dying = flags(|f| f.dying = true);
         assert_eq!(with(running, None), with(blocked, None));
         let order = [
             with(running, None),

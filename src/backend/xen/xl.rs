@@ -21,12 +21,13 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<St
     let mut tries = 0;
     loop {
         match run_once(program, args, timeout) {
-            Err(e) if tries < 3 && (never_started(&e) || (query && crashed(&e))) => {
+            Ok(out) => return Ok(out),
+            Err(f) if tries < 3 && (f.never_started || (query && f.crashed)) => {
                 tries += 1;
-                tracing::warn!(error = %e, "it did not run through; again");
+                tracing::warn!(error = %f.error, "it did not run through; again");
                 std::thread::sleep(Duration::from_millis(100));
             }
-            other => return other,
+            Err(f) => return Err(f.error),
         }
     }
 }
@@ -36,20 +37,27 @@ fn is_query(program: &Path, args: &[&str]) -> bool {
         || matches!(args.first(), Some(&("list" | "vcpu-list" | "info")))
 }
 
-/// The loader gave up before `main`.
-fn never_started(e: &BackendError) -> bool {
-    let m = e.to_string();
-    m.contains("Inconsistency detected by ld.so")
-        || m.contains("error while loading shared libraries")
+/// A run that failed, and how.
+struct Failed {
+    error: BackendError,
+    /// The loader gave up before `main`.
+    never_started: bool,
+    /// Killed by a signal, or stopped at the timeout.
+    crashed: bool,
 }
 
-/// Killed by a signal, or stopped at the timeout.
-fn crashed(e: &BackendError) -> bool {
-    let m = e.to_string();
-    m.contains("(signal: ") || m.contains("did not finish within")
+impl Failed {
+    fn plain(error: BackendError) -> Failed {
+        Failed {
+            error,
+            never_started: false,
+            crashed: false,
+        }
+    }
 }
 
-fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<String> {
+fn run_once(program: &Path, args: &[&str], timeout: Duration) -> Result<String, Failed> {
+    use std::os::unix::process::ExitStatusExt;
     let what = format!("{} {}", program.display(), args.join(" "));
     let mut child = Command::new(program)
         .args(args)
@@ -57,7 +65,7 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<S
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| BackendError::io(format!("running {what}"), e))?;
+        .map_err(|e| Failed::plain(BackendError::io(format!("running {what}"), e)))?;
     // Drain both pipes on threads so a chatty xl never blocks on a full pipe.
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
@@ -82,13 +90,22 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<S
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(BackendError::Other(format!(
-                    "{what} did not finish within {} s",
-                    timeout.as_secs()
-                )));
+                return Err(Failed {
+                    error: BackendError::Other(format!(
+                        "{what} did not finish within {} s",
+                        timeout.as_secs()
+                    )),
+                    never_started: false,
+                    crashed: true,
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(BackendError::io(format!("waiting for {what}"), e)),
+            Err(e) => {
+                return Err(Failed::plain(BackendError::io(
+                    format!("waiting for {what}"),
+                    e,
+                )));
+            }
         }
     };
     let out = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
@@ -99,10 +116,15 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> BackendResult<S
         }
         Ok(out)
     } else {
-        Err(BackendError::Other(format!(
-            "{what}: {}",
-            error_text(&err, &out, &status.to_string())
-        )))
+        Err(Failed {
+            error: BackendError::Other(format!(
+                "{what}: {}",
+                error_text(&err, &out, &status.to_string())
+            )),
+            never_started: err.contains("Inconsistency detected by ld.so")
+                || err.contains("error while loading shared libraries"),
+            crashed: status.signal().is_some(),
+        })
     }
 }
 
