@@ -61,7 +61,7 @@ fn parse(c: &mut Criterion) {
 fn cycles(c: &mut Criterion) {
     let clock = Arc::new(SystemClock);
     let sim = SimHypervisor::in_memory(clock.clone());
-    let engine = Engine::in_memory(Arc::new(sim), clock);
+    let engine = Engine::in_memory(Arc::new(sim), clock).unwrap_or_else(|e| panic!("{e}"));
     let (config, _) = parse_str(
         "(vm (name cycle) (memory 128) (vcpus 1) (cpu_weight 256)
             (image (linux (kernel /boot/vmlinuz) (root /dev/xvda1)))
@@ -97,7 +97,7 @@ fn populate(dir: &Path) -> usize {
         ..Default::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::persistent(Arc::new(sim), clock, dir);
+    let engine = Engine::persistent(Arc::new(sim), clock, dir).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..n {
         let text = format!(
             "(vm (name dom-{i}) (memory 8) (image (linux (kernel /boot/vmlinuz)))

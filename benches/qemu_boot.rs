@@ -143,7 +143,8 @@ fn main() {
         hv.clone(),
         Arc::new(SystemClock),
         &root.path().join("state"),
-    );
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut raws = Vec::new();
     let mut ours = Vec::new();
     // Interleaved, so drift in the machine's load hits both alike.

@@ -19,7 +19,8 @@ fn populate(dir: &Path, n: usize) {
         ..Default::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::persistent(Arc::new(sim), Arc::new(SystemClock), dir);
+    let engine = Engine::persistent(Arc::new(sim), Arc::new(SystemClock), dir)
+        .unwrap_or_else(|e| panic!("{e}"));
     for i in 0..n {
         let (config, _) = domus::config::parse_str(
             &format!("(vm (name dom-{i}) (memory 8) (image (linux (kernel /k))))"),

@@ -24,6 +24,12 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock, for stamps that are not part of any modelled behaviour
+/// (file names, store bookkeeping).
+pub fn wall_ns() -> u64 {
+    SystemClock.now_ns()
+}
+
 /// A clock that moves only when told to.
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicU64);

@@ -13,5 +13,6 @@ pub mod console;
 pub mod engine;
 pub mod paths;
 pub mod persist;
+pub mod store;
 pub mod sxp;
 pub mod tui;

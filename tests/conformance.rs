@@ -15,7 +15,7 @@ use domus::backend::sim::SimHypervisor;
 use domus::backend::{Hypervisor, ShutdownReason};
 use domus::clock::SystemClock;
 use domus::config::{DeviceRef, DeviceSpec, parse_str};
-use domus::engine::{Engine, TimelineEvent};
+use domus::engine::{DomainEvent, Engine};
 
 fn parse(text: &str) -> domus::config::DomainConfig {
     parse_str(text, "conformance")
@@ -208,14 +208,14 @@ fn suite(engine: &Engine, hv: &dyn Hypervisor, scratch: &Path, name: &str, guest
     let timeline = wait_for("on_poweroff to be applied", 20, || {
         let _ = engine.refresh();
         let rec = engine.view(domid).ok()?.record?;
-        rec.timeline
-            .iter()
-            .any(|e| matches!(&e.event, TimelineEvent::PolicyApplied { field, .. } if field == "on_poweroff"))
-            .then_some(rec.timeline)
+        let tl = engine.timeline(rec.uuid).ok()?;
+        tl.iter()
+            .any(|e| matches!(&e.event, DomainEvent::PolicyApplied { field, .. } if field == "on_poweroff"))
+            .then_some(tl)
     });
     let applied = timeline
         .iter()
-        .filter(|e| matches!(e.event, TimelineEvent::PolicyApplied { .. }))
+        .filter(|e| matches!(e.event, DomainEvent::PolicyApplied { .. }))
         .count();
     assert_eq!(applied, 1, "the policy is applied exactly once");
 
@@ -231,7 +231,8 @@ fn suite(engine: &Engine, hv: &dyn Hypervisor, scratch: &Path, name: &str, guest
 fn simulator() {
     let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let sim = SimHypervisor::in_memory(Arc::new(SystemClock));
-    let engine = Engine::in_memory(Arc::new(sim.clone()), Arc::new(SystemClock));
+    let engine = Engine::in_memory(Arc::new(sim.clone()), Arc::new(SystemClock))
+        .unwrap_or_else(|e| panic!("{e}"));
     let guest = Guest {
         kernel: "/boot/vmlinuz".into(),
         initrd: "/boot/initrd.img".into(),
@@ -287,7 +288,8 @@ fn xen() {
         XenHypervisor::open(XenOptions::new(root.path(), Arc::new(SystemClock)))
             .unwrap_or_else(|e| panic!("opening the Xen backend: {e}")),
     );
-    let engine = Engine::persistent(hv.clone(), Arc::new(SystemClock), root.path());
+    let engine = Engine::persistent(hv.clone(), Arc::new(SystemClock), root.path())
+        .unwrap_or_else(|e| panic!("{e}"));
     let scratch = root.path().join("images");
     std::fs::create_dir_all(&scratch).unwrap_or_else(|e| panic!("{e}"));
     suite(&engine, hv.as_ref(), &scratch, "conf-xen", &guest);

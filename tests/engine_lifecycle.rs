@@ -192,11 +192,7 @@ fn restart_gives_a_new_domid_keeps_uuid_and_devices_and_logs_the_timeline() {
     assert_eq!(info.uuid, uuid);
     assert!(info.is_active());
     assert_eq!(info.devices.len(), 1);
-    let view = r.engine.view(new_domid).unwrap_or_else(|e| panic!("{e}"));
-    let events: Vec<String> = view
-        .record
-        .map(|rec| rec.timeline.iter().map(|e| e.event.to_string()).collect())
-        .unwrap_or_default();
+    let events = timeline(&r.engine, uuid);
     let expected = [
         "created (linux, 128 MiB, 1 vCPU)",
         "device attached: vbd xvda file:/srv/pol.img (w)",
@@ -244,10 +240,10 @@ fn a_second_restart_within_20_seconds_is_refused() {
         "{ev}"
     );
     assert_eq!(names(&r.sim), ["Domain-0"]);
-    let retired = r.engine.retired().unwrap_or_default();
-    let timeline: Vec<String> = retired
-        .last()
-        .map(|x| x.timeline.iter().map(|e| e.event.to_string()).collect())
+    let gone = r.engine.gone(1).unwrap_or_default();
+    let timeline: Vec<String> = gone
+        .first()
+        .map(|x| timeline(&r.engine, x.uuid))
         .unwrap_or_default();
     assert!(
         timeline
@@ -414,7 +410,7 @@ fn memory_target_and_save_restore() {
     assert!(back > d);
     let view = r.engine.view(back).unwrap_or_else(|e| panic!("{e}"));
     assert!(view.info.is_active());
-    assert_eq!(view.config().map(|c| c.name), Some("web1".into()));
+    assert_eq!(view.config().map(|c| c.name.as_str()), Some("web1"));
 }
 
 #[test]

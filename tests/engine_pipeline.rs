@@ -182,10 +182,9 @@ fn destroy_releases_devices_and_memory() {
     );
     assert_eq!(free_kib(&r.sim), free);
     assert_eq!(names(&r.sim), ["Domain-0"]);
-    let retired = r.engine.retired().unwrap_or_else(|e| panic!("{e}"));
-    let last = retired
-        .last()
-        .and_then(|rec| rec.timeline.last())
-        .map(|e| e.event.to_string());
+    let gone = r.engine.gone(10).unwrap_or_else(|e| panic!("{e}"));
+    let last = gone
+        .first()
+        .and_then(|rec| timeline(&r.engine, rec.uuid).pop());
     assert_eq!(last.as_deref(), Some("destroyed"));
 }

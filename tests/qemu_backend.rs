@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::guests::*;
 use domus::backend::{Hypervisor, ReadOutcome, ShutdownReason};
 use domus::config::parse_str;
-use domus::engine::{EngineError, Stage, TimelineEvent};
+use domus::engine::{DomainEvent, EngineError, Stage};
 
 fn parse(text: &str) -> domus::config::DomainConfig {
     parse_str(text, "test")
@@ -88,15 +88,15 @@ fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid_and_a_reboot_
         .ok()
         .and_then(|v| v.record)
         .unwrap_or_else(|| panic!("no record for the restarted domain"));
+    let tl = rig.engine.timeline(rec.uuid).unwrap_or_default();
     assert!(
-        rec.timeline.iter().any(|e| matches!(
+        tl.iter().any(|e| matches!(
             e.event,
-            TimelineEvent::ShutDown {
+            DomainEvent::ShutDown {
                 reason: ShutdownReason::Crash
             }
         )),
-        "{:?}",
-        rec.timeline
+        "{tl:?}"
     );
     wait_for_shell(&rig.engine, new.domid);
 
@@ -142,15 +142,15 @@ fn a_guest_panic_is_a_crash_and_on_crash_restart_gives_a_new_domid_and_a_reboot_
         .ok()
         .and_then(|v| v.record)
         .unwrap_or_else(|| panic!("no record for the rebooted domain"));
+    let tl = rig.engine.timeline(rec.uuid).unwrap_or_default();
     assert!(
-        rec.timeline.iter().any(|e| matches!(
+        tl.iter().any(|e| matches!(
             e.event,
-            TimelineEvent::ShutDown {
+            DomainEvent::ShutDown {
                 reason: ShutdownReason::Reboot
             }
         )),
-        "a requested reboot is reason reboot: {:?}",
-        rec.timeline
+        "a requested reboot is reason reboot: {tl:?}"
     );
     wait_for_shell(&rig.engine, third.domid);
     rig.engine

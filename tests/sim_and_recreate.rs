@@ -19,7 +19,8 @@ fn persistent(dir: &std::path::Path, clock: Arc<ManualClock>) -> (SimHypervisor,
         ..Default::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::persistent(Arc::new(sim.clone()), clock, dir);
+    let engine =
+        Engine::persistent(Arc::new(sim.clone()), clock, dir).unwrap_or_else(|e| panic!("{e}"));
     (sim, engine)
 }
 
@@ -206,6 +207,7 @@ fn a_shutdown_is_handled_by_exactly_one_of_two_engines() {
 
 #[test]
 fn a_policy_claim_left_by_a_dead_process_is_taken_over() {
+    use domus::store::{Intent, OpKind, Owner, SourceKind, Store};
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let clock = ManualClock::new(T0);
     let (_, engine) = persistent(dir.path(), clock.clone());
@@ -213,28 +215,52 @@ fn a_policy_claim_left_by_a_dead_process_is_taken_over() {
         .create(&with_policy("(on_crash restart)"), None)
         .unwrap_or_else(|e| panic!("{e}"));
     type_line(&engine, d, "crash");
-    // Another process claimed this shutdown and died before applying it.
-    let file = dir.path().join("engine-sim.json");
-    let mut records: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&file).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
-    for rec in records["live"]
-        .as_object_mut()
-        .into_iter()
-        .flat_map(|m| m.values_mut())
-    {
-        rec["handled_shutdown"] = serde_json::json!(d);
-        rec["claim_ns"] = serde_json::json!(T0);
-    }
-    std::fs::write(&file, serde_json::to_vec(&records).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
-
-    clock.advance_secs(10.0);
+    // Another process claimed this shutdown; plant its claim.
+    let store = Store::open(dir.path(), "sim").unwrap_or_else(|e| panic!("{e}"));
+    let claim = |owner: Owner| {
+        store
+            .write(|tx| {
+                let mut rec = tx
+                    .record_by_domid(d)?
+                    .unwrap_or_else(|| panic!("no record"));
+                rec.handled_shutdown = Some(d);
+                tx.put_record(&rec)?;
+                tx.insert_intent(&Intent {
+                    id: 0,
+                    op: OpKind::Policy,
+                    uuid: Some(rec.uuid),
+                    name: Some(rec.name.clone()),
+                    domid: Some(d),
+                    stage: "started".into(),
+                    owner,
+                    started_ns: T0,
+                    detail: None,
+                })
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // While its owner lives, the claim is respected, however old.
+    let live = claim(Owner::me(SourceKind::Supervisor));
+    clock.advance_secs(600.0);
     assert!(
         engine.refresh().unwrap_or_default().is_empty(),
-        "a fresh claim is respected"
+        "a live owner's claim is respected"
     );
-    clock.advance_secs(60.0);
+    store
+        .write(|tx| tx.delete_intent(live))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A dead owner's claim is taken over at once.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = child.id();
+    let start = domus::store::start_time(pid).unwrap_or(1);
+    let _ = child.wait();
+    claim(Owner {
+        pid,
+        start,
+        kind: SourceKind::Supervisor,
+    });
     let events = engine.refresh().unwrap_or_else(|e| panic!("{e}"));
     assert!(
         matches!(

@@ -29,10 +29,11 @@ pub enum CallKind {
     Save,
     Restore,
     CoreDump,
+    Supervise,
 }
 
 impl CallKind {
-    pub const ALL: [CallKind; 21] = [
+    pub const ALL: [CallKind; 22] = [
         CallKind::HostInfo,
         CallKind::List,
         CallKind::CreateDomain,
@@ -54,6 +55,7 @@ impl CallKind {
         CallKind::Save,
         CallKind::Restore,
         CallKind::CoreDump,
+        CallKind::Supervise,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +81,7 @@ impl CallKind {
             CallKind::Save => "save",
             CallKind::Restore => "restore",
             CallKind::CoreDump => "core_dump",
+            CallKind::Supervise => "supervise",
         }
     }
 

@@ -76,4 +76,95 @@ pub trait Hypervisor: Send + Sync {
     fn startup_notes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The key this host's records and journal are kept under in the state
+    /// store (the backend's name; a connection URI for remote hosts).
+    fn host_key(&self) -> String {
+        self.kind().as_str().to_string()
+    }
+
+    /// A uuid for a domain about to be built (random; the simulator's come
+    /// from its seed, so its hosts stay reproducible).
+    fn new_uuid(&self) -> BackendResult<uuid::Uuid> {
+        Ok(uuid::Uuid::new_v4())
+    }
+
+    /// The domain with this name, if any.
+    fn lookup(&self, name: &str) -> BackendResult<Option<DomainInfo>> {
+        Ok(self.list_domains()?.into_iter().find(|d| d.name == name))
+    }
+
+    /// The domains in the shut-down state, whose policies are due. Backends
+    /// that can answer without listing every domain should.
+    fn shut_down_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        Ok(self
+            .list_domains()?
+            .into_iter()
+            .filter(|d| d.flags.shutdown)
+            .collect())
+    }
+
+    /// Whether domus built this domain (as opposed to Domain-0 or another
+    /// toolstack's), for rebuilding lost records.
+    fn built_by_domus(&self, info: &DomainInfo) -> bool {
+        info.domid != 0
+    }
+
+    /// The boot image a domain runs, where the backend keeps it (for
+    /// rebuilding a lost record).
+    fn boot_image(&self, _domid: DomId) -> BackendResult<Option<BootImage>> {
+        Ok(None)
+    }
+
+    /// Whether each domain has a supervisor process of its own (QEMU, Xen:
+    /// one per domain, as `xl` keeps one) that reports what happens to it
+    /// and applies its policies with no other domus running.
+    fn supervised(&self) -> bool {
+        false
+    }
+
+    /// Start the domain's supervisor if it has none (a no-op where domains
+    /// have none).
+    fn ensure_supervisor(&self, _domid: DomId) -> BackendResult<()> {
+        Ok(())
+    }
+
+    /// The supervisor's loop (`domus supervise DOMID`): watch one domain
+    /// until it is gone, handing what the hypervisor reports to `sink`.
+    /// Returns when the domain is gone (after a final [`Notice::Gone`]), or
+    /// at once when another supervisor already watches it.
+    fn supervise(&self, _domid: DomId, _sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {
+        Err(BackendError::Unsupported {
+            backend: self.kind(),
+            call: CallKind::Supervise,
+        })
+    }
+}
+
+/// What the hypervisor reported about a domain without being asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    Paused,
+    Resumed,
+    ShutDown {
+        reason: ShutdownReason,
+        /// The guest did it (as opposed to the host or an operator).
+        by_guest: bool,
+    },
+    /// The guest reset itself.
+    Reset,
+    /// A device left the domain (a hot-unplug completed).
+    DeviceRemoved {
+        id: String,
+    },
+    /// A shutdown request got no answer from the guest.
+    ShutdownIgnored {
+        seconds: u64,
+    },
+    /// The domain is gone. `cause` says how when the backend knows;
+    /// `requested` when domus itself asked for it (a destroy).
+    Gone {
+        cause: String,
+        requested: bool,
+    },
 }

@@ -234,6 +234,11 @@ pub struct CreateSpec {
     /// step (Xen's `xl create`); the others take it in `build_image`.
     #[serde(default)]
     pub image: Option<BootImage>,
+    /// The lowest domid the backend may hand out, where it chooses domids
+    /// itself: one above any the store has seen, so domids never go
+    /// backwards even when a backend's own counter was rolled back.
+    #[serde(default)]
+    pub min_domid: DomId,
 }
 
 /// What an image handler hands the backend to build a domain.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::backend::HostInfo;
 use crate::clock::{NS_PER_SEC, format_utc};
 use crate::config::count_devices;
-use crate::engine::DomainView;
+use crate::engine::{DomainView, JournalEntry};
 
 /// Names can come from guests or other tools: never print control characters.
 pub fn sanitize(s: &str) -> String {
@@ -130,32 +130,45 @@ pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_jso
 }
 
 /// A domain that is gone: its config and last timeline.
-pub fn info_gone(rec: &crate::engine::DomainRecord) -> String {
+pub fn info_gone(rec: &crate::engine::DomainRecord, timeline: &[JournalEntry]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "name:      {}", sanitize(&rec.name));
     let _ = writeln!(out, "uuid:      {}", rec.uuid);
     out.push_str("state:     gone (no longer on the hypervisor)\n");
-    append_record(&mut out, rec);
+    append_record(&mut out, rec, timeline);
     out
 }
 
-fn append_record(out: &mut String, r: &crate::engine::DomainRecord) {
+fn append_record(out: &mut String, r: &crate::engine::DomainRecord, timeline: &[JournalEntry]) {
     if let Some(src) = &r.source {
         let _ = writeln!(out, "source:    {}", src.display());
     }
+    if let Some(note) = &r.note {
+        let _ = writeln!(out, "note:      {note}");
+    }
     out.push_str("\nconfig:\n");
-    for line in r.config.lines() {
+    for line in r.config.to_sxp_string().lines() {
         let _ = writeln!(out, "  {line}");
     }
     out.push_str("\ntimeline:\n");
-    for e in &r.timeline {
-        let dom = e.domid.map_or_else(String::new, |d| format!(" [{d}]"));
-        let _ = writeln!(out, "  {} UTC{dom} {}", format_utc(e.at_ns), e.event);
+    for e in timeline.iter().filter(|e| !e.event.is_op()) {
+        let _ = writeln!(out, "  {}", timeline_line(e));
     }
 }
 
+/// One journal entry as a line: time, domid, source and the event.
+pub fn timeline_line(e: &JournalEntry) -> String {
+    let dom = e.domid.map_or_else(String::new, |d| format!(" [{d}]"));
+    format!(
+        "{} UTC{dom} {}: {}",
+        format_utc(e.at_ns),
+        e.source,
+        sanitize(&e.event.to_string())
+    )
+}
+
 /// One domain in detail, with its timeline.
-pub fn info(view: &DomainView) -> String {
+pub fn info(view: &DomainView, timeline: &[JournalEntry]) -> String {
     let i = &view.info;
     let mut out = String::new();
     let _ = writeln!(out, "name:      {}", sanitize(&i.name));
@@ -180,9 +193,19 @@ pub fn info(view: &DomainView) -> String {
     for n in &i.notes {
         let _ = writeln!(out, "note:      {n}");
     }
+    for p in &view.pending {
+        let _ = writeln!(
+            out,
+            "pending:   {} (by {} {}, at stage '{}')",
+            p.op,
+            p.owner.kind.as_str(),
+            p.owner.pid,
+            p.stage
+        );
+    }
     match &view.record {
         None => out.push_str("config:    (not built by domus)\n"),
-        Some(r) => append_record(&mut out, r),
+        Some(r) => append_record(&mut out, r, timeline),
     }
     out
 }

@@ -17,7 +17,7 @@ use crate::backend::sim::{DEFAULT_SEED, Faults};
 use crate::backend::{DomId, ShutdownReason};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, DeviceRef};
-use crate::engine::Engine;
+use crate::engine::{Engine, SourceKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -180,7 +180,7 @@ fn parse_delay(s: &str) -> Result<f64, String> {
 
 /// Open the TUI on the chosen backend.
 pub fn run_tui(cli: &Cli) -> ExitCode {
-    let result = open_context(cli).and_then(|ctx| {
+    let result = open_context(cli, SourceKind::Tui).and_then(|ctx| {
         let config_root = crate::paths::default_config_dir();
         let opts = crate::tui::TuiOptions {
             theme: cli.theme.clone(),
@@ -259,11 +259,33 @@ pub fn state_dir(cli: &Cli) -> PathBuf {
         .unwrap_or_else(crate::paths::default_state_dir)
 }
 
-/// Open the backend and engine, re-discover domains and apply any pending
-/// shutdown policies (reported on stderr).
-pub fn open_context(cli: &Cli) -> CliResult<Context> {
+/// Open the backend and engine, repair what interrupted domus processes
+/// left, and apply any pending shutdown policies (all reported on stderr).
+pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
     let state_dir = state_dir(cli);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let hv = select::open(
+        cli.backend,
+        open_options(cli, &state_dir, clock.clone(), true)?,
+    )?;
+    for note in hv.startup_notes() {
+        eprintln!("domus: note: {note}");
+    }
+    let engine = Engine::persistent(hv, clock, &state_dir)?.with_actor(actor);
+    for note in engine.start()? {
+        eprintln!("domus: {note}");
+    }
+    apply_policies(&engine)?;
+    Ok(Context { engine, state_dir })
+}
+
+/// How to open the backend, from the command line and environment.
+fn open_options(
+    cli: &Cli,
+    state_dir: &Path,
+    clock: Arc<dyn Clock>,
+    adopt: bool,
+) -> CliResult<OpenOptions> {
     let sim_seed = match std::env::var("DOMUS_SIM_SEED") {
         Ok(s) => s
             .parse()
@@ -276,30 +298,16 @@ pub fn open_context(cli: &Cli) -> CliResult<Context> {
         }
         Err(_) => Faults::default(),
     };
-    let hv = select::open(
-        cli.backend,
-        OpenOptions {
-            state_dir: state_dir.clone(),
-            clock: clock.clone(),
-            sim_seed,
-            sim_faults,
-            runtime_dir: cli.runtime_dir.clone(),
-            accel: cli.accel.clone(),
-            supervisor: std::env::current_exe().ok(),
-            adopt: true,
-        },
-    )?;
-    for note in hv.startup_notes() {
-        eprintln!("domus: note: {note}");
-    }
-    let engine = Engine::persistent(hv, clock, &state_dir);
-    let report = engine.recreate()?;
-    tracing::debug!(?report, "re-discovered domains");
-    for name in &report.vanished {
-        eprintln!("domus: note: {name} is no longer on the hypervisor");
-    }
-    apply_policies(&engine)?;
-    Ok(Context { engine, state_dir })
+    Ok(OpenOptions {
+        state_dir: state_dir.to_path_buf(),
+        clock,
+        sim_seed,
+        sim_faults,
+        runtime_dir: cli.runtime_dir.clone(),
+        accel: cli.accel.clone(),
+        supervisor: std::env::current_exe().ok(),
+        adopt,
+    })
 }
 
 fn apply_policies(engine: &Engine) -> CliResult<()> {
@@ -332,7 +340,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         supervise(cli, *domid)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = open_context(cli)?;
+    let ctx = open_context(cli, SourceKind::Cli)?;
     let e = &ctx.engine;
     match command {
         Command::List { json } => {
@@ -395,12 +403,18 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         Command::MemSet { domain, mib } => e.set_memory_target(domid(&ctx, domain)?, *mib)?,
         Command::Console { domain } => console::run(e, domid(&ctx, domain)?)?,
         Command::Info { domain } => match e.resolve(domain) {
-            Ok(info) => print!("{}", list::info(&e.view(info.domid)?)),
+            Ok(info) => {
+                let view = e.view(info.domid)?;
+                let timeline = match &view.record {
+                    Some(r) => e.timeline(r.uuid)?,
+                    None => Vec::new(),
+                };
+                print!("{}", list::info(&view, &timeline));
+            }
             Err(err) => {
                 // A domain that is gone still has its last timeline.
-                let gone = e.retired()?.into_iter().rev().find(|r| r.name == *domain);
-                match gone {
-                    Some(rec) => print!("{}", list::info_gone(&rec)),
+                match e.gone_by_name(domain)? {
+                    Some(rec) => print!("{}", list::info_gone(&rec, &e.timeline(rec.uuid)?)),
                     None => return Err(err.into()),
                 }
             }
@@ -419,9 +433,10 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A domain's supervisor (`domus supervise DOMID`, started by the QEMU and
-/// Xen backends for every domain they build): apply its policy the moment
-/// it stops, with no other domus running; exit when the domain is gone.
+/// A domain's supervisor (`domus supervise DOMID`, started by backends
+/// whose domains each have one): record what the hypervisor reports about
+/// the domain and apply its policy the moment it stops, with no other domus
+/// running; exit when the domain is gone.
 fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
     // A supervisor has no terminal (stderr is /dev/null): a panic must
     // reach the log, or a domain silently loses its supervisor.
@@ -432,61 +447,22 @@ fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
     }));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = state_dir(cli);
-    let apply = |engine: &Engine| match engine.refresh() {
-        Ok(events) => {
-            for e in events {
-                tracing::info!(domid, "supervisor: {e}");
-            }
-        }
-        Err(e) => tracing::warn!(domid, error = %e, "supervisor: applying the policy"),
-    };
-    match select::resolve(cli.backend) {
-        crate::backend::BackendKind::Qemu => {
-            let runtime = cli
-                .runtime_dir
-                .clone()
-                .unwrap_or_else(crate::backend::qemu::default_runtime_dir);
-            let dir = crate::backend::qemu::launch::DomainDir::new(&runtime, domid);
-            let hv = select::open(
-                BackendChoice::Qemu,
-                OpenOptions {
-                    state_dir: state.clone(),
-                    clock: clock.clone(),
-                    sim_seed: DEFAULT_SEED,
-                    sim_faults: Faults::default(),
-                    runtime_dir: Some(runtime),
-                    accel: cli.accel.clone(),
-                    supervisor: std::env::current_exe().ok(),
-                    adopt: false,
-                },
-            )?;
-            let engine = Engine::persistent(hv.clone(), clock, &state);
-            crate::backend::qemu::supervisor::watch(&dir, || {
-                // QEMU sends SHUTDOWN just before it stops the VM: wait
-                // until the state says so, then apply the policy.
-                for _ in 0..50 {
-                    match hv.domain_info(domid) {
-                        Ok(info) if info.flags.shutdown => break,
-                        Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-                        Err(_) => return,
-                    }
-                }
-                apply(&engine);
-            })?;
-        }
-        crate::backend::BackendKind::Xen => {
-            let mut opts = crate::backend::xen::XenOptions::new(&state, clock.clone());
-            opts.supervisor = std::env::current_exe().ok();
-            let xen = Arc::new(crate::backend::xen::XenHypervisor::open(opts)?);
-            let engine = Engine::persistent(xen.clone(), clock, &state);
-            xen.watch(domid, || apply(&engine))?;
-        }
-        crate::backend::BackendKind::Sim => {
-            return Err(Failure::usage(
-                "supervise is for the qemu and xen backends (the simulator needs none)",
-            ));
-        }
+    let hv = select::open(
+        cli.backend,
+        open_options(cli, &state, clock.clone(), false)?,
+    )?;
+    if !hv.supervised() {
+        return Err(Failure::usage(format!(
+            "supervise: the {} backend keeps no supervisor per domain",
+            hv.kind()
+        )));
     }
+    let engine = Engine::persistent(hv.clone(), clock, &state)?.with_actor(SourceKind::Supervisor);
+    hv.supervise(domid, &mut |notice| match engine.observe(domid, notice) {
+        Ok(Some(event)) => tracing::info!(domid, "supervisor: {event}"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(domid, error = %e, "supervisor: recording what happened"),
+    })?;
     tracing::debug!(domid, "supervisor: the domain is gone");
     Ok(())
 }

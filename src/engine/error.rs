@@ -86,6 +86,8 @@ pub enum EngineError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Persist(#[from] PersistError),
+    #[error(transparent)]
+    Store(crate::store::StoreError),
     #[error("{0}")]
     Invalid(String),
 }

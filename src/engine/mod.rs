@@ -1,44 +1,55 @@
 //! The lifecycle engine: a Rust re-thinking of xend's `XendDomainInfo` and
 //! `image.py`. It owns the construction pipeline, state checks for every
-//! request, shutdown policies, start-up re-discovery and per-domain
-//! timelines, and talks to the hypervisor only through [`Hypervisor`].
-//! It knows nothing of any UI or any particular backend.
+//! request, shutdown policies, recovery of interrupted work and the host
+//! journal, and talks to the hypervisor only through [`Hypervisor`] and to
+//! its records only through the [`Store`]. It knows nothing of any UI or
+//! any particular backend.
+//!
+//! Every operation that changes a domain runs as an *op*: its intent is
+//! recorded before the backend is touched, and its outcome (record changes,
+//! journal events) is committed in one transaction with the intent's
+//! removal. See [`ops`] and [`recover`].
 
+mod cache;
 mod error;
 pub mod handlers;
+mod observe;
+mod ops;
 mod pipeline;
 pub mod policy;
-mod records;
+mod recover;
 
+pub use crate::store::{
+    DomainEvent, DomainRecord, Intent, JournalEntry, JournalFilter, OpKind, Phase, Source,
+    SourceKind,
+};
 pub use error::{EngineError, EngineResult, Stage, StageError};
 pub use policy::{MIN_RESTART_INTERVAL_SECS, PolicyEvent, PolicyOutcome, policy_for};
-pub use records::{DomainRecord, Records, TimelineEntry, TimelineEvent};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use self::cache::RecordCache;
 use self::handlers::Registry;
-use self::records::RecordStore;
-use crate::backend::{
-    BackendError, ConsoleStream, DomId, DomainInfo, HostInfo, Hypervisor, ShutdownReason,
-};
+use crate::backend::{BackendError, ConsoleStream, DomId, DomainInfo, HostInfo, Hypervisor};
 use crate::clock::Clock;
 use crate::config::{DeviceRef, DeviceSpec, DomainConfig};
+use crate::store::Store;
+use crate::store::journal::Subject;
 
-/// A domain as the engine sees it: the hypervisor's view plus what the
-/// engine remembers (config, timeline) when it built the domain.
+/// A domain as the engine sees it: the hypervisor's view, what the engine
+/// remembers when it built the domain, and what is being done to it.
 #[derive(Debug, Clone)]
 pub struct DomainView {
     pub info: DomainInfo,
     pub record: Option<DomainRecord>,
+    /// Operations in flight on it, by any domus process.
+    pub pending: Vec<Intent>,
 }
 
 impl DomainView {
-    pub fn config(&self) -> Option<DomainConfig> {
-        let r = self.record.as_ref()?;
-        crate::config::parse_str(&r.config, "<record>")
-            .ok()
-            .map(|(c, _)| c)
+    pub fn config(&self) -> Option<&DomainConfig> {
+        self.record.as_ref().map(|r| &r.config)
     }
 }
 
@@ -56,34 +67,55 @@ pub struct RecreateReport {
 pub struct Engine {
     hv: Arc<dyn Hypervisor>,
     clock: Arc<dyn Clock>,
-    records: RecordStore,
+    store: Store,
     registry: Registry,
     dump_dir: PathBuf,
+    actor: Source,
+    cache: RecordCache,
 }
 
 impl Engine {
-    /// An engine whose records live in memory (tests, benchmarks).
-    pub fn in_memory(hv: Arc<dyn Hypervisor>, clock: Arc<dyn Clock>) -> Self {
+    fn with_store(hv: Arc<dyn Hypervisor>, clock: Arc<dyn Clock>, store: Store) -> Self {
         Engine {
             hv,
             clock,
-            records: RecordStore::memory(),
+            store,
             registry: Registry::default(),
             dump_dir: std::env::temp_dir(),
+            actor: Source::new(SourceKind::Cli),
+            cache: RecordCache::default(),
         }
     }
 
-    /// An engine whose records persist in `state_dir`, shared with other
-    /// domus processes on the same backend.
-    pub fn persistent(hv: Arc<dyn Hypervisor>, clock: Arc<dyn Clock>, state_dir: &Path) -> Self {
-        let file = state_dir.join(format!("engine-{}.json", hv.kind()));
-        Engine {
-            hv,
-            clock,
-            records: RecordStore::disk(&file),
-            registry: Registry::default(),
-            dump_dir: state_dir.join("dumps"),
-        }
+    /// An engine whose records live in memory (tests, benchmarks).
+    pub fn in_memory(hv: Arc<dyn Hypervisor>, clock: Arc<dyn Clock>) -> EngineResult<Self> {
+        let store = Store::memory(&hv.host_key())?;
+        Ok(Self::with_store(hv, clock, store))
+    }
+
+    /// An engine whose records and journal persist in `state_dir`, shared
+    /// with every other domus process on the same host. Older JSON records
+    /// are imported; call [`Engine::start`] next.
+    pub fn persistent(
+        hv: Arc<dyn Hypervisor>,
+        clock: Arc<dyn Clock>,
+        state_dir: &Path,
+    ) -> EngineResult<Self> {
+        let mut store = Store::open(state_dir, &hv.host_key())?;
+        store.migrate_json(state_dir)?;
+        let mut engine = Self::with_store(hv, clock, store);
+        engine.dump_dir = state_dir.join("dumps");
+        Ok(engine)
+    }
+
+    /// Who this process is in the journal (`cli` unless told otherwise).
+    pub fn with_actor(mut self, kind: SourceKind) -> Self {
+        self.actor = Source::new(kind);
+        self
+    }
+
+    pub fn actor(&self) -> Source {
+        self.actor
     }
 
     pub fn registry_mut(&mut self) -> &mut Registry {
@@ -92,6 +124,10 @@ impl Engine {
 
     pub fn hypervisor(&self) -> &Arc<dyn Hypervisor> {
         &self.hv
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -103,52 +139,116 @@ impl Engine {
     }
 
     /// Every domain on the hypervisor, with what the engine knows of it.
+    /// Domains domus built that the hypervisor no longer has are recorded
+    /// as vanished (unless an operation of some domus process is removing
+    /// them right now).
     pub fn domains(&self) -> EngineResult<Vec<DomainView>> {
         let infos = self.hv.list_domains()?;
-        self.records.read(|r| {
-            infos
-                .into_iter()
-                .map(|info| {
-                    let record = r
-                        .live
-                        .get(&info.uuid)
-                        .filter(|rec| rec.domid == Some(info.domid))
-                        .cloned();
-                    DomainView { info, record }
-                })
-                .collect()
-        })
-    }
-
-    /// Records of the live domains the engine built.
-    pub fn live_records(&self) -> EngineResult<Vec<DomainRecord>> {
-        self.records.read(|r| r.live.values().cloned().collect())
-    }
-
-    /// Records of domains that are gone (newest last), for an events view.
-    pub fn retired(&self) -> EngineResult<Vec<DomainRecord>> {
-        self.records.read(|r| r.retired.iter().cloned().collect())
-    }
-
-    /// Find a domain by name or id.
-    pub fn resolve(&self, dom: &str) -> EngineResult<DomainInfo> {
-        let infos = self.hv.list_domains()?;
-        let by_id = dom.parse::<DomId>().ok();
-        infos
+        let records = self.cache.live(&self.store)?;
+        let intents = self.store.read(|tx| tx.intents())?;
+        let missing: Vec<&DomainRecord> = records
+            .values()
+            .filter(|r| r.phase == Phase::Live)
+            .filter(|r| !infos.iter().any(|i| i.uuid == r.uuid))
+            .filter(|r| !intents.iter().any(|i| i.uuid == Some(r.uuid)))
+            .collect();
+        for rec in missing {
+            self.vanish(rec.uuid, rec.domid, None)?;
+        }
+        Ok(infos
             .into_iter()
-            .find(|d| Some(d.domid) == by_id || d.name == dom)
-            .ok_or_else(|| EngineError::NoSuchDomain(dom.to_string()))
+            .map(|info| {
+                let record = records
+                    .get(&info.uuid)
+                    .filter(|r| r.domid == Some(info.domid) || r.phase == Phase::Building)
+                    .cloned();
+                let pending = intents
+                    .iter()
+                    .filter(|i| {
+                        i.uuid == Some(info.uuid)
+                            || (i.uuid.is_none() && i.domid == Some(info.domid))
+                    })
+                    .cloned()
+                    .collect();
+                DomainView {
+                    info,
+                    record,
+                    pending,
+                }
+            })
+            .collect())
+    }
+
+    /// Records of the domains the engine built that are live or building.
+    pub fn live_records(&self) -> EngineResult<Vec<DomainRecord>> {
+        Ok(self.store.read(|tx| tx.live_records())?)
+    }
+
+    /// Records of domains that are gone, newest first.
+    pub fn gone(&self, limit: usize) -> EngineResult<Vec<DomainRecord>> {
+        Ok(self.store.read(|tx| tx.gone_records(limit))?)
+    }
+
+    /// The newest record of a gone domain called `name`.
+    pub fn gone_by_name(&self, name: &str) -> EngineResult<Option<DomainRecord>> {
+        Ok(self.store.read(|tx| tx.gone_by_name(name))?)
+    }
+
+    /// A domain's lifecycle events, oldest first.
+    pub fn timeline(&self, uuid: uuid::Uuid) -> EngineResult<Vec<JournalEntry>> {
+        Ok(self.store.read(|tx| {
+            tx.journal(&JournalFilter {
+                uuid: Some(uuid),
+                ..Default::default()
+            })
+        })?)
+    }
+
+    /// Journal entries matching `filter`, oldest first.
+    pub fn journal(&self, filter: &JournalFilter) -> EngineResult<Vec<JournalEntry>> {
+        Ok(self.store.read(|tx| tx.journal(filter))?)
+    }
+
+    /// Operations in flight on this host.
+    pub fn intents(&self) -> EngineResult<Vec<Intent>> {
+        Ok(self.store.read(|tx| tx.intents())?)
+    }
+
+    /// Find a live domain by name or id.
+    pub fn resolve(&self, dom: &str) -> EngineResult<DomainInfo> {
+        let not_found = || EngineError::NoSuchDomain(dom.to_string());
+        if let Ok(id) = dom.parse::<DomId>() {
+            match self.hv.domain_info(id) {
+                Ok(info) => return Ok(info),
+                Err(BackendError::NoSuchDomain(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // domus's own domains by their record: no listing needed.
+        if let Some(domid) = self
+            .store
+            .read(|tx| tx.record_by_name(dom))?
+            .and_then(|r| r.domid)
+            && let Ok(info) = self.hv.domain_info(domid)
+            && info.name == dom
+        {
+            return Ok(info);
+        }
+        self.hv.lookup(dom)?.ok_or_else(not_found)
     }
 
     pub fn view(&self, domid: DomId) -> EngineResult<DomainView> {
         let info = self.info(domid)?;
-        let record = self.records.read(|r| {
-            r.live
-                .get(&info.uuid)
-                .filter(|rec| rec.domid == Some(domid))
-                .cloned()
+        let (record, pending) = self.store.read(|tx| {
+            let record = tx.record_by_domid(domid)?.filter(|r| r.uuid == info.uuid);
+            let pending = tx.intents_on(info.uuid)?;
+            Ok((record, pending))
         })?;
-        Ok(DomainView { info, record })
+        Ok(DomainView {
+            info,
+            record,
+            pending,
+        })
     }
 
     fn info(&self, domid: DomId) -> EngineResult<DomainInfo> {
@@ -158,109 +258,50 @@ impl Engine {
         })
     }
 
-    /// Append a timeline event to the record of the domain `domid`.
-    fn note(&self, domid: DomId, event: TimelineEvent) -> EngineResult<()> {
-        let now = self.now_ns();
-        self.records.write(|r| {
-            if let Some(rec) = r.by_domid(domid) {
-                rec.push(now, Some(domid), event);
-            }
-        })
-    }
-
-    /// Build a domain from a config; on any failure nothing is left behind.
-    pub fn create(&self, config: &DomainConfig, source: Option<&Path>) -> EngineResult<DomId> {
-        let (domid, devices) = self.construct(config, None)?;
-        if let Err(e) = self.adopt_new(config, source, domid, &devices, None, None) {
-            // Without a record nobody could apply its policies: undo the build.
-            let _ = self.hv.destroy(domid);
-            return Err(e);
+    fn subject(info: &DomainInfo) -> Subject {
+        Subject {
+            domid: Some(info.domid),
+            uuid: Some(info.uuid),
+            name: Some(info.name.clone()),
         }
-        Ok(domid)
     }
 
-    /// Record a freshly built domain (a new record, or the existing one for
-    /// its uuid when this is a restart or a rebuild of the same config).
-    fn adopt_new(
-        &self,
-        config: &DomainConfig,
-        source: Option<&Path>,
-        domid: DomId,
-        devices: &[DeviceSpec],
-        restarted_from: Option<DomId>,
-        restored_from: Option<&Path>,
-    ) -> EngineResult<()> {
-        let info = self.info(domid)?;
+    /// Append one event now, as this process.
+    pub fn log(&self, info: &DomainInfo, event: DomainEvent) -> EngineResult<()> {
         let now = self.now_ns();
-        let mut stored = config.clone();
-        stored.devices = devices.to_vec();
-        let text = stored.to_sxp_string();
-        self.records.write(|r| {
-            let rec = match r.live.remove(&info.uuid) {
-                Some(rec) => rec,
-                None => match r.retired.iter().rposition(|x| x.uuid == info.uuid) {
-                    Some(i) => r
-                        .retired
-                        .remove(i)
-                        .unwrap_or_else(|| new_record(&info, config)),
-                    None => new_record(&info, config),
+        let actor = self.actor;
+        self.store.write(|tx| {
+            tx.append(now, &Self::subject(info), actor, &event)
+                .map(drop)
+        })?;
+        Ok(())
+    }
+
+    /// Open a two-way stream to the domain's console; the journal notes who
+    /// has it.
+    pub fn console(&self, domid: DomId) -> EngineResult<Box<dyn ConsoleStream>> {
+        let info = self.info(domid)?;
+        self.require(&info, "open the console of", !info.flags.dying)?;
+        let stream = self.hv.open_console(domid)?;
+        self.log(
+            &info,
+            DomainEvent::ConsoleOpened {
+                pid: std::process::id(),
+            },
+        )?;
+        Ok(stream)
+    }
+
+    /// Note that this process let go of a domain's console.
+    pub fn console_closed(&self, domid: DomId) {
+        if let Ok(info) = self.info(domid) {
+            let _ = self.log(
+                &info,
+                DomainEvent::ConsoleClosed {
+                    pid: std::process::id(),
                 },
-            };
-            let mut rec = rec;
-            rec.name = config.name.clone();
-            rec.config = text;
-            if let Some(s) = source {
-                rec.source = Some(s.to_path_buf());
-            }
-            rec.domid = Some(domid);
-            rec.handled_shutdown = None;
-            rec.claim_ns = None;
-            match restarted_from {
-                Some(old) => {
-                    rec.push(
-                        now,
-                        Some(old),
-                        TimelineEvent::Restarted { new_domid: domid },
-                    );
-                    rec.last_restart_ns = Some(now);
-                    rec.restarts += 1;
-                }
-                // A fresh build is not a restart: the loop guard starts over.
-                None => {
-                    rec.last_restart_ns = None;
-                    rec.restarts = 0;
-                }
-            }
-            if let Some(path) = restored_from {
-                rec.push(
-                    now,
-                    Some(domid),
-                    TimelineEvent::Restored {
-                        path: path.to_path_buf(),
-                    },
-                );
-            } else {
-                rec.push(
-                    now,
-                    Some(domid),
-                    TimelineEvent::Created {
-                        image: config.image.type_name().into(),
-                        memory_mib: config.memory,
-                        vcpus: config.vcpus,
-                    },
-                );
-                for d in devices {
-                    rec.push(
-                        now,
-                        Some(domid),
-                        TimelineEvent::DeviceAttached {
-                            device: d.to_string(),
-                        },
-                    );
-                }
-            }
-            r.live.insert(info.uuid, rec);
-        })
+            );
+        }
     }
 
     fn require(&self, info: &DomainInfo, op: &'static str, ok: bool) -> EngineResult<()> {
@@ -275,288 +316,6 @@ impl Engine {
         }
     }
 
-    pub fn pause(&self, domid: DomId) -> EngineResult<()> {
-        let info = self.info(domid)?;
-        if domid == 0 {
-            return Err(EngineError::Domain0("paused"));
-        }
-        self.require(&info, "pause", info.is_active())?;
-        self.hv.pause(domid)?;
-        self.note(domid, TimelineEvent::Paused)
-    }
-
-    pub fn unpause(&self, domid: DomId) -> EngineResult<()> {
-        let info = self.info(domid)?;
-        self.require(
-            &info,
-            "unpause",
-            info.flags.paused && !info.flags.shutdown && !info.flags.dying,
-        )?;
-        self.hv.unpause(domid)?;
-        self.note(domid, TimelineEvent::Unpaused)
-    }
-
-    /// Ask the guest to shut down; its `on_*` policy runs when it has.
-    pub fn shutdown(&self, domid: DomId, reason: ShutdownReason) -> EngineResult<()> {
-        let info = self.info(domid)?;
-        if domid == 0 {
-            return Err(EngineError::Domain0("shut down from here"));
-        }
-        self.require(&info, "shut down", info.is_active())?;
-        self.hv.shutdown(domid, reason)?;
-        self.note(domid, TimelineEvent::ShutdownRequested { reason })
-    }
-
-    /// Destroy a domain at once, releasing its devices and memory.
-    pub fn destroy(&self, domid: DomId) -> EngineResult<()> {
-        if domid == 0 {
-            return Err(EngineError::Domain0("destroyed"));
-        }
-        let info = self.info(domid)?;
-        self.destroy_info(&info)
-    }
-
-    fn destroy_info(&self, info: &DomainInfo) -> EngineResult<()> {
-        let domid = info.domid;
-        self.release_devices(info);
-        // The image type comes from the stored config; the caller already
-        // has the hypervisor's view, so no second query.
-        let image_type = self
-            .records
-            .read(|r| {
-                r.live
-                    .values()
-                    .find(|x| x.domid == Some(domid))
-                    .map(|x| x.config.clone())
-            })?
-            .and_then(|text| crate::config::parse_str(&text, "<record>").ok())
-            .map_or_else(
-                || "linux".to_string(),
-                |(c, _)| c.image.type_name().to_string(),
-            );
-        if let Some(h) = self.registry.image(&image_type) {
-            h.destroy(self.hv.as_ref(), domid);
-        }
-        self.hv.destroy(domid)?;
-        self.retire_with(domid, TimelineEvent::Destroyed)
-    }
-
-    /// Detach every device of a domain, newest first (xend's
-    /// `release_devices`); failures are logged, not fatal.
-    fn release_devices(&self, info: &DomainInfo) {
-        for dev in info.devices.iter().rev() {
-            let r = device_ref(dev, &info.devices);
-            if let Err(e) = self.hv.detach_device(info.domid, &r) {
-                tracing::debug!(domid = info.domid, device = %dev, error = %e, "releasing a device failed");
-            }
-        }
-    }
-
-    /// Record the domain's last event and move its record to the retired ones.
-    fn retire_with(&self, domid: DomId, event: TimelineEvent) -> EngineResult<()> {
-        let now = self.now_ns();
-        self.records.write(|r| {
-            let uuid = r.by_domid(domid).map(|rec| {
-                rec.push(now, Some(domid), event);
-                rec.uuid
-            });
-            if let Some(u) = uuid {
-                r.retire(&u);
-            }
-        })
-    }
-
-    /// Hot-plug a device; a vif without a MAC gets a fresh one.
-    pub fn attach(&self, domid: DomId, dev: &DeviceSpec) -> EngineResult<DeviceSpec> {
-        let info = self.info(domid)?;
-        if domid == 0 {
-            return Err(EngineError::Domain0("given devices from here"));
-        }
-        self.require(
-            &info,
-            "attach a device to",
-            !info.flags.shutdown && !info.flags.dying,
-        )?;
-        let handler = self.registry.device(dev).ok_or_else(|| {
-            EngineError::Invalid(format!("unknown device type: {}", dev.type_name()))
-        })?;
-        if !self.hv.capabilities().has(handler.capability()) {
-            return Err(BackendError::Unsupported {
-                backend: self.hv.kind(),
-                call: crate::backend::CallKind::AttachDevice,
-            }
-            .into());
-        }
-        if let Some(config) = self.view(domid)?.config() {
-            handler.check(&config, dev).map_err(EngineError::Invalid)?;
-        }
-        let index = info
-            .devices
-            .iter()
-            .filter(|d| d.type_name() == dev.type_name())
-            .count();
-        let seed = info.uuid.as_u64_pair().0 ^ self.now_ns();
-        let dev = handler.prepare(dev, seed, index);
-        crate::config::check_device(&dev).map_err(EngineError::Invalid)?;
-        if let Some(conflict) = device_conflict(&dev, &self.hv.list_domains()?, Some(domid)) {
-            return Err(EngineError::Invalid(conflict));
-        }
-        handler.attach(self.hv.as_ref(), domid, &dev)?;
-        self.update_config(domid, |c| c.devices.push(dev.clone()))?;
-        self.note(
-            domid,
-            TimelineEvent::DeviceAttached {
-                device: dev.to_string(),
-            },
-        )?;
-        Ok(dev)
-    }
-
-    pub fn detach(&self, domid: DomId, dev: &DeviceRef) -> EngineResult<DeviceSpec> {
-        if domid == 0 {
-            return Err(EngineError::Domain0("given devices from here"));
-        }
-        let info = self.info(domid)?;
-        self.require(
-            &info,
-            "detach a device from",
-            !info.flags.shutdown && !info.flags.dying,
-        )?;
-        let removed = self.hv.detach_device(domid, dev)?;
-        self.update_config(domid, |c| {
-            if let Some(i) = c.devices.iter().position(|d| *d == removed) {
-                c.devices.remove(i);
-            }
-        })?;
-        self.note(
-            domid,
-            TimelineEvent::DeviceDetached {
-                device: removed.to_string(),
-            },
-        )?;
-        Ok(removed)
-    }
-
-    /// Keep the stored config in step with hot-plugged devices, so a
-    /// restart rebuilds the domain as it is now.
-    fn update_config(&self, domid: DomId, f: impl FnOnce(&mut DomainConfig)) -> EngineResult<()> {
-        self.records.write(|r| {
-            if let Some(rec) = r.by_domid(domid)
-                && let Ok((mut c, _)) = crate::config::parse_str(&rec.config, "<record>")
-            {
-                f(&mut c);
-                rec.config = c.to_sxp_string();
-            }
-        })
-    }
-
-    pub fn set_memory_target(&self, domid: DomId, mib: u64) -> EngineResult<()> {
-        let info = self.info(domid)?;
-        self.require(
-            &info,
-            "set the memory of",
-            !info.flags.shutdown && !info.flags.dying,
-        )?;
-        if mib == 0 {
-            return Err(EngineError::Invalid(
-                "memory target must be at least 1 MiB".into(),
-            ));
-        }
-        let kib = mib
-            .checked_mul(1024)
-            .ok_or_else(|| EngineError::Invalid(format!("memory target {mib} MiB is too large")))?;
-        self.hv.set_memory_target(domid, kib)?;
-        self.note(domid, TimelineEvent::MemoryTarget { mib })
-    }
-
-    pub fn console(&self, domid: DomId) -> EngineResult<Box<dyn ConsoleStream>> {
-        let info = self.info(domid)?;
-        self.require(&info, "open the console of", !info.flags.dying)?;
-        Ok(self.hv.open_console(domid)?)
-    }
-
-    /// Save a domain to a file (it is gone afterwards, as `xl save`).
-    pub fn save(&self, domid: DomId, path: &Path) -> EngineResult<()> {
-        if domid == 0 {
-            return Err(EngineError::Domain0("saved"));
-        }
-        let info = self.info(domid)?;
-        let suspended = info.shutdown_reason == Some(ShutdownReason::Suspend);
-        self.require(
-            &info,
-            "save",
-            (!info.flags.shutdown || suspended) && !info.flags.dying,
-        )?;
-        let config = self
-            .view(domid)?
-            .record
-            .map(|r| r.config)
-            .unwrap_or_default();
-        self.hv.save(domid, path, config.as_bytes())?;
-        self.retire_with(
-            domid,
-            TimelineEvent::Saved {
-                path: path.to_path_buf(),
-            },
-        )
-    }
-
-    /// Restore a saved domain and let it run.
-    pub fn restore(&self, path: &Path) -> EngineResult<DomId> {
-        let (domid, meta) = self.hv.restore(path)?;
-        let result = (|| -> EngineResult<()> {
-            self.hv.unpause(domid)?;
-            let text = String::from_utf8_lossy(&meta);
-            if let Ok((config, _)) = crate::config::parse_str(&text, "<saved config>") {
-                let info = self.info(domid)?;
-                self.adopt_new(&config, None, domid, &info.devices, None, Some(path))?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = self.hv.destroy(domid);
-            return Err(e);
-        }
-        Ok(domid)
-    }
-
-    /// Re-discover running domains at start-up and re-attach their configs
-    /// (xend's *recreate*).
-    pub fn recreate(&self) -> EngineResult<RecreateReport> {
-        let infos = self.hv.list_domains()?;
-        let now = self.now_ns();
-        self.records.write(|r| {
-            let mut report = RecreateReport::default();
-            for info in &infos {
-                match r.live.get_mut(&info.uuid) {
-                    Some(rec) => {
-                        if rec.domid != Some(info.domid) {
-                            rec.domid = Some(info.domid);
-                            rec.push(now, Some(info.domid), TimelineEvent::Recreated);
-                        }
-                        report.reattached.push((info.name.clone(), info.domid));
-                    }
-                    None => report.unmanaged.push((info.name.clone(), info.domid)),
-                }
-            }
-            let gone: Vec<uuid::Uuid> = r
-                .live
-                .values()
-                .filter(|rec| !infos.iter().any(|i| i.uuid == rec.uuid))
-                .map(|rec| rec.uuid)
-                .collect();
-            for u in gone {
-                if let Some(rec) = r.live.get_mut(&u) {
-                    report.vanished.push(rec.name.clone());
-                    let domid = rec.domid;
-                    rec.push(now, domid, TimelineEvent::Vanished);
-                }
-                r.retire(&u);
-            }
-            report
-        })
-    }
-
     /// Where `coredump-*` policies write core files.
     pub fn set_dump_dir(&mut self, dir: &Path) {
         self.dump_dir = dir.to_path_buf();
@@ -565,20 +324,27 @@ impl Engine {
     pub fn dump_dir(&self) -> &Path {
         &self.dump_dir
     }
-}
 
-fn new_record(info: &DomainInfo, config: &DomainConfig) -> DomainRecord {
-    DomainRecord {
-        uuid: info.uuid,
-        name: config.name.clone(),
-        config: String::new(),
-        source: None,
-        domid: Some(info.domid),
-        timeline: Vec::new(),
-        last_restart_ns: None,
-        restarts: 0,
-        handled_shutdown: None,
-        claim_ns: None,
+    /// Re-discover the hypervisor's domains and re-attach their records
+    /// (xend's *recreate*): which are domus's, which are not, and which of
+    /// domus's are gone.
+    pub fn recreate(&self) -> EngineResult<RecreateReport> {
+        let before = self.live_records()?;
+        let views = self.domains()?;
+        let mut report = RecreateReport::default();
+        for v in &views {
+            match &v.record {
+                Some(_) => report.reattached.push((v.info.name.clone(), v.info.domid)),
+                None => report.unmanaged.push((v.info.name.clone(), v.info.domid)),
+            }
+        }
+        report.vanished = before
+            .into_iter()
+            .filter(|r| r.phase == Phase::Live)
+            .filter(|r| !views.iter().any(|v| v.info.uuid == r.uuid))
+            .map(|r| r.name)
+            .collect();
+        Ok(report)
     }
 }
 

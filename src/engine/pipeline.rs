@@ -5,6 +5,7 @@
 
 use super::Engine;
 use super::error::{EngineError, EngineResult, Stage, StageError};
+use super::ops::Op;
 use crate::backend::{BackendError, BootImage, CreateSpec, DomId};
 use crate::config::{DeviceSpec, DomainConfig};
 
@@ -88,28 +89,25 @@ impl Engine {
             devices.push(handler.prepare(dev, seed, *index));
             *index += 1;
         }
-        let live = self
+        // Names and uuids are unique among the hypervisor's domains (the
+        // store already reserved the name among domus's own).
+        if let Some(d) = self
             .hv
-            .list_domains()
-            .map_err(|e| fail(name, stage, e.into()))?;
-        if let Some(d) = live.iter().find(|d| &d.name == name) {
+            .lookup(name)
+            .map_err(|e| fail(name, stage, e.into()))?
+            .filter(|d| Some(d.uuid) != uuid)
+        {
             return Err(invalid(
                 name,
                 stage,
                 format!("a domain named {name} already exists (id {})", d.domid),
             ));
         }
-        if let Some(u) = uuid
-            && let Some(d) = live.iter().find(|d| d.uuid == u)
-        {
-            return Err(invalid(
-                name,
-                stage,
-                format!("uuid {u} is already used by {} (id {})", d.name, d.domid),
-            ));
-        }
         for dev in &devices {
-            if let Some(conflict) = super::device_conflict(dev, &live, None) {
+            let holder = self
+                .device_conflict(dev, uuid)
+                .map_err(|e| fail(name, stage, StageError::Invalid(e.to_string())))?;
+            if let Some(conflict) = holder {
                 return Err(invalid(name, stage, conflict));
             }
         }
@@ -123,14 +121,25 @@ impl Engine {
 
     /// Build a domain from a config. `uuid` overrides the config's (restarts
     /// keep their uuid). Returns the new domid and the devices as attached.
+    /// `op`, when given, records each stage reached (an interrupted build is
+    /// then found and undone by the next domus process).
     pub(super) fn construct(
         &self,
         config: &DomainConfig,
         uuid: Option<uuid::Uuid>,
+        op: Option<&Op<'_>>,
     ) -> EngineResult<(DomId, Vec<DeviceSpec>)> {
         let name = &config.name;
         let uuid = uuid.or(config.uuid);
+        let at = |stage: Stage, domid: Option<DomId>| -> EngineResult<()> {
+            match op {
+                Some(op) => op.stage(stage.as_str(), domid),
+                None => Ok(()),
+            }
+        };
+        at(Stage::Validate, None)?;
         let plan = self.plan(config, uuid)?;
+        at(Stage::CheckResources, None)?;
 
         let host = self
             .hv
@@ -158,19 +167,32 @@ impl Engine {
             ));
         }
 
+        let min_domid = self
+            .store
+            .read(|tx| tx.max_domid())
+            .map_err(|e| {
+                fail(
+                    name,
+                    Stage::CreateDomain,
+                    StageError::Invalid(e.to_string()),
+                )
+            })?
+            .map_or(1, |d| d.saturating_add(1));
         let spec = CreateSpec {
             name: name.clone(),
             uuid,
             memory_kib: plan.memory_kib,
             vcpus: config.vcpus,
             image: Some(plan.boot.clone()),
+            min_domid,
         };
+        at(Stage::CreateDomain, None)?;
         let domid = self
             .hv
             .create_domain(&spec)
             .map_err(|e| fail(name, Stage::CreateDomain, e.into()))?;
 
-        match self.populate(config, &plan, domid) {
+        match self.populate(config, &plan, domid, &at) {
             Ok(()) => Ok((domid, plan.devices)),
             Err((stage, source)) => {
                 plan.image.destroy(self.hv.as_ref(), domid);
@@ -196,15 +218,24 @@ impl Engine {
         config: &DomainConfig,
         plan: &Plan<'_>,
         domid: DomId,
+        reached: &dyn Fn(Stage, Option<DomId>) -> EngineResult<()>,
     ) -> Result<(), (Stage, StageError)> {
         let hv = self.hv.as_ref();
         let at = |stage: Stage| move |e: BackendError| (stage, StageError::Backend(e));
+        // Recording a stage can fail only in the store; that fails the
+        // build at that stage like anything else.
+        let mark = |stage: Stage| {
+            reached(stage, Some(domid)).map_err(|e| (stage, StageError::Invalid(e.to_string())))
+        };
+        mark(Stage::CreateDomain)?;
         let max_kib = plan.image.memory_kib(config.maxmem_or_memory());
         hv.set_max_memory(domid, max_kib)
             .map_err(at(Stage::CreateDomain))?;
+        mark(Stage::BuildImage)?;
         plan.image
             .build(hv, domid, &plan.boot)
             .map_err(at(Stage::BuildImage))?;
+        mark(Stage::CreateDevices)?;
         for dev in &plan.devices {
             let handler = self.registry.device(dev).ok_or((
                 Stage::CreateDevices,
@@ -217,9 +248,11 @@ impl Engine {
                 )
             })?;
         }
+        mark(Stage::DeviceModel)?;
         plan.image
             .create_device_model(hv, domid, &plan.boot)
             .map_err(at(Stage::DeviceModel))?;
+        mark(Stage::ConfigureFields)?;
         for field in self.registry.fields() {
             if let Some(result) = (field.apply)(hv, domid, config) {
                 result.map_err(|e| {
@@ -230,6 +263,7 @@ impl Engine {
                 })?;
             }
         }
+        mark(Stage::Unpause)?;
         hv.unpause(domid).map_err(at(Stage::Unpause))
     }
 }

@@ -1,17 +1,18 @@
 //! What happens when a domain shuts down: its `on_poweroff`, `on_reboot` or
-//! `on_crash` policy. Whoever looks first (the TUI's tick, any CLI call)
-//! applies it, exactly once per shutdown, under the record lock.
+//! `on_crash` policy. Whoever sees the shutdown first (a supervisor, the
+//! TUI, any CLI call) claims it in the store — an intent of kind `policy`
+//! — and applies it, exactly once per shutdown. A claim whose owner died is
+//! taken over at once.
 
 use std::path::PathBuf;
 
-use super::records::TimelineEvent;
-use super::{Engine, EngineResult};
-use crate::backend::{DomId, DomainInfo, ShutdownReason};
+use super::ops::{Op, retire};
+use super::{Engine, EngineError, EngineResult, Phase};
+use crate::backend::{BackendError, DomId, DomainInfo, ShutdownReason};
 use crate::clock::NS_PER_SEC;
 use crate::config::{DomainConfig, Policy};
-
-/// A policy claim older than this belongs to a process that died.
-pub const STALE_CLAIM_SECS: u64 = 60;
+use crate::store::journal::Subject;
+use crate::store::{DomainEvent, DomainRecord, OpKind, SourceKind};
 
 /// xend refused to restart a domain restarted less than this long ago.
 pub const MIN_RESTART_INTERVAL_SECS: u64 = 20;
@@ -91,110 +92,70 @@ pub fn policy_for(config: &DomainConfig, reason: ShutdownReason) -> (&'static st
     }
 }
 
+/// What claiming a shutdown found.
+enum Claim {
+    /// Not domus's domain, or handled already, or being handled by a live
+    /// process.
+    Nothing,
+    Mine {
+        id: i64,
+        record: Box<DomainRecord>,
+    },
+}
+
 impl Engine {
     /// Look for domains that have shut down and apply their policies.
     pub fn refresh(&self) -> EngineResult<Vec<PolicyEvent>> {
         let mut events = Vec::new();
-        for info in self.hv.list_domains()? {
-            if !info.flags.shutdown {
-                continue;
-            }
-            // One domain's failure must not stop the others' policies.
-            match self.handle_shutdown(&info) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(domid = info.domid, error = %e, "applying a shutdown policy failed");
-                    let _ = self.note(
-                        info.domid,
-                        TimelineEvent::Warning {
-                            message: format!("policy failed: {e}"),
-                        },
-                    );
-                    events.push(PolicyEvent {
-                        name: info.name.clone(),
-                        domid: info.domid,
-                        reason: info.shutdown_reason.unwrap_or(ShutdownReason::Poweroff),
-                        field: "policy",
-                        policy: Policy::Preserve,
-                        outcome: PolicyOutcome::Failed {
-                            error: e.to_string(),
-                        },
-                        core_dump: None,
-                    });
-                }
+        for info in self.hv.shut_down_domains()? {
+            if let Some(e) = self.handle_or_report(&info) {
+                events.push(e);
             }
         }
         Ok(events)
     }
 
-    fn handle_shutdown(&self, info: &DomainInfo) -> EngineResult<Option<PolicyEvent>> {
-        let mut claimed = false;
-        let result = self.claim_and_apply(info, &mut claimed);
-        // Done (or failed): release our claim either way, so a preserved
-        // domain is not taken for an abandoned claim later.
-        if claimed {
-            let domid = info.domid;
-            self.records.write(|r| {
-                if let Some(rec) = r.by_domid(domid) {
-                    rec.claim_ns = None;
-                }
-            })?;
+    /// Apply the policy of one domain if it has shut down.
+    pub fn refresh_one(&self, domid: DomId) -> EngineResult<Option<PolicyEvent>> {
+        match self.hv.domain_info(domid) {
+            Ok(info) if info.flags.shutdown => Ok(self.handle_or_report(&info)),
+            Ok(_) | Err(BackendError::NoSuchDomain(_)) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        result
     }
 
-    fn claim_and_apply(
-        &self,
-        info: &DomainInfo,
-        claimed_here: &mut bool,
-    ) -> EngineResult<Option<PolicyEvent>> {
+    /// One domain's failure must not stop the others' policies: a failure
+    /// becomes an event of its own.
+    fn handle_or_report(&self, info: &DomainInfo) -> Option<PolicyEvent> {
+        match self.handle_shutdown(info) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(domid = info.domid, error = %e, "applying a shutdown policy failed");
+                Some(PolicyEvent {
+                    name: info.name.clone(),
+                    domid: info.domid,
+                    reason: info.shutdown_reason.unwrap_or(ShutdownReason::Poweroff),
+                    field: "policy",
+                    policy: Policy::Preserve,
+                    outcome: PolicyOutcome::Failed {
+                        error: e.to_string(),
+                    },
+                    core_dump: None,
+                })
+            }
+        }
+    }
+
+    /// Claim the shutdown of `info` and apply its policy; `None` when
+    /// someone else has (or it is not domus's domain).
+    pub fn handle_shutdown(&self, info: &DomainInfo) -> EngineResult<Option<PolicyEvent>> {
         let domid = info.domid;
         let reason = info.shutdown_reason.unwrap_or(ShutdownReason::Poweroff);
-        let now = self.now_ns();
-        // Claim the shutdown so that only one process handles it.
-        let claimed = self.records.write(|r| {
-            let rec = r.by_domid(domid)?;
-            if rec.handled_shutdown == Some(domid) {
-                let stale = rec
-                    .claim_ns
-                    .is_some_and(|c| now.saturating_sub(c) > STALE_CLAIM_SECS * NS_PER_SEC);
-                if !stale {
-                    return None;
-                }
-                rec.push(
-                    now,
-                    Some(domid),
-                    TimelineEvent::Warning {
-                        message: "taking over a policy left unfinished by another domus process"
-                            .into(),
-                    },
-                );
-            }
-            rec.handled_shutdown = Some(domid);
-            rec.claim_ns = Some(now);
-            rec.push(now, Some(domid), TimelineEvent::ShutDown { reason });
-            Some((rec.config.clone(), rec.last_restart_ns, rec.uuid))
-        })?;
-        let Some((config_text, last_restart_ns, uuid)) = claimed else {
+        let Claim::Mine { id, record } = self.claim(info, reason)? else {
             return Ok(None);
         };
-        *claimed_here = true;
-        let config = match crate::config::parse_str(&config_text, "<record>") {
-            Ok((c, _)) => c,
-            Err(e) => {
-                tracing::error!(domid, error = %e, "stored config no longer parses; preserving domain");
-                return Ok(None);
-            }
-        };
-        let (field, policy) = policy_for(&config, reason);
-        self.note(
-            domid,
-            TimelineEvent::PolicyApplied {
-                field: field.to_string(),
-                policy,
-            },
-        )?;
+        let op = self.op_for(id, OpKind::Policy, Self::subject(info));
+        let (field, policy) = policy_for(&record.config, reason);
         let mut event = PolicyEvent {
             name: info.name.clone(),
             domid,
@@ -204,31 +165,146 @@ impl Engine {
             outcome: PolicyOutcome::Preserved,
             core_dump: None,
         };
+        let result = self.apply(&op, info, &record, &mut event);
+        match op.finish(result, |_| Ok(())) {
+            Ok(()) => Ok(Some(event)),
+            Err(e) => {
+                event.outcome = PolicyOutcome::Failed {
+                    error: e.to_string(),
+                };
+                Ok(Some(event))
+            }
+        }
+    }
+
+    /// Claim a shutdown in one transaction: mark it handled, record the
+    /// intent and the `shut_down` event. A claim left by a dead process is
+    /// taken over.
+    fn claim(&self, info: &DomainInfo, reason: ShutdownReason) -> EngineResult<Claim> {
+        let domid = info.domid;
+        let now = self.now_ns();
+        let subject = Self::subject(info);
+        let intent = self.intent(OpKind::Policy, &subject, Some(reason.to_string()), now);
+        let actor = self.actor;
+        Ok(self.store.write(|tx| {
+            let Some(mut rec) = tx.record_by_domid(domid)?.filter(|r| r.uuid == info.uuid) else {
+                return Ok(Claim::Nothing);
+            };
+            if rec.phase != Phase::Live {
+                return Ok(Claim::Nothing);
+            }
+            let claims: Vec<_> = tx
+                .intents_on(rec.uuid)?
+                .into_iter()
+                .filter(|i| i.op == OpKind::Policy || i.op.ends_domain())
+                .collect();
+            if claims.iter().any(|i| i.owner.alive()) {
+                return Ok(Claim::Nothing);
+            }
+            if rec.handled_shutdown == Some(domid) {
+                if claims.is_empty() {
+                    return Ok(Claim::Nothing);
+                }
+                for dead in &claims {
+                    tx.delete_intent(dead.id)?;
+                }
+                tx.append(
+                    now,
+                    &subject,
+                    actor,
+                    &DomainEvent::Warning {
+                        message: format!(
+                            "taking over a policy left unfinished by domus process {} (it died)",
+                            claims[0].owner.pid
+                        ),
+                    },
+                )?;
+            } else {
+                tx.append(
+                    now,
+                    &subject,
+                    actor.as_kind(SourceKind::Guest),
+                    &DomainEvent::ShutDown { reason },
+                )?;
+            }
+            rec.handled_shutdown = Some(domid);
+            rec.state = Some(shutdown_state(reason));
+            tx.put_record(&rec)?;
+            let id = tx.insert_intent(&intent)?;
+            tx.append(
+                now,
+                &subject,
+                actor,
+                &DomainEvent::OpStarted {
+                    op: OpKind::Policy.to_string(),
+                },
+            )?;
+            Ok(Claim::Mine {
+                id,
+                record: Box::new(rec),
+            })
+        })?)
+    }
+
+    fn apply(
+        &self,
+        op: &Op<'_>,
+        info: &DomainInfo,
+        record: &DomainRecord,
+        event: &mut PolicyEvent,
+    ) -> EngineResult<()> {
+        let (field, policy) = (event.field, event.policy);
+        let actor = self.actor;
+        let applied = DomainEvent::PolicyApplied {
+            field: field.to_string(),
+            policy,
+        };
         if matches!(policy, Policy::CoredumpDestroy | Policy::CoredumpRestart) {
             event.core_dump = self.core_dump(info);
         }
-        event.outcome = match policy {
-            Policy::Preserve => PolicyOutcome::Preserved,
+        match policy {
+            Policy::Preserve => {
+                op.commit(|tx, s, now| tx.append(now, s, actor, &applied).map(drop))?;
+            }
             Policy::Destroy | Policy::CoredumpDestroy => {
-                self.destroy_info(info)?;
-                PolicyOutcome::Destroyed
+                self.teardown(info)?;
+                op.commit(|tx, s, now| {
+                    tx.append(now, s, actor, &applied)?;
+                    retire(tx, s, now, actor, DomainEvent::Destroyed)
+                })?;
+                event.outcome = PolicyOutcome::Destroyed;
             }
             Policy::Restart | Policy::CoredumpRestart | Policy::RenameRestart => {
-                if let Some(last) = last_restart_ns {
+                let now = self.now_ns();
+                if let Some(last) = record.last_restart_ns {
                     let since = now.saturating_sub(last);
                     if since < MIN_RESTART_INTERVAL_SECS * NS_PER_SEC {
                         let seconds_since_last = since as f64 / NS_PER_SEC as f64;
-                        self.note(domid, TimelineEvent::RestartRefused { seconds_since_last })?;
                         tracing::warn!(domain = %info.name, seconds_since_last, "restarting too fast; not restarting");
-                        self.destroy_info(info)?;
+                        self.teardown(info)?;
+                        op.commit(|tx, s, now| {
+                            tx.append(now, s, actor, &applied)?;
+                            tx.append(
+                                now,
+                                s,
+                                actor,
+                                &DomainEvent::RestartRefused { seconds_since_last },
+                            )?;
+                            retire(tx, s, now, actor, DomainEvent::Destroyed)
+                        })?;
                         event.outcome = PolicyOutcome::RestartRefused { seconds_since_last };
-                        return Ok(Some(event));
+                        return Ok(());
                     }
                 }
-                self.restart(info, &config, uuid, policy == Policy::RenameRestart)?
+                let applied_now = self.store.write(|tx| {
+                    tx.append(now, &Self::subject(info), actor, &applied)
+                        .map(drop)
+                });
+                applied_now?;
+                event.outcome = self.restart(op, info, record, policy == Policy::RenameRestart)?;
             }
-        };
-        Ok(Some(event))
+        }
+        Ok(())
     }
 
     fn core_dump(&self, info: &DomainInfo) -> Option<PathBuf> {
@@ -242,98 +318,132 @@ impl Engine {
                     .core_dump(info.domid, &path)
                     .map_err(|e| e.to_string())
             });
-        match result {
-            Ok(()) => {
-                let _ = self.note(info.domid, TimelineEvent::CoreDumped { path: path.clone() });
-                Some(path)
-            }
-            Err(e) => {
-                let _ = self.note(
-                    info.domid,
-                    TimelineEvent::Warning {
-                        message: format!("core dump failed: {e}"),
-                    },
-                );
-                None
-            }
-        }
+        let event = match &result {
+            Ok(()) => DomainEvent::CoreDumped { path: path.clone() },
+            Err(e) => DomainEvent::Warning {
+                message: format!("core dump failed: {e}"),
+            },
+        };
+        let _ = self.log(info, event);
+        result.ok().map(|()| path)
     }
 
     /// Build the domain again from its stored config. `rename` keeps the
-    /// old domain, renamed, for inspection (rename-restart).
+    /// old domain, renamed, for inspection (rename-restart) and gives the
+    /// new one a fresh uuid.
     fn restart(
         &self,
+        op: &Op<'_>,
         info: &DomainInfo,
-        config: &DomainConfig,
-        uuid: uuid::Uuid,
+        record: &DomainRecord,
         rename: bool,
     ) -> EngineResult<PolicyOutcome> {
         let old = info.domid;
-        let keep_uuid = if rename {
+        let actor = self.actor;
+        let mut config = record.config.clone();
+        let new_uuid = if rename {
             let to = format!("{}-{}", info.name, old);
             if let Err(e) = self.hv.rename(old, &to) {
                 let error = format!("renaming the old domain failed: {e}");
-                self.note(
-                    old,
-                    TimelineEvent::RestartFailed {
-                        error: error.clone(),
-                    },
-                )?;
+                op.commit(|tx, s, now| {
+                    tx.append(
+                        now,
+                        s,
+                        actor,
+                        &DomainEvent::RestartFailed {
+                            error: error.clone(),
+                        },
+                    )
+                    .map(drop)
+                })?;
                 return Ok(PolicyOutcome::RestartFailed { error });
             }
-            let now = self.now_ns();
-            self.records.write(|r| {
-                if let Some(rec) = r.by_domid(old) {
-                    rec.push(
-                        now,
-                        Some(old),
-                        TimelineEvent::Renamed {
-                            from: info.name.clone(),
-                            to: to.clone(),
-                        },
-                    );
-                    rec.name = to.clone();
-                }
-            })?;
             // The kept domain is for inspection; its devices go to the new one.
             self.release_devices(info);
-            None
-        } else {
-            self.destroy_info(info)?;
-            Some(uuid)
-        };
-        // A renamed predecessor keeps its uuid, so the new domain needs another.
-        let mut config = config.clone();
-        if rename {
+            let new_uuid = self.hv.new_uuid()?;
+            let now = self.now_ns();
+            let mut kept = record.clone();
+            kept.name = to.clone();
+            kept.config.name = to.clone();
+            kept.config.devices.clear();
+            let mut building = DomainRecord::new(new_uuid, record.config.clone(), now);
+            building.config.uuid = None;
+            building.source = record.source.clone();
+            self.store.write(|tx| {
+                tx.append(
+                    now,
+                    &Self::subject(info),
+                    actor,
+                    &DomainEvent::Renamed {
+                        from: info.name.clone(),
+                        to: to.clone(),
+                    },
+                )?;
+                tx.put_record(&kept)?;
+                tx.put_record(&building).map(drop)
+            })?;
             config.uuid = None;
-        }
-        let config = &config;
-        match self.construct(config, keep_uuid) {
+            new_uuid
+        } else {
+            self.teardown(info)?;
+            self.log(info, DomainEvent::Destroyed)?;
+            op.stage("old domain destroyed", None)?;
+            record.uuid
+        };
+        match self.construct(&config, Some(new_uuid), Some(op)) {
             Ok((new_domid, devices)) => {
-                self.adopt_new(config, None, new_domid, &devices, Some(old), None)?;
+                op.commit(|tx, s, now| {
+                    let mut rec = tx
+                        .record(new_uuid)?
+                        .unwrap_or_else(|| DomainRecord::new(new_uuid, config.clone(), now));
+                    rec.config.devices = devices.clone();
+                    rec.domid = Some(new_domid);
+                    rec.phase = Phase::Live;
+                    rec.handled_shutdown = None;
+                    rec.state = Some("running".into());
+                    rec.last_restart_ns = Some(now);
+                    rec.restarts += 1;
+                    tx.put_record(&rec)?;
+                    tx.append(now, s, actor, &DomainEvent::Restarted { new_domid })?;
+                    let new_subject = Subject {
+                        domid: Some(new_domid),
+                        uuid: Some(new_uuid),
+                        name: Some(rec.name.clone()),
+                    };
+                    super::ops::created_events(tx, now, &new_subject, actor, &config, &devices)
+                })?;
                 Ok(PolicyOutcome::Restarted { new_domid })
             }
             Err(e) => {
                 let error = e.to_string();
-                let now = self.now_ns();
-                self.records.write(|r| {
-                    let rec = r
-                        .live
-                        .values_mut()
-                        .find(|x| x.uuid == uuid)
-                        .or_else(|| r.retired.iter_mut().rev().find(|x| x.uuid == uuid));
-                    if let Some(rec) = rec {
-                        rec.push(
-                            now,
-                            Some(old),
-                            TimelineEvent::RestartFailed {
-                                error: error.clone(),
-                            },
-                        );
+                op.commit(|tx, s, now| {
+                    tx.append(
+                        now,
+                        s,
+                        actor,
+                        &DomainEvent::RestartFailed {
+                            error: error.clone(),
+                        },
+                    )?;
+                    if rename {
+                        tx.delete_record(new_uuid)
+                    } else {
+                        retire(tx, s, now, actor, DomainEvent::Destroyed)
                     }
                 })?;
                 Ok(PolicyOutcome::RestartFailed { error })
             }
         }
+    }
+}
+
+/// The record state of a shut-down domain.
+pub(super) fn shutdown_state(reason: ShutdownReason) -> String {
+    format!("shutdown:{reason}")
+}
+
+impl From<crate::store::StoreError> for EngineError {
+    fn from(e: crate::store::StoreError) -> Self {
+        EngineError::Store(e)
     }
 }

@@ -8,7 +8,7 @@ use crossterm::event::{KeyEvent, MouseEvent};
 use super::library::LibraryEntry;
 use crate::backend::{Capabilities, DomId, HostInfo, ShutdownReason};
 use crate::config::{DeviceRef, DeviceSpec, DomainConfig};
-use crate::engine::{DomainRecord, DomainView, PolicyEvent};
+use crate::engine::{DomainRecord, DomainView, JournalEntry, PolicyEvent};
 
 /// One poll of the engine: what the table, header and events log show.
 #[derive(Debug, Clone)]
@@ -18,7 +18,10 @@ pub struct Snapshot {
     pub capabilities: Capabilities,
     pub domains: Vec<DomainView>,
     pub policy_events: Vec<PolicyEvent>,
-    pub retired: Vec<DomainRecord>,
+    /// Journal entries written since the previous snapshot.
+    pub journal: Vec<JournalEntry>,
+    /// Records of recently gone domains, newest first.
+    pub gone: Vec<DomainRecord>,
 }
 
 /// A PCI device on the host, for the attach form's picker.

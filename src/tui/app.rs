@@ -20,9 +20,11 @@ use super::ui::layout;
 use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
 use crate::cli::device_args::parse_device_args;
 use crate::config::{DeviceRef, DeviceSpec};
-use crate::engine::{DomainRecord, device_ref};
+use crate::engine::{DomainRecord, JournalEntry, device_ref};
 
 const EVENTS_CAP: usize = 500;
+/// How many journal entries the app keeps for timelines.
+const JOURNAL_CAP: usize = 5000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -133,7 +135,9 @@ pub struct App {
     pub library: Library,
     pub events: VecDeque<LogLine>,
     pub events_selected: usize,
-    pub retired: Vec<DomainRecord>,
+    /// The newest journal entries (every domus process's), oldest first.
+    pub journal: VecDeque<JournalEntry>,
+    pub gone: Vec<DomainRecord>,
     pub status: Option<(Level, String)>,
     pub consoles: HashMap<DomId, ConsoleBuffer>,
     pub size: (u16, u16),
@@ -214,7 +218,8 @@ impl App {
             },
             events: VecDeque::new(),
             events_selected: 0,
-            retired: Vec::new(),
+            journal: VecDeque::new(),
+            gone: Vec::new(),
             status: None,
             consoles: HashMap::new(),
             size,
@@ -350,7 +355,11 @@ impl App {
             self.table.selected = pos;
             self.pending_select = None;
         }
-        self.retired = s.retired;
+        self.gone = s.gone;
+        self.journal.extend(s.journal);
+        while self.journal.len() > JOURNAL_CAP {
+            self.journal.pop_front();
+        }
         for ev in s.policy_events {
             let level = if ev.reason == ShutdownReason::Crash {
                 Level::Warn
@@ -1405,7 +1414,7 @@ impl App {
                         Some(src) => vec![Effect::OpenFile(src.clone())],
                         None => {
                             let path = self.library.dir.join(format!("{}.sxp", rec.name));
-                            let text = rec.config.clone();
+                            let text = rec.config.to_sxp_string();
                             self.mode = Mode::Editor(Box::new(Editor::new(path, &text, "")));
                             Vec::new()
                         }

@@ -44,7 +44,10 @@ impl Harness {
         let clock = ManualClock::new(T0);
         let sim = SimHypervisor::in_memory(clock.clone());
         let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
-        let engine = Arc::new(Engine::in_memory(hv, clock.clone()));
+        let engine = match Engine::in_memory(hv, clock.clone()) {
+            Ok(e) => Arc::new(e.with_actor(crate::engine::SourceKind::Tui)),
+            Err(e) => panic!("an in-memory engine: {e}"),
+        };
         let _ = super::library::seed(o.config_dir);
         let (themes, _) = Theme::load_all(None);
         let theme = pick(&themes, o.theme).unwrap_or_else(|_| themes[0].clone());

@@ -28,7 +28,12 @@ pub struct Worker {
     /// Stop flags of the reader threads, one per open console.
     pumps: HashMap<DomId, Arc<AtomicBool>>,
     pci_root: PathBuf,
+    /// The newest journal entry already handed to the app.
+    journal_seq: std::cell::Cell<i64>,
 }
+
+/// How many gone domains the TUI shows.
+const GONE_SHOWN: usize = 20;
 
 impl Worker {
     pub fn new(
@@ -46,6 +51,7 @@ impl Worker {
             sink,
             pumps: HashMap::new(),
             pci_root: PathBuf::from("/sys/bus/pci/devices"),
+            journal_seq: std::cell::Cell::new(0),
         }
     }
 
@@ -64,6 +70,22 @@ impl Worker {
             .map_or_else(|_| format!("domain {domid}"), |v| v.info.name)
     }
 
+    /// Journal entries since the last snapshot (the newest few hundred at
+    /// first).
+    fn new_journal(&self) -> Vec<crate::engine::JournalEntry> {
+        let after = self.journal_seq.get();
+        let filter = crate::engine::JournalFilter {
+            after: Some(after),
+            limit: (after == 0).then_some(500),
+            ..Default::default()
+        };
+        let entries = self.engine.journal(&filter).unwrap_or_default();
+        if let Some(last) = entries.last() {
+            self.journal_seq.set(last.seq);
+        }
+        entries
+    }
+
     pub fn snapshot(&self) -> Action {
         let e = &self.engine;
         let result = (|| -> Result<Snapshot, String> {
@@ -74,7 +96,8 @@ impl Worker {
                 capabilities: e.hypervisor().capabilities(),
                 domains: e.domains().map_err(|x| x.to_string())?,
                 policy_events,
-                retired: e.retired().unwrap_or_default(),
+                journal: self.new_journal(),
+                gone: e.gone(GONE_SHOWN).unwrap_or_default(),
             })
         })();
         match result {

@@ -87,7 +87,8 @@ pub fn qemu_engine(root: &Path) -> (Engine, Arc<QemuHypervisor>) {
         })
         .unwrap_or_else(|e| panic!("opening the QEMU backend: {e}")),
     );
-    let mut engine = Engine::persistent(hv.clone(), Arc::new(SystemClock), &root.join("state"));
+    let mut engine = Engine::persistent(hv.clone(), Arc::new(SystemClock), &root.join("state"))
+        .unwrap_or_else(|e| panic!("opening the engine: {e}"));
     engine.set_dump_dir(&root.join("dumps"));
     (engine, hv)
 }

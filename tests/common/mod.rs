@@ -25,7 +25,8 @@ pub struct Rig {
 pub fn rig() -> Rig {
     let clock = ManualClock::new(T0);
     let sim = SimHypervisor::in_memory(clock.clone());
-    let mut engine = Engine::in_memory(Arc::new(sim.clone()), clock.clone());
+    let mut engine = Engine::in_memory(Arc::new(sim.clone()), clock.clone())
+        .unwrap_or_else(|e| panic!("an in-memory engine: {e}"));
     let dumps = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     engine.set_dump_dir(dumps.path());
     Rig {
@@ -34,6 +35,20 @@ pub fn rig() -> Rig {
         engine,
         dumps,
     }
+}
+
+/// A domain's timeline as text, oldest first, without the bookkeeping of
+/// operations and consoles.
+pub fn timeline(engine: &Engine, uuid: uuid::Uuid) -> Vec<String> {
+    use domus::engine::DomainEvent::{ConsoleClosed, ConsoleOpened};
+    engine
+        .timeline(uuid)
+        .unwrap_or_else(|e| panic!("reading the timeline: {e}"))
+        .into_iter()
+        .filter(|e| !e.event.is_op())
+        .filter(|e| !matches!(e.event, ConsoleOpened { .. } | ConsoleClosed { .. }))
+        .map(|e| e.event.to_string())
+        .collect()
 }
 
 pub fn config(text: &str) -> DomainConfig {

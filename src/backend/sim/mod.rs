@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use self::model::SimDomain;
-use self::store::{ConsoleOut, Store};
+use self::store::{ConsoleOut, SimTx, Store};
 use super::{
     BackendError, BackendKind, BackendResult, BootImage, CallKind, Capabilities, Capability,
     ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ReadOutcome,
@@ -78,7 +78,7 @@ impl SimHypervisor {
     pub fn open(opts: SimOptions) -> BackendResult<Self> {
         let store = match &opts.state_dir {
             Some(dir) => Store::disk(dir)?,
-            None => Store::memory(),
+            None => Store::memory()?,
         };
         Ok(SimHypervisor(Arc::new(Inner {
             store,
@@ -90,14 +90,14 @@ impl SimHypervisor {
 
     /// An in-memory host with the given clock (tests, benchmarks).
     pub fn in_memory(clock: Arc<dyn Clock>) -> Self {
-        // Opening an in-memory store cannot fail.
-        let inner = Inner {
-            store: Store::memory(),
-            seed: DEFAULT_SEED,
+        match Self::open(SimOptions {
             clock,
-            faults: Mutex::new(Faults::default()),
-        };
-        SimHypervisor(Arc::new(inner))
+            ..SimOptions::default()
+        }) {
+            Ok(sim) => sim,
+            // SQLite in memory fails only when the process is out of memory.
+            Err(e) => panic!("opening an in-memory simulated host: {e}"),
+        }
     }
 
     /// Make call number `nth` (counted from now) of `call` fail.
@@ -124,22 +124,22 @@ impl SimHypervisor {
             .check(call)
     }
 
-    fn init(&self) -> impl Fn() -> HostState + '_ {
+    fn init(&self) -> impl Fn() -> (HostState, SimDomain) + '_ {
         let now = self.now();
         move || HostState::new(self.0.seed, now)
     }
 
-    fn read<R>(&self, f: impl FnOnce(&HostState, u64) -> R) -> BackendResult<R> {
+    fn read<R>(&self, f: impl FnOnce(&SimTx<'_>, u64) -> BackendResult<R>) -> BackendResult<R> {
         let now = self.now();
-        self.0.store.read(&self.init(), |h| f(h, now))
+        self.0.store.read(&self.init(), |tx| f(tx, now))
     }
 
     fn write<R>(
         &self,
-        f: impl FnOnce(&mut HostState, &mut ConsoleOut, u64) -> BackendResult<R>,
+        f: impl FnOnce(&mut SimTx<'_>, &mut ConsoleOut, u64) -> BackendResult<R>,
     ) -> BackendResult<R> {
         let now = self.now();
-        self.0.store.write(&self.init(), |h, out| f(h, out, now))
+        self.0.store.write(&self.init(), |tx, out| f(tx, out, now))
     }
 
     /// Change one guest domain (never Domain-0 unless `allow_dom0`).
@@ -151,7 +151,7 @@ impl SimHypervisor {
         f: impl FnOnce(&mut SimDomain, &mut ConsoleOut, u64) -> BackendResult<R>,
     ) -> BackendResult<R> {
         self.fault(call)?;
-        self.write(|h, out, now| {
+        self.write(|tx, out, now| {
             if domid == 0 && !allow_dom0 {
                 return Err(BackendError::BadState {
                     domid,
@@ -159,11 +159,10 @@ impl SimHypervisor {
                     call,
                 });
             }
-            let d = h
-                .domains
-                .get_mut(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
-            f(d, out, now)
+            let mut d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
+            let r = f(&mut d, out, now)?;
+            tx.put(&d)?;
+            Ok(r)
         })
     }
 
@@ -217,80 +216,114 @@ impl Hypervisor for SimHypervisor {
 
     fn host_info(&self) -> BackendResult<HostInfo> {
         self.fault(CallKind::HostInfo)?;
-        self.read(|h, _| h.host_info())
+        self.read(|tx, _| Ok(tx.host.host_info(tx.used_kib()?)))
     }
 
     fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
         self.fault(CallKind::List)?;
-        self.read(|h, now| h.domains.values().map(|d| h.info(d, now)).collect())
+        let now = self.now();
+        let (host, domains) = self.0.store.domains(&self.init())?;
+        Ok(domains.iter().map(|d| host.info(d, now)).collect())
     }
 
     fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {
-        self.read(|h, now| h.domains.get(&domid).map(|d| h.info(d, now)))?
+        self.read(|tx, now| Ok(tx.domain(domid)?.map(|d| tx.host.info(&d, now))))?
             .ok_or(BackendError::NoSuchDomain(domid))
+    }
+
+    fn new_uuid(&self) -> BackendResult<uuid::Uuid> {
+        self.write(|tx, _, _| Ok(tx.host.next_uuid()))
+    }
+
+    fn lookup(&self, name: &str) -> BackendResult<Option<DomainInfo>> {
+        // A lookup is a query of the domain list, for fault injection too.
+        self.fault(CallKind::List)?;
+        self.read(|tx, now| {
+            Ok(match tx.domid_by_name(name)? {
+                Some(id) => tx.domain(id)?.map(|d| tx.host.info(&d, now)),
+                None => None,
+            })
+        })
+    }
+
+    fn shut_down_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        self.read(|tx, now| {
+            Ok(tx
+                .shut_down()?
+                .iter()
+                .map(|d| tx.host.info(d, now))
+                .collect())
+        })
+    }
+
+    fn boot_image(&self, domid: DomId) -> BackendResult<Option<BootImage>> {
+        self.read(|tx, _| Ok(tx.domain(domid)?.and_then(|d| d.image)))
     }
 
     fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId> {
         self.fault(CallKind::CreateDomain)?;
-        self.write(|h, _, now| {
+        self.write(|tx, _, now| {
             if spec.vcpus == 0 || spec.memory_kib == 0 {
                 return Err(BackendError::Invalid(
                     "a domain needs memory and at least one vCPU".into(),
                 ));
             }
-            if h.domains.values().any(|d| d.name == spec.name) {
+            if tx.domid_by_name(&spec.name)?.is_some() {
                 return Err(BackendError::Invalid(format!(
                     "a domain named {} already exists",
                     spec.name
                 )));
             }
             if let Some(uuid) = spec.uuid
-                && h.domains.values().any(|d| d.uuid == uuid)
+                && tx.domid_by_uuid(&uuid)?.is_some()
             {
                 return Err(BackendError::Invalid(format!(
                     "a domain with uuid {uuid} already exists"
                 )));
             }
-            let free = h.free_kib();
+            let free = tx.free_kib()?;
             if spec.memory_kib > free {
                 return Err(BackendError::OutOfMemory {
                     need_kib: spec.memory_kib,
                     free_kib: free,
                 });
             }
-            let domid = h.next_domid;
-            h.next_domid += 1;
+            // Never backwards: above the counter, every domain that exists
+            // and every domid domus has seen.
+            let domid = tx
+                .host
+                .next_domid
+                .max(tx.above_max_domid()?)
+                .max(spec.min_domid);
+            tx.host.next_domid = domid + 1;
             let uuid = match spec.uuid {
                 Some(u) => u,
-                None => h.next_uuid(),
+                None => tx.host.next_uuid(),
             };
-            let load = h.load_for(domid);
-            h.domains.insert(
+            let load = tx.host.load_for(domid);
+            tx.put(&SimDomain {
                 domid,
-                SimDomain {
-                    domid,
-                    name: spec.name.clone(),
-                    uuid,
-                    memory_kib: spec.memory_kib,
-                    max_kib: spec.memory_kib,
-                    target_kib: spec.memory_kib,
-                    vcpus: spec.vcpus,
-                    cpu_weight: 256,
-                    pinned: Default::default(),
-                    paused: true,
-                    shutdown: None,
-                    image: None,
-                    device_model: false,
-                    booted_ns: None,
-                    devices: Vec::new(),
-                    vcpu_ns: vec![0; spec.vcpus as usize],
-                    accounted_ns: now,
-                    load_permille: load,
-                    created_ns: now,
-                    line: String::new(),
-                    pending_input: Vec::new(),
-                },
-            );
+                name: spec.name.clone(),
+                uuid,
+                memory_kib: spec.memory_kib,
+                max_kib: spec.memory_kib,
+                target_kib: spec.memory_kib,
+                vcpus: spec.vcpus,
+                cpu_weight: 256,
+                pinned: Default::default(),
+                paused: true,
+                shutdown: None,
+                image: None,
+                device_model: false,
+                booted_ns: None,
+                devices: Vec::new(),
+                vcpu_ns: vec![0; spec.vcpus as usize],
+                accounted_ns: now,
+                load_permille: load,
+                created_ns: now,
+                line: String::new(),
+                pending_input: Vec::new(),
+            })?;
             Ok(domid)
         })
     }
@@ -324,22 +357,19 @@ impl Hypervisor for SimHypervisor {
 
     fn pin_vcpu(&self, domid: DomId, vcpu: u32, cpu: u32) -> BackendResult<()> {
         self.fault(CallKind::PinVcpu)?;
-        self.write(|h, _, _| {
-            if cpu >= h.cpus {
+        self.write(|tx, _, _| {
+            if cpu >= tx.host.cpus {
                 return Err(BackendError::Invalid(format!(
                     "cannot pin to CPU {cpu}: the host has CPUs 0 to {}",
-                    h.cpus - 1
+                    tx.host.cpus - 1
                 )));
             }
-            let d = h
-                .domains
-                .get_mut(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
+            let mut d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
             if vcpu >= d.vcpus {
                 return Err(BackendError::Invalid(format!("domain has no vCPU {vcpu}")));
             }
             d.pinned.insert(vcpu, cpu);
-            Ok(())
+            tx.put(&d)
         })
     }
 
@@ -432,13 +462,13 @@ impl Hypervisor for SimHypervisor {
 
     fn destroy(&self, domid: DomId) -> BackendResult<()> {
         self.fault(CallKind::Destroy)?;
-        self.write(|h, out, _| {
+        self.write(|tx, out, _| {
             if domid == 0 {
                 return Err(BackendError::Invalid("Domain-0 cannot be destroyed".into()));
             }
-            h.domains
-                .remove(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
+            if !tx.remove(domid)? {
+                return Err(BackendError::NoSuchDomain(domid));
+            }
             out.removals.push(domid);
             Ok(())
         })
@@ -446,11 +476,8 @@ impl Hypervisor for SimHypervisor {
 
     fn rename(&self, domid: DomId, name: &str) -> BackendResult<()> {
         self.fault(CallKind::Rename)?;
-        self.write(|h, _, _| {
-            if h.domains
-                .values()
-                .any(|d| d.name == name && d.domid != domid)
-            {
+        self.write(|tx, _, _| {
+            if tx.domid_by_name(name)?.is_some_and(|d| d != domid) {
                 return Err(BackendError::Invalid(format!(
                     "a domain named {name} already exists"
                 )));
@@ -458,12 +485,9 @@ impl Hypervisor for SimHypervisor {
             if domid == 0 {
                 return Err(BackendError::Invalid("Domain-0 cannot be renamed".into()));
             }
-            let d = h
-                .domains
-                .get_mut(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
+            let mut d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
             d.name = name.to_string();
-            Ok(())
+            tx.put(&d)
         })
     }
 
@@ -506,12 +530,9 @@ impl Hypervisor for SimHypervisor {
 
     fn set_memory_target(&self, domid: DomId, kib: u64) -> BackendResult<()> {
         self.fault(CallKind::SetMemoryTarget)?;
-        self.write(|h, _, _| {
-            let free = h.free_kib();
-            let d = h
-                .domains
-                .get_mut(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
+        self.write(|tx, _, _| {
+            let free = tx.free_kib()?;
+            let mut d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
             if kib > d.max_kib {
                 return Err(BackendError::Invalid(format!(
                     "memory target {} MiB is above the domain's maximum {} MiB",
@@ -529,7 +550,7 @@ impl Hypervisor for SimHypervisor {
             }
             d.memory_kib = kib;
             d.target_kib = kib;
-            Ok(())
+            tx.put(&d)
         })
     }
 
@@ -554,16 +575,13 @@ impl Hypervisor for SimHypervisor {
         self.fault(CallKind::Save)?;
         let (bytes, _) = self.0.store.console_read(domid, 0)?;
         let tail = bytes[bytes.len().saturating_sub(16 * 1024)..].to_vec();
-        self.write(|h, out, now| {
-            let d = h
-                .domains
-                .get(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
+        self.write(|tx, out, now| {
+            let d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
             if domid == 0 {
                 return Err(BackendError::Invalid("Domain-0 cannot be saved".into()));
             }
             if d.shutdown.is_some_and(|r| r != ShutdownReason::Suspend) {
-                return Err(bad_state(d, CallKind::Save));
+                return Err(bad_state(&d, CallKind::Save));
             }
             let mut domain = d.clone();
             domain.settle(now);
@@ -577,7 +595,7 @@ impl Hypervisor for SimHypervisor {
                 serde_json::to_vec(&image).map_err(|e| BackendError::Other(e.to_string()))?;
             std::fs::write(path, json)
                 .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
-            h.domains.remove(&domid);
+            tx.remove(domid)?;
             out.removals.push(domid);
             Ok(())
         })
@@ -593,26 +611,23 @@ impl Hypervisor for SimHypervisor {
             .ok_or_else(|| {
                 BackendError::Invalid(format!("{} is not a domus sim save file", path.display()))
             })?;
-        self.write(|h, out, now| {
+        self.write(|tx, out, now| {
             let mut d = image.domain;
-            if h.domains
-                .values()
-                .any(|x| x.name == d.name || x.uuid == d.uuid)
-            {
+            if tx.domid_by_name(&d.name)?.is_some() || tx.domid_by_uuid(&d.uuid)?.is_some() {
                 return Err(BackendError::Invalid(format!(
                     "cannot restore {}: a domain with that name or uuid exists",
                     d.name
                 )));
             }
-            let free = h.free_kib();
+            let free = tx.free_kib()?;
             if d.memory_kib > free {
                 return Err(BackendError::OutOfMemory {
                     need_kib: d.memory_kib,
                     free_kib: free,
                 });
             }
-            let domid = h.next_domid;
-            h.next_domid += 1;
+            let domid = tx.host.next_domid.max(tx.above_max_domid()?);
+            tx.host.next_domid = domid + 1;
             if d.vcpus == 0
                 || d.vcpus > 128
                 || d.vcpu_ns.len() != d.vcpus as usize
@@ -630,20 +645,20 @@ impl Hypervisor for SimHypervisor {
             d.accounted_ns = now;
             out.push(domid, &image.console_tail);
             out.push(domid, "\r\n[restored]\r\n");
-            h.domains.insert(domid, d);
+            tx.put(&d)?;
             Ok((domid, image.meta))
         })
     }
 
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()> {
         self.fault(CallKind::CoreDump)?;
-        let text = self.read(|h, now| {
-            h.domains.get(&domid).map(|d| {
+        let text = self.read(|tx, now| {
+            Ok(tx.domain(domid)?.map(|d| {
                 format!(
                     "domus simulated core dump\nname: {}\ndomid: {}\nuuid: {}\nmemory_kib: {}\nvcpus: {}\nshutdown: {}\nuptime_s: {:.3}\n",
                     d.name, d.domid, d.uuid, d.memory_kib, d.vcpus, d.shutdown.map_or("no", |r| r.as_str()), d.uptime_secs(now)
                 )
-            })
+            }))
         })?;
         let text = text.ok_or(BackendError::NoSuchDomain(domid))?;
         std::fs::write(path, text)
@@ -660,7 +675,7 @@ struct SimConsole {
 
 impl SimConsole {
     fn alive(&self) -> BackendResult<bool> {
-        self.sim.read(|h, _| h.domains.contains_key(&self.domid))
+        self.sim.read(|tx, _| Ok(tx.domain(self.domid)?.is_some()))
     }
 }
 
@@ -688,24 +703,21 @@ impl ConsoleStream for SimConsole {
 
     fn write(&mut self, bytes: &[u8]) -> BackendResult<()> {
         let domid = self.domid;
-        self.sim.write(|h, out, now| {
-            let d = h
-                .domains
-                .get_mut(&domid)
-                .ok_or(BackendError::NoSuchDomain(domid))?;
+        self.sim.write(|tx, out, now| {
+            let mut d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
             if d.shutdown.is_some() {
                 return Ok(());
             }
             if d.paused || d.booted_ns.is_none() {
                 d.pending_input.extend_from_slice(bytes);
-                return Ok(());
+                return tx.put(&d);
             }
             let mut text = String::new();
-            if let Some(reason) = guest::type_input(d, bytes, now, &mut text) {
-                SimHypervisor::deliver_shutdown(d, reason, now);
+            if let Some(reason) = guest::type_input(&mut d, bytes, now, &mut text) {
+                SimHypervisor::deliver_shutdown(&mut d, reason, now);
             }
             out.push(domid, text);
-            Ok(())
+            tx.put(&d)
         })
     }
 }

@@ -10,7 +10,8 @@ use crate::clock::NS_PER_SEC;
 use crate::config::DeviceSpec;
 
 pub const SIM_VERSION: &str = "domus-sim 1.0 (models Xen 4.17 domain semantics)";
-pub const STATE_FORMAT: u32 = 1;
+/// 2: the host in SQLite, one row per domain (1 was one JSON file).
+pub const STATE_FORMAT: u32 = 2;
 
 /// splitmix64: a tiny, well-known mixing function. It is all the simulator
 /// needs for seeded, reproducible choices, and its output must never change
@@ -22,22 +23,23 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The host's own facts; its domains are rows of their own (see `store`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
     pub format: u32,
     pub seed: u64,
     pub hostname: String,
     pub cpus: u32,
     pub total_kib: u64,
-    /// Never decreases: domids are not reused while the host lives.
+    /// Never decreases: domids are not reused while the host lives (and a
+    /// new domid is also above every domain that exists).
     pub next_domid: DomId,
     /// How many uuids the host has handed out (feeds the seeded generator).
     pub uuid_counter: u64,
     pub booted_ns: u64,
-    pub domains: BTreeMap<DomId, SimDomain>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimDomain {
     pub domid: DomId,
     pub name: String,
@@ -68,7 +70,8 @@ pub struct SimDomain {
 }
 
 impl HostState {
-    pub fn new(seed: u64, now_ns: u64) -> Self {
+    /// A freshly booted host and its Domain-0.
+    pub fn new(seed: u64, now_ns: u64) -> (Self, SimDomain) {
         let cpus = 4;
         let mut host = HostState {
             format: STATE_FORMAT,
@@ -79,7 +82,6 @@ impl HostState {
             next_domid: 1,
             uuid_counter: 0,
             booted_ns: now_ns,
-            domains: BTreeMap::new(),
         };
         let uuid = host.next_uuid();
         let dom0 = SimDomain {
@@ -105,8 +107,7 @@ impl HostState {
             line: String::new(),
             pending_input: Vec::new(),
         };
-        host.domains.insert(0, dom0);
-        host
+        (host, dom0)
     }
 
     pub fn next_uuid(&mut self) -> uuid::Uuid {
@@ -119,15 +120,7 @@ impl HostState {
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 
-    pub fn used_kib(&self) -> u64 {
-        self.domains.values().map(|d| d.memory_kib).sum()
-    }
-
-    pub fn free_kib(&self) -> u64 {
-        self.total_kib.saturating_sub(self.used_kib())
-    }
-
-    pub fn host_info(&self) -> HostInfo {
+    pub fn host_info(&self, used_kib: u64) -> HostInfo {
         HostInfo {
             hostname: self.hostname.clone(),
             backend: BackendKind::Sim,
@@ -135,7 +128,7 @@ impl HostState {
             accel: None,
             cpus: self.cpus,
             total_kib: self.total_kib,
-            free_kib: self.free_kib(),
+            free_kib: self.total_kib.saturating_sub(used_kib),
         }
     }
 

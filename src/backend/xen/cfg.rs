@@ -124,6 +124,7 @@ mod tests {
             memory_kib: 128 * 1024,
             vcpus: 2,
             image: None,
+            min_domid: 1,
         }
     }
 

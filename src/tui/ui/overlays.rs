@@ -393,12 +393,12 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(" Timeline", t.title())));
-    let timeline = row
-        .view
-        .record
-        .as_ref()
-        .map(|r| r.timeline.as_slice())
-        .unwrap_or(&[]);
+    let uuid = row.view.info.uuid;
+    let timeline: Vec<&crate::engine::JournalEntry> = app
+        .journal
+        .iter()
+        .filter(|e| e.uuid == Some(uuid) && !e.event.is_op() && !e.event.is_console())
+        .collect();
     let inner_h = usize::from(popup_area.height.saturating_sub(2));
     let room = inner_h.saturating_sub(lines.len() + 4);
     if timeline.is_empty() {
