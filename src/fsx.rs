@@ -378,6 +378,46 @@ pub fn open_private_append(path: &Path) -> Result<File, FsxError> {
     Ok(file)
 }
 
+/// Make an existing regular file of ours 0600: for a file another program
+/// (xl, a backend) wrote with the umask's mode. A link is not followed;
+/// someone else's file is refused.
+pub fn restrict_file(path: &Path) -> Result<(), FsxError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|e| match kind_at(path) {
+            Some(FileKind::Symlink) => FsxError::Symlink {
+                path: path.to_path_buf(),
+                option: None,
+            },
+            _ => FsxError::io("open", path)(e),
+        })?;
+    let meta = file.metadata().map_err(FsxError::io("inspect", path))?;
+    let kind = FileKind::of(meta.file_type());
+    if kind != FileKind::Regular {
+        return Err(FsxError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let me = euid();
+    if meta.uid() != me {
+        return Err(FsxError::ForeignOwner {
+            path: path.to_path_buf(),
+            kind,
+            owner: meta.uid(),
+            me,
+            option: None,
+        });
+    }
+    if meta.mode() & 0o7777 != PRIVATE_FILE_MODE {
+        file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+            .map_err(FsxError::io("set the permissions of", path))?;
+    }
+    Ok(())
+}
+
 /// Replace `path` with `bytes` so that a crash leaves the old or the new
 /// content, never a mix: a 0600 temporary with an unguessable name in the
 /// same directory, synced, renamed over `path`, the directory synced.
@@ -725,6 +765,26 @@ pub(crate) mod tests {
             "{err}"
         );
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn restrict_file_tightens_ours_and_does_not_follow_links() {
+        let t = tmp();
+        let f = t.path().join("saved");
+        std::fs::write(&f, "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        restrict_file(&f).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(&f), 0o600);
+        let target = t.path().join("target");
+        std::fs::write(&target, "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let link = t.path().join("link");
+        symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
+        let err = restrict_file(&link).map(|()| "done").unwrap_err();
+        assert!(matches!(err, FsxError::Symlink { .. }), "{err}");
+        assert_eq!(mode(&target), 0o644);
     }
 
     #[test]
