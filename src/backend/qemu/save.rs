@@ -94,10 +94,10 @@ fn save_into(
     // (a leftover of an interrupted save goes).
     let _ = std::fs::remove_file(&stream);
     drop(fsx::create_private(&stream).map_err(fsx_err)?);
-    let mut q = hv.qmp(domid)?;
-    q.execute("stop", json!({}), super::CMD)
-        .map_err(qmp_err(domid))?;
     let result = (|| {
+        let mut q = hv.qmp(domid)?;
+        q.execute("stop", json!({}), super::CMD)
+            .map_err(qmp_err(domid))?;
         q.execute(
             "migrate",
             json!({ "uri": format!("exec:cat > {}", sh_quote(&stream)) }),
