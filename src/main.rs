@@ -5,7 +5,10 @@ use domus::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(&cli::state_dir(&cli));
+    if let Err(f) = cli::init_logging(&cli::state_dir(&cli)) {
+        eprintln!("domus: {}", f.msg);
+        return ExitCode::from(f.code);
+    }
     match &cli.command {
         Some(command) => cli::run(&cli, command),
         None => cli::run_tui(&cli),

@@ -404,3 +404,168 @@ fn the_tui_without_a_terminal_says_so_instead_of_crashing() {
             "domus: the TUI needs a terminal",
         ));
 }
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p)
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Run `domus` with `--state-dir DIR` under umask 022 (the child inherits
+/// it; this test binary's other tests do not care).
+fn domus_in(state: &Path) -> Command {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let mut cmd = Command::cargo_bin("domus").unwrap_or_else(|e| panic!("domus binary: {e}"));
+    cmd.arg("--state-dir")
+        .arg(state)
+        .arg("--backend")
+        .arg("sim");
+    cmd.env_remove("DOMUS_SIM_FAULTS");
+    cmd
+}
+
+#[test]
+fn the_state_dir_and_its_files_are_private_under_umask_022() {
+    let host = Host::new();
+    let state = host.dir.path().join("fresh/state");
+    domus_in(&state)
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("domus.log")), 0o600);
+    let file = host.dir.path().join("web1.save");
+    domus_in(&state)
+        .args(["save", "web1"])
+        .arg(&file)
+        .assert()
+        .success();
+    assert_eq!(mode(&file), 0o600, "the saved image holds guest memory");
+
+    // A state directory of ours left open by an older domus: tightened.
+    let old = host.dir.path().join("old");
+    std::fs::create_dir(&old).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(old.join("domus.log"), "").unwrap_or_else(|e| panic!("{e}"));
+    domus_in(&old).arg("list").assert().success();
+    assert_eq!(mode(&old), 0o700);
+    assert_eq!(mode(&old.join("domus.log")), 0o600);
+    let log = std::fs::read_to_string(old.join("domus.log")).unwrap_or_default();
+    assert!(log.contains("tightened from 0755 to 0700"), "{log}");
+}
+
+#[test]
+fn a_symlinked_state_dir_is_refused_with_one_line_and_left_alone() {
+    let host = Host::new();
+    let target = host.dir.path().join("target");
+    std::fs::create_dir(&target).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let link = host.dir.path().join("state");
+    std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
+    domus_in(&link).arg("list").assert().code(1).stderr(format!(
+        "domus: {} is a symbolic link, which domus does not follow for its own files: \
+         remove it or choose another path with --state-dir\n",
+        link.display()
+    ));
+    assert_eq!(mode(&target), 0o755);
+    assert!(!target.join("domus.log").exists());
+}
+
+#[test]
+fn save_never_overwrites_a_file() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    let file = host.dir.path().join("keep.txt");
+    std::fs::write(&file, "precious").unwrap_or_else(|e| panic!("{e}"));
+    host.domus()
+        .args(["save", "web1"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(format!(
+            "domus: {} exists; choose another name or remove it\n",
+            file.display()
+        ));
+    assert_eq!(
+        std::fs::read_to_string(&file).ok().as_deref(),
+        Some("precious")
+    );
+    assert!(host.list_row("web1").is_some(), "the domain is untouched");
+}
+
+#[test]
+fn check_refuses_fifos_and_devices_at_once_and_goes_on() {
+    let host = Host::new();
+    let fifo = host.dir.path().join("blocked.sxp");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let big = host.dir.path().join("big.sxp");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(8 << 30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    host.domus()
+        .timeout(std::time::Duration::from_secs(20))
+        .arg("check")
+        .arg(&fifo)
+        .arg("/dev/zero")
+        .arg(&big)
+        .arg(example("web1.sxp"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("web1.sxp: ok"))
+        .stderr(format!(
+            "{} is not a regular file (a FIFO): domus uses only regular files here\n\
+             /dev/zero is not a regular file (a character device): domus uses only regular files here\n\
+             {} is 8 GiB; domus reads files of at most 1 MiB\n",
+            fifo.display(),
+            big.display()
+        ));
+}
+
+#[test]
+fn mem_set_below_the_floor_needs_force() {
+    let host = Host::new();
+    host.domus()
+        .args(["mem-set", "0", "1"])
+        .assert()
+        .code(1)
+        .stderr(
+            "domus: setting Domain-0's memory below 512 MiB can starve the host's toolstack; \
+             add --force if you mean it\n",
+        );
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    host.domus()
+        .args(["mem-set", "web1", "32"])
+        .assert()
+        .code(1)
+        .stderr(
+            "domus: setting web1's memory below 64 MiB can make its kernel kill processes; \
+             add --force if you mean it\n",
+        );
+    host.domus()
+        .args(["mem-set", "web1", "64"])
+        .assert()
+        .success();
+    host.domus()
+        .args(["mem-set", "--force", "web1", "32"])
+        .assert()
+        .success();
+    let row = host.list_row("web1").unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(2), Some("32"), "{row}");
+    host.domus()
+        .args(["mem-set", "Domain-0", "1024", "--force"])
+        .assert()
+        .success();
+}

@@ -170,3 +170,41 @@ fn linux_cmdline_is_assembled_like_xend() {
         "root=/dev/xvda1 console=hvc0 quiet"
     );
 }
+
+#[test]
+fn huge_atoms_are_quoted_as_short_one_line_excerpts() {
+    let huge = format!("{}\n\u{1b}[2J", "A".repeat(8 << 20));
+    let quoted = domus::sxp::print_atom(&huge);
+    let kernel = "(image (linux (kernel /boot/vmlinuz)))";
+    let cases = [
+        format!("(vm (name web1) (memory {quoted}) {kernel})"),
+        format!("(vm (name web1) (vcpus {quoted}) {kernel})"),
+        format!("(vm (name web1) (uuid {quoted}) {kernel})"),
+        format!("(vm (name web1) (on_crash {quoted}) {kernel})"),
+        format!("(vm (name web1) ({quoted} 1) {kernel})"),
+        format!("(vm (name web1) {quoted} {kernel})"),
+        format!("({quoted} (name web1))"),
+        format!("(vm (name web1) (image ({quoted})))"),
+        format!("(vm (name web1) {kernel} (device (vbd (uname {quoted}) (dev xvda))))"),
+        format!("(vm (name web1) {kernel} (device (vbd (uname phy:sda) (dev {quoted}))))"),
+        format!("(vm (name web1) {kernel} (device (vif (mac {quoted}))))"),
+        format!("(vm (name web1) {kernel} (device (vif (bridge {quoted}))))"),
+        format!("(vm (name web1) {kernel} (device (vif (ip {quoted}))))"),
+        format!("(vm (name web1) {kernel} (device (pci (bus {quoted}) (dev 0) (func 0))))"),
+        format!("(vm (name web1) {kernel} (device ({quoted})))"),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        // An unknown field is kept with a warning: that must be short too.
+        let err = match parse_str(text, "huge.sxp") {
+            Ok((_, d)) => d.warning_lines().join("\n"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            !err.is_empty() && err.len() < 400 && !err.contains('\n') && !err.contains('\u{1b}'),
+            "case {i}: {} bytes: {}",
+            err.len(),
+            err.chars().take(300).collect::<String>()
+        );
+        assert!(err.contains("characters)"), "case {i} says how long: {err}");
+    }
+}

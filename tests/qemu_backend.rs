@@ -377,6 +377,30 @@ fn save_and_restore_keep_the_guest_and_its_disk() {
     // A mark in guest memory that must survive the round trip.
     run(&rig.engine, domid, "echo kept-across-save > /tmp/mark");
 
+    // An existing file is never overwritten, and the guest is not stopped.
+    let taken = rig.root.path().join("taken.sav");
+    std::fs::write(&taken, "precious").unwrap_or_else(|e| panic!("{e}"));
+    let err = rig
+        .engine
+        .save(domid, &taken)
+        .map(|()| "saved")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("exists; choose another name or remove it"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&taken).ok().as_deref(),
+        Some("precious")
+    );
+    assert!(
+        rig.hv
+            .domain_info(domid)
+            .is_ok_and(|i| !i.flags.paused && !i.flags.shutdown),
+        "the guest runs on"
+    );
+
     let file = rig.root.path().join("saver.sav");
     rig.engine
         .save(domid, &file)
@@ -390,6 +414,13 @@ fn save_and_restore_keep_the_guest_and_its_disk() {
         "its QEMU too"
     );
     assert!(std::fs::metadata(&file).is_ok_and(|m| m.len() > 1 << 20));
+    assert_eq!(
+        std::fs::metadata(&file)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .ok(),
+        Some(0o600),
+        "the image holds guest memory: owner-only"
+    );
 
     let new = rig
         .engine

@@ -18,6 +18,7 @@ use crate::backend::{DomId, ShutdownReason};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, DeviceRef};
 use crate::engine::{Engine, SourceKind};
+use crate::fsx::{self, FsxError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -132,6 +133,10 @@ pub enum Command {
         domain: String,
         /// Target in MiB.
         mib: u64,
+        /// Allow a target low enough to hurt (below 64 MiB, 512 MiB for
+        /// Domain-0), which the TUI would ask about.
+        #[arg(long)]
+        force: bool,
     },
     /// Attach to a domain's console; Ctrl-] detaches.
     Console {
@@ -263,6 +268,7 @@ pub fn state_dir(cli: &Cli) -> PathBuf {
 /// left, and apply any pending shutdown policies (all reported on stderr).
 pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
     let state_dir = state_dir(cli);
+    fsx::ensure_private_dir(&state_dir).map_err(state_dir_failure)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hv = select::open(
         cli.backend,
@@ -303,7 +309,14 @@ fn open_options(
         clock,
         sim_seed,
         sim_faults,
-        runtime_dir: cli.runtime_dir.clone(),
+        // Only QEMU keeps a runtime directory; the others never create one.
+        runtime_dir: match select::resolve(cli.backend) {
+            crate::backend::BackendKind::Qemu => Some(
+                crate::paths::runtime_dir(cli.runtime_dir.as_deref(), state_dir)
+                    .map_err(|e| Failure::new(e.to_string()))?,
+            ),
+            _ => cli.runtime_dir.clone(),
+        },
         accel: cli.accel.clone(),
         supervisor: std::env::current_exe().ok(),
         adopt,
@@ -400,7 +413,13 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             let removed = e.detach(domid(&ctx, domain)?, &r)?;
             println!("detached {removed}");
         }
-        Command::MemSet { domain, mib } => e.set_memory_target(domid(&ctx, domain)?, *mib)?,
+        Command::MemSet { domain, mib, force } => {
+            let info = e.resolve(domain)?;
+            if !force {
+                low_memory_check(info.domid, &info.name, *mib)?;
+            }
+            e.set_memory_target(info.domid, *mib)?;
+        }
         Command::Console { domain } => console::run(e, domid(&ctx, domain)?)?,
         Command::Info { domain } => match e.resolve(domain) {
             Ok(info) => {
@@ -421,7 +440,17 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         },
         Command::Save { domain, file } => {
             let id = domid(&ctx, domain)?;
+            // Never over an existing file (or through a link), whichever
+            // backend writes it.
+            if std::fs::symlink_metadata(file).is_ok() {
+                return Err(FsxError::Exists { path: file.clone() }.into());
+            }
             e.save(id, file)?;
+            // The image holds the guest's memory; not every backend
+            // writes it owner-only.
+            if let Err(err) = fsx::restrict_file(file) {
+                eprintln!("domus: warning: {err}");
+            }
             println!("saved domain {id} to {}", file.display());
         }
         Command::Restore { file } => {
@@ -431,6 +460,23 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         Command::Check { .. } | Command::Supervise { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The CLI's counterpart of the TUI's confirmation: a target below the
+/// floor needs `--force`.
+fn low_memory_check(domid: DomId, name: &str, mib: u64) -> CliResult<()> {
+    let floor = config::low_memory_floor(domid);
+    if mib >= floor {
+        return Ok(());
+    }
+    let why = if domid == 0 {
+        "can starve the host's toolstack"
+    } else {
+        "can make its kernel kill processes"
+    };
+    Err(Failure::new(format!(
+        "setting {name}'s memory below {floor} MiB {why}; add --force if you mean it"
+    )))
 }
 
 /// A domain's supervisor (`domus supervise DOMID`, started by backends
@@ -502,24 +548,30 @@ fn check(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-/// Set up logging to `state_dir/domus.log` (the terminal belongs to the
-/// TUI and to command output).
-pub fn init_logging(state_dir: &Path) {
+fn state_dir_failure(e: FsxError) -> Failure {
+    Failure::new(e.with_option("--state-dir").to_string())
+}
+
+/// Make the state directory private (0700) and log to
+/// `state_dir/domus.log` (0600; the terminal belongs to the TUI and to
+/// command output). A state directory domus must not use (a link, someone
+/// else's) is an error for the operator, not a silent lack of a log.
+pub fn init_logging(state_dir: &Path) -> CliResult<()> {
     use tracing_subscriber::EnvFilter;
-    if std::fs::create_dir_all(state_dir).is_err() {
-        return;
-    }
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(state_dir.join("domus.log"))
-    else {
-        return;
-    };
+    let tightened = fsx::ensure_private_dir_report(state_dir).map_err(state_dir_failure)?;
+    let file = fsx::open_private_append(&state_dir.join("domus.log"))?;
     let filter = EnvFilter::try_from_env("DOMUS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .with_env_filter(filter)
         .try_init();
+    // Only now is there a log to say it in.
+    if let Some(old) = tightened {
+        tracing::warn!(
+            path = %state_dir.display(),
+            "tightened from {old:04o} to 0700: it was open to other users"
+        );
+    }
+    Ok(())
 }

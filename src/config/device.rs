@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::shown;
+
 /// Where a virtual block device's data lives on the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -25,7 +27,12 @@ impl FromStr for Uname {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid uname '{s}' (expected phy:/dev/NAME or file:/PATH)");
+        let bad = || {
+            format!(
+                "invalid uname '{}' (expected phy:/dev/NAME or file:/PATH)",
+                shown(s)
+            )
+        };
         let (kind, path) = s.split_once(':').ok_or_else(bad)?;
         let kind = match kind {
             "phy" => UnameKind::Phy,
@@ -68,7 +75,7 @@ impl FromStr for VbdMode {
         match s {
             "r" => Ok(VbdMode::ReadOnly),
             "w" => Ok(VbdMode::ReadWrite),
-            _ => Err(format!("invalid mode '{s}' (expected r or w)")),
+            _ => Err(format!("invalid mode '{}' (expected r or w)", shown(s))),
         }
     }
 }
@@ -118,7 +125,8 @@ pub fn parse_vdev(s: &str) -> Result<String, String> {
         Ok(name.to_string())
     } else {
         Err(format!(
-            "invalid dev '{s}' (expected a guest disk name such as xvda, hdb or sdc)"
+            "invalid dev '{}' (expected a guest disk name such as xvda, hdb or sdc)",
+            shown(s)
         ))
     }
 }
@@ -162,7 +170,12 @@ impl FromStr for Mac {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid mac '{s}' (expected six hex pairs, e.g. 00:16:3e:01:02:03)");
+        let bad = || {
+            format!(
+                "invalid mac '{}' (expected six hex pairs, e.g. 00:16:3e:01:02:03)",
+                shown(s)
+            )
+        };
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 {
             return Err(bad());
@@ -176,7 +189,8 @@ impl FromStr for Mac {
         }
         if mac[0] & 1 == 1 {
             return Err(format!(
-                "invalid mac '{s}': a multicast address cannot be a vif's"
+                "invalid mac '{}': a multicast address cannot be a vif's",
+                shown(s)
             ));
         }
         Ok(Mac(mac))
@@ -241,7 +255,12 @@ impl fmt::Display for Pci {
 impl Pci {
     /// Parse a BDF: `0000:00:1f.2` or `00:1f.2`.
     pub fn parse_bdf(s: &str) -> Result<Pci, String> {
-        let bad = || format!("invalid PCI address '{s}' (expected [DDDD:]BB:DD.F)");
+        let bad = || {
+            format!(
+                "invalid PCI address '{}' (expected [DDDD:]BB:DD.F)",
+                shown(s)
+            )
+        };
         let (rest, func) = s.rsplit_once('.').ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split(':').collect();
         let (domain, bus, dev) = match parts.as_slice() {
@@ -302,7 +321,8 @@ impl FromStr for DeviceRef {
             return Ok(DeviceRef::Vbd(dev));
         }
         Err(format!(
-            "unknown device '{s}' (expected a vbd name like xvdb, a vif MAC or vifN, or a PCI address like 00:1f.2)"
+            "unknown device '{}' (expected a vbd name like xvdb, a vif MAC or vifN, or a PCI address like 00:1f.2)",
+            shown(s)
         ))
     }
 }

@@ -1,7 +1,37 @@
 use std::fmt;
-use std::path::PathBuf;
 
+use crate::fsx::{self, FsxError};
 use crate::sxp::Pos;
+
+/// At most this many characters of a value from the config are quoted in
+/// a message: an 8 MB atom must not make an 8 MB line.
+pub const QUOTE_CHARS: usize = 60;
+
+/// A message longer than this (whatever it quotes) is cut: the last guard
+/// for one short line per problem.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// A value from the config, for a message: as written when short, else a
+/// one-line excerpt with the full length.
+pub(crate) fn shown(v: &str) -> String {
+    fsx::excerpt(v, QUOTE_CHARS)
+}
+
+/// [`shown`] in double quotes, exactly as `{:?}` prints a short value.
+pub(crate) fn shown_quoted(v: &str) -> String {
+    match v.char_indices().nth(QUOTE_CHARS) {
+        None => format!("{v:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &v[..cut], v.chars().count()),
+    }
+}
+
+fn bounded(message: String) -> String {
+    if message.chars().count() > MAX_MESSAGE_CHARS || message.chars().any(char::is_control) {
+        fsx::excerpt(&message, MAX_MESSAGE_CHARS)
+    } else {
+        message
+    }
+}
 
 /// One problem found in a config, at a position in its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +60,14 @@ impl Diagnostics {
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
         self.errors.push(Diagnostic {
             pos,
-            message: message.into(),
+            message: bounded(message.into()),
         });
     }
 
     pub fn warn(&mut self, pos: Pos, message: impl Into<String>) {
         self.warnings.push(Diagnostic {
             pos,
-            message: message.into(),
+            message: bounded(message.into()),
         });
     }
 
@@ -60,12 +90,10 @@ impl Diagnostics {
 /// A config that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read: missing, not a regular file (a FIFO,
+    /// a device), too large, not UTF-8. The message names the file.
+    #[error(transparent)]
+    Read(#[from] FsxError),
     #[error("{}", .0.error_lines().join("\n"))]
     Invalid(Diagnostics),
 }
@@ -75,7 +103,7 @@ impl ConfigError {
     pub fn diagnostics(&self) -> Option<&Diagnostics> {
         match self {
             ConfigError::Invalid(d) => Some(d),
-            ConfigError::Io { .. } => None,
+            ConfigError::Read(_) => None,
         }
     }
 }

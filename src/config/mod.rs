@@ -4,6 +4,7 @@
 mod device;
 mod emit;
 mod error;
+mod limits;
 mod parse;
 mod types;
 
@@ -11,7 +12,8 @@ pub use device::{
     DeviceRef, Mac, Pci, Uname, UnameKind, Vbd, VbdMode, Vif, parse_pci_number, parse_vdev,
     vdev_numbers,
 };
-pub use error::{ConfigError, Diagnostic, Diagnostics};
+pub use error::{ConfigError, Diagnostic, Diagnostics, QUOTE_CHARS};
+pub use limits::{LOW_DOM0_MIB, LOW_GUEST_MIB, MAX_CONFIG_BYTES, low_memory_floor};
 pub use parse::{check_device, from_node, load_file, parse_str, validate_name};
 pub use types::{
     BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Policy,

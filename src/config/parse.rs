@@ -6,18 +6,17 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::device::{Mac, Pci, Uname, Vbd, VbdMode, Vif, parse_pci_number, parse_vdev};
-use super::error::{ConfigError, Diagnostics};
+use super::error::{ConfigError, Diagnostics, shown, shown_quoted};
 use super::types::{
     BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Policy,
 };
 use crate::sxp::{self, Node, Pos};
 
-/// Read and parse a config file. Warnings come back with the config.
+/// Read and parse a config file (a regular file of at most
+/// [`MAX_CONFIG_BYTES`](super::MAX_CONFIG_BYTES); a FIFO or a device is
+/// refused without reading). Warnings come back with the config.
 pub fn load_file(path: &Path) -> Result<(DomainConfig, Diagnostics), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::fsx::read_to_string_bounded(path, super::MAX_CONFIG_BYTES)?;
     parse_str(&text, &path.display().to_string())
 }
 
@@ -124,7 +123,10 @@ fn positive_mib(field: &Node, d: &mut Diagnostics) -> Option<u64> {
         _ => {
             d.error(
                 value_pos(field),
-                format!("{name} must be a positive number of MiB, got {v:?}"),
+                format!(
+                    "{name} must be a positive number of MiB, got {}",
+                    shown_quoted(v)
+                ),
             );
             None
         }
@@ -139,7 +141,10 @@ fn ranged(field: &Node, lo: u32, hi: u32, what: &str, d: &mut Diagnostics) -> Op
         _ => {
             d.error(
                 value_pos(field),
-                format!("{name} must be {what} from {lo} to {hi}, got {v:?}"),
+                format!(
+                    "{name} must be {what} from {lo} to {hi}, got {}",
+                    shown_quoted(v)
+                ),
             );
             None
         }
@@ -169,6 +174,11 @@ fn valid_name(name: &str) -> Result<(), String> {
             "name must not contain white space, control characters or '/', got {name:?} (has {c:?})"
         ));
     }
+    if name.starts_with('-') {
+        return Err(format!(
+            "name must not start with '-' (the command line would take it for an option), got {name:?}"
+        ));
+    }
     if name.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
             "name must not be a number (domains are also addressed by id), got {name:?}"
@@ -196,7 +206,7 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
         Some(other) => {
             d.error(
                 node.pos,
-                format!("expected (vm ...) at top level, got ({other} ...)"),
+                format!("expected (vm ...) at top level, got ({} ...)", shown(other)),
             );
             return None;
         }
@@ -213,7 +223,7 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
         let Some(name) = field.name() else {
             let got = field
                 .atom()
-                .map_or_else(|| "()".to_string(), |a| format!("'{a}'"));
+                .map_or_else(|| "()".to_string(), |a| format!("'{}'", shown(a)));
             d.error(
                 field.pos,
                 format!("expected a (field value) list, got {got}"),
@@ -225,7 +235,7 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
             if let Some(first) = first_seen.get(name) {
                 d.error(
                     field.pos,
-                    format!("duplicate field '{name}' (first given at {first})"),
+                    format!("duplicate field '{}' (first given at {first})", shown(name)),
                 );
                 continue;
             }
@@ -237,7 +247,10 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
             None => {
                 d.warn(
                     field.pos,
-                    format!("unknown field '{name}' (kept, but nothing uses it)"),
+                    format!(
+                        "unknown field '{}' (kept, but nothing uses it)",
+                        shown(name)
+                    ),
                 );
                 b.extra.push(field.to_value());
             }
@@ -265,7 +278,8 @@ const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
                 Err(_) => d.error(
                     value_pos(f),
                     format!(
-                        "uuid must be a UUID like 6a0e6c0e-4f4c-4c79-9d3f-1f1f3a7c2b11, got {v:?}"
+                        "uuid must be a UUID like 6a0e6c0e-4f4c-4c79-9d3f-1f1f3a7c2b11, got {}",
+                        shown_quoted(v)
                     ),
                 ),
             }
@@ -302,7 +316,7 @@ const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
                 value_pos(f),
                 format!(
                     "invalid backend type: {} (expected (backend (blkif)) or (backend (netif)))",
-                    other.unwrap_or("(none)")
+                    other.map_or_else(|| "(none)".to_string(), shown)
                 ),
             ),
         }
@@ -335,7 +349,11 @@ fn policy(field: &Node, d: &mut Diagnostics) -> Option<Policy> {
             let all: Vec<&str> = Policy::ALL.iter().map(|p| p.as_str()).collect();
             d.error(
                 value_pos(field),
-                format!("{name}: unknown action '{v}' (expected {})", all.join(", ")),
+                format!(
+                    "{name}: unknown action '{}' (expected {})",
+                    shown(v),
+                    all.join(", ")
+                ),
             );
             None
         }
@@ -506,7 +524,10 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
         other => {
             d.error(
                 spec.pos,
-                format!("unknown image type: {other} (expected linux, plan9, hvm or vmx)"),
+                format!(
+                    "unknown image type: {} (expected linux, plan9, hvm or vmx)",
+                    shown(other)
+                ),
             );
             return None;
         }
@@ -523,7 +544,10 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
         if let Some(first) = seen.insert(name, f.pos) {
             d.error(
                 f.pos,
-                format!("{ctx}duplicate field '{name}' (first given at {first})"),
+                format!(
+                    "{ctx}duplicate field '{}' (first given at {first})",
+                    shown(name)
+                ),
             );
             continue;
         }
@@ -539,7 +563,10 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
                 match single(f, &ctx, d) {
                     Some("0") => vnc = Some(false),
                     Some("1") => vnc = Some(true),
-                    Some(v) => d.error(value_pos(f), format!("{ctx}vnc must be 0 or 1, got {v:?}")),
+                    Some(v) => d.error(
+                        value_pos(f),
+                        format!("{ctx}vnc must be 0 or 1, got {}", shown_quoted(v)),
+                    ),
                     None => {}
                 }
                 continue;
@@ -547,7 +574,10 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
             _ => {
                 d.warn(
                     f.pos,
-                    format!("{ctx}unknown field '{name}' (kept, but nothing uses it)"),
+                    format!(
+                        "{ctx}unknown field '{}' (kept, but nothing uses it)",
+                        shown(name)
+                    ),
                 );
                 boot.extra.push(f.to_value());
                 continue;
@@ -610,7 +640,7 @@ fn device(field: &Node, d: &mut Diagnostics) -> Option<DeviceSpec> {
                 dev.pos,
                 format!(
                     "unknown device type: {} (expected vbd, vif or pci)",
-                    other.unwrap_or("")
+                    shown(other.unwrap_or(""))
                 ),
             );
             None
@@ -647,14 +677,18 @@ fn device_fields<'a>(
                 Some(kept) => {
                     d.warn(
                         f.pos,
-                        format!("{kind}: unknown field '{name}' (kept, but nothing uses it)"),
+                        format!(
+                            "{kind}: unknown field '{}' (kept, but nothing uses it)",
+                            shown(name)
+                        ),
                     );
                     kept.push(crate::sxp::print_value(&f.to_value()));
                 }
                 None => d.warn(
                     f.pos,
                     format!(
-                        "{kind}: unknown field '{name}' (ignored; expected {})",
+                        "{kind}: unknown field '{}' (ignored; expected {})",
+                        shown(name),
                         known.join(", ")
                     ),
                 ),
@@ -742,7 +776,8 @@ fn vif(dev: &Node, d: &mut Diagnostics) -> Option<Vif> {
                 d.error(
                     value_pos(f),
                     format!(
-                        "{ctx}invalid bridge name '{b}' (1-15 letters, digits, '-', '_' or '.')"
+                        "{ctx}invalid bridge name '{}' (1-15 letters, digits, '-', '_' or '.')",
+                        shown(b)
                     ),
                 );
                 ok = false;
@@ -767,7 +802,10 @@ fn vif(dev: &Node, d: &mut Diagnostics) -> Option<Vif> {
             Some(ip) => {
                 d.error(
                     value_pos(f),
-                    format!("{ctx}invalid ip '{ip}' (expected an IPv4 or IPv6 address)"),
+                    format!(
+                        "{ctx}invalid ip '{}' (expected an IPv4 or IPv6 address)",
+                        shown(ip)
+                    ),
                 );
                 ok = false;
                 None
@@ -821,14 +859,17 @@ fn pci(dev: &Node, d: &mut Diagnostics) -> Option<Pci> {
                 };
                 d.error(
                     value_pos(f),
-                    format!("pci: {key} must be from 0 to {max}{hex}, got {v}"),
+                    format!("pci: {key} must be from 0 to {max}{hex}, got {}", shown(v)),
                 );
                 None
             }
             None => {
                 d.error(
                     value_pos(f),
-                    format!("pci: invalid {key} '{v}' (expected decimal or 0x hex)"),
+                    format!(
+                        "pci: invalid {key} '{}' (expected decimal or 0x hex)",
+                        shown(v)
+                    ),
                 );
                 None
             }

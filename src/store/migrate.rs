@@ -51,10 +51,10 @@ pub(super) fn import_engine_json(store: &Store, state_dir: &Path) -> StoreResult
         return Ok(None);
     }
     let flag = format!("imported:{}", store.host());
-    let bytes = std::fs::read(&file).map_err(|source| StoreError::Io {
+    let bytes = crate::fsx::read_bounded(&file, 256 << 20).map_err(|e| StoreError::Io {
         context: "reading",
         path: file.clone(),
-        source,
+        source: e.into(),
     })?;
     let old: OldRecords = match serde_json::from_slice(&bytes) {
         Ok(o) => o,

@@ -4,7 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::parse_str;
+use crate::config::{MAX_CONFIG_BYTES, parse_str};
+use crate::fsx::{self, FsxError};
 
 pub const EXAMPLES: [(&str, &str); 3] = [
     ("web1.sxp", include_str!("../../assets/examples/web1.sxp")),
@@ -129,8 +130,13 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let text = std::fs::read_to_string(&path);
+            // Never read a FIFO or a device (it would block the worker or
+            // never end): it is listed as what it is.
+            let text = fsx::read_to_string_bounded(&path, MAX_CONFIG_BYTES);
             let (name, status) = match text {
+                Err(FsxError::NotRegular { kind, .. }) => {
+                    (None, Err(format!("not a regular file ({kind})")))
+                }
                 Err(e) => (None, Err(e.to_string())),
                 Ok(text) => match parse_str(&text, &file) {
                     Ok((c, d)) => (Some(c.name), Ok(d.warnings.len())),
@@ -153,6 +159,32 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_in_the_library_is_listed_as_such_and_never_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        nix::unistd::mkfifo(
+            &dir.path().join("evil.sxp"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("web1.sxp"), EXAMPLES[0].1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let started = std::time::Instant::now();
+        let entries = scan(dir.path());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let status: Vec<_> = entries
+            .iter()
+            .map(|e| (e.file.as_str(), e.status.clone()))
+            .collect();
+        assert_eq!(
+            status,
+            vec![
+                ("evil.sxp", Err("not a regular file (a FIFO)".to_string())),
+                ("web1.sxp", Ok(0)),
+            ]
+        );
+    }
 
     #[test]
     fn the_test_guest_is_offered_once_and_parses() {

@@ -2,7 +2,6 @@
 //! Runs on its own thread in the real loop and inline in tests.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -258,22 +257,27 @@ impl Worker {
                 return Vec::new();
             }
             Effect::LoadLibrary => Action::Library(library::scan(&self.library_dir)),
-            Effect::OpenFile(path) => match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    let recovery = std::fs::read_to_string(self.recovery_path(&path))
+            // Bounded reads of regular files only: a FIFO in the library
+            // must not block the worker, nor /dev/zero fill its memory.
+            Effect::OpenFile(path) => {
+                match crate::fsx::read_to_string_bounded(&path, crate::config::MAX_CONFIG_BYTES) {
+                    Ok(text) => {
+                        let recovery = crate::fsx::read_to_string_bounded(
+                            &self.recovery_path(&path),
+                            crate::config::MAX_CONFIG_BYTES,
+                        )
                         .ok()
                         .filter(|r| *r != text);
-                    Action::FileOpened {
-                        path,
-                        text,
-                        recovery,
+                        Action::FileOpened {
+                            path,
+                            text,
+                            recovery,
+                        }
                     }
+                    // The message names the file.
+                    Err(err) => Action::Done(Done::Error(err.to_string())),
                 }
-                Err(err) => Action::Done(Done::Error(format!(
-                    "cannot open {}: {err}",
-                    path.display()
-                ))),
-            },
+            }
             Effect::SaveFile {
                 path,
                 text,
@@ -499,25 +503,18 @@ fn pump(d: DomId, mut stream: Box<dyn ConsoleStream>, sink: Sink, stop: &AtomicB
     }
 }
 
-/// Write a file so that a crash leaves either the old or the new text.
-pub fn save_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.domus-tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+/// Write a file so that a crash leaves either the old or the new text
+/// (see [`crate::fsx::write_atomic`]: an unguessable temporary, never
+/// through a link), creating the library directory if need be.
+pub fn save_atomic(path: &Path, text: &str) -> Result<(), crate::fsx::FsxError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| crate::fsx::FsxError::Io {
+            op: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::fsx::write_atomic(path, text.as_bytes())
 }
 
 fn read_trim(p: &Path) -> String {

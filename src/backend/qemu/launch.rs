@@ -4,10 +4,11 @@
 //! attaches, so the command line carries only the machine, the boot image
 //! and enough free PCIe root ports.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::backend::BootImage;
+use crate::fsx;
 
 /// Root ports created up front: one per hot-pluggable device.
 pub const ROOT_PORTS: u32 = 8;
@@ -26,14 +27,14 @@ impl DomainDir {
     }
 
     /// Create the directory (and the runtime directory) with mode 0700.
+    /// Either one being a symbolic link, someone else's or not a
+    /// directory is refused: never followed, never re-moded.
     pub fn create(&self) -> std::io::Result<()> {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true).mode(0o700);
-        b.create(&self.dir)?;
-        if let Some(parent) = self.dir.parent() {
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
+        if let Some(runtime) = self.dir.parent() {
+            fsx::ensure_private_dir(runtime).map_err(|e| e.with_option("--runtime-dir"))?;
         }
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+        fsx::ensure_private_dir(&self.dir)?;
+        Ok(())
     }
 
     pub fn qmp(&self) -> PathBuf {
@@ -57,11 +58,17 @@ impl DomainDir {
         self.dir.join("qemu.pid")
     }
 
-    /// Make the sockets owner-only once QEMU has created them.
+    /// Make the sockets owner-only once QEMU has created them. Only a
+    /// socket is touched: a link in their place is never followed (the
+    /// directory is ours and 0700, so nothing can swap one in after the
+    /// check).
     pub fn lock_down_sockets(&self) -> std::io::Result<()> {
         for s in [self.qmp(), self.events(), self.console()] {
-            if s.exists() {
-                std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600))?;
+            match std::fs::symlink_metadata(&s) {
+                Ok(m) if m.file_type().is_socket() => {
+                    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600))?;
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -219,18 +226,48 @@ mod tests {
         );
     }
 
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    }
+
     #[test]
     fn directory_modes() {
-        let root = std::env::temp_dir().join(format!("domus-launch-{}", std::process::id()));
+        let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = t.path().join("runtime");
         let d = DomainDir::new(&root, 3);
-        d.create().unwrap_or_else(|e| panic!("{e}"));
-        let mode = |p: &Path| {
-            std::fs::metadata(p)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0)
-        };
+        crate::fsx::tests::with_umask_022(|| d.create()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(&d.dir), 0o700);
-        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_symlinked_runtime_or_domain_dir_is_refused_and_left_alone() {
+        let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let target = t.path().join("target");
+        std::fs::create_dir(&target).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let link = t.path().join("runtime");
+        std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|e| panic!("{e}"));
+        let err = DomainDir::new(&link, 1)
+            .create()
+            .map(|()| "created")
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("with --runtime-dir"), "{err}");
+        assert_eq!(mode(&target), 0o755, "the link's target was re-moded");
+        assert!(!target.join("1").exists());
+
+        let runtime = t.path().join("real");
+        std::fs::create_dir(&runtime).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(&target, runtime.join("2")).unwrap_or_else(|e| panic!("{e}"));
+        let err = DomainDir::new(&runtime, 2)
+            .create()
+            .map(|()| "created")
+            .unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert_eq!(mode(&target), 0o755);
     }
 }

@@ -4,7 +4,6 @@
 //! device sits on), so any domus process can pick a domain up again.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -98,11 +97,9 @@ fn persist_err(e: crate::persist::PersistError) -> BackendError {
 
 impl Runtime {
     pub fn new(root: &Path) -> BackendResult<Runtime> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .map_err(|e| BackendError::io(format!("creating {}", root.display()), e))?;
+        crate::fsx::ensure_private_dir(root).map_err(|e| {
+            BackendError::io(format!("runtime directory {}", root.display()), e.into())
+        })?;
         Ok(Runtime {
             root: root.to_path_buf(),
         })

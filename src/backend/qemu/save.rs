@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::meta::{DomainMeta, Phase};
 use super::{QemuHypervisor, devices, qmp_err};
 use crate::backend::{BackendError, BackendResult, DomId, Hypervisor};
+use crate::fsx::{self, FsxError};
 
 const MAGIC: &str = "DOMUS-QEMU-SAVE 1";
 const MIGRATE: Duration = Duration::from_secs(300);
@@ -57,14 +58,46 @@ fn wait_migration(q: &mut super::Qmp, domid: DomId) -> BackendResult<()> {
     }
 }
 
+fn fsx_err(e: FsxError) -> BackendError {
+    match e {
+        FsxError::Io { op, path, source } => {
+            BackendError::io(format!("cannot {op} {}", path.display()), source)
+        }
+        other => BackendError::Invalid(other.to_string()),
+    }
+}
+
 pub fn save(hv: &QemuHypervisor, m: &DomainMeta, path: &Path, meta: &[u8]) -> BackendResult<()> {
+    // The image holds the guest's memory: 0600 from its first byte, never
+    // over an existing file or through a link, and made before the guest
+    // is stopped so a bad name costs nothing.
+    let mut out = fsx::create_private(path).map_err(fsx_err)?;
+    if let Err(e) = save_into(hv, m, &mut out, path, meta) {
+        // The domain stays, paused, as before a failed xl save.
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    hv.destroy(m.domid)
+}
+
+fn save_into(
+    hv: &QemuHypervisor,
+    m: &DomainMeta,
+    out: &mut std::fs::File,
+    path: &Path,
+    meta: &[u8],
+) -> BackendResult<()> {
     let domid = m.domid;
     let dir = hv.rt.dir(domid);
     let stream = dir.dir.join("save.stream");
-    let mut q = hv.qmp(domid)?;
-    q.execute("stop", json!({}), super::CMD)
-        .map_err(qmp_err(domid))?;
+    // `cat >` keeps the mode of a file that exists: make it 0600 first
+    // (a leftover of an interrupted save goes).
+    let _ = std::fs::remove_file(&stream);
+    drop(fsx::create_private(&stream).map_err(fsx_err)?);
     let result = (|| {
+        let mut q = hv.qmp(domid)?;
+        q.execute("stop", json!({}), super::CMD)
+            .map_err(qmp_err(domid))?;
         q.execute(
             "migrate",
             json!({ "uri": format!("exec:cat > {}", sh_quote(&stream)) }),
@@ -78,26 +111,20 @@ pub fn save(hv: &QemuHypervisor, m: &DomainMeta, path: &Path, meta: &[u8]) -> Ba
         })
         .map_err(|e| BackendError::Other(e.to_string()))?;
         let io = |e| BackendError::io(format!("writing {}", path.display()), e);
-        let mut out = std::fs::File::create(path).map_err(io)?;
         writeln!(out, "{MAGIC}").map_err(io)?;
         writeln!(out, "{header}").map_err(io)?;
         let mut input = std::fs::File::open(&stream).map_err(io)?;
-        std::io::copy(&mut input, &mut out).map_err(io)?;
+        std::io::copy(&mut input, out).map_err(io)?;
         out.sync_all().map_err(io)
     })();
     let _ = std::fs::remove_file(&stream);
-    if let Err(e) = result {
-        // The domain stays, paused, as before a failed xl save.
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    drop(q);
-    hv.destroy(domid)
+    result
 }
 
 pub fn restore(hv: &QemuHypervisor, path: &Path) -> BackendResult<(DomId, Vec<u8>)> {
     let io = |e| BackendError::io(format!("reading {}", path.display()), e);
-    let mut reader = BufReader::new(std::fs::File::open(path).map_err(io)?);
+    // A FIFO or a device is refused rather than waited on.
+    let mut reader = BufReader::new(fsx::open_regular(path).map_err(fsx_err)?);
     let mut magic = String::new();
     reader.read_line(&mut magic).map_err(io)?;
     if magic.trim_end() != MAGIC {
