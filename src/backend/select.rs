@@ -85,7 +85,12 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
                 )));
             }
             let hv = QemuHypervisor::open(QemuOptions {
-                runtime_dir: opts.runtime_dir.unwrap_or_else(qemu::default_runtime_dir),
+                runtime_dir: match opts.runtime_dir {
+                    Some(d) => d,
+                    None => crate::paths::runtime_dir(None, &opts.state_dir).map_err(|e| {
+                        BackendError::io("choosing the runtime directory", e.into())
+                    })?,
+                },
                 state_dir: opts.state_dir,
                 accel: opts.accel,
                 binary,

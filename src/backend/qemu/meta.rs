@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::launch::{DomainDir, ROOT_PORTS};
-use crate::backend::{BackendError, BackendResult, BootImage, DomId};
+use crate::backend::{BackendError, BackendResult, BootImage, DomId, ShutdownReason};
 use crate::config::DeviceSpec;
 use crate::persist::{JsonFile, LockGuard};
 
@@ -41,6 +41,17 @@ pub enum Phase {
     Launched,
 }
 
+/// The guest's run state as the supervisor (and domus's own pause and
+/// unpause) last recorded it from QEMU's events, so listing a domain needs
+/// no QMP round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunState {
+    Paused,
+    Running,
+    Shutdown { reason: ShutdownReason },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainMeta {
     pub domid: DomId,
@@ -69,6 +80,14 @@ pub struct DomainMeta {
     /// Bumped for every device, so qdev ids are never reused.
     #[serde(default)]
     pub next_device: u32,
+    /// `None` until first recorded (a domain launched by an older domus):
+    /// then QEMU is asked.
+    #[serde(default)]
+    pub run_state: Option<RunState>,
+    /// The operator asked for a reboot: the guest's next clean poweroff is
+    /// that reboot.
+    #[serde(default)]
+    pub reboot_requested: bool,
 }
 
 impl DomainMeta {

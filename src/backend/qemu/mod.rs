@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use self::launch::{DomainDir, LaunchSpec};
-use self::meta::{DomainMeta, Phase, Runtime};
+use self::meta::{DomainMeta, Phase, RunState, Runtime};
 use self::qmp::Qmp;
 use super::{
     BackendError, BackendKind, BackendResult, BootImage, CallKind, Capabilities, Capability,
-    ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ShutdownReason, StateFlags,
+    ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, Notice, ShutdownReason,
+    StateFlags,
 };
 use crate::clock::Clock;
 use crate::config::{DeviceRef, DeviceSpec};
@@ -57,14 +58,6 @@ pub struct QemuOptions {
     /// supervisor itself).
     pub adopt: bool,
     pub clock: Arc<dyn Clock>,
-}
-
-/// `$XDG_RUNTIME_DIR/domus`, or a per-user directory under /tmp.
-pub fn default_runtime_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d).join("domus"),
-        None => std::env::temp_dir().join(format!("domus-{}", nix::unistd::geteuid())),
-    }
 }
 
 /// Whether a QEMU binary is on `PATH`.
@@ -141,7 +134,9 @@ impl QemuHypervisor {
             };
             match meta.phase {
                 Phase::Building if now.saturating_sub(meta.created_ns) > STALE_BUILD_NS => {
-                    let _ = self.rt.remove(domid);
+                    // A QEMU it may have started dies with the record.
+                    self.kill(&meta);
+                    self.forget(&meta);
                     self.note(format!(
                         "removed {} ({}, id {domid}): its construction never finished",
                         dir.dir.display(),
@@ -173,8 +168,15 @@ impl QemuHypervisor {
     }
 
     fn qemu_alive(&self, meta: &DomainMeta, dir: &DomainDir) -> bool {
+        Self::qemu_pid(meta, dir).is_some()
+    }
+
+    /// The domain's QEMU, while it runs: the recorded pid, or the pidfile
+    /// QEMU wrote itself (a build interrupted before domus recorded it).
+    fn qemu_pid(meta: &DomainMeta, dir: &DomainDir) -> Option<i32> {
         meta.qemu_pid
-            .is_some_and(|pid| host::is_our_qemu(pid, &dir.dir))
+            .or_else(|| host::read_pidfile(&dir.pidfile()))
+            .filter(|pid| host::is_our_qemu(*pid, &dir.dir))
     }
 
     /// Drop a domain whose QEMU is gone: its taps and its directory.
@@ -227,17 +229,55 @@ impl QemuHypervisor {
         ]
     }
 
-    fn start_supervisor(&self, dir: &DomainDir, domid: DomId) -> BackendResult<()> {
+    fn start_supervisor(&self, _dir: &DomainDir, domid: DomId) -> BackendResult<()> {
         supervisor::spawn(
-            dir,
+            &self.rt,
             domid,
             self.opts.supervisor.as_deref(),
             &self.supervisor_args(),
         )
     }
 
+    /// Ask QEMU for the state of a domain whose state was never recorded
+    /// (launched by an older domus).
+    fn ask_state(
+        &self,
+        meta: &DomainMeta,
+        any_running: bool,
+        flags: &mut StateFlags,
+        reason: &mut Option<ShutdownReason>,
+    ) {
+        let status = self.exec(meta.domid, "query-status", json!({})).map(|v| {
+            v.get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        });
+        match status.as_deref() {
+            Ok("running") => {
+                flags.running = any_running;
+                flags.blocked = !any_running;
+            }
+            Ok("shutdown") => {
+                flags.shutdown = true;
+                *reason = Some(ShutdownReason::Poweroff);
+            }
+            Ok("guest-panicked" | "internal-error") => {
+                flags.shutdown = true;
+                *reason = Some(ShutdownReason::Crash);
+            }
+            Ok(_) => flags.paused = true,
+            Err(e) => {
+                // Another process holds the monitor (a long detach): say
+                // what the threads say rather than fail a list.
+                tracing::debug!(domid = meta.domid, error = %e, "query-status");
+                flags.running = any_running;
+                flags.blocked = !any_running;
+            }
+        }
+    }
+
     fn info(&self, meta: &DomainMeta) -> BackendResult<DomainInfo> {
-        let dir = self.rt.dir(meta.domid);
         let mut flags = StateFlags::default();
         let mut reason = None;
         let mut vcpu_time_ns = vec![0; meta.vcpus as usize];
@@ -254,35 +294,19 @@ impl QemuHypervisor {
                         any_running |= running;
                     }
                 }
-                let status = self.exec(meta.domid, "query-status", json!({})).map(|v| {
-                    v.get("status")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                });
-                match status.as_deref() {
-                    Ok("running") => {
+                // The state the supervisor recorded from QEMU's events: no
+                // QMP round trip per domain per refresh.
+                match meta.run_state {
+                    Some(RunState::Running) => {
                         flags.running = any_running;
                         flags.blocked = !any_running;
                     }
-                    Ok("shutdown") => {
+                    Some(RunState::Paused) => flags.paused = true,
+                    Some(RunState::Shutdown { reason: r }) => {
                         flags.shutdown = true;
-                        reason = Some(
-                            supervisor::recorded_reason(&dir).unwrap_or(ShutdownReason::Poweroff),
-                        );
+                        reason = Some(r);
                     }
-                    Ok("guest-panicked" | "internal-error") => {
-                        flags.shutdown = true;
-                        reason = Some(ShutdownReason::Crash);
-                    }
-                    Ok(_) => flags.paused = true,
-                    Err(e) => {
-                        // Another process holds the monitor (a long detach):
-                        // say what the threads say rather than fail a list.
-                        tracing::debug!(domid = meta.domid, error = %e, "query-status");
-                        flags.running = any_running;
-                        flags.blocked = !any_running;
-                    }
+                    None => self.ask_state(meta, any_running, &mut flags, &mut reason),
                 }
             }
         }
@@ -362,6 +386,8 @@ impl QemuHypervisor {
         })?;
         meta.qemu_pid = Some(pid);
         meta.phase = Phase::Launched;
+        // Started with -S (or waiting for a migration): paused until `cont`.
+        meta.run_state = Some(RunState::Paused);
         meta.image = Some(image.clone());
         dir.lock_down_sockets()
             .map_err(|e| BackendError::io("locking down the sockets", e))?;
@@ -388,10 +414,17 @@ impl QemuHypervisor {
         self.start_supervisor(&dir, meta.domid)
     }
 
+    fn set_run_state(&self, domid: DomId, state: RunState) -> BackendResult<()> {
+        self.rt.update(domid, |m| {
+            m.run_state = Some(state);
+            Ok(())
+        })
+    }
+
     /// Stop QEMU: `quit`, then SIGKILL if it lingers.
     fn kill(&self, meta: &DomainMeta) {
         let dir = self.rt.dir(meta.domid);
-        let Some(pid) = meta.qemu_pid.filter(|p| host::is_our_qemu(*p, &dir.dir)) else {
+        let Some(pid) = Self::qemu_pid(meta, &dir) else {
             return;
         };
         if let Ok(mut q) = Qmp::connect(&dir.qmp(), Duration::from_secs(2)) {
@@ -524,6 +557,8 @@ impl Hypervisor for QemuHypervisor {
             cpu_weight: None,
             pins: Default::default(),
             next_device: 0,
+            run_state: None,
+            reboot_requested: false,
         };
         if let Err(e) = self.rt.store(&meta) {
             let _ = self.rt.remove(domid);
@@ -616,12 +651,14 @@ impl Hypervisor for QemuHypervisor {
 
     fn pause(&self, domid: DomId) -> BackendResult<()> {
         self.launched(domid, CallKind::Pause)?;
-        self.exec(domid, "stop", json!({})).map(drop)
+        self.exec(domid, "stop", json!({}))?;
+        self.set_run_state(domid, RunState::Paused)
     }
 
     fn unpause(&self, domid: DomId) -> BackendResult<()> {
         self.launched(domid, CallKind::Unpause)?;
-        self.exec(domid, "cont", json!({})).map(drop)
+        self.exec(domid, "cont", json!({}))?;
+        self.set_run_state(domid, RunState::Running)
     }
 
     fn shutdown(&self, domid: DomId, reason: ShutdownReason) -> BackendResult<()> {
@@ -634,7 +671,10 @@ impl Hypervisor for QemuHypervisor {
             // the guest's clean poweroff counts as reason reboot and
             // on_reboot applies. (`system_reset` would pull the plug.)
             ShutdownReason::Reboot => {
-                supervisor::request_reboot(&self.rt.dir(domid))?;
+                self.rt.update(domid, |m| {
+                    m.reboot_requested = true;
+                    Ok(())
+                })?;
                 self.exec(domid, "system_powerdown", json!({})).map(drop)
             }
             other => Err(BackendError::UnsupportedFeature {
@@ -750,6 +790,39 @@ impl Hypervisor for QemuHypervisor {
         )
         .map_err(qmp_err(domid))
         .map(drop)
+    }
+
+    fn lookup(&self, name: &str) -> BackendResult<Option<DomainInfo>> {
+        // The records name the domains: no QMP needed to find one.
+        match self.rt.all().into_iter().find(|m| m.name == name) {
+            Some(m) => match self.domain_info(m.domid) {
+                Ok(info) => Ok(Some(info)),
+                Err(BackendError::NoSuchDomain(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    fn boot_image(&self, domid: DomId) -> BackendResult<Option<BootImage>> {
+        Ok(self.rt.load(domid)?.image)
+    }
+
+    fn supervised(&self) -> bool {
+        self.opts.supervisor.is_some()
+    }
+
+    fn ensure_supervisor(&self, domid: DomId) -> BackendResult<()> {
+        let meta = self.launched(domid, CallKind::Supervise)?;
+        let dir = self.rt.dir(domid);
+        if supervisor::running(&dir).is_none() {
+            self.start_supervisor(&dir, meta.domid)?;
+        }
+        Ok(())
+    }
+
+    fn supervise(&self, domid: DomId, sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {
+        supervisor::watch(&self.rt, domid, sink)
     }
 
     fn startup_notes(&self) -> Vec<String> {

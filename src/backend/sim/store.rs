@@ -497,6 +497,7 @@ impl Store {
     }
 
     /// Where a domain's console log is kept, when it is a file.
+    #[allow(dead_code)] // used by console log retention (next commit)
     pub fn console_file(&self, domid: DomId) -> Option<PathBuf> {
         match &self.consoles {
             Consoles::Disk(dir) => Some(console_path(dir, domid)),

@@ -20,7 +20,7 @@ use self::xl::ListRow;
 use super::supervisor::Slot;
 use super::{
     BackendError, BackendKind, BackendResult, BootImage, Capabilities, Capability, ConsoleStream,
-    CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ShutdownReason,
+    CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, Notice, ShutdownReason,
 };
 use crate::clock::Clock;
 use crate::config::{DeviceRef, DeviceSpec};
@@ -145,17 +145,17 @@ impl XenHypervisor {
         self.slot(domid).spawn(domid, exe, &args)
     }
 
-    /// The supervisor's loop (`domus supervise` on Xen): poll the domain
-    /// once a second; when it has shut down, `on_stop` applies its policy
-    /// (once per shutdown); return when the domain is gone.
-    pub fn watch(&self, domid: DomId, mut on_stop: impl FnMut()) -> BackendResult<()> {
+    /// The supervisor's loop (`domus supervise` on Xen): follow the domain
+    /// and report what happens to it — paused, resumed, shut down (with
+    /// xl's reason), gone — until it is gone.
+    fn watch(&self, domid: DomId, sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {
         let slot = self.slot(domid);
         let Some(_lock) = slot.try_lock() else {
             return Ok(());
         };
         slot.mark_ready();
         tracing::info!(domid, pid = std::process::id(), "supervisor: watching");
-        let mut handled = false;
+        let mut last: Option<(bool, bool)> = None;
         // A domain is gone once xl says so twice in a row: one odd answer
         // from xl on a busy dom0 must not leave a domain unsupervised.
         let mut gone = 0;
@@ -164,22 +164,51 @@ impl XenHypervisor {
                 Ok(rows) => match rows.into_iter().find(|r| r.domid == domid) {
                     Some(r) => {
                         gone = 0;
-                        if r.flags.shutdown && !handled {
-                            on_stop();
-                            handled = true;
+                        let now = (r.flags.paused, r.flags.shutdown);
+                        if let Some((paused, down)) = last {
+                            if now.1 && !down {
+                                sink(Notice::ShutDown {
+                                    reason: r.reason.unwrap_or(ShutdownReason::Poweroff),
+                                    by_guest: true,
+                                });
+                            } else if !now.1 && now.0 != paused {
+                                sink(if now.0 {
+                                    Notice::Paused
+                                } else {
+                                    Notice::Resumed
+                                });
+                            }
+                        } else if now.1 {
+                            // Shut down before the supervisor started.
+                            sink(Notice::ShutDown {
+                                reason: r.reason.unwrap_or(ShutdownReason::Poweroff),
+                                by_guest: true,
+                            });
                         }
-                        handled &= r.flags.shutdown;
+                        last = Some(now);
                     }
                     None => gone += 1,
                 },
                 Err(BackendError::NoSuchDomain(_)) => gone += 1,
                 Err(e) => tracing::warn!(domid, error = %e, "supervisor: xl list"),
             }
-            std::thread::sleep(Duration::from_secs(1));
+            if gone < 2 {
+                self.wait_for_change(domid);
+            }
         }
         tracing::info!(domid, "supervisor: the domain is gone; exiting");
+        sink(Notice::Gone {
+            cause: "Xen no longer has it (destroyed outside domus, or it died)".into(),
+            requested: false,
+        });
         let _ = std::fs::remove_file(&slot.pid);
         Ok(())
+    }
+
+    /// Wait until something may have changed for the domain. Polling `xl
+    /// list` once a second is the fallback; xenstore watches replace it.
+    fn wait_for_change(&self, _domid: DomId) {
+        std::thread::sleep(Duration::from_secs(1));
     }
 
     /// An attach whose hotplug script failed is tried again, up to twice.
@@ -327,6 +356,26 @@ impl Hypervisor for XenHypervisor {
             ImageLinux,
             ImageHvm,
         ])
+    }
+
+    fn supervised(&self) -> bool {
+        self.opts.supervisor.is_some()
+    }
+
+    fn ensure_supervisor(&self, domid: DomId) -> BackendResult<()> {
+        if self.slot(domid).running().is_none() {
+            self.start_supervisor(domid)?;
+        }
+        Ok(())
+    }
+
+    fn supervise(&self, domid: DomId, sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {
+        self.watch(domid, sink)
+    }
+
+    fn built_by_domus(&self, info: &DomainInfo) -> bool {
+        // domus writes an xl.cfg for every domain it builds.
+        info.domid != 0 && self.cfg_path(&info.name).exists()
     }
 
     fn host_info(&self) -> BackendResult<HostInfo> {
