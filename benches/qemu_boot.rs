@@ -54,6 +54,7 @@ fn raw(root: &Path, i: usize) -> Duration {
         image: &image,
         dir: &dir,
         incoming: false,
+        console_log: &dir.console_log(),
     })
     .into_iter()
     // Running at once: the raw launch has no paused build phase.

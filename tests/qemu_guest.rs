@@ -91,6 +91,7 @@ fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
         image: &image,
         dir: &dir,
         incoming: false,
+        console_log: &dir.console_log(),
     });
     let status = Command::new("qemu-system-x86_64")
         .args(&argv)

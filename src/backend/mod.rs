@@ -110,6 +110,12 @@ pub trait Hypervisor: Send + Sync {
         info.domid != 0
     }
 
+    /// The file a domain's console output is logged to, where the backend
+    /// keeps one (read without taking the console).
+    fn console_log(&self, _domid: DomId) -> BackendResult<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
+
     /// The boot image a domain runs, where the backend keeps it (for
     /// rebuilding a lost record).
     fn boot_image(&self, _domid: DomId) -> BackendResult<Option<BootImage>> {

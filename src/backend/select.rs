@@ -64,6 +64,7 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
                 seed: opts.sim_seed,
                 clock: opts.clock,
                 faults: opts.sim_faults,
+                console_archive: Some(opts.state_dir.clone()),
             })?;
             Ok(Arc::new(sim))
         }

@@ -165,3 +165,26 @@ pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
     }
     result
 }
+
+/// `domus console --log DOM`: the console log of a live domain, or the last
+/// one kept of a domain that is gone, through the same escape filter.
+pub fn print_log(engine: &Engine, dom: &str) -> CliResult<()> {
+    let (name, path) = engine.console_log(dom)?;
+    let bytes = crate::fsx::read_bounded(&path, 64 << 20)?;
+    let mut filter = EscapeFilter::new();
+    let mut out = Vec::with_capacity(bytes.len());
+    filter.feed(&bytes, &mut out);
+    let mut stdout = std::io::stdout().lock();
+    // A reader that went away (`| head`) is not an error.
+    if stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return Ok(());
+    }
+    if bytes.is_empty() {
+        eprintln!("domus: {name}'s console log is empty ({})", path.display());
+    }
+    Ok(())
+}

@@ -4,7 +4,9 @@
 
 mod console;
 pub mod device_args;
+mod events;
 mod list;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -109,6 +111,13 @@ pub enum Command {
         /// Suspend, to be saved with `domus save`.
         #[arg(long)]
         suspend: bool,
+        /// Wait until the domain has shut down and its policy has run;
+        /// exit 1 if it has not within --timeout.
+        #[arg(long, short)]
+        wait: bool,
+        /// With --wait: how long to wait, in seconds.
+        #[arg(long, default_value_t = 60, requires = "wait")]
+        timeout: u64,
     },
     /// Hot-plug a device: vbd UNAME DEV [r|w] | vif [mac=…] [bridge=…] [ip=…] | pci BDF.
     Attach {
@@ -140,8 +149,31 @@ pub enum Command {
     },
     /// Attach to a domain's console; Ctrl-] detaches.
     Console {
-        /// Domain name or id.
+        /// Domain name or id (with --log, also a domain that is gone).
         domain: String,
+        /// Print the console log instead of attaching: a live domain's, or
+        /// the last one kept of a domain that is gone.
+        #[arg(long)]
+        log: bool,
+    },
+    /// Show the host's journal: every lifecycle event, from any domus
+    /// process, the guests and the hypervisor (as `virsh event`).
+    Events {
+        /// Only this domain (a name: every incarnation, gone ones too; an
+        /// id: the live domain).
+        domain: Option<String>,
+        /// Keep printing events as they happen.
+        #[arg(short, long)]
+        follow: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Also the bookkeeping of operations (started, done).
+        #[arg(long)]
+        all: bool,
+        /// How many past events to print first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Validate config files; prints every error and exits 1 if any.
     Check {
@@ -382,6 +414,8 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             domain,
             reboot,
             suspend,
+            wait,
+            timeout,
         } => {
             let reason = if *reboot {
                 ShutdownReason::Reboot
@@ -390,9 +424,14 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             } else {
                 ShutdownReason::Poweroff
             };
-            e.shutdown(domid(&ctx, domain)?, reason)?;
-            // The guest may already be down: apply its policy now.
-            apply_policies(e)?;
+            let id = domid(&ctx, domain)?;
+            e.shutdown(id, reason)?;
+            if *wait {
+                wait::shutdown(&ctx, id, std::time::Duration::from_secs(*timeout))?;
+            } else {
+                // The guest may already be down: apply its policy now.
+                apply_policies(e)?;
+            }
         }
         Command::Attach { domain, kind, args } => {
             let dev = device_args::parse_device_args(kind, args).map_err(|m| {
@@ -420,7 +459,25 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             }
             e.set_memory_target(info.domid, *mib)?;
         }
-        Command::Console { domain } => console::run(e, domid(&ctx, domain)?)?,
+        Command::Console { domain, log: true } => console::print_log(e, domain)?,
+        Command::Console { domain, log: false } => console::run(e, domid(&ctx, domain)?)?,
+        Command::Events {
+            domain,
+            follow,
+            json,
+            all,
+            limit,
+        } => events::run(
+            e,
+            &ctx.state_dir,
+            &events::EventsArgs {
+                domain: domain.as_deref(),
+                follow: *follow,
+                json: *json,
+                all: *all,
+                limit: *limit,
+            },
+        )?,
         Command::Info { domain } => match e.resolve(domain) {
             Ok(info) => {
                 let view = e.view(info.domid)?;

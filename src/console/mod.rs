@@ -1,5 +1,6 @@
 //! Console byte handling shared by every front end.
 
+pub mod archive;
 mod filter;
 
 pub use filter::EscapeFilter;

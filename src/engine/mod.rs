@@ -72,6 +72,10 @@ pub struct Engine {
     dump_dir: PathBuf,
     actor: Source,
     cache: RecordCache,
+    /// Console logs that outlive their domains (persistent engines only).
+    archive: Option<crate::console::archive::Archive>,
+    /// What opening the store found (a migration, a damaged store).
+    notes: Vec<String>,
 }
 
 impl Engine {
@@ -84,6 +88,8 @@ impl Engine {
             dump_dir: std::env::temp_dir(),
             actor: Source::new(SourceKind::Cli),
             cache: RecordCache::default(),
+            archive: None,
+            notes: Vec::new(),
         }
     }
 
@@ -103,8 +109,11 @@ impl Engine {
     ) -> EngineResult<Self> {
         let mut store = Store::open(state_dir, &hv.host_key())?;
         store.migrate_json(state_dir)?;
+        let notes = store.take_notes();
         let mut engine = Self::with_store(hv, clock, store);
         engine.dump_dir = state_dir.join("dumps");
+        engine.archive = Some(crate::console::archive::Archive::in_state_dir(state_dir));
+        engine.notes = notes;
         Ok(engine)
     }
 
@@ -302,6 +311,35 @@ impl Engine {
                 },
             );
         }
+    }
+
+    /// The console log of a domain, by name or id: a live domain's (where
+    /// its backend keeps one), else the newest archived log of a domain
+    /// that is gone. Returns the domain's name and the file.
+    pub fn console_log(&self, dom: &str) -> EngineResult<(String, PathBuf)> {
+        if let Ok(info) = self.resolve(dom) {
+            if let Some(path) = self.hv.console_log(info.domid)? {
+                return Ok((info.name, path));
+            }
+            return Err(EngineError::Invalid(format!(
+                "{} keeps no console log on the {} backend",
+                info.name,
+                self.hv.kind()
+            )));
+        }
+        let rec = self
+            .gone_by_name(dom)?
+            .ok_or_else(|| EngineError::NoSuchDomain(dom.to_string()))?;
+        self.archive
+            .as_ref()
+            .and_then(|a| a.logs(rec.uuid).pop())
+            .map(|(_, path)| (rec.name.clone(), path))
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{} is gone and no console log of it was kept",
+                    rec.name
+                ))
+            })
     }
 
     fn require(&self, info: &DomainInfo, op: &'static str, ok: bool) -> EngineResult<()> {

@@ -15,9 +15,30 @@ impl Engine {
     /// interrupted processes left, rebuild lost records. Returns one line
     /// per thing repaired, for the operator.
     pub fn start(&self) -> EngineResult<Vec<String>> {
-        let mut notes = self.recover()?;
+        let mut notes = self.notes.clone();
+        notes.extend(self.recover()?);
         notes.extend(self.rebuild_lost()?);
+        self.prune_console_logs()?;
         Ok(notes)
+    }
+
+    /// Apply the console logs' retention, at most once an hour.
+    fn prune_console_logs(&self) -> EngineResult<()> {
+        const EVERY_NS: u64 = 3600 * crate::clock::NS_PER_SEC;
+        let Some(archive) = &self.archive else {
+            return Ok(());
+        };
+        let now = self.now_ns();
+        if !self.store.due("prune-consoles", now, EVERY_NS)? {
+            return Ok(());
+        }
+        let live: Vec<(uuid::Uuid, DomId)> = self
+            .live_records()?
+            .into_iter()
+            .filter_map(|r| Some((r.uuid, r.domid?)))
+            .collect();
+        archive.prune(&live, now);
+        Ok(())
     }
 
     /// Finish or roll back the operations whose owner is dead.

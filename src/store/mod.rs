@@ -16,6 +16,7 @@
 //! for every process. A writer never holds a transaction across a backend
 //! call: intents make long operations visible and recoverable instead.
 
+pub mod follow;
 mod intents;
 pub mod journal;
 mod migrate;
@@ -268,11 +269,14 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)
             .map_err(sql(path, "creating the schema"))?;
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?1)",
-            params![SCHEMA_VERSION.to_string()],
-        )
-        .map_err(sql(path, "recording the schema version"))?;
+        if found != Some(SCHEMA_VERSION) {
+            // Written only when it changes: opening must not wake followers.
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?1)",
+                params![SCHEMA_VERSION.to_string()],
+            )
+            .map_err(sql(path, "recording the schema version"))?;
+        }
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(sql(path, "checking"))?;
@@ -306,14 +310,60 @@ impl Store {
     /// store (a new or re-created store): their records may need rebuilding
     /// from the backend. Marks the host as seen.
     pub fn first_sight(&self) -> StoreResult<bool> {
+        if self.read(|tx| tx.counter("seen"))? > 0 {
+            return Ok(false);
+        }
         self.write(|tx| {
             let seen = tx.counter("seen")?;
-            tx.bump("seen")?;
+            if seen == 0 {
+                tx.bump("seen")?;
+            }
             Ok(seen == 0)
         })
     }
 
+    /// Whether a periodic chore named `what` is due (last done more than
+    /// `every_ns` ago); marks it done now when it is.
+    pub fn due(&self, what: &str, now_ns: u64, every_ns: u64) -> StoreResult<bool> {
+        let key = format!("{}:last:{what}", self.host);
+        let last = |tx: &Tx<'_>| -> StoreResult<u64> {
+            Ok(tx
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+                .map_err(tx.err("reading meta"))?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        };
+        if now_ns.saturating_sub(self.read(|tx| last(tx))?) < every_ns {
+            return Ok(false);
+        }
+        self.write(|tx| {
+            if now_ns.saturating_sub(last(tx)?) < every_ns {
+                return Ok(false);
+            }
+            tx.conn
+                .execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                    params![key, now_ns.to_string()],
+                )
+                .map_err(tx.err("writing meta"))?;
+            Ok(true)
+        })
+    }
+
     fn set_meta_if_absent(&self, key: &str, value: &str) -> StoreResult<()> {
+        let present = self.read(|tx| {
+            tx.conn
+                .query_row("SELECT 1 FROM meta WHERE key = ?1", [key], |_| Ok(()))
+                .optional()
+                .map_err(tx.err("reading meta"))
+        })?;
+        if present.is_some() {
+            return Ok(());
+        }
         self.write(|tx| {
             tx.conn
                 .execute(

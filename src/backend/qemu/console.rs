@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Seek, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -92,10 +92,10 @@ fn connect(dir: &DomainDir, domid: DomId) -> BackendResult<Arc<Connection>> {
 }
 
 impl QemuConsole {
-    pub fn open(dir: &DomainDir, domid: DomId) -> BackendResult<QemuConsole> {
+    pub fn open(dir: &DomainDir, domid: DomId, log: &Path) -> BackendResult<QemuConsole> {
         let conn = connect(dir, domid)?;
-        let log = File::open(dir.console_log())
-            .map_err(|e| BackendError::io(format!("opening {}", dir.console_log().display()), e))?;
+        let log = File::open(log)
+            .map_err(|e| BackendError::io(format!("opening {}", log.display()), e))?;
         Ok(QemuConsole { log, conn })
     }
 
@@ -120,6 +120,17 @@ impl QemuConsole {
     fn read_log(&mut self, buf: &mut [u8]) -> BackendResult<usize> {
         loop {
             match self.log.read(buf) {
+                Ok(0) => {
+                    // Cut to its tail while we followed it (see
+                    // console::archive::bound): start over from its start.
+                    let at = self.log.stream_position().unwrap_or(0);
+                    let len = self.log.metadata().map(|m| m.len()).unwrap_or(at);
+                    if len < at {
+                        let _ = self.log.seek(std::io::SeekFrom::Start(0));
+                        continue;
+                    }
+                    return Ok(0);
+                }
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(BackendError::io("reading the console log", e)),

@@ -88,6 +88,9 @@ pub struct LaunchSpec<'a> {
     pub dir: &'a DomainDir,
     /// Wait for a migration stream (`-incoming defer`): a restore.
     pub incoming: bool,
+    /// Where the serial console's log goes (the state dir's console
+    /// archive, so it outlives the domain).
+    pub console_log: &'a Path,
 }
 
 fn s(x: impl Into<String>) -> String {
@@ -97,7 +100,8 @@ fn s(x: impl Into<String>) -> String {
 /// The argument vector (without the program name).
 pub fn args(spec: &LaunchSpec<'_>) -> Vec<String> {
     let d = spec.dir;
-    let path = |p: PathBuf| p.display().to_string();
+    // QEMU's option syntax doubles a comma inside a value.
+    let path = |p: PathBuf| p.display().to_string().replace(',', ",,");
     let mut a = vec![
         s("-name"),
         format!("{},debug-threads=on", spec.name.replace(',', ",,")),
@@ -119,7 +123,7 @@ pub fn args(spec: &LaunchSpec<'_>) -> Vec<String> {
         format!(
             "socket,id=ser0,path={},server=on,wait=off,logfile={},logappend=on",
             path(d.console()),
-            path(d.console_log())
+            path(spec.console_log.to_path_buf())
         ),
         s("-serial"),
         s("chardev:ser0"),
@@ -199,6 +203,7 @@ mod tests {
             image: &img,
             dir: &dir,
             incoming: false,
+            console_log: Path::new("/state,x/consoles/u/7.log"),
         });
         let pair = |flag: &str| {
             a.iter()
@@ -206,6 +211,11 @@ mod tests {
                 .and_then(|i| a.get(i + 1))
                 .cloned()
         };
+        assert!(
+            pair("-chardev").is_some_and(|c| c.contains("logfile=/state,,x/consoles/u/7.log,")),
+            "commas in paths are doubled: {:?}",
+            pair("-chardev")
+        );
         assert_eq!(pair("-m").as_deref(), Some("256"));
         assert_eq!(pair("-smp").as_deref(), Some("2"));
         assert_eq!(pair("-machine").as_deref(), Some("q35,accel=tcg"));

@@ -88,6 +88,18 @@ pub struct DomainMeta {
     /// that reboot.
     #[serde(default)]
     pub reboot_requested: bool,
+    /// The console log (in the state dir's archive); `None`: the domain
+    /// directory's `console.log` (an older domus).
+    #[serde(default)]
+    pub console_log: Option<PathBuf>,
+}
+
+impl DomainMeta {
+    pub fn console_log(&self, dir: &DomainDir) -> PathBuf {
+        self.console_log
+            .clone()
+            .unwrap_or_else(|| dir.console_log())
+    }
 }
 
 impl DomainMeta {

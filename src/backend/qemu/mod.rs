@@ -353,6 +353,12 @@ impl QemuHypervisor {
         incoming: bool,
     ) -> BackendResult<()> {
         let dir = self.rt.dir(meta.domid);
+        let archive = crate::console::archive::Archive::in_state_dir(&self.opts.state_dir);
+        archive
+            .prepare(meta.uuid)
+            .map_err(|e| BackendError::io("creating the console archive", e))?;
+        let log = archive.path(meta.uuid, meta.domid);
+        meta.console_log = Some(log.clone());
         let spec = LaunchSpec {
             name: &meta.name,
             uuid: meta.uuid,
@@ -362,6 +368,7 @@ impl QemuHypervisor {
             image,
             dir: &dir,
             incoming,
+            console_log: &log,
         };
         let out = Command::new(&self.opts.binary)
             .args(launch::args(&spec))
@@ -559,6 +566,7 @@ impl Hypervisor for QemuHypervisor {
             next_device: 0,
             run_state: None,
             reboot_requested: false,
+            console_log: None,
         };
         if let Err(e) = self.rt.store(&meta) {
             let _ = self.rt.remove(domid);
@@ -765,9 +773,12 @@ impl Hypervisor for QemuHypervisor {
 
     fn open_console(&self, domid: DomId) -> BackendResult<Box<dyn ConsoleStream>> {
         self.launched(domid, CallKind::OpenConsole)?;
+        let meta = self.rt.load(domid)?;
+        let dir = self.rt.dir(domid);
         Ok(Box::new(console::QemuConsole::open(
-            &self.rt.dir(domid),
+            &dir,
             domid,
+            &meta.console_log(&dir),
         )?))
     }
 
@@ -802,6 +813,11 @@ impl Hypervisor for QemuHypervisor {
             },
             None => Ok(None),
         }
+    }
+
+    fn console_log(&self, domid: DomId) -> BackendResult<Option<PathBuf>> {
+        let meta = self.rt.load(domid)?;
+        Ok(Some(meta.console_log(&self.rt.dir(domid))))
     }
 
     fn boot_image(&self, domid: DomId) -> BackendResult<Option<BootImage>> {

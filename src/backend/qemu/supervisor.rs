@@ -87,17 +87,22 @@ pub fn watch(rt: &Runtime, domid: DomId, sink: &mut dyn FnMut(Notice)) -> Backen
     tracing::info!(domid, pid = std::process::id(), "supervisor: watching");
     let mut quitting = false;
     let mut pending: Option<Pending> = None;
+    let mut last_log_check = Instant::now();
     sync(rt, domid, &mut qmp, sink);
     loop {
         let wait = match &pending {
             Some(p) => next_deadline(p).saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(3600),
+            None => LOG_CHECK,
         };
         let event = match qmp.next_event(wait.max(Duration::from_millis(10))) {
             Ok(Some(e)) => e,
             Ok(None) => {
                 if let Some(p) = &mut pending {
                     pending = resend(&mut qmp, domid, p, sink);
+                }
+                if last_log_check.elapsed() >= LOG_CHECK {
+                    last_log_check = Instant::now();
+                    bound_log(rt, domid);
                 }
                 continue;
             }
@@ -178,6 +183,21 @@ pub fn watch(rt: &Runtime, domid: DomId, sink: &mut dyn FnMut(Notice)) -> Backen
     });
     let _ = std::fs::remove_file(&slot(&dir).pid);
     Ok(())
+}
+
+/// How often the console log's size is checked (QEMU itself never bounds it).
+const LOG_CHECK: Duration = Duration::from_secs(60);
+
+fn bound_log(rt: &Runtime, domid: DomId) {
+    let Ok(meta) = rt.load(domid) else { return };
+    let log = meta.console_log(&rt.dir(domid));
+    match crate::console::archive::bound(&log) {
+        Ok(true) => {
+            tracing::info!(domid, log = %log.display(), "console log cut to its newest part")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::debug!(domid, error = %e, "checking the console log"),
+    }
 }
 
 /// When the next press (or the give-up) of a pending request is due.

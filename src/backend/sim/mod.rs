@@ -39,6 +39,9 @@ pub struct SimOptions {
     pub seed: u64,
     pub clock: Arc<dyn Clock>,
     pub faults: Faults,
+    /// domus's state dir, whose console archive keeps the logs of domains
+    /// that are gone; `None`: their logs go with them.
+    pub console_archive: Option<PathBuf>,
 }
 
 impl Default for SimOptions {
@@ -48,6 +51,7 @@ impl Default for SimOptions {
             seed: DEFAULT_SEED,
             clock: Arc::new(SystemClock),
             faults: Faults::default(),
+            console_archive: None,
         }
     }
 }
@@ -76,8 +80,12 @@ const SAVE_MAGIC: &str = "domus-sim-save-1";
 
 impl SimHypervisor {
     pub fn open(opts: SimOptions) -> BackendResult<Self> {
+        let archive = opts
+            .console_archive
+            .as_deref()
+            .map(crate::console::archive::Archive::in_state_dir);
         let store = match &opts.state_dir {
-            Some(dir) => Store::disk(dir)?,
+            Some(dir) => Store::disk(dir, archive)?,
             None => Store::memory()?,
         };
         Ok(SimHypervisor(Arc::new(Inner {
@@ -254,6 +262,10 @@ impl Hypervisor for SimHypervisor {
                 .map(|d| tx.host.info(d, now))
                 .collect())
         })
+    }
+
+    fn console_log(&self, domid: DomId) -> BackendResult<Option<PathBuf>> {
+        Ok(self.0.store.console_file(domid))
     }
 
     fn boot_image(&self, domid: DomId) -> BackendResult<Option<BootImage>> {
@@ -466,10 +478,9 @@ impl Hypervisor for SimHypervisor {
             if domid == 0 {
                 return Err(BackendError::Invalid("Domain-0 cannot be destroyed".into()));
             }
-            if !tx.remove(domid)? {
-                return Err(BackendError::NoSuchDomain(domid));
-            }
-            out.removals.push(domid);
+            let d = tx.domain(domid)?.ok_or(BackendError::NoSuchDomain(domid))?;
+            tx.remove(domid)?;
+            out.removals.push((domid, d.uuid));
             Ok(())
         })
     }
@@ -596,7 +607,7 @@ impl Hypervisor for SimHypervisor {
             std::fs::write(path, json)
                 .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
             tx.remove(domid)?;
-            out.removals.push(domid);
+            out.removals.push((domid, d.uuid));
             Ok(())
         })
     }

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use super::model::{HostState, STATE_FORMAT, SimDomain};
 use crate::backend::{BackendError, BackendResult, DomId};
+use crate::console::archive::Archive;
 
 /// Console logs are trimmed to the newest half once they pass this size.
 const CONSOLE_CAP: usize = 1 << 20;
@@ -44,7 +45,7 @@ CREATE INDEX IF NOT EXISTS domains_rev ON domains(rev);
 #[derive(Default)]
 pub struct ConsoleOut {
     pub appends: Vec<(DomId, Vec<u8>)>,
-    pub removals: Vec<DomId>,
+    pub removals: Vec<(DomId, uuid::Uuid)>,
 }
 
 impl ConsoleOut {
@@ -59,7 +60,7 @@ impl ConsoleOut {
 
 enum Consoles {
     Memory(Mutex<HashMap<DomId, Vec<u8>>>),
-    Disk(PathBuf),
+    Disk(PathBuf, Option<Archive>),
 }
 
 /// The domains as last read, kept while nothing changes.
@@ -250,7 +251,7 @@ impl Store {
         Self::with(conn, path, Consoles::Memory(Mutex::new(HashMap::new())))
     }
 
-    pub fn disk(dir: &Path) -> BackendResult<Self> {
+    pub fn disk(dir: &Path, archive: Option<Archive>) -> BackendResult<Self> {
         let console = dir.join("console");
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -287,7 +288,7 @@ impl Store {
             .map_err(db_err(&path, "switching to WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err(&path, "setting synchronous"))?;
-        Self::with(conn, path, Consoles::Disk(console))
+        Self::with(conn, path, Consoles::Disk(console, archive))
     }
 
     fn with(conn: Connection, path: PathBuf, consoles: Consoles) -> BackendResult<Self> {
@@ -440,7 +441,7 @@ impl Store {
         match &self.consoles {
             Consoles::Memory(m) => {
                 let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-                for domid in out.removals {
+                for (domid, _) in out.removals {
                     m.remove(&domid);
                 }
                 for (domid, bytes) in out.appends {
@@ -449,9 +450,16 @@ impl Store {
                     trim(buf);
                 }
             }
-            Consoles::Disk(dir) => {
-                for domid in out.removals {
-                    let _ = std::fs::remove_file(console_path(dir, domid));
+            Consoles::Disk(dir, archive) => {
+                for (domid, uuid) in out.removals {
+                    let log = console_path(dir, domid);
+                    // The log outlives the domain in domus's archive.
+                    if let Some(a) = archive
+                        && let Err(e) = a.keep(uuid, domid, &log)
+                    {
+                        tracing::warn!(domid, error = %e, "keeping a console log");
+                    }
+                    let _ = std::fs::remove_file(log);
                 }
                 for (domid, bytes) in out.appends {
                     append_console(&console_path(dir, domid), &bytes)?;
@@ -472,7 +480,7 @@ impl Store {
                 let start = if start > buf.len() { 0 } else { start };
                 Ok((buf[start..].to_vec(), buf.len() as u64))
             }
-            Consoles::Disk(dir) => {
+            Consoles::Disk(dir, _) => {
                 let path = console_path(dir, domid);
                 let mut file = match File::open(&path) {
                     Ok(f) => f,
@@ -497,10 +505,9 @@ impl Store {
     }
 
     /// Where a domain's console log is kept, when it is a file.
-    #[allow(dead_code)] // used by console log retention (next commit)
     pub fn console_file(&self, domid: DomId) -> Option<PathBuf> {
         match &self.consoles {
-            Consoles::Disk(dir) => Some(console_path(dir, domid)),
+            Consoles::Disk(dir, _) => Some(console_path(dir, domid)),
             Consoles::Memory(_) => None,
         }
     }

@@ -156,6 +156,7 @@ impl XenHypervisor {
         slot.mark_ready();
         tracing::info!(domid, pid = std::process::id(), "supervisor: watching");
         let mut last: Option<(bool, bool)> = None;
+        let mut seen: Option<(uuid::Uuid, String)> = None;
         // A domain is gone once xl says so twice in a row: one odd answer
         // from xl on a busy dom0 must not leave a domain unsupervised.
         let mut gone = 0;
@@ -164,6 +165,7 @@ impl XenHypervisor {
                 Ok(rows) => match rows.into_iter().find(|r| r.domid == domid) {
                     Some(r) => {
                         gone = 0;
+                        seen = Some((r.uuid, r.name.clone()));
                         let now = (r.flags.paused, r.flags.shutdown);
                         if let Some((paused, down)) = last {
                             if now.1 && !down {
@@ -197,6 +199,16 @@ impl XenHypervisor {
             }
         }
         tracing::info!(domid, "supervisor: the domain is gone; exiting");
+        if let Some((uuid, name)) = seen {
+            let archive =
+                crate::console::archive::Archive::in_state_dir(&self.opts.domus_state_dir);
+            // Destroyed behind domus's back: the log is all that is left.
+            if !archive.path(uuid, domid).exists()
+                && let Err(e) = archive.keep(uuid, domid, &self.guest_log(&name))
+            {
+                tracing::warn!(domid, error = %e, "keeping the console log");
+            }
+        }
         sink(Notice::Gone {
             cause: "Xen no longer has it (destroyed outside domus, or it died)".into(),
             requested: false,
@@ -321,6 +333,26 @@ impl XenHypervisor {
         }
     }
 
+    /// xenconsoled's log of a guest, when its guest logging is on.
+    fn guest_log(&self, name: &str) -> PathBuf {
+        self.opts.console_log_dir.join(format!("guest-{name}.log"))
+    }
+
+    /// Copy a domain's console log into domus's archive before it goes
+    /// (xenconsoled reuses the file for the next guest of that name).
+    fn keep_console_log(&self, domid: DomId) {
+        let Ok(Some(row)) = self
+            .rows(Some(domid))
+            .map(|r| r.into_iter().find(|r| r.domid == domid))
+        else {
+            return;
+        };
+        let archive = crate::console::archive::Archive::in_state_dir(&self.opts.domus_state_dir);
+        if let Err(e) = archive.keep(row.uuid, domid, &self.guest_log(&row.name)) {
+            tracing::warn!(domid, error = %e, "keeping the console log");
+        }
+    }
+
     fn cfg_path(&self, name: &str) -> PathBuf {
         self.opts.state_dir.join("cfg").join(format!("{name}.cfg"))
     }
@@ -371,6 +403,11 @@ impl Hypervisor for XenHypervisor {
 
     fn supervise(&self, domid: DomId, sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {
         self.watch(domid, sink)
+    }
+
+    fn console_log(&self, domid: DomId) -> BackendResult<Option<PathBuf>> {
+        let log = self.guest_log(&self.domain_info(domid)?.name);
+        Ok(log.exists().then_some(log))
     }
 
     fn built_by_domus(&self, info: &DomainInfo) -> bool {
@@ -555,6 +592,7 @@ impl Hypervisor for XenHypervisor {
     }
 
     fn destroy(&self, domid: DomId) -> BackendResult<()> {
+        self.keep_console_log(domid);
         if let Err(e) = self.xl(&["destroy", &domid.to_string()], SLOW) {
             if self.rows(Some(domid)).is_err() {
                 return Err(BackendError::NoSuchDomain(domid));
@@ -655,7 +693,7 @@ impl Hypervisor for XenHypervisor {
         let tty = xl::run(&self.opts.xenstore_read, &[&key], QUICK)
             .map_err(|e| BackendError::Other(format!("domain {domid} has no console pty: {e}")))?;
         let name = self.domain_info(domid)?.name;
-        let log = self.opts.console_log_dir.join(format!("guest-{name}.log"));
+        let log = self.guest_log(&name);
         let console = console::XenConsole::open(
             Path::new(tty.trim()),
             Some(&log).filter(|p| p.exists()).map(|p| p.as_path()),

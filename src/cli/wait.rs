@@ -1,0 +1,78 @@
+//! `domus shutdown --wait`: follow a domain until it has shut down and its
+//! policy has run, as `xl shutdown -w` does, and say what happened.
+
+use std::time::{Duration, Instant};
+
+use super::{CliResult, Context, Failure};
+use crate::backend::DomId;
+use crate::engine::{DomainEvent, JournalFilter};
+use crate::store::follow::Changes;
+
+/// Wait for `domid` to stop (its policy applied, by this process if no
+/// supervisor did) or fail after `timeout`.
+pub fn shutdown(ctx: &Context, domid: DomId, timeout: Duration) -> CliResult<()> {
+    let e = &ctx.engine;
+    let info = e.view(domid)?.info;
+    let changes = Changes::watch(&ctx.state_dir);
+    let since = e.store().read(|tx| tx.last_seq())?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Without a supervisor (the simulator), this process applies it.
+        if let Some(ev) = e.refresh_one(domid)? {
+            println!("{ev}");
+            return Ok(());
+        }
+        let outcome = e.journal(&JournalFilter {
+            after: Some(since),
+            uuid: Some(info.uuid),
+            ..Default::default()
+        })?;
+        let done = outcome.iter().any(|x| {
+            matches!(
+                x.event,
+                DomainEvent::PolicyApplied { .. }
+                    | DomainEvent::Destroyed
+                    | DomainEvent::Vanished { .. }
+            )
+        });
+        if done {
+            // Let the policy's own events land (a restart's new domain).
+            let _ = changes.wait(Duration::from_millis(200));
+            let all = e.journal(&JournalFilter {
+                after: Some(since),
+                uuid: Some(info.uuid),
+                ..Default::default()
+            })?;
+            for x in all
+                .iter()
+                .filter(|x| !x.event.is_op() && !x.event.is_console())
+            {
+                println!("{}", super::events::text_line(x));
+            }
+            return Ok(());
+        }
+        match e.view(domid) {
+            // Shut down and preserved by someone else's policy run, or not
+            // domus's domain: stopped is what was asked.
+            Ok(v) if v.info.flags.shutdown && v.pending.is_empty() && v.record.is_none() => {
+                println!("{} shut down ({})", v.info.name, v.info.state_string());
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(_) => {
+                println!("{} is gone", info.name);
+                return Ok(());
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure::new(format!(
+                "{} did not shut down within {} s (the guest may ignore the request or be still booting); `domus destroy {}` stops it at once",
+                info.name,
+                timeout.as_secs(),
+                info.name
+            )));
+        }
+        changes.wait(left.min(Duration::from_secs(1)));
+    }
+}
