@@ -123,6 +123,13 @@ impl Engine {
         self
     }
 
+    /// Record journal entries under this exact source (tests fix the pid so
+    /// their snapshots do not change from run to run).
+    pub fn with_source(mut self, source: Source) -> Self {
+        self.actor = source;
+        self
+    }
+
     pub fn actor(&self) -> Source {
         self.actor
     }
@@ -196,6 +203,44 @@ impl Engine {
     /// Records of domains that are gone, newest first.
     pub fn gone(&self, limit: usize) -> EngineResult<Vec<DomainRecord>> {
         Ok(self.store.read(|tx| tx.gone_records(limit))?)
+    }
+
+    /// Gone domains worth showing: gone within `within_ns`, not dismissed,
+    /// newest first, each with its last lifecycle event.
+    pub fn gone_recent(
+        &self,
+        limit: usize,
+        within_ns: u64,
+    ) -> EngineResult<Vec<(DomainRecord, Option<JournalEntry>)>> {
+        let now = self.now_ns();
+        Ok(self.store.read(|tx| {
+            let mut out = Vec::new();
+            for rec in tx.gone_records(limit)? {
+                if now.saturating_sub(rec.gone_ns.unwrap_or(0)) > within_ns
+                    || tx.kv_get("dismissed", &rec.uuid.to_string())?.is_some()
+                {
+                    continue;
+                }
+                let last = tx
+                    .journal(&JournalFilter {
+                        uuid: Some(rec.uuid),
+                        limit: Some(8),
+                        ..Default::default()
+                    })?
+                    .into_iter()
+                    .rev()
+                    .find(|e| !e.event.is_op() && !e.event.is_console());
+                out.push((rec, last));
+            }
+            Ok(out)
+        })?)
+    }
+
+    /// Stop offering a gone domain in views of gone domains.
+    pub fn dismiss(&self, uuid: uuid::Uuid) -> EngineResult<()> {
+        Ok(self
+            .store
+            .write(|tx| tx.kv_set("dismissed", &uuid.to_string(), "1"))?)
     }
 
     /// The newest record of a gone domain called `name`.
@@ -340,6 +385,27 @@ impl Engine {
                     rec.name
                 ))
             })
+    }
+
+    /// The last `lines` lines of a domain's newest kept console log, as
+    /// plain text (escape sequences and control characters removed).
+    pub fn console_tail(&self, uuid: uuid::Uuid, lines: usize) -> Vec<String> {
+        let Some((_, path)) = self.archive.as_ref().and_then(|a| a.logs(uuid).pop()) else {
+            return Vec::new();
+        };
+        let Ok(bytes) = crate::fsx::read_bounded(&path, 64 << 20) else {
+            return Vec::new();
+        };
+        let from = bytes.len().saturating_sub(64 * 1024);
+        let mut clean = Vec::new();
+        crate::console::EscapeFilter::new().feed(&bytes[from..], &mut clean);
+        let text = String::from_utf8_lossy(&clean);
+        let all: Vec<String> = text
+            .lines()
+            .map(|l| l.chars().filter(|c| !c.is_control()).collect::<String>())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        all[all.len().saturating_sub(lines)..].to_vec()
     }
 
     fn require(&self, info: &DomainInfo, op: &'static str, ok: bool) -> EngineResult<()> {

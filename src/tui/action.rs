@@ -8,7 +8,7 @@ use crossterm::event::{KeyEvent, MouseEvent};
 use super::library::LibraryEntry;
 use crate::backend::{Capabilities, DomId, HostInfo, ShutdownReason};
 use crate::config::{DeviceRef, DeviceSpec, DomainConfig};
-use crate::engine::{DomainRecord, DomainView, JournalEntry, PolicyEvent};
+use crate::engine::{DomainView, JournalEntry, PolicyEvent};
 
 /// One poll of the engine: what the table, header and events log show.
 #[derive(Debug, Clone)]
@@ -20,8 +20,8 @@ pub struct Snapshot {
     pub policy_events: Vec<PolicyEvent>,
     /// Journal entries written since the previous snapshot.
     pub journal: Vec<JournalEntry>,
-    /// Records of recently gone domains, newest first.
-    pub gone: Vec<DomainRecord>,
+    /// Recently gone domains, newest first.
+    pub gone: Vec<super::feed::GoneView>,
 }
 
 /// A PCI device on the host, for the attach form's picker.
@@ -89,6 +89,15 @@ pub enum Action {
     },
     PciDevices(Vec<HostPci>),
     Completions(Vec<String>),
+    /// Some domus process committed to the state store: refresh.
+    StoreChanged,
+    /// A domain's whole timeline (and, when it is gone, its console's
+    /// last lines), for the details.
+    Timeline {
+        uuid: uuid::Uuid,
+        entries: Vec<JournalEntry>,
+        console_tail: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,4 +142,7 @@ pub enum Effect {
     ClearRecovery(PathBuf),
     ScanPci,
     CompletePath(String),
+    LoadTimeline(uuid::Uuid),
+    /// Stop showing a gone domain.
+    Dismiss(uuid::Uuid),
 }

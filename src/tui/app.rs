@@ -10,6 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use super::action::{Action, Done, Effect, Snapshot};
 use super::console::ConsoleBuffer;
 use super::editor::Editor;
+use super::feed::{DetailTimeline, Feed};
 use super::forms::{DeviceForm, FormKind};
 use super::input::LineInput;
 use super::keymap::{self, Command, Scope};
@@ -20,7 +21,7 @@ use super::ui::layout;
 use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
 use crate::cli::device_args::parse_device_args;
 use crate::config::{DeviceRef, DeviceSpec};
-use crate::engine::{DomainRecord, JournalEntry, device_ref};
+use crate::engine::{DomainEvent, JournalEntry, device_ref};
 
 const EVENTS_CAP: usize = 500;
 /// How many journal entries the app keeps for timelines.
@@ -31,16 +32,18 @@ pub enum Tab {
     Domains,
     Library,
     Events,
+    Gone,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Domains, Tab::Library, Tab::Events];
+    pub const ALL: [Tab; 4] = [Tab::Domains, Tab::Library, Tab::Events, Tab::Gone];
 
     pub fn title(self) -> &'static str {
         match self {
             Tab::Domains => "Domains",
             Tab::Library => "Library",
             Tab::Events => "Events",
+            Tab::Gone => "Gone",
         }
     }
 
@@ -49,6 +52,7 @@ impl Tab {
             Tab::Domains => Scope::Domains,
             Tab::Library => Scope::Library,
             Tab::Events => Scope::Events,
+            Tab::Gone => Scope::Gone,
         }
     }
 }
@@ -65,7 +69,35 @@ pub enum Level {
 pub struct LogLine {
     pub at_ns: u64,
     pub level: Level,
+    /// Whose line: "web1 [3] · cli 1234" for a journal entry, empty for
+    /// this TUI's own messages.
+    pub who: String,
     pub text: String,
+}
+
+impl LogLine {
+    /// A journal entry as an Events line.
+    pub fn from_journal(e: &JournalEntry) -> LogLine {
+        let level = match &e.event {
+            DomainEvent::OpFailed { .. } | DomainEvent::RestartFailed { .. } => Level::Error,
+            ev if ev.is_important() => Level::Warn,
+            DomainEvent::Warning { .. } => Level::Warn,
+            DomainEvent::Created { .. } | DomainEvent::Restarted { .. } => Level::Ok,
+            _ => Level::Info,
+        };
+        let subject = super::feed::subject(e);
+        let who = if subject.is_empty() {
+            e.source.to_string()
+        } else {
+            format!("{subject} · {}", e.source)
+        };
+        LogLine {
+            at_ns: e.at_ns,
+            level,
+            who,
+            text: e.event.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +133,8 @@ pub enum Mode {
     Palette(LineInput),
     Help(usize),
     Details(DomId),
+    /// The details of a domain that is gone.
+    GoneDetails(uuid::Uuid),
     Console {
         domid: DomId,
         search: Option<LineInput>,
@@ -137,7 +171,10 @@ pub struct App {
     pub events_selected: usize,
     /// The newest journal entries (every domus process's), oldest first.
     pub journal: VecDeque<JournalEntry>,
-    pub gone: Vec<DomainRecord>,
+    /// What the TUI follows of the journal beyond the table.
+    pub feed: Feed,
+    /// This process, to tell its own journal entries from others'.
+    pub pid: u32,
     pub status: Option<(Level, String)>,
     pub consoles: HashMap<DomId, ConsoleBuffer>,
     pub size: (u16, u16),
@@ -219,7 +256,8 @@ impl App {
             events: VecDeque::new(),
             events_selected: 0,
             journal: VecDeque::new(),
-            gone: Vec::new(),
+            feed: Feed::default(),
+            pid: std::process::id(),
             status: None,
             consoles: HashMap::new(),
             size,
@@ -247,15 +285,27 @@ impl App {
         self.push_event(level, text);
     }
 
+    /// Show on the status line only: the outcome of an operation that the
+    /// journal (and so the Events tab) records anyway.
+    fn announce(&mut self, level: Level, text: impl Into<String>) {
+        self.status = Some((level, text.into()));
+        self.status_at = self.now_ns;
+    }
+
     /// Add to the Events log. A selection on the newest line follows new
     /// lines (like `tail -f`); one further up stays on its line.
     fn push_event(&mut self, level: Level, text: String) {
-        let following = self.events_selected + 1 >= self.events.len();
-        self.events.push_back(LogLine {
+        self.push_line(LogLine {
             at_ns: self.now_ns,
             level,
+            who: String::new(),
             text,
         });
+    }
+
+    fn push_line(&mut self, line: LogLine) {
+        let following = self.events_selected + 1 >= self.events.len();
+        self.events.push_back(line);
         while self.events.len() > EVENTS_CAP {
             self.events.pop_front();
             self.events_selected = self.events_selected.saturating_sub(1);
@@ -336,6 +386,20 @@ impl App {
                 Vec::new()
             }
             Action::Completions(list) => self.on_completions(list),
+            Action::StoreChanged => vec![Effect::Refresh],
+            Action::Timeline {
+                uuid,
+                entries,
+                console_tail,
+            } => {
+                if let Some(d) = self.feed.details.as_mut().filter(|d| d.uuid == uuid) {
+                    // Entries that arrived live meanwhile are in `entries` too.
+                    d.entries = entries;
+                    d.console_tail = console_tail;
+                    d.loaded = true;
+                }
+                Vec::new()
+            }
         }
     }
 
@@ -355,18 +419,47 @@ impl App {
             self.table.selected = pos;
             self.pending_select = None;
         }
-        self.gone = s.gone;
+        self.feed.gone = s.gone;
+        self.feed.gone_selected = self
+            .feed
+            .gone_selected
+            .min(self.feed.gone.len().saturating_sub(1));
+        // Every process's events, in the Events tab; the important ones
+        // others caused on the status line.
+        let pid = self.pid;
+        for e in s.journal.iter().filter(|e| super::feed::shown(e, pid)) {
+            self.push_line(LogLine::from_journal(e));
+        }
+        for e in self.feed.take(&s.journal, self.pid) {
+            let who = super::feed::subject(&e);
+            self.announce(Level::Warn, format!("{who}: {} ({})", e.event, e.source));
+        }
+        let live: Vec<uuid::Uuid> = self.table.rows.iter().map(|r| r.view.info.uuid).collect();
+        self.feed.retain_live(&live);
+        for p in self.feed.timed_out(self.now_ns) {
+            let key = keymap::key_for(Command::Destroy).unwrap_or_else(|| "d".into());
+            self.announce(
+                Level::Warn,
+                format!(
+                    "{} has not shut down {} s after the request: select it and press {key} to destroy it",
+                    p.name,
+                    super::feed::SHUTDOWN_TIMEOUT_NS / 1_000_000_000
+                ),
+            );
+        }
         self.journal.extend(s.journal);
         while self.journal.len() > JOURNAL_CAP {
             self.journal.pop_front();
         }
+        // The policies this TUI applied itself (others' come through the
+        // journal).
         for ev in s.policy_events {
             let level = if ev.reason == ShutdownReason::Crash {
                 Level::Warn
             } else {
                 Level::Info
             };
-            self.log(level, ev.to_string());
+            self.announce(level, ev.to_string());
         }
         let (_, h) = layout::table_rows(self.size);
         self.table.scroll_into_view(h);
@@ -414,7 +507,7 @@ impl App {
                     other => other,
                 };
                 if failed.is_empty() {
-                    self.log(Level::Ok, format!("{done} {}", ok.join(", ")));
+                    self.announce(Level::Ok, format!("{done} {}", ok.join(", ")));
                 } else if ok.is_empty() {
                     self.log(Level::Error, format!("{op} failed: {}", failed.join("; ")));
                 } else {
@@ -427,7 +520,7 @@ impl App {
             }
             Done::Built { name, result } => match result {
                 Ok(domid) => {
-                    self.log(Level::Ok, format!("built {name} as domain {domid}"));
+                    self.announce(Level::Ok, format!("built {name} as domain {domid}"));
                     self.tab = Tab::Domains;
                     if matches!(&self.mode, Mode::Editor(e) if Some(&e.path) == self.building_from_editor.as_ref())
                     {
@@ -445,7 +538,7 @@ impl App {
                 }
             },
             Done::Attached { name, result } | Done::Detached { name, result } => match result {
-                Ok(what) => self.log(Level::Ok, format!("{name}: {what}")),
+                Ok(what) => self.announce(Level::Ok, format!("{name}: {what}")),
                 Err(e) => self.log(Level::Error, format!("{name}: {e}")),
             },
             Done::Saved {
@@ -516,6 +609,24 @@ impl App {
             Done::Error(e) => self.log(Level::Error, e),
         }
         effects
+    }
+
+    /// Open the details' timeline: the whole of it is loaded, then
+    /// followed live.
+    fn load_timeline(&mut self, uuid: uuid::Uuid) -> Vec<Effect> {
+        let entries = self
+            .journal
+            .iter()
+            .filter(|e| e.uuid == Some(uuid))
+            .cloned()
+            .collect();
+        self.feed.details = Some(DetailTimeline {
+            uuid,
+            entries,
+            console_tail: Vec::new(),
+            loaded: false,
+        });
+        vec![Effect::LoadTimeline(uuid)]
     }
 
     fn select_after_refresh(&mut self, domid: DomId) {
@@ -621,9 +732,19 @@ impl App {
                 (Mode::Help(to.min(max)), Vec::new())
             }
             Mode::Details(domid) => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => (Mode::Normal, Vec::new()),
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                    self.feed.details = None;
+                    (Mode::Normal, Vec::new())
+                }
                 KeyCode::Char('c') => (Mode::Normal, self.open_console(domid)),
                 _ => (Mode::Details(domid), Vec::new()),
+            },
+            Mode::GoneDetails(uuid) => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                    self.feed.details = None;
+                    (Mode::Normal, Vec::new())
+                }
+                _ => (Mode::GoneDetails(uuid), Vec::new()),
             },
             Mode::Console { domid, search } => self.console_key(domid, search, key),
             Mode::Confirm(c) => match key.code {
@@ -1128,6 +1249,7 @@ impl App {
             Command::TabDomains => self.tab = Tab::Domains,
             Command::TabLibrary => self.tab = Tab::Library,
             Command::TabEvents => self.tab = Tab::Events,
+            Command::TabGone => self.tab = Tab::Gone,
             Command::Up
             | Command::Down
             | Command::PageUp
@@ -1153,6 +1275,12 @@ impl App {
                             .clamp(0, (n - 1).max(0))
                             as usize;
                     }
+                    Tab::Gone => {
+                        let n = self.feed.gone.len() as isize;
+                        self.feed.gone_selected = (self.feed.gone_selected as isize + delta)
+                            .clamp(0, (n - 1).max(0))
+                            as usize;
+                    }
                     Tab::Events => {
                         let n = self.events.len() as isize;
                         self.events_selected = (self.events_selected as isize + delta)
@@ -1170,9 +1298,31 @@ impl App {
                 self.table.move_by(1);
                 self.table.scroll_into_view(height);
             }
-            Command::Details => {
-                if let Some(d) = self.table.selected_domid() {
-                    self.mode = Mode::Details(d);
+            Command::Details => match self.tab {
+                Tab::Gone => {
+                    if let Some(g) = self.feed.selected_gone() {
+                        let uuid = g.record.uuid;
+                        self.mode = Mode::GoneDetails(uuid);
+                        return self.load_timeline(uuid);
+                    }
+                }
+                _ => {
+                    if let Some(row) = self.table.selected_row() {
+                        let (d, uuid) = (row.view.info.domid, row.view.info.uuid);
+                        self.mode = Mode::Details(d);
+                        return self.load_timeline(uuid);
+                    }
+                }
+            },
+            Command::Dismiss => {
+                if let Some(g) = self.feed.selected_gone() {
+                    let uuid = g.record.uuid;
+                    self.feed.gone.retain(|x| x.record.uuid != uuid);
+                    self.feed.gone_selected = self
+                        .feed
+                        .gone_selected
+                        .min(self.feed.gone.len().saturating_sub(1));
+                    return vec![Effect::Dismiss(uuid)];
                 }
             }
             Command::Console => {

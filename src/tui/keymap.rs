@@ -11,6 +11,7 @@ pub enum Scope {
     Domains,
     Library,
     Events,
+    Gone,
     Console,
     Editor,
 }
@@ -22,6 +23,7 @@ impl Scope {
             Scope::Domains => "Domains tab",
             Scope::Library => "Library tab",
             Scope::Events => "Events tab",
+            Scope::Gone => "Gone tab",
             Scope::Console => "Console view",
             Scope::Editor => "Config editor",
         }
@@ -38,6 +40,8 @@ pub enum Command {
     TabDomains,
     TabLibrary,
     TabEvents,
+    TabGone,
+    Dismiss,
     Up,
     Down,
     PageUp,
@@ -189,6 +193,27 @@ pub static BINDINGS: &[Binding] = &[
         "Config library tab",
     ),
     b(S::Global, &[k('3')], C::TabEvents, "", "Events log tab"),
+    b(
+        S::Global,
+        &[k('4')],
+        C::TabGone,
+        "",
+        "Gone tab: recently gone domains",
+    ),
+    b(
+        S::Gone,
+        &[code(KeyCode::Enter)],
+        C::Details,
+        "details",
+        "Timeline and last console lines",
+    ),
+    b(
+        S::Gone,
+        &[k('x'), code(KeyCode::Delete)],
+        C::Dismiss,
+        "dismiss",
+        "Stop showing it",
+    ),
     b(S::Global, &[k('T')], C::Theme, "", "Switch theme"),
     b(
         S::Global,

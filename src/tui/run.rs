@@ -13,9 +13,11 @@ use tokio::sync::mpsc;
 
 use super::action::{Action, Effect};
 use super::app::{App, Level};
+use super::lanes::Lanes;
 use super::theme::{Theme, pick};
 use super::worker::Worker;
 use crate::engine::Engine;
+use crate::store::follow::Changes;
 
 pub struct TuiOptions {
     pub theme: String,
@@ -86,49 +88,43 @@ async fn event_loop(
     opts: &TuiOptions,
 ) -> Result<(), String> {
     let (action_tx, mut actions) = mpsc::unbounded_channel::<Action>();
-    let (effect_tx, effect_rx) = std::sync::mpsc::channel::<Effect>();
 
-    // The worker thread does all engine and file IO.
+    // Effects run on lanes: one domain's slow operation never holds up the
+    // refresh, another domain or a console (see lanes.rs).
     let sink_tx = action_tx.clone();
     let sink: super::worker::Sink = Arc::new(move |a| {
         let _ = sink_tx.send(a);
     });
-    let mut worker = Worker::new(
+    let worker = Arc::new(Worker::new(
         engine,
         opts.config_dir.clone(),
         opts.state_dir.join("recovery"),
-        Some(sink),
-    );
-    let worker_tx = action_tx.clone();
-    std::thread::spawn(move || {
-        while let Ok(effect) = effect_rx.recv() {
-            // Collapse queued refreshes: one poll answers them all.
-            if effect == Effect::Refresh {
-                let mut pending = Vec::new();
-                while let Ok(next) = effect_rx.try_recv() {
-                    if next != Effect::Refresh {
-                        pending.push(next);
-                    }
+        Some(Arc::clone(&sink)),
+    ));
+    let lanes = Lanes::new(worker, sink);
+
+    // Any domus process's commit to the state store (a CLI command, a
+    // supervisor applying a policy) refreshes the view at once, without
+    // polling the store.
+    let changed_tx = action_tx.clone();
+    let state_dir = opts.state_dir.clone();
+    std::thread::Builder::new()
+        .name("domus-store-watch".into())
+        .spawn(move || {
+            let changes = Changes::watch(&state_dir);
+            loop {
+                if changes.wait(Duration::from_secs(3600))
+                    && changed_tx.send(Action::StoreChanged).is_err()
+                {
+                    return;
                 }
-                for a in worker.run(Effect::Refresh) {
-                    let _ = worker_tx.send(a);
-                }
-                for e in pending {
-                    for a in worker.run(e) {
-                        let _ = worker_tx.send(a);
-                    }
-                }
-                continue;
             }
-            for a in worker.run(effect) {
-                let _ = worker_tx.send(a);
-            }
-        }
-    });
+        })
+        .map_err(|e| format!("starting the store watcher: {e}"))?;
 
     let send = |effects: Vec<Effect>| {
         for e in effects {
-            let _ = effect_tx.send(e);
+            lanes.submit(e);
         }
     };
     send(App::init());

@@ -39,25 +39,33 @@ pub struct HarnessOptions<'a> {
     pub recovery_dir: &'a Path,
 }
 
+/// The pid the harness's TUI records its journal entries under, so that
+/// snapshots do not change from run to run.
+pub const TEST_PID: u32 = 4242;
+
 impl Harness {
     pub fn new(o: HarnessOptions<'_>) -> Harness {
         let clock = ManualClock::new(T0);
         let sim = SimHypervisor::in_memory(clock.clone());
         let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
         let engine = match Engine::in_memory(hv, clock.clone()) {
-            Ok(e) => Arc::new(e.with_actor(crate::engine::SourceKind::Tui)),
+            Ok(e) => Arc::new(e.with_source(crate::engine::Source {
+                kind: crate::engine::SourceKind::Tui,
+                pid: Some(TEST_PID),
+            })),
             Err(e) => panic!("an in-memory engine: {e}"),
         };
         let _ = super::library::seed(o.config_dir);
         let (themes, _) = Theme::load_all(None);
         let theme = pick(&themes, o.theme).unwrap_or_else(|_| themes[0].clone());
-        let app = App::new(
+        let mut app = App::new(
             theme,
             themes,
             o.read_only,
             o.config_dir.to_path_buf(),
             o.size,
         );
+        app.pid = TEST_PID;
         let worker = Worker::new(
             engine,
             o.config_dir.to_path_buf(),

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::action::{Action, Done, Effect, HostPci, Snapshot};
@@ -16,23 +17,33 @@ use crate::engine::Engine;
 /// Where console reader threads deliver their bytes (real loop only).
 pub type Sink = Arc<dyn Fn(Action) + Send + Sync>;
 
+/// Carries out effects. Shared by the real loop's lanes (so every method
+/// takes `&self`; the little state it keeps is behind locks) and run inline
+/// by tests.
 pub struct Worker {
     engine: Arc<Engine>,
     library_dir: PathBuf,
     recovery_dir: PathBuf,
-    writers: HashMap<DomId, Box<dyn ConsoleStream>>,
+    writers: Mutex<HashMap<DomId, Box<dyn ConsoleStream>>>,
     /// Readers polled inline (tests); the real loop gives each its own thread.
-    readers: HashMap<DomId, Box<dyn ConsoleStream>>,
+    readers: Mutex<HashMap<DomId, Box<dyn ConsoleStream>>>,
     sink: Option<Sink>,
     /// Stop flags of the reader threads, one per open console.
-    pumps: HashMap<DomId, Arc<AtomicBool>>,
+    pumps: Mutex<HashMap<DomId, Arc<AtomicBool>>>,
     pci_root: PathBuf,
     /// The newest journal entry already handed to the app.
-    journal_seq: std::cell::Cell<i64>,
+    journal_seq: AtomicI64,
 }
 
-/// How many gone domains the TUI shows.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How many gone domains the TUI shows, and for how long.
 const GONE_SHOWN: usize = 20;
+const GONE_FOR_NS: u64 = 24 * 3600 * 1_000_000_000;
+/// How much of a gone domain's console the details show.
+const CONSOLE_TAIL_LINES: usize = 30;
 
 impl Worker {
     pub fn new(
@@ -45,12 +56,12 @@ impl Worker {
             engine,
             library_dir,
             recovery_dir,
-            writers: HashMap::new(),
-            readers: HashMap::new(),
+            writers: Mutex::default(),
+            readers: Mutex::default(),
             sink,
-            pumps: HashMap::new(),
+            pumps: Mutex::default(),
             pci_root: PathBuf::from("/sys/bus/pci/devices"),
-            journal_seq: std::cell::Cell::new(0),
+            journal_seq: AtomicI64::new(0),
         }
     }
 
@@ -72,7 +83,7 @@ impl Worker {
     /// Journal entries since the last snapshot (the newest few hundred at
     /// first).
     fn new_journal(&self) -> Vec<crate::engine::JournalEntry> {
-        let after = self.journal_seq.get();
+        let after = self.journal_seq.load(Ordering::Relaxed);
         let filter = crate::engine::JournalFilter {
             after: Some(after),
             limit: (after == 0).then_some(500),
@@ -80,7 +91,9 @@ impl Worker {
         };
         let entries = self.engine.journal(&filter).unwrap_or_default();
         if let Some(last) = entries.last() {
-            self.journal_seq.set(last.seq);
+            // Only forward: two refreshes never hand out an entry twice.
+            let prev = self.journal_seq.fetch_max(last.seq, Ordering::Relaxed);
+            return entries.into_iter().filter(|e| e.seq > prev).collect();
         }
         entries
     }
@@ -96,7 +109,16 @@ impl Worker {
                 domains: e.domains().map_err(|x| x.to_string())?,
                 policy_events,
                 journal: self.new_journal(),
-                gone: e.gone(GONE_SHOWN).unwrap_or_default(),
+                gone: e
+                    .gone_recent(GONE_SHOWN, GONE_FOR_NS)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(record, last)| super::feed::GoneView {
+                        domid: last.as_ref().and_then(|l| l.domid),
+                        record,
+                        last,
+                    })
+                    .collect(),
             })
         })();
         match result {
@@ -118,7 +140,7 @@ impl Worker {
         Action::Done(Done::Ops { op, results })
     }
 
-    pub fn run(&mut self, effect: Effect) -> Vec<Action> {
+    pub fn run(&self, effect: Effect) -> Vec<Action> {
         let e = Arc::clone(&self.engine);
         let action = match effect {
             Effect::Refresh => self.snapshot(),
@@ -237,11 +259,10 @@ impl Worker {
                 return Vec::new();
             }
             Effect::ConsoleInput(d, bytes) => {
-                if let Err(err) = self
-                    .writer(d)
-                    .and_then(|w| w.write(&bytes).map_err(|x| x.to_string()))
+                if let Err(err) =
+                    self.with_writer(d, |w| w.write(&bytes).map_err(|x| x.to_string()))
                 {
-                    self.writers.remove(&d);
+                    locked(&self.writers).remove(&d);
                     return vec![Action::Done(Done::Error(format!(
                         "console of {}: {err}",
                         self.name(d)
@@ -251,10 +272,23 @@ impl Worker {
                 return self.poll_consoles();
             }
             Effect::ConsoleResize(d, cols, rows) => {
-                if let Ok(w) = self.writer(d) {
-                    let _ = w.resize(cols, rows);
+                let _ = self.with_writer(d, |w| w.resize(cols, rows).map_err(|x| x.to_string()));
+                return Vec::new();
+            }
+            Effect::Dismiss(uuid) => {
+                if let Err(err) = self.engine.dismiss(uuid) {
+                    return vec![Action::Done(Done::Error(format!("dismissing: {err}")))];
                 }
                 return Vec::new();
+            }
+            Effect::LoadTimeline(uuid) => {
+                let entries = self.engine.timeline(uuid).unwrap_or_default();
+                let tail = self.engine.console_tail(uuid, CONSOLE_TAIL_LINES);
+                Action::Timeline {
+                    uuid,
+                    entries,
+                    console_tail: tail,
+                }
             }
             Effect::LoadLibrary => Action::Library(library::scan(&self.library_dir)),
             // Bounded reads of regular files only: a FIFO in the library
@@ -325,25 +359,34 @@ impl Worker {
             .join(abs.to_string_lossy().replace('/', "%"))
     }
 
-    fn writer(&mut self, d: DomId) -> Result<&mut Box<dyn ConsoleStream>, String> {
-        if !self.writers.contains_key(&d) {
-            let s = self.engine.console(d).map_err(|x| x.to_string())?;
-            self.writers.insert(d, s);
-        }
-        self.writers
-            .get_mut(&d)
-            .ok_or_else(|| "console unavailable".to_string())
+    /// Run `f` on the domain's console writer, opening one if needed.
+    fn with_writer<T>(
+        &self,
+        d: DomId,
+        f: impl FnOnce(&mut Box<dyn ConsoleStream>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut writers = locked(&self.writers);
+        let w = match writers.entry(d) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(self.engine.console(d).map_err(|x| x.to_string())?)
+            }
+        };
+        f(w)
     }
 
-    fn close_console(&mut self, d: DomId) {
-        if let Some(stop) = self.pumps.remove(&d) {
-            stop.store(true, Ordering::Relaxed);
+    fn close_console(&self, d: DomId) {
+        let had = locked(&self.pumps)
+            .remove(&d)
+            .map(|stop| stop.store(true, Ordering::Relaxed));
+        let read = locked(&self.readers).remove(&d);
+        let wrote = locked(&self.writers).remove(&d);
+        if had.is_some() || read.is_some() || wrote.is_some() {
+            self.engine.console_closed(d);
         }
-        self.readers.remove(&d);
-        self.writers.remove(&d);
     }
 
-    fn open_console(&mut self, d: DomId) -> Vec<Action> {
+    fn open_console(&self, d: DomId) -> Vec<Action> {
         // A fresh stream replays the whole log into the fresh buffer.
         self.close_console(d);
         let stream = match self.engine.console(d) {
@@ -359,23 +402,24 @@ impl Worker {
             Some(sink) => {
                 let sink = Arc::clone(sink);
                 let stop = Arc::new(AtomicBool::new(false));
-                self.pumps.insert(d, Arc::clone(&stop));
+                locked(&self.pumps).insert(d, Arc::clone(&stop));
                 std::thread::spawn(move || pump(d, stream, sink, &stop));
                 Vec::new()
             }
             None => {
-                self.readers.insert(d, stream);
+                locked(&self.readers).insert(d, stream);
                 self.poll_consoles()
             }
         }
     }
 
     /// Drain every inline console reader (tests).
-    pub fn poll_consoles(&mut self) -> Vec<Action> {
+    pub fn poll_consoles(&self) -> Vec<Action> {
         let mut out = Vec::new();
         let mut closed = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
-        for (d, stream) in &mut self.readers {
+        let mut readers = locked(&self.readers);
+        for (d, stream) in readers.iter_mut() {
             let mut bytes = Vec::new();
             loop {
                 match stream.read(&mut buf, Duration::ZERO) {
@@ -392,8 +436,8 @@ impl Worker {
             }
         }
         for d in closed {
-            self.readers.remove(&d);
-            self.writers.remove(&d);
+            readers.remove(&d);
+            locked(&self.writers).remove(&d);
             out.push(Action::ConsoleClosed(d));
         }
         out

@@ -41,6 +41,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         super::app::Tab::Domains => tables::domains(frame, app, m.body),
         super::app::Tab::Library => tables::library(frame, app, m.body),
         super::app::Tab::Events => tables::events(frame, app, m.body),
+        super::app::Tab::Gone => tables::gone(frame, app, m.body),
     }
     status_line(frame, app, m.status);
     footer(frame, app, app.tab.scope(), m.footer);

@@ -33,6 +33,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.mode {
         Mode::Help(scroll) => help(frame, app, area, *scroll),
         Mode::Details(domid) => details(frame, app, area, *domid),
+        Mode::GoneDetails(uuid) => gone_details(frame, app, area, *uuid),
         Mode::Confirm(c) => {
             let mut lines: Vec<Line> = c
                 .message
@@ -394,25 +395,14 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(" Timeline", t.title())));
     let uuid = row.view.info.uuid;
-    let timeline: Vec<&crate::engine::JournalEntry> = app
-        .journal
-        .iter()
-        .filter(|e| e.uuid == Some(uuid) && !e.event.is_op() && !e.event.is_console())
-        .collect();
+    let timeline = timeline_of(app, uuid);
     let inner_h = usize::from(popup_area.height.saturating_sub(2));
     let room = inner_h.saturating_sub(lines.len() + 4);
     if timeline.is_empty() {
         lines.push(Line::from(Span::styled("   nothing recorded", t.muted())));
     }
     for e in timeline.iter().skip(timeline.len().saturating_sub(room)) {
-        let dom = e.domid.map_or_else(String::new, |d| format!("[{d}] "));
-        lines.push(Line::from(vec![
-            Span::styled(format!("   {} ", format_utc(e.at_ns)), t.muted()),
-            Span::raw(format!(
-                "{dom}{}",
-                crate::tui::ui::one_line(&e.event.to_string())
-            )),
-        ]));
+        lines.push(timeline_line(app, e));
     }
     frame.render_widget(Clear, popup_area);
     frame.render_widget(
@@ -472,4 +462,113 @@ pub fn recover(frame: &mut Frame, app: &App, file: &str) {
         ]),
     ];
     frame_popup(frame, app, centered(area, 70, 6), "Recover edits", lines);
+}
+
+/// A domain's timeline for the details: the whole of it once loaded, with
+/// what has happened since; the bookkeeping of operations and consoles
+/// left out.
+fn timeline_of(app: &App, uuid: uuid::Uuid) -> Vec<&crate::engine::JournalEntry> {
+    let keep = |e: &&crate::engine::JournalEntry| !e.event.is_op() && !e.event.is_console();
+    match app.feed.details.as_ref().filter(|d| d.uuid == uuid) {
+        Some(d) => d.entries.iter().filter(keep).collect(),
+        None => app
+            .journal
+            .iter()
+            .filter(|e| e.uuid == Some(uuid))
+            .filter(keep)
+            .collect(),
+    }
+}
+
+fn timeline_line<'a>(app: &App, e: &crate::engine::JournalEntry) -> Line<'a> {
+    let t = &app.theme;
+    let dom = e.domid.map_or_else(String::new, |d| format!("[{d}] "));
+    // Who did it, unless it was this TUI.
+    let who = if e.source.pid == Some(app.pid) && e.source.kind == crate::engine::SourceKind::Tui {
+        String::new()
+    } else {
+        format!(" ({})", e.source)
+    };
+    Line::from(vec![
+        Span::styled(format!("   {} ", format_utc(e.at_ns)), t.muted()),
+        Span::raw(format!(
+            "{dom}{}",
+            crate::tui::ui::one_line(&e.event.to_string())
+        )),
+        Span::styled(who, t.muted()),
+    ])
+}
+
+/// A gone domain: its config summary, timeline, and its console's last
+/// lines (the oops that explains a crash).
+fn gone_details(frame: &mut Frame, app: &App, area: Rect, uuid: uuid::Uuid) {
+    let t = &app.theme;
+    let popup_area = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    let Some(g) = app.feed.gone.iter().find(|g| g.record.uuid == uuid) else {
+        frame_popup(
+            frame,
+            app,
+            centered(area, 40, 3),
+            "Details",
+            vec![Line::from(" no longer listed")],
+        );
+        return;
+    };
+    let rec = &g.record;
+    let c = &rec.config;
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(
+                format!(" {} ", crate::tui::table::clean(&rec.name)),
+                t.title(),
+            ),
+            Span::styled(
+                format!(" gone {}", rec.gone_ns.map_or_else(String::new, format_utc)),
+                t.muted(),
+            ),
+        ]),
+        Line::from(format!(
+            " uuid {} · {} image · {} MiB · {} vCPU",
+            rec.uuid,
+            c.image.type_name(),
+            c.memory,
+            c.vcpus
+        )),
+    ];
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(" Timeline", t.title())));
+    let timeline = timeline_of(app, uuid);
+    let tail = app
+        .feed
+        .details
+        .as_ref()
+        .filter(|d| d.uuid == uuid)
+        .map(|d| d.console_tail.as_slice())
+        .unwrap_or(&[]);
+    let inner_h = usize::from(popup_area.height.saturating_sub(2));
+    let console_room = tail.len().min(inner_h / 3);
+    let room = inner_h.saturating_sub(lines.len() + console_room + 3);
+    for e in timeline.iter().skip(timeline.len().saturating_sub(room)) {
+        lines.push(timeline_line(app, e));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(" Console (last lines)", t.title())));
+    if tail.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "   no console log was kept",
+            t.muted(),
+        )));
+    }
+    for l in &tail[tail.len() - console_room..] {
+        lines.push(Line::from(Span::raw(format!("   {l}"))));
+    }
+    frame.render_widget(Clear, popup_area);
+    frame.render_widget(
+        Paragraph::new(lines).block(popup(app, "Gone · Esc closes")),
+        popup_area,
+    );
 }

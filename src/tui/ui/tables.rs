@@ -64,6 +64,41 @@ fn devices_cell(counts: (usize, usize, usize)) -> String {
     parts.join(" ")
 }
 
+/// What is being done to a domain right now, by any domus process: an
+/// operation in flight, or a shutdown the guest has not answered yet.
+pub fn pending_of(app: &App, row: &crate::tui::table::Row) -> Option<(String, u64, bool)> {
+    let now = app.now_ns;
+    if let Some(p) = row.view.pending.first() {
+        let secs = now.saturating_sub(p.started_ns) / NS_PER_SEC;
+        return Some((p.op.to_string(), secs, false));
+    }
+    let s = app.feed.shutdowns.get(&row.view.info.uuid)?;
+    if row.view.info.flags.shutdown {
+        return None;
+    }
+    let secs = now.saturating_sub(s.at_ns) / NS_PER_SEC;
+    let late = now.saturating_sub(s.at_ns) > crate::tui::feed::SHUTDOWN_TIMEOUT_NS;
+    Some((s.reason.to_string(), secs, late))
+}
+
+/// The name, then what is pending on it (`web1 · shutdown… 12s`).
+fn name_cell<'a>(app: &App, row: &crate::tui::table::Row, width: usize) -> Cell<'a> {
+    let Some((op, secs, late)) = pending_of(app, row) else {
+        return Cell::from(ellipsize(&row.name, width));
+    };
+    let tag = format!(" {op}… {secs}s");
+    let name_w = width.saturating_sub(tag.chars().count()).max(4);
+    let style = if late {
+        app.theme.warning()
+    } else {
+        app.theme.muted()
+    };
+    Cell::from(Line::from(vec![
+        Span::raw(ellipsize(&row.name, name_w)),
+        Span::styled(ellipsize(&tag, width.saturating_sub(name_w)), style),
+    ]))
+}
+
 pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let tbl = &app.table;
@@ -110,7 +145,7 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
             .iter()
             .map(|(c, w)| match c {
                 Column::Id => Cell::from(format!("{mark}{:>4}", info.domid)),
-                Column::Name => Cell::from(ellipsize(&row.name, usize::from(*w))),
+                Column::Name => name_cell(app, row, usize::from(*w)),
                 // Only the colour: the row keeps its (selection) background.
                 Column::State => Cell::from(info.state_string())
                     .style(ratatui::style::Style::default().fg(t.state(info).fg.unwrap_or(t.fg))),
@@ -247,7 +282,15 @@ pub fn events(frame: &mut Frame, app: &App, area: Rect) {
             format!(" {} ", format_utc(e.at_ns))
         };
         let indent = " ".repeat(stamp.chars().count());
-        let text = crate::tui::ui::one_line(&e.text);
+        let text = if e.who.is_empty() {
+            crate::tui::ui::one_line(&e.text)
+        } else {
+            format!(
+                "{}: {}",
+                crate::tui::ui::one_line(&e.who),
+                crate::tui::ui::one_line(&e.text)
+            )
+        };
         let wrapped = crate::tui::ui::wrap(&text, width.saturating_sub(indent.len()).max(8));
         let style = crate::tui::ui::level_style(app, e.level);
         let selected = i == app.events_selected;
@@ -295,4 +338,67 @@ pub fn events(frame: &mut Frame, app: &App, area: Rect) {
     // The selected event may be taller than the view: show its start.
     lines.truncate(height.max(1));
     frame.render_widget(Paragraph::new(lines).block(block(app, title)), area);
+}
+
+/// The Gone tab: domains that went recently, how, and when.
+pub fn gone(frame: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let list = &app.feed.gone;
+    let title = format!("Gone ({})", list.len());
+    if list.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                " no domain has gone in the last day",
+                t.muted(),
+            )))
+            .block(block(app, title)),
+            area,
+        );
+        return;
+    }
+    let height = usize::from(area.height.saturating_sub(3));
+    let sel = app.feed.gone_selected.min(list.len() - 1);
+    let offset = sel.saturating_sub(height.saturating_sub(1));
+    let header = Row::new(
+        ["ID", "NAME", "WHEN", "HOW IT ENDED"]
+            .map(|h| Cell::from(h).style(t.base().fg(t.accent).add_modifier(Modifier::BOLD))),
+    );
+    let rows = list
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .map(|(i, g)| {
+            let how = g.last.as_ref().map_or_else(
+                || "gone".to_string(),
+                |e| {
+                    format!(
+                        "{} ({})",
+                        crate::tui::ui::one_line(&e.event.to_string()),
+                        e.source
+                    )
+                },
+            );
+            let style = if i == sel { t.selection() } else { t.muted() };
+            Row::new(vec![
+                Cell::from(g.domid.map_or("-".into(), |d| format!("{d:>4}"))),
+                Cell::from(crate::tui::table::clean(&g.record.name)),
+                Cell::from(g.record.gone_ns.map_or("-".into(), format_utc)),
+                Cell::from(how),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(5),
+        Constraint::Length(20),
+        Constraint::Length(20),
+        Constraint::Min(10),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .column_spacing(1)
+            .block(block(app, title)),
+        area,
+    );
 }
