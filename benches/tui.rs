@@ -26,6 +26,7 @@ fn table_10k(c: &mut Criterion) {
         read_only: false,
         config_dir: &root.path().join("domains"),
         recovery_dir: &root.path().join("recovery"),
+        state_dir: None,
     });
     let n = if full() { 10_000 } else { 200 };
     for i in 0..n {

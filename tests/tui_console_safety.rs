@@ -39,6 +39,7 @@ fn hostile_escape_sequences_never_reach_the_host_terminal() {
         read_only: false,
         config_dir: &config,
         recovery_dir: &root.path().join("recovery"),
+        state_dir: None,
     });
     let (cfg, _) =
         domus::config::load_file(&config.join("web1.sxp")).unwrap_or_else(|e| panic!("{e}"));

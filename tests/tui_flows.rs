@@ -30,6 +30,7 @@ fn harness_with(d: &Dirs, theme: &str, read_only: bool) -> Harness {
         read_only,
         config_dir: &d.config,
         recovery_dir: &d.recovery,
+        state_dir: None,
     })
 }
 
@@ -476,6 +477,7 @@ fn narrow_terminals_drop_columns_instead_of_cutting_numbers() {
         read_only: false,
         config_dir: &d.config,
         recovery_dir: &d.recovery,
+        state_dir: None,
     });
     build(&mut h, &d.config.join("web1.sxp"));
     h.tick(1.0);

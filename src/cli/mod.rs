@@ -330,12 +330,17 @@ fn open_options(
             .map_err(|_| Failure::new(format!("DOMUS_SIM_SEED must be a number, got {s:?}")))?,
         Err(_) => DEFAULT_SEED,
     };
-    let sim_faults = match std::env::var("DOMUS_SIM_FAULTS") {
+    let mut sim_faults = match std::env::var("DOMUS_SIM_FAULTS") {
         Ok(spec) => {
             Faults::parse(&spec).map_err(|e| Failure::new(format!("DOMUS_SIM_FAULTS: {e}")))?
         }
         Err(_) => Faults::default(),
     };
+    if let Ok(spec) = std::env::var("DOMUS_SIM_SLOW") {
+        sim_faults
+            .parse_slow(&spec)
+            .map_err(|e| Failure::new(format!("DOMUS_SIM_SLOW: {e}")))?;
+    }
     Ok(OpenOptions {
         state_dir: state_dir.to_path_buf(),
         clock,

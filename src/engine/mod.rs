@@ -340,7 +340,7 @@ impl Engine {
         self.log(
             &info,
             DomainEvent::ConsoleOpened {
-                pid: std::process::id(),
+                pid: self.actor.pid.unwrap_or_else(std::process::id),
             },
         )?;
         Ok(stream)
@@ -352,7 +352,7 @@ impl Engine {
             let _ = self.log(
                 &info,
                 DomainEvent::ConsoleClosed {
-                    pid: std::process::id(),
+                    pid: self.actor.pid.unwrap_or_else(std::process::id),
                 },
             );
         }

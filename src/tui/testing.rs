@@ -37,18 +37,46 @@ pub struct HarnessOptions<'a> {
     /// Config library directory (seeded with the examples if absent).
     pub config_dir: &'a Path,
     pub recovery_dir: &'a Path,
+    /// A state directory shared with other engines (other "processes"):
+    /// the simulated host and the store persist there. `None`: in memory.
+    pub state_dir: Option<&'a Path>,
 }
 
 /// The pid the harness's TUI records its journal entries under, so that
 /// snapshots do not change from run to run.
 pub const TEST_PID: u32 = 4242;
 
+/// A simulated host persisting in `state_dir`, as every domus process on
+/// it opens it.
+pub fn shared_sim(state_dir: &Path, clock: Arc<ManualClock>) -> SimHypervisor {
+    let opened = SimHypervisor::open(crate::backend::sim::SimOptions {
+        state_dir: Some(state_dir.join("sim")),
+        clock,
+        console_archive: Some(state_dir.to_path_buf()),
+        ..Default::default()
+    });
+    match opened {
+        Ok(sim) => sim,
+        Err(e) => panic!("opening the simulated host: {e}"),
+    }
+}
+
 impl Harness {
     pub fn new(o: HarnessOptions<'_>) -> Harness {
         let clock = ManualClock::new(T0);
-        let sim = SimHypervisor::in_memory(clock.clone());
-        let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
-        let engine = match Engine::in_memory(hv, clock.clone()) {
+        let (sim, engine) = match o.state_dir {
+            None => {
+                let sim = SimHypervisor::in_memory(clock.clone());
+                let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
+                (sim, Engine::in_memory(hv, clock.clone()))
+            }
+            Some(dir) => {
+                let sim = shared_sim(dir, clock.clone());
+                let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
+                (sim, Engine::persistent(hv, clock.clone(), dir))
+            }
+        };
+        let engine = match engine {
             Ok(e) => Arc::new(e.with_source(crate::engine::Source {
                 kind: crate::engine::SourceKind::Tui,
                 pid: Some(TEST_PID),

@@ -8,6 +8,8 @@ use crate::backend::{BackendError, BackendResult, CallKind};
 pub struct Faults {
     rules: Vec<(CallKind, u64)>,
     counts: HashMap<CallKind, u64>,
+    /// Calls that take this long (a detach a guest is slow to answer).
+    slow: HashMap<CallKind, std::time::Duration>,
 }
 
 impl Faults {
@@ -37,6 +39,31 @@ impl Faults {
             faults.fail_nth(call, nth);
         }
         Ok(faults)
+    }
+
+    /// Parse `detach_device:8` (the `DOMUS_SIM_SLOW` form): each such call
+    /// takes that many seconds.
+    pub fn parse_slow(&mut self, spec: &str) -> Result<(), String> {
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, secs) = item
+                .split_once(':')
+                .ok_or_else(|| format!("slow spec '{item}': expected CALL:SECONDS"))?;
+            let call = CallKind::parse(name)
+                .ok_or_else(|| format!("unknown call '{name}' in slow spec"))?;
+            let secs: f64 = secs
+                .parse()
+                .ok()
+                .filter(|s: &f64| (0.0..=3600.0).contains(s))
+                .ok_or_else(|| format!("slow spec '{item}': seconds from 0 to 3600"))?;
+            self.slow
+                .insert(call, std::time::Duration::from_secs_f64(secs));
+        }
+        Ok(())
+    }
+
+    /// How long a call of this kind takes, when it is slowed down.
+    pub fn delay(&self, call: CallKind) -> Option<std::time::Duration> {
+        self.slow.get(&call).copied()
     }
 
     /// Count a call; fail it if a rule says so.

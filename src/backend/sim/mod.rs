@@ -115,6 +115,13 @@ impl SimHypervisor {
         }
     }
 
+    /// Make every call of `call` take `delay` (tests of slow operations).
+    pub fn slow(&self, call: CallKind, delay: Duration) {
+        let mut f = self.0.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let secs = delay.as_secs_f64();
+        let _ = f.parse_slow(&format!("{call}:{secs}"));
+    }
+
     /// How many calls of a kind this handle has seen.
     pub fn call_count(&self, call: CallKind) -> u64 {
         self.0.faults.lock().map(|f| f.count(call)).unwrap_or(0)
@@ -125,11 +132,17 @@ impl SimHypervisor {
     }
 
     fn fault(&self, call: CallKind) -> BackendResult<()> {
-        self.0
-            .faults
-            .lock()
-            .map_err(|_| BackendError::Other("fault table lock poisoned".into()))?
-            .check(call)
+        let delay = {
+            let mut f = self.0.faults.lock().unwrap_or_else(|p| p.into_inner());
+            f.check(call)?;
+            f.delay(call)
+        };
+        // Slowed down outside any transaction, as a slow hypervisor call
+        // would be: other callers carry on meanwhile.
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        Ok(())
     }
 
     fn init(&self) -> impl Fn() -> (HostState, SimDomain) + '_ {
