@@ -220,11 +220,72 @@ fn suite(engine: &Engine, hv: &dyn Hypervisor, scratch: &Path, name: &str, guest
     assert_eq!(applied, 1, "the policy is applied exactly once");
 
     // Destroy.
+    let uuid = info.uuid;
     engine
         .destroy(domid)
         .unwrap_or_else(|e| panic!("destroy: {e}"));
     assert!(hv.domain_info(domid).is_err(), "gone after destroy");
     assert!(!list(hv).iter().any(|d| d.name == name));
+    the_journal_tells_the_story(engine, uuid);
+}
+
+/// The event stream: every lifecycle step once, in order, with who did it
+/// (this process, or the guest), and every operation started and finished.
+fn the_journal_tells_the_story(engine: &Engine, uuid: uuid::Uuid) {
+    use domus::engine::SourceKind;
+    let journal = engine.timeline(uuid).unwrap_or_else(|e| panic!("{e}"));
+    let story: Vec<(String, SourceKind)> = journal
+        .iter()
+        .filter(|e| !e.event.is_op() && !e.event.is_console())
+        .map(|e| (e.event.kind().to_string(), e.source.kind))
+        .collect();
+    let kinds: Vec<&str> = story.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "device_attached",
+            "device_attached",
+            "device_detached",
+            "device_attached",
+            "paused",
+            "unpaused",
+            "shut_down",
+            "policy_applied",
+            "destroyed"
+        ],
+        "{story:?}"
+    );
+    let by = |k: &str| story.iter().find(|(x, _)| x == k).map(|(_, s)| *s);
+    assert_eq!(
+        by("shut_down"),
+        Some(SourceKind::Guest),
+        "the guest powered off"
+    );
+    assert_eq!(
+        by("paused"),
+        Some(SourceKind::Cli),
+        "this process paused it"
+    );
+    let started = journal
+        .iter()
+        .filter(|e| e.event.kind() == "op_started")
+        .count();
+    let finished = journal
+        .iter()
+        .filter(|e| e.event.kind() == "op_finished")
+        .count();
+    assert_eq!(started, finished, "every operation ends: {journal:?}");
+    assert!(
+        !journal.iter().any(|e| e.event.kind() == "op_failed"),
+        "{journal:?}"
+    );
+    assert!(
+        journal
+            .windows(2)
+            .all(|w| w[0].seq < w[1].seq && w[0].at_ns <= w[1].at_ns),
+        "in order"
+    );
 }
 
 #[test]

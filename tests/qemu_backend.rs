@@ -288,6 +288,26 @@ fn a_new_domus_process_rediscovers_running_domains_and_cleans_stale_ones() {
     );
     assert!(!stdout.contains("keep"), "{stdout}");
     assert!(!dir.exists(), "the stale directory is gone");
+
+    // The journal says it vanished, and why, whoever noticed first (its
+    // supervisor, which saw QEMU's monitor close, or that `list`).
+    let (ok, events, err) = out(domus(root.path()).args(["events", "--json", "keep"]));
+    assert!(ok, "{err}");
+    let vanished = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<domus::engine::JournalEntry>(l).ok())
+        .find(|e| matches!(e.event, DomainEvent::Vanished { .. }))
+        .unwrap_or_else(|| panic!("no vanished event: {events}"));
+    assert_eq!(vanished.source.kind, domus::engine::SourceKind::Hypervisor);
+    assert!(
+        vanished.event.to_string().contains("QEMU"),
+        "the cause is said: {}",
+        vanished.event
+    );
+    // Its console log outlives it: the boot banner is still there.
+    let (ok, log, err) = out(domus(root.path()).args(["console", "--log", "keep"]));
+    assert!(ok, "{err}");
+    assert!(log.contains("domus test guest"), "{log}");
 }
 
 #[test]
@@ -439,4 +459,50 @@ fn save_and_restore_keep_the_guest_and_its_disk() {
     assert!(mark.contains("kept-across-save"), "{mark:?}");
     assert_eq!(partitions(&rig.engine, new).len(), 1, "the disk came back");
     rig.engine.destroy(new).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A shutdown sent while the guest is still booting (before it listens
+/// for the power button) is not lost: the supervisor presses the button
+/// again until the guest answers.
+#[test]
+fn a_shutdown_sent_during_boot_is_honoured() {
+    announce_accel();
+    let rig = qemu_rig();
+    let cfg = parse(&guest_config("early", "(on_poweroff destroy)"));
+    let domid = rig
+        .engine
+        .create(&cfg, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let uuid = rig
+        .hv
+        .domain_info(domid)
+        .map(|i| i.uuid)
+        .unwrap_or_default();
+    // At once: the kernel has not even started its ACPI driver.
+    rig.engine
+        .shutdown(domid, ShutdownReason::Poweroff)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for(
+        "the guest to power off and on_poweroff to destroy it",
+        90,
+        || {
+            rig.engine
+                .timeline(uuid)
+                .ok()?
+                .iter()
+                .any(|e| matches!(e.event, DomainEvent::Destroyed))
+                .then_some(())
+        },
+    );
+    let tl = rig.engine.timeline(uuid).unwrap_or_default();
+    assert!(
+        tl.iter().any(|e| matches!(
+            e.event,
+            DomainEvent::ShutDown {
+                reason: ShutdownReason::Poweroff
+            }
+        )),
+        "{tl:?}"
+    );
+    assert!(qemu_processes_under(&rig.runtime()).is_empty());
 }
