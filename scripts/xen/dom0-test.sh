@@ -167,11 +167,33 @@ check "the timeline has the poweroff and on_poweroff destroy" sh -c \
     'grep -q "shut down (poweroff)" /tmp/info.out && grep -q "on_poweroff policy applied: destroy" /tmp/info.out'
 supervisor_gone() { ! tr '\0' ' ' < "/proc/$sup/cmdline" 2>/dev/null | grep -q supervise; }
 check "the supervisor exited with its domain" wait_until 20 supervisor_gone
+domus events --json tiny > /tmp/events.json 2>&1
+check "the journal has the guest's poweroff, seen by its supervisor" sh -c \
+    'grep "\"event\":\"shut_down\"" /tmp/events.json | grep -q "\"kind\":\"guest\""'
+check "the journal has on_poweroff applied by the supervisor" sh -c \
+    'grep "\"event\":\"policy_applied\"" /tmp/events.json | grep -q "\"kind\":\"supervisor\""'
 
 check "tiny builds again" domus create /root/tiny.sxp
 check "tiny is in xl list" xl_has tiny
 domus destroy tiny
 check "destroy: tiny is gone from xl list" xl_lacks tiny
+
+# Three creates of one name at once: exactly one domain.
+cat > /root/dup.sxp <<'SXP'
+(vm (name dup) (memory 64) (vcpus 1)
+    (image (linux (kernel /root/domu/vmlinuz) (ramdisk /root/domu/initrd.gz) (args quiet))))
+SXP
+for i in 1 2 3; do
+    (/usr/bin/domus create /root/dup.sxp > /tmp/dup.$i.out 2>&1; echo $? > /tmp/dup.$i.rc) &
+done
+wait
+won=$(grep -l '^0$' /tmp/dup.*.rc 2>/dev/null | wc -l)
+check "three creates of one name at once: exactly one succeeds ($won)" [ "$won" = 1 ]
+check "the others say it exists" sh -c 'grep -l "already exists" /tmp/dup.*.out | wc -l | grep -q "^2$"'
+dups=$(xl_list | grep -c "^dup ")
+check "xl has exactly one dup ($dups)" [ "$dups" = 1 ]
+domus destroy dup
+check "dup is gone after destroy" xl_lacks dup
 
 # The backend-generic conformance suite (tests/conformance.rs), on Xen.
 for _try in 1 2 3; do

@@ -130,8 +130,50 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    /// A QMP connection or command of a QEMU domain failed.
+    #[error("{}{source}", .domid.map(|d| format!("domain {d}: ")).unwrap_or_default())]
+    Qmp {
+        domid: Option<DomId>,
+        #[source]
+        source: crate::backend::qemu::qmp::QmpError,
+    },
+    /// A toolstack program (`xl`, `xenstore-read`, `ip`) failed; `failure`
+    /// says how, so callers never read its text.
+    #[error("{command}: {message}")]
+    Tool {
+        command: String,
+        failure: ToolFailure,
+        message: String,
+    },
+    /// A process domus starts (QEMU, a supervisor) did not come up.
+    #[error("{what} did not start: {why}")]
+    Start { what: String, why: String },
+    /// A guest did not do what it was asked in time (let go of a device,
+    /// read its console).
     #[error("{0}")]
-    Other(String),
+    Guest(String),
+    /// Data domus keeps (records, save images) could not be read or written.
+    #[error("{what}: {source}")]
+    Data {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// How a toolstack program failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolFailure {
+    /// It ran and said no (libxl's error is in the message).
+    Refused,
+    /// It did not finish in time.
+    TimedOut,
+    /// A signal killed it.
+    Crashed,
+    /// A hotplug script it ran failed (Xen's block or vif-bridge script).
+    HotplugScript,
+    /// The domain it was asked about does not exist.
+    NoSuchDomain,
 }
 
 impl BackendError {
@@ -139,6 +181,16 @@ impl BackendError {
         BackendError::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    pub fn data(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BackendError::Data {
+            what: what.into(),
+            source: Box::new(source),
         }
     }
 }

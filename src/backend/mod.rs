@@ -15,7 +15,7 @@ pub mod xen;
 mod types;
 
 pub use console::{ConsoleStream, ReadOutcome};
-pub use error::{BackendError, BackendResult, CallKind};
+pub use error::{BackendError, BackendResult, CallKind, ToolFailure};
 #[cfg(test)]
 pub(crate) use types::test_info;
 pub use types::{

@@ -71,10 +71,13 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
         BackendKind::Qemu => {
             let binary = PathBuf::from(qemu::QEMU);
             if !qemu::installed(&binary) {
-                return Err(BackendError::Other(format!(
-                    "{} is not installed (apt-get install qemu-system-x86)",
-                    qemu::QEMU
-                )));
+                return Err(BackendError::Start {
+                    what: "the QEMU backend".into(),
+                    why: format!(
+                        "{} is not installed (apt-get install qemu-system-x86)",
+                        qemu::QEMU
+                    ),
+                });
             }
             if let Some(a) = opts
                 .accel
@@ -103,9 +106,10 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
         }
         BackendKind::Xen => {
             if !super::xen::present() {
-                return Err(BackendError::Other(
-                    "this host is not a Xen dom0 (no /proc/xen/capabilities or /dev/xen/privcmd); use --backend qemu or sim".into(),
-                ));
+                return Err(BackendError::Start {
+                    what: "the Xen backend".into(),
+                    why: "this host is not a Xen dom0 (no /proc/xen/capabilities or /dev/xen/privcmd); use --backend qemu or sim".into(),
+                });
             }
             let mut xen = super::xen::XenOptions::new(&opts.state_dir, opts.clock);
             xen.supervisor = opts.supervisor;

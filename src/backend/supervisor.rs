@@ -23,10 +23,10 @@ fn reap(mut child: std::process::Child) {
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
 fn not_ready(domid: DomId) -> BackendError {
-    BackendError::Other(format!(
-        "the supervisor of domain {domid} did not start within {} s",
-        READY_WITHIN.as_secs()
-    ))
+    BackendError::Start {
+        what: format!("the supervisor of domain {domid}"),
+        why: format!("not watching within {} s", READY_WITHIN.as_secs()),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -97,9 +97,10 @@ impl Slot {
                 }
             }
         }
-        Err(BackendError::Other(format!(
-            "the supervisor of domain {domid} did not start ({ATTEMPTS} attempts; last: {last})"
-        )))
+        Err(BackendError::Start {
+            what: format!("the supervisor of domain {domid}"),
+            why: format!("{ATTEMPTS} attempts; last: {last}"),
+        })
     }
 
     /// One start: `None` once the supervisor is watching, `Some(why)` when

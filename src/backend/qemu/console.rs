@@ -43,9 +43,7 @@ pub struct QemuConsole {
 }
 
 fn connect(dir: &DomainDir, domid: DomId) -> BackendResult<Arc<Connection>> {
-    let mut held = connections()
-        .lock()
-        .map_err(|_| BackendError::Other("console registry poisoned".into()))?;
+    let mut held = connections().lock().unwrap_or_else(|p| p.into_inner());
     held.retain(|_, w| w.strong_count() > 0);
     if let Some(c) = held.get(&dir.dir).and_then(Weak::upgrade) {
         return Ok(c);
@@ -175,12 +173,12 @@ impl ConsoleStream for QemuConsole {
         let mut rest = bytes;
         while !rest.is_empty() {
             match (&self.conn.socket).write(rest) {
-                Ok(0) => return Err(BackendError::Other("the console closed".into())),
+                Ok(0) => return Err(BackendError::Guest("the console closed".into())),
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
-                        return Err(BackendError::Other(
+                        return Err(BackendError::Guest(
                             "the guest is not reading its console".into(),
                         ));
                     }

@@ -21,8 +21,11 @@ const CMD: Duration = Duration::from_secs(10);
 /// waits 5 s for the attention button before it acts).
 const UNPLUG: Duration = Duration::from_secs(20);
 
-fn qmp_err(e: super::qmp::QmpError) -> BackendError {
-    BackendError::Other(e.to_string())
+fn qmp_err(source: super::qmp::QmpError) -> BackendError {
+    BackendError::Qmp {
+        domid: None,
+        source,
+    }
 }
 
 /// The first 4 bytes decide: qcow2 images start with `QFI\xfb`.
@@ -200,19 +203,19 @@ fn usable_bridge(bridge: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+fn ip(args: &[&str]) -> BackendResult<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| format!("running ip: {e}"))?;
+        .map_err(|e| BackendError::io("running ip", e))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(BackendError::Tool {
+            command: format!("ip {}", args.join(" ")),
+            failure: crate::backend::ToolFailure::Refused,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -224,10 +227,10 @@ fn attach_vif(qmp: &mut Qmp, domid: u32, v: &Vif, n: u32, port: u32) -> BackendR
     let netdev = match v.bridge.as_deref().map(|b| (b, usable_bridge(b))) {
         Some((bridge, Ok(()))) => {
             let name = format!("dm{domid}.{n}");
-            ip(&["tuntap", "add", "dev", &name, "mode", "tap"]).map_err(BackendError::Other)?;
+            ip(&["tuntap", "add", "dev", &name, "mode", "tap"])?;
             if let Err(e) = ip(&["link", "set", "dev", &name, "master", bridge, "up"]) {
                 let _ = ip(&["link", "del", "dev", &name]);
-                return Err(BackendError::Other(e));
+                return Err(e);
             }
             note = format!("tap {name} on bridge {bridge}");
             tap = Some(name.clone());
@@ -339,7 +342,7 @@ pub fn detach(qmp: &mut Qmp, p: &Plugged) -> BackendResult<()> {
         UNPLUG,
     )
     .map_err(|_| {
-        BackendError::Other(format!(
+        BackendError::Guest(format!(
             "the guest did not release {} within {} s (is it running an OS with PCIe hot-plug?)",
             p.spec,
             UNPLUG.as_secs()

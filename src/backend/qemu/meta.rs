@@ -123,7 +123,7 @@ struct Counter {
 }
 
 fn persist_err(e: crate::persist::PersistError) -> BackendError {
-    BackendError::Other(e.to_string())
+    BackendError::data("a QEMU domain's record", e)
 }
 
 impl Runtime {

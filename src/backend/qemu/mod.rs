@@ -78,7 +78,10 @@ pub struct QemuHypervisor {
 }
 
 fn qmp_err(domid: DomId) -> impl Fn(qmp::QmpError) -> BackendError {
-    move |e| BackendError::Other(format!("domain {domid}: {e}"))
+    move |source| BackendError::Qmp {
+        domid: Some(domid),
+        source,
+    }
 }
 
 impl QemuHypervisor {
@@ -378,18 +381,18 @@ impl QemuHypervisor {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let msg = err.trim().lines().last().unwrap_or("").to_string();
-            return Err(BackendError::Other(format!(
-                "{} did not start: {}",
-                self.opts.binary.display(),
-                if msg.is_empty() {
+            return Err(BackendError::Start {
+                what: self.opts.binary.display().to_string(),
+                why: if msg.is_empty() {
                     out.status.to_string()
                 } else {
                     msg
-                }
-            )));
+                },
+            });
         }
-        let pid = host::read_pidfile(&dir.pidfile()).ok_or_else(|| {
-            BackendError::Other(format!("QEMU left no pidfile in {}", dir.dir.display()))
+        let pid = host::read_pidfile(&dir.pidfile()).ok_or_else(|| BackendError::Start {
+            what: "QEMU".into(),
+            why: format!("it left no pidfile in {}", dir.dir.display()),
         })?;
         meta.qemu_pid = Some(pid);
         meta.phase = Phase::Launched;
@@ -614,7 +617,7 @@ impl Hypervisor for QemuHypervisor {
             set.set(cpu as usize)
                 .map_err(|e| BackendError::Invalid(format!("cpu {cpu}: {e}")))?;
             nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(*tid), &set).map_err(|e| {
-                BackendError::Other(format!("pinning vCPU {vcpu} to CPU {cpu}: {e}"))
+                BackendError::io(format!("pinning vCPU {vcpu} to CPU {cpu}"), e.into())
             })?;
         }
         Ok(())

@@ -43,12 +43,12 @@ fn wait_migration(q: &mut super::Qmp, domid: DomId) -> BackendResult<()> {
                     .get("error-desc")
                     .and_then(Value::as_str)
                     .unwrap_or("no reason given");
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::Guest(format!(
                     "domain {domid}: migration failed: {why}"
                 )));
             }
             _ if Instant::now() >= deadline => {
-                return Err(BackendError::Other(format!(
+                return Err(BackendError::Guest(format!(
                     "domain {domid}: migration did not finish within {} s",
                     MIGRATE.as_secs()
                 )));
@@ -109,7 +109,7 @@ fn save_into(
             domain: m.clone(),
             meta: meta.to_vec(),
         })
-        .map_err(|e| BackendError::Other(e.to_string()))?;
+        .map_err(|e| BackendError::data("the save image's header", e))?;
         let io = |e| BackendError::io(format!("writing {}", path.display()), e);
         writeln!(out, "{MAGIC}").map_err(io)?;
         writeln!(out, "{header}").map_err(io)?;

@@ -314,7 +314,10 @@ fn connect_events(dir: &DomainDir) -> BackendResult<Qmp> {
         match Qmp::connect(&sock, Duration::from_secs(10)) {
             Ok(q) => return Ok(q),
             Err(e) if Instant::now() >= deadline => {
-                return Err(BackendError::Other(format!("supervisor: {e}")));
+                return Err(BackendError::Start {
+                    what: "the supervisor's QMP connection".into(),
+                    why: e.to_string(),
+                });
             }
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }

@@ -616,7 +616,7 @@ impl Hypervisor for SimHypervisor {
                 meta: meta.to_vec(),
             };
             let json =
-                serde_json::to_vec(&image).map_err(|e| BackendError::Other(e.to_string()))?;
+                serde_json::to_vec(&image).map_err(|e| BackendError::data("a save image", e))?;
             std::fs::write(path, json)
                 .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
             tx.remove(domid)?;

@@ -7,6 +7,7 @@
 
 mod cfg;
 mod console;
+mod watch;
 mod xl;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use self::xl::ListRow;
 use super::supervisor::Slot;
 use super::{
     BackendError, BackendKind, BackendResult, BootImage, Capabilities, Capability, ConsoleStream,
-    CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, Notice, ShutdownReason,
+    CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, Notice, ShutdownReason, ToolFailure,
 };
 use crate::clock::Clock;
 use crate::config::{DeviceRef, DeviceSpec};
@@ -39,6 +40,9 @@ pub struct XenOptions {
     /// `xl` (on Debian, /usr/sbin/xl).
     pub xl: PathBuf,
     pub xenstore_read: PathBuf,
+    /// Tells a supervisor when a domain shut down or went, instead of
+    /// polling `xl list`.
+    pub xenstore_watch: PathBuf,
     /// domus's records of the domains it built: `STATE/xen/`.
     pub state_dir: PathBuf,
     /// xenconsoled's guest logs (`--log=guest --log-dir=…`).
@@ -58,6 +62,7 @@ impl XenOptions {
         XenOptions {
             xl: PathBuf::from("xl"),
             xenstore_read: PathBuf::from("xenstore-read"),
+            xenstore_watch: PathBuf::from("xenstore-watch"),
             state_dir: state_dir.join("xen"),
             console_log_dir: PathBuf::from("/var/log/xen/console"),
             clock,
@@ -86,7 +91,7 @@ pub struct XenHypervisor {
 }
 
 fn persist_err(e: crate::persist::PersistError) -> BackendError {
-    BackendError::Other(e.to_string())
+    BackendError::data("domus's Xen records", e)
 }
 
 impl XenHypervisor {
@@ -157,6 +162,7 @@ impl XenHypervisor {
         tracing::info!(domid, pid = std::process::id(), "supervisor: watching");
         let mut last: Option<(bool, bool)> = None;
         let mut seen: Option<(uuid::Uuid, String)> = None;
+        let mut xs: Option<watch::XsWatch> = None;
         // A domain is gone once xl says so twice in a row: one odd answer
         // from xl on a busy dom0 must not leave a domain unsupervised.
         let mut gone = 0;
@@ -194,8 +200,12 @@ impl XenHypervisor {
                 Err(BackendError::NoSuchDomain(_)) => gone += 1,
                 Err(e) => tracing::warn!(domid, error = %e, "supervisor: xl list"),
             }
-            if gone < 2 {
-                self.wait_for_change(domid);
+            if gone == 1 {
+                // One odd answer: look again soon rather than at the next
+                // xenstore event.
+                std::thread::sleep(Duration::from_secs(1));
+            } else if gone == 0 {
+                self.wait_for_change(&mut xs);
             }
         }
         tracing::info!(domid, "supervisor: the domain is gone; exiting");
@@ -217,10 +227,19 @@ impl XenHypervisor {
         Ok(())
     }
 
-    /// Wait until something may have changed for the domain. Polling `xl
-    /// list` once a second is the fallback; xenstore watches replace it.
-    fn wait_for_change(&self, _domid: DomId) {
-        std::thread::sleep(Duration::from_secs(1));
+    /// Wait until something may have changed for the domain: xenstore's
+    /// `@releaseDomain` fires when any domain shuts down or goes. A slow
+    /// look now and then still catches what xenstore does not announce (a
+    /// pause by another tool); without `xenstore-watch`, `xl list` is
+    /// polled once a second.
+    fn wait_for_change(&self, watch: &mut Option<watch::XsWatch>) {
+        if watch.as_mut().is_none_or(|w| !w.alive()) {
+            *watch = watch::XsWatch::spawn(&self.opts.xenstore_watch, "@releaseDomain");
+        }
+        match watch {
+            Some(w) => w.next(Duration::from_secs(30)),
+            None => std::thread::sleep(Duration::from_secs(1)),
+        }
     }
 
     /// An attach whose hotplug script failed is tried again, up to twice.
@@ -238,7 +257,12 @@ impl XenHypervisor {
         loop {
             match self.xl(args, SLOW) {
                 Ok(_) => return Ok(()),
-                Err(e) if tries < 2 && e.to_string().contains("script") => {
+                Err(
+                    e @ BackendError::Tool {
+                        failure: ToolFailure::HotplugScript,
+                        ..
+                    },
+                ) if tries < 2 => {
                     tries += 1;
                     tracing::warn!(domid, error = %e, "{} failed in its hotplug script; retrying", args[0]);
                     if let Some(c) = cleanup {
@@ -302,13 +326,13 @@ impl XenHypervisor {
         match (result, which) {
             (Ok(text), _) => Ok(xl::parse_list(&text)),
             // What xl says for a domain that is gone.
-            (Err(e), Some(domid))
-                if ["does not exist", "invalid domain"]
-                    .iter()
-                    .any(|m| e.to_string().contains(m)) =>
-            {
-                Err(BackendError::NoSuchDomain(domid))
-            }
+            (
+                Err(BackendError::Tool {
+                    failure: ToolFailure::NoSuchDomain,
+                    ..
+                }),
+                Some(domid),
+            ) => Err(BackendError::NoSuchDomain(domid)),
             (Err(e), _) => Err(e),
         }
     }
@@ -494,7 +518,11 @@ impl Hypervisor for XenHypervisor {
             .xl(&["domid", &spec.name], QUICK)?
             .trim()
             .parse()
-            .map_err(|_| BackendError::Other(format!("xl domid {}: no id", spec.name)))?;
+            .map_err(|_| BackendError::Tool {
+                command: format!("xl domid {}", spec.name),
+                failure: crate::backend::ToolFailure::Refused,
+                message: "it printed no domain id".into(),
+            })?;
         let uuid = self
             .rows(Some(domid))?
             .first()
@@ -691,7 +719,7 @@ impl Hypervisor for XenHypervisor {
     fn open_console(&self, domid: DomId) -> BackendResult<Box<dyn ConsoleStream>> {
         let key = format!("/local/domain/{domid}/console/tty");
         let tty = xl::run(&self.opts.xenstore_read, &[&key], QUICK)
-            .map_err(|e| BackendError::Other(format!("domain {domid} has no console pty: {e}")))?;
+            .map_err(|_| BackendError::Guest(format!("domain {domid} has no console pty")))?;
         let name = self.domain_info(domid)?.name;
         let log = self.guest_log(&name);
         let console = console::XenConsole::open(
@@ -709,7 +737,8 @@ impl Hypervisor for XenHypervisor {
             record: rec,
             meta: meta.to_vec(),
         };
-        let json = serde_json::to_vec(&side).map_err(|e| BackendError::Other(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&side).map_err(|e| BackendError::data("a save's metadata", e))?;
         let side_path = sidecar(path);
         std::fs::write(&side_path, json)
             .map_err(|e| BackendError::io(format!("writing {}", side_path.display()), e))?;
@@ -729,7 +758,11 @@ impl Hypervisor for XenHypervisor {
             .rows(None)?
             .into_iter()
             .find(|r| !before.contains(&r.domid))
-            .ok_or_else(|| BackendError::Other("xl restore created no domain".into()))?;
+            .ok_or_else(|| BackendError::Tool {
+                command: "xl restore".into(),
+                failure: crate::backend::ToolFailure::Refused,
+                message: "it created no domain".into(),
+            })?;
         let now = self.opts.clock.now_ns();
         let mut rec = side.record;
         rec.uuid = row.uuid;

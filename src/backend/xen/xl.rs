@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::backend::{BackendError, BackendResult, DomId, ShutdownReason, StateFlags};
+use crate::backend::{BackendError, BackendResult, DomId, ShutdownReason, StateFlags, ToolFailure};
 
 /// Run `program args…`; its stdout, or an error carrying its stderr. A
 /// program the dynamic loader failed to start never ran, so it is started
@@ -91,10 +91,11 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> Result<String, 
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(Failed {
-                    error: BackendError::Other(format!(
-                        "{what} did not finish within {} s",
-                        timeout.as_secs()
-                    )),
+                    error: BackendError::Tool {
+                        command: what,
+                        failure: ToolFailure::TimedOut,
+                        message: format!("did not finish within {} s", timeout.as_secs()),
+                    },
                     never_started: false,
                     crashed: true,
                 });
@@ -116,15 +117,37 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> Result<String, 
         }
         Ok(out)
     } else {
+        let crashed = status.signal().is_some();
         Err(Failed {
-            error: BackendError::Other(format!(
-                "{what}: {}",
-                error_text(&err, &out, &status.to_string())
-            )),
+            error: BackendError::Tool {
+                command: what,
+                failure: if crashed {
+                    ToolFailure::Crashed
+                } else {
+                    classify(&err)
+                },
+                message: error_text(&err, &out, &status.to_string()),
+            },
             never_started: err.contains("Inconsistency detected by ld.so")
                 || err.contains("error while loading shared libraries"),
-            crashed: status.signal().is_some(),
+            crashed,
         })
+    }
+}
+
+/// What xl's complaint means, read once here where its text comes in:
+/// everything past this point branches on the kind, never on the text.
+fn classify(stderr: &str) -> ToolFailure {
+    if stderr.contains("/etc/xen/scripts/") || stderr.contains("hotplug script") {
+        ToolFailure::HotplugScript
+    } else if stderr.lines().any(|l| {
+        l.contains("invalid domain")
+            || l.contains("No such domain")
+            || (l.contains("Domain ") && l.contains("does not exist"))
+    }) {
+        ToolFailure::NoSuchDomain
+    } else {
+        ToolFailure::Refused
     }
 }
 
@@ -251,6 +274,28 @@ tiny                                         1   128     1     -b----       1.2 
 off                                          2   128     1     ---s--       0.8 5f526dbb-bf68-4ceb-b383-b05a8072d0e0        0                -
 boom                                         3   128     1     ---sc-       0.3 5f526dbb-bf68-4ceb-b383-b05a8072d0e1        3                -
 ";
+
+    #[test]
+    fn xl_complaints_are_read_into_kinds() {
+        assert_eq!(
+            classify("Domain 'tiny' does not exist."),
+            ToolFailure::NoSuchDomain
+        );
+        assert_eq!(
+            classify("invalid domain identifier: 42"),
+            ToolFailure::NoSuchDomain
+        );
+        assert_eq!(
+            classify(
+                "libxl: error: libxl_exec.c:127: /etc/xen/scripts/block add [2126] exited with error status 1"
+            ),
+            ToolFailure::HotplugScript
+        );
+        assert_eq!(
+            classify("libxl: error: bridge xenbr9 does not exist"),
+            ToolFailure::Refused
+        );
+    }
 
     #[test]
     fn list_rows() {
