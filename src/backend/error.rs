@@ -135,7 +135,7 @@ pub enum BackendError {
     Qmp {
         domid: Option<DomId>,
         #[source]
-        source: crate::backend::qemu::qmp::QmpError,
+        source: Box<crate::backend::qemu::qmp::QmpError>,
     },
     /// A toolstack program (`xl`, `xenstore-read`, `ip`) failed; `failure`
     /// says how, so callers never read its text.

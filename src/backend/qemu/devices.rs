@@ -24,7 +24,7 @@ const UNPLUG: Duration = Duration::from_secs(20);
 fn qmp_err(source: super::qmp::QmpError) -> BackendError {
     BackendError::Qmp {
         domid: None,
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -80,7 +80,7 @@ pub struct QemuHypervisor {
 fn qmp_err(domid: DomId) -> impl Fn(qmp::QmpError) -> BackendError {
     move |source| BackendError::Qmp {
         domid: Some(domid),
-        source,
+        source: Box::new(source),
     }
 }
 
