@@ -189,6 +189,7 @@ done
 wait
 won=$(grep -l '^0$' /tmp/dup.*.rc 2>/dev/null | wc -l)
 check "three creates of one name at once: exactly one succeeds ($won)" [ "$won" = 1 ]
+[ "$won" = 1 ] || for i in 1 2 3; do echo "@@ INFO create $i (rc $(cat /tmp/dup.$i.rc)): $(head -c 400 /tmp/dup.$i.out)"; done
 check "the others say it exists" sh -c 'grep -l "already exists" /tmp/dup.*.out | wc -l | grep -q "^2$"'
 dups=$(xl_list | grep -c "^dup ")
 check "xl has exactly one dup ($dups)" [ "$dups" = 1 ]

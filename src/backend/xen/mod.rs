@@ -247,31 +247,52 @@ impl XenHypervisor {
     /// ("Writing … to xenstore failed", even a segfault in the shell) with
     /// nothing wrong in the request; `cleanup` clears what a failed attempt
     /// left behind. Every other failure is reported at once.
+    ///
+    /// `xl` itself crashing mid-attach (a dom0 under TCG does that now and
+    /// then) is not repeated blindly: `present` asks Xen whether the device
+    /// is there (the query `xl …-list DOMID` and a token of its line), and
+    /// only a device that is not is attached again.
     fn attach_retrying(
         &self,
         domid: DomId,
         args: &[&str],
         cleanup: Option<&[&str]>,
+        present: Option<(&[&str], &str)>,
     ) -> BackendResult<()> {
         let mut tries = 0;
         loop {
-            match self.xl(args, SLOW) {
+            let e = match self.xl(args, SLOW) {
                 Ok(_) => return Ok(()),
-                Err(
-                    e @ BackendError::Tool {
-                        failure: ToolFailure::HotplugScript,
-                        ..
-                    },
-                ) if tries < 2 => {
-                    tries += 1;
-                    tracing::warn!(domid, error = %e, "{} failed in its hotplug script; retrying", args[0]);
-                    if let Some(c) = cleanup {
-                        let _ = self.xl(c, SLOW);
+                Err(e) => e,
+            };
+            let failure = match &e {
+                BackendError::Tool { failure, .. } => *failure,
+                _ => return Err(e),
+            };
+            let again = match failure {
+                ToolFailure::HotplugScript => true,
+                ToolFailure::Crashed | ToolFailure::TimedOut => match present {
+                    Some((query, token)) => {
+                        let listed = self.xl(query, QUICK)?;
+                        if listed.split_whitespace().any(|w| w == token) {
+                            tracing::warn!(domid, error = %e, "{} did not run through, but the device is there", args[0]);
+                            return Ok(());
+                        }
+                        true
                     }
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-                Err(e) => return Err(e),
+                    None => false,
+                },
+                _ => false,
+            };
+            if !again || tries >= 2 {
+                return Err(e);
             }
+            tries += 1;
+            tracing::warn!(domid, error = %e, "{} failed; cleaning up and trying again", args[0]);
+            if let Some(c) = cleanup {
+                let _ = self.xl(c, SLOW);
+            }
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
 
@@ -657,10 +678,14 @@ impl Hypervisor for XenHypervisor {
                 let qcow2 = std::io::Read::read(&mut f, &mut magic).is_ok_and(|n| n == 4)
                     && magic == *b"QFI\xfb";
                 let spec = cfg::disk_spec(v, qcow2);
+                // `xl block-list` names disks by their vdev number.
+                let (major, minor) = crate::config::vdev_numbers(&v.dev);
+                let vdev = (major * 256 + minor).to_string();
                 self.attach_retrying(
                     domid,
                     &["block-attach", &d, &spec],
                     Some(&["block-detach", &d, &v.dev]),
+                    Some((&["block-list", &d], &vdev)),
                 )?;
             }
             DeviceSpec::Vif(v) => {
@@ -669,10 +694,18 @@ impl Hypervisor for XenHypervisor {
                 a.extend(args.iter().map(String::as_str));
                 let mac = v.mac.map(|m| m.to_string());
                 let cleanup = mac.as_deref().map(|m| ["network-detach", &d, m]);
-                self.attach_retrying(domid, &a, cleanup.as_ref().map(|c| &c[..]))?;
+                let query = ["network-list", d.as_str()];
+                let present = mac.as_deref().map(|m| (&query[..], m));
+                self.attach_retrying(domid, &a, cleanup.as_ref().map(|c| &c[..]), present)?;
             }
             DeviceSpec::Pci(p) => {
-                self.xl(&["pci-attach", &d, &p.to_string()], SLOW)?;
+                let bdf = p.to_string();
+                self.attach_retrying(
+                    domid,
+                    &["pci-attach", &d, &bdf],
+                    None,
+                    Some((&["pci-list", &d], &bdf)),
+                )?;
             }
         }
         self.update(|r| {
@@ -846,6 +879,7 @@ mod tests {
             1,
             &args,
             Some(&["network-detach", "1", "00:16:3e:00:00:01"]),
+            None,
         )
         .unwrap();
         let c = calls(tmp.path());
@@ -860,12 +894,74 @@ mod tests {
         );
     }
 
+    /// A stand-in `xl` whose `block-attach` attaches (or not) and then
+    /// crashes with SIGSEGV the first time.
+    fn crashing_xl(dir: &Path, attaches_before_crash: bool) -> XenHypervisor {
+        let xl = dir.join("xl");
+        let calls = dir.join("calls");
+        let disk = dir.join("attached");
+        let script = format!(
+            "#!/bin/sh\n\
+             echo \"$*\" >> {calls}\n\
+             case $1 in\n\
+             block-attach)\n\
+               n=$(grep -c '^block-attach' {calls})\n\
+               if [ $n -eq 1 ]; then {first} kill -SEGV $$; fi\n\
+               touch {disk} ;;\n\
+             block-list) echo 'Vdev  BE  handle state'; [ -e {disk} ] && echo '51728 0 0 4' ;;\n\
+             esac\n\
+             exit 0\n",
+            calls = calls.display(),
+            disk = disk.display(),
+            first = if attaches_before_crash {
+                format!("touch {};", disk.display())
+            } else {
+                String::new()
+            },
+        );
+        std::fs::write(&xl, script).unwrap();
+        std::fs::set_permissions(&xl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut opts = XenOptions::new(&dir.join("state"), Arc::new(SystemClock));
+        opts.xl = xl;
+        XenHypervisor::open(opts).unwrap()
+    }
+
+    #[test]
+    fn a_crashed_block_attach_is_checked_not_repeated_blindly() {
+        let args = ["block-attach", "1", "format=raw,vdev=xvdb"];
+        let cleanup = ["block-detach", "1", "xvdb"];
+        let present = (&["block-list", "1"][..], "51728");
+        // The disk got attached before xl crashed: nothing to do again.
+        let tmp = tempfile::tempdir().unwrap();
+        let hv = crashing_xl(tmp.path(), true);
+        hv.attach_retrying(1, &args, Some(&cleanup), Some(present))
+            .unwrap();
+        let c = calls(tmp.path());
+        assert_eq!(
+            c.iter().filter(|x| x.starts_with("block-attach")).count(),
+            1,
+            "{c:?}"
+        );
+        // It did not: cleaned up and attached again.
+        let tmp = tempfile::tempdir().unwrap();
+        let hv = crashing_xl(tmp.path(), false);
+        hv.attach_retrying(1, &args, Some(&cleanup), Some(present))
+            .unwrap();
+        let c = calls(tmp.path());
+        assert_eq!(
+            c.iter().filter(|x| x.starts_with("block-attach")).count(),
+            2,
+            "{c:?}"
+        );
+        assert!(c.iter().any(|x| x.starts_with("block-detach")), "{c:?}");
+    }
+
     #[test]
     fn other_attach_failures_and_a_script_that_keeps_failing_are_reported() {
         let tmp = tempfile::tempdir().unwrap();
         let hv = fake_xl(tmp.path(), 9, "libxl: error: bridge xenbr9 does not exist");
         let err = hv
-            .attach_retrying(1, &["network-attach", "1"], None)
+            .attach_retrying(1, &["network-attach", "1"], None, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("xenbr9"), "{err}");
@@ -874,7 +970,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let hv = fake_xl(tmp.path(), 9, SEGV);
         let err = hv
-            .attach_retrying(1, &["network-attach", "1"], None)
+            .attach_retrying(1, &["network-attach", "1"], None, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("vif-bridge"), "{err}");
