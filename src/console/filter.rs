@@ -34,6 +34,22 @@ const MAX_NUMBER: u32 = 9999;
 
 const ESC: u8 = 0x1b;
 
+/// Bytes that pass as they are from the ground state: printable ASCII and
+/// BS, HT, LF, CR.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = true;
+        b += 1;
+    }
+    t[0x08] = true;
+    t[0x09] = true;
+    t[0x0a] = true;
+    t[0x0d] = true;
+    t
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
     #[default]
@@ -94,10 +110,11 @@ impl EscapeFilter {
         let mut i = 0;
         while i < input.len() {
             if self.state == State::Ground {
-                // Printable ASCII is nearly all of a console: copy it in runs.
+                // Printable ASCII and line controls are nearly all of a
+                // console: copy them in runs.
                 let run = input[i..]
                     .iter()
-                    .position(|b| !(0x20..0x7f).contains(b))
+                    .position(|&b| !PLAIN[usize::from(b)])
                     .unwrap_or(input.len() - i);
                 out.extend_from_slice(&input[i..i + run]);
                 i += run;
@@ -269,19 +286,24 @@ fn csi_allowed(params: &[u8], fin: u8) -> bool {
     {
         return false;
     }
-    let mut values = Vec::with_capacity(4);
-    for p in params.split(|&b| b == b';' || b == b':') {
-        // At most MAX_PARAMS digits: no overflow with saturating steps.
-        let v = p.iter().fold(0u32, |acc, d| {
-            acc.saturating_mul(10).saturating_add(u32::from(d - b'0'))
-        });
-        if v > MAX_NUMBER {
-            return false;
+    // Count the parameters and check each value; J and K need the first.
+    let mut count = 0;
+    let mut first = 0;
+    if !params.is_empty() {
+        for p in params.split(|&b| b == b';' || b == b':') {
+            // At most MAX_PARAMS digits: no overflow with saturating steps.
+            let v = p.iter().fold(0u32, |acc, d| {
+                acc.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+            });
+            if v > MAX_NUMBER {
+                return false;
+            }
+            if count == 0 {
+                first = v;
+            }
+            count += 1;
         }
-        values.push(v);
     }
-    // `split` yields one empty field for no parameters at all.
-    let count = if params.is_empty() { 0 } else { values.len() };
     match fin {
         b'm' => true,
         // Cursor movement, edits and scrolling: one count each. `CSI … T`
@@ -289,7 +311,7 @@ fn csi_allowed(params: &[u8], fin: u8) -> bool {
         b'A' | b'B' | b'C' | b'D' | b'E' | b'F' | b'G' | b'd' | b'e' | b'a' | b'`' | b'X'
         | b'P' | b'@' | b'L' | b'M' | b'S' | b'T' => count <= 1,
         b'H' | b'f' | b'r' => count <= 2,
-        b'J' | b'K' => count <= 1 && values.first().is_none_or(|&v| v <= 2),
+        b'J' | b'K' => count <= 1 && first <= 2,
         // With parameters, `s` sets left/right margins.
         b's' | b'u' => count == 0,
         _ => false,

@@ -58,9 +58,13 @@ impl ConsoleBuffer {
     pub fn feed(&mut self, bytes: &[u8]) {
         self.bytes += bytes.len() as u64;
         let mut filtered = std::mem::take(&mut self.filtered);
-        filtered.clear();
-        self.filter.feed(bytes, &mut filtered);
-        self.take(&filtered);
+        // In slices, so what the filter wrote is still in cache when the
+        // parser reads it (a 1 MiB batch in one piece measured ~10% slower).
+        for slice in bytes.chunks(16 * 1024) {
+            filtered.clear();
+            self.filter.feed(slice, &mut filtered);
+            self.take(&filtered);
+        }
         self.filtered = filtered;
     }
 
