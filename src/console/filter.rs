@@ -13,7 +13,7 @@
 //!   among them, are dropped;
 //! - the C0 controls BS, HT, LF and CR (not BEL, ENQ, SO, SI, …);
 //! - SGR (`CSI … m`, digits, `;` and `:` only);
-//! - cursor movement within the screen: `CSI n A/B/C/D/E/F/G/d/e/a/\``,
+//! - cursor movement within the screen: ``CSI n A/B/C/D/E/F/G/d/e/a/` ``,
 //!   `CSI r;c H/f`, `ESC 7`, `ESC 8`, bare `CSI s` and `CSI u`, `ESC D`,
 //!   `ESC E`, `ESC M`;
 //! - erase and edit: `CSI n J/K` (0–2: `CSI 3 J` would wipe the operator's
