@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossterm::event::KeyCode;
+use domus::console::EscapeFilter;
 use domus::tui::console::ConsoleBuffer;
 use domus::tui::testing::{Harness, HarnessOptions};
 use ratatui::buffer::Buffer;
@@ -126,6 +127,17 @@ fn console_throughput(c: &mut Criterion) {
             let mut parser = vt100::Parser::new(58, 200, 5000);
             parser.process(black_box(&stream));
             black_box(parser.screen().cursor_position());
+        })
+    });
+    g.bench_function("4 MiB through the console escape filter alone", |b| {
+        b.iter(|| {
+            let mut filter = EscapeFilter::new();
+            let mut out = Vec::with_capacity(64 * 1024);
+            for chunk in stream.chunks(64 * 1024) {
+                out.clear();
+                filter.feed(black_box(chunk), &mut out);
+                black_box(&out);
+            }
         })
     });
     g.bench_function("4 MiB through ConsoleBuffer::feed, no drawing", |b| {

@@ -1,8 +1,10 @@
 //! `domus console DOM`: the domain's console on this terminal, as
 //! `xl console`. Ctrl-] detaches. Guest output goes through the escape
-//! filter, so it cannot retitle the terminal or write the clipboard.
+//! filter's allow-list, so it cannot retitle the terminal, write the
+//! clipboard, make the terminal answer or switch its modes; whatever way
+//! the session ends, the terminal gets a reset and its saved modes back.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use nix::sys::termios::{self, SetArg, Termios};
 
 use super::{CliResult, Failure, apply_policies};
 use crate::backend::{DomId, ReadOutcome};
-use crate::console::EscapeFilter;
+use crate::console::{EscapeFilter, RESET_TERMINAL};
 use crate::engine::Engine;
 
 const DETACH: u8 = 0x1d; // Ctrl-]
@@ -37,6 +39,29 @@ impl Drop for RawMode {
     }
 }
 
+/// The operator's terminal for the session. Dropped on every way out (a
+/// detach, the guest going away, an error, a panic): first the reset
+/// sequence, so nothing a guest set outlives the session (and closing
+/// messages land on the normal screen), then the saved termios.
+struct Terminal {
+    raw: Option<RawMode>,
+    /// Only a terminal gets the reset; a pipe or file gets the guest's
+    /// bytes alone.
+    reset: bool,
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if self.reset {
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(RESET_TERMINAL);
+            let _ = stdout.flush();
+        }
+        // Then the saved termios, now that the reset is out.
+        drop(self.raw.take());
+    }
+}
+
 enum Input {
     Bytes(Vec<u8>),
     Eof,
@@ -54,8 +79,13 @@ pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
         );
     }
     let mut stream = engine.console(domid)?;
+    // The journal notes when this process lets go, however it ends.
+    let _closed = ClosedOnDrop { engine, domid };
     let interactive = nix::unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false);
-    let raw = if interactive { RawMode::enter() } else { None };
+    let terminal = Terminal {
+        raw: if interactive { RawMode::enter() } else { None },
+        reset: std::io::stdout().is_terminal(),
+    };
     if interactive {
         eprint!("[connected to {name}'s console; Ctrl-] detaches]\r\n");
     }
@@ -123,7 +153,7 @@ pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
             }
             ReadOutcome::Idle => {}
             ReadOutcome::Closed => {
-                drop(raw);
+                drop(terminal);
                 eprintln!("\r\n[{name}'s console closed: the domain is gone]");
                 return Ok(());
             }
@@ -134,7 +164,7 @@ pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
             if let Ok(info) = engine.hypervisor().domain_info(domid)
                 && info.flags.shutdown
             {
-                drop(raw);
+                drop(terminal);
                 eprintln!(
                     "\r\n[{name} shut down ({})]",
                     info.shutdown_reason.map_or("unknown", |r| r.as_str())
@@ -153,7 +183,7 @@ pub fn run(engine: &Engine, domid: DomId) -> CliResult<()> {
             }
         }
     };
-    drop(raw);
+    drop(terminal);
     if interactive {
         eprintln!("\r\n[detached from {name}]");
     }
@@ -187,4 +217,16 @@ pub fn print_log(engine: &Engine, dom: &str) -> CliResult<()> {
         eprintln!("domus: {name}'s console log is empty ({})", path.display());
     }
     Ok(())
+}
+
+/// Notes in the journal that this process let go of a console.
+struct ClosedOnDrop<'a> {
+    engine: &'a Engine,
+    domid: DomId,
+}
+
+impl Drop for ClosedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.engine.console_closed(self.domid);
+    }
 }

@@ -2,6 +2,7 @@
 //! tiny shell on its console.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use super::model::SimDomain;
 use crate::backend::ShutdownReason;
@@ -194,7 +195,7 @@ pub fn type_input(
     d: &mut SimDomain,
     bytes: &[u8],
     now_ns: u64,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Option<ShutdownReason> {
     // Keys like the arrows arrive as escape sequences; this shell has no
     // line editing, so they are swallowed rather than echoed as "[A".
@@ -210,24 +211,24 @@ pub fn type_input(
         }
         match b {
             b'\r' | b'\n' => {
-                out.push_str("\r\n");
+                out.extend_from_slice(b"\r\n");
                 let line = std::mem::take(&mut d.line);
                 if let Some(reason) = run_command(d, line.trim(), now_ns, out) {
                     return Some(reason);
                 }
-                out.push_str(prompt(d));
+                out.extend_from_slice(prompt(d).as_bytes());
             }
             0x7f | 0x08 if d.line.pop().is_some() => {
-                out.push_str("\u{8} \u{8}");
+                out.extend_from_slice(b"\x08 \x08");
             }
             0x03 => {
                 d.line.clear();
-                out.push_str("^C\r\n");
-                out.push_str(prompt(d));
+                out.extend_from_slice(b"^C\r\n");
+                out.extend_from_slice(prompt(d).as_bytes());
             }
             b if (0x20..0x7f).contains(&b) => {
                 d.line.push(b as char);
-                out.push(b as char);
+                out.push(b);
             }
             _ => {}
         }
@@ -235,8 +236,8 @@ pub fn type_input(
     None
 }
 
-fn partitions(d: &SimDomain, out: &mut String) {
-    out.push_str("major minor  #blocks  name\r\n\r\n");
+fn partitions(d: &SimDomain, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"major minor  #blocks  name\r\n\r\n");
     for dev in &d.devices {
         if let DeviceSpec::Vbd(v) = dev {
             let (major, minor) = vdev_numbers(&v.dev);
@@ -260,9 +261,11 @@ fn vifs(d: &SimDomain) -> impl Iterator<Item = (usize, &crate::config::Vif)> {
         .enumerate()
 }
 
-fn ip_link(d: &SimDomain, out: &mut String) {
-    out.push_str("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\r\n");
-    out.push_str("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\r\n");
+fn ip_link(d: &SimDomain, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        b"1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\r\n",
+    );
+    out.extend_from_slice(b"    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\r\n");
     for (i, v) in vifs(d) {
         let _ = write!(
             out,
@@ -278,35 +281,37 @@ fn run_command(
     d: &mut SimDomain,
     line: &str,
     now_ns: u64,
-    out: &mut String,
+    out: &mut Vec<u8>,
 ) -> Option<ShutdownReason> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let &cmd = words.first()?;
     let args = &words[1..];
     match (cmd, args) {
         ("echo", ["c", ">", "/proc/sysrq-trigger"]) | ("crash", _) => {
-            out.push_str(&shutdown_log(d, ShutdownReason::Crash, now_ns));
+            out.extend_from_slice(shutdown_log(d, ShutdownReason::Crash, now_ns).as_bytes());
             return Some(ShutdownReason::Crash);
         }
         ("echo", _) => {
-            out.push_str(&args.join(" "));
-            out.push_str("\r\n");
+            out.extend_from_slice(args.join(" ").as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         ("poweroff", _) | ("halt", _) => {
-            out.push_str("The system is going down NOW!\r\nSent SIGTERM to all processes\r\n");
+            out.extend_from_slice(b"The system is going down NOW!\r\nSent SIGTERM to all processes\r\n");
             let mut msg = shutdown_log(d, ShutdownReason::Poweroff, now_ns);
             if cmd == "halt" {
                 msg = msg.replace("Power down", "System halted");
             }
-            out.push_str(&msg);
+            out.extend_from_slice(msg.as_bytes());
             return Some(ShutdownReason::Poweroff);
         }
         ("reboot", _) => {
-            out.push_str("The system is going down NOW!\r\nSent SIGTERM to all processes\r\n");
-            out.push_str(&shutdown_log(d, ShutdownReason::Reboot, now_ns));
+            out.extend_from_slice(b"The system is going down NOW!\r\nSent SIGTERM to all processes\r\n");
+            out.extend_from_slice(shutdown_log(d, ShutdownReason::Reboot, now_ns).as_bytes());
             return Some(ShutdownReason::Reboot);
         }
-        ("uname", []) => out.push_str("Linux\r\n"),
+        // The format is the rest of the line as typed, spaces and all.
+        ("printf", _) => printf(line[cmd.len()..].trim_start(), out),
+        ("uname", []) => out.extend_from_slice(b"Linux\r\n"),
         ("uname", ["-r"]) => {
             let _ = write!(out, "{KERNEL_RELEASE}\r\n");
         }
@@ -346,14 +351,122 @@ fn run_command(
         ("nproc", []) => {
             let _ = write!(out, "{}\r\n", d.vcpus);
         }
-        ("help", _) => out.push_str(
-            "commands: echo, uname [-a|-r], hostname, cat /proc/{partitions,meminfo,cmdline}, ip link,\r\n\
+        ("help", _) => out.extend_from_slice(
+            b"commands: echo, printf, uname [-a|-r], hostname, cat /proc/{partitions,meminfo,cmdline}, ip link,\r\n\
              ls /sys/class/net, lspci, uptime, nproc, poweroff, reboot, halt, crash\r\n",
         ),
-        ("exit", _) => out.push_str("\r\nPlease press Enter to activate this console.\r\n"),
+        ("exit", _) => out.extend_from_slice(b"\r\nPlease press Enter to activate this console.\r\n"),
         _ => {
             let _ = write!(out, "sh: {cmd}: not found\r\n");
         }
     }
     None
+}
+
+/// A busybox-like `printf FORMAT` without arguments: the escapes `\\`,
+/// `\n`, `\r`, `\t`, `\a`, `\b`, `\f`, `\v`, `\e`, `\NNN` (octal, one to
+/// three digits) and `\xHH` (hex, one or two), and `%%`; anything else is
+/// printed as written. This shell has no quoting, so the format is the rest
+/// of the line, less one pair of surrounding quotes. It writes any byte,
+/// which is how tests put a hostile guest on a console; LF goes out as CR LF,
+/// as a guest's tty would send it.
+fn printf(format: &str, out: &mut Vec<u8>) {
+    let f = match format.as_bytes() {
+        [q @ (b'\'' | b'"'), inner @ .., last] if last == q => inner,
+        f => f,
+    };
+    if f.is_empty() {
+        out.extend_from_slice(b"printf: usage: printf FORMAT\r\n");
+        return;
+    }
+    let mut emit = |b: u8| {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    };
+    let mut i = 0;
+    while i < f.len() {
+        let c = f[i];
+        i += 1;
+        if c == b'%' && f.get(i) == Some(&b'%') {
+            i += 1;
+            emit(b'%');
+            continue;
+        }
+        if c != b'\\' || i == f.len() {
+            emit(c);
+            continue;
+        }
+        let e = f[i];
+        i += 1;
+        match e {
+            b'\\' => emit(b'\\'),
+            b'n' => emit(b'\n'),
+            b'r' => emit(b'\r'),
+            b't' => emit(b'\t'),
+            b'a' => emit(0x07),
+            b'b' => emit(0x08),
+            b'f' => emit(0x0c),
+            b'v' => emit(0x0b),
+            b'e' => emit(0x1b),
+            b'0'..=b'7' => {
+                i -= 1;
+                let (v, _) = digits(f, &mut i, 8, 3);
+                // `\777` wraps to a byte, as busybox's does.
+                emit((v & 0xff) as u8);
+            }
+            b'x' => match digits(f, &mut i, 16, 2) {
+                (_, 0) => {
+                    emit(b'\\');
+                    emit(b'x');
+                }
+                (v, _) => emit((v & 0xff) as u8),
+            },
+            _ => {
+                emit(b'\\');
+                emit(e);
+            }
+        }
+    }
+}
+
+/// The value of up to `max` digits in `radix` at `f[*i..]`, and how many
+/// there were; `*i` moves past them.
+fn digits(f: &[u8], i: &mut usize, radix: u32, max: usize) -> (u32, usize) {
+    let mut v = 0u32;
+    let mut n = 0;
+    while n < max
+        && let Some(d) = f.get(*i).and_then(|&b| char::from(b).to_digit(radix))
+    {
+        v = v * radix + d;
+        *i += 1;
+        n += 1;
+    }
+    (v, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printf;
+
+    fn run(format: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        printf(format, &mut out);
+        out
+    }
+
+    #[test]
+    fn printf_escapes() {
+        assert_eq!(run(r"a\\b\tc"), b"a\\b\tc");
+        assert_eq!(run(r"\e[31mred\033[0m\33x\0"), b"\x1b[31mred\x1b[0m\x1bx\0");
+        assert_eq!(run(r"\x1b\x9b\xc2\x9bz\xq"), b"\x1b\x9b\xc2\x9bz\\xq");
+        assert_eq!(run(r"\1234"), b"S4");
+        assert_eq!(run(r"\777"), b"\xff");
+        assert_eq!(run(r"one\ntwo\r\a\b\f\v"), b"one\r\ntwo\r\x07\x08\x0c\x0b");
+        assert_eq!(run(r"100%% \q \"), b"100% \\q \\");
+        assert_eq!(run(r"'two  words'"), b"two  words");
+        assert_eq!(run(r#""x\ey""#), b"x\x1by");
+        assert_eq!(run(""), b"printf: usage: printf FORMAT\r\n");
+    }
 }

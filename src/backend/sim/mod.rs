@@ -461,7 +461,7 @@ impl Hypervisor for SimHypervisor {
             }
             let pending = std::mem::take(&mut d.pending_input);
             if !pending.is_empty() {
-                let mut text = String::new();
+                let mut text = Vec::new();
                 if let Some(reason) = guest::type_input(d, &pending, now, &mut text) {
                     Self::deliver_shutdown(d, reason, now);
                 }
@@ -736,7 +736,7 @@ impl ConsoleStream for SimConsole {
                 d.pending_input.extend_from_slice(bytes);
                 return tx.put(&d);
             }
-            let mut text = String::new();
+            let mut text = Vec::new();
             if let Some(reason) = guest::type_input(&mut d, bytes, now, &mut text) {
                 SimHypervisor::deliver_shutdown(&mut d, reason, now);
             }
