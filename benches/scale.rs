@@ -95,8 +95,18 @@ fn cycle(dir: &Path, rounds: usize) -> Duration {
 }
 
 fn main() {
-    let n = env_num("DOMUS_BENCH_DOMAINS", 10_000);
-    let idle_secs = env_num("DOMUS_BENCH_IDLE_SECS", 60);
+    // Outside `cargo bench` (cargo test --benches): small, to prove it works.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = if bench {
+        env_num("DOMUS_BENCH_DOMAINS", 10_000)
+    } else {
+        20
+    };
+    let idle_secs = if bench {
+        env_num("DOMUS_BENCH_IDLE_SECS", 60)
+    } else {
+        2
+    };
     let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     populate(empty.path(), 0);
     let full = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

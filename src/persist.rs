@@ -119,17 +119,14 @@ impl JsonFile {
         self.save_if_changed(value, None)
     }
 
+    /// Replace the file atomically: a temporary with an unguessable name
+    /// (O_EXCL, O_NOFOLLOW, 0600), synced, renamed over the file — never
+    /// through a symbolic link.
     fn write_bytes(&self, bytes: &[u8]) -> Result<(), PersistError> {
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            use std::io::Write as _;
-            let mut f = fs::File::create(&tmp).map_err(self.io("creating", &tmp))?;
-            f.write_all(bytes).map_err(self.io("writing", &tmp))?;
-            // The rename must never expose a file whose data is not on disk.
-            f.sync_all().map_err(self.io("syncing", &tmp))?;
-        }
-        fs::rename(&tmp, &self.path).map_err(self.io("replacing", &self.path))
+        crate::fsx::write_atomic(&self.path, bytes).map_err(|e| PersistError::Io {
+            context: "replacing",
+            path: self.path.clone(),
+            source: e.into(),
+        })
     }
 }

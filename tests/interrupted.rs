@@ -296,12 +296,17 @@ fn a_destroy_racing_a_refresh_is_a_destroy() {
     for i in 0..15 {
         let name = format!("race{i}");
         let cfg = h.config(&name);
-        assert!(
-            h.out(&["create", cfg.to_str().unwrap_or_default()])
-                .status
-                .success()
-        );
-        assert!(h.out(&["destroy", &name]).status.success());
+        for args in [
+            &["create", cfg.to_str().unwrap_or_default()][..],
+            &["destroy", &name],
+        ] {
+            let o = h.out(args);
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
     }
     lister.0.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = lister.1.join();

@@ -180,7 +180,7 @@ check "destroy: tiny is gone from xl list" xl_lacks tiny
 
 # Three creates of one name at once: exactly one domain.
 cat > /root/dup.sxp <<'SXP'
-(vm (name dup) (memory 64) (vcpus 1)
+(vm (name dup) (memory 128) (vcpus 1)
     (image (linux (kernel /root/domu/vmlinuz) (ramdisk /root/domu/initrd.gz) (args quiet))))
 SXP
 for i in 1 2 3; do

@@ -27,6 +27,22 @@ use std::path::Path;
 
 use crate::config::{DeviceRef, DeviceSpec};
 
+/// Start a program. One being replaced (a package upgrade; a test writing
+/// its stand-in while another thread forks) is briefly "text file busy":
+/// that is waited out rather than reported.
+pub(crate) fn spawn(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A hypervisor: what domus needs from Xen, QEMU/KVM or the simulator.
 ///
 /// Calls a backend cannot make return [`BackendError::Unsupported`]; no call
@@ -102,6 +118,12 @@ pub trait Hypervisor: Send + Sync {
             .into_iter()
             .filter(|d| d.flags.shutdown)
             .collect())
+    }
+
+    /// What it means when one of domus's domains is no longer listed and
+    /// no domus operation removed it, as the backend sees it.
+    fn vanish_cause(&self) -> String {
+        "no longer on the hypervisor (removed outside domus)".into()
     }
 
     /// Whether domus built this domain (as opposed to Domain-0 or another

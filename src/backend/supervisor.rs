@@ -113,16 +113,17 @@ impl Slot {
     ) -> BackendResult<Option<String>> {
         use std::os::unix::process::CommandExt;
         let _ = std::fs::remove_file(&self.pid);
-        let mut child = Command::new(exe)
-            .args(args)
-            .arg("supervise")
-            .arg(domid.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| BackendError::io(format!("starting {}", exe.display()), e))?;
+        let mut child = super::spawn(
+            Command::new(exe)
+                .args(args)
+                .arg("supervise")
+                .arg(domid.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0),
+        )
+        .map_err(|e| BackendError::io(format!("starting {}", exe.display()), e))?;
         let pid = child.id();
         tracing::debug!(domid, pid, "supervisor started");
         let deadline = Instant::now() + READY_WITHIN;

@@ -394,10 +394,9 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     let e = &ctx.engine;
     match command {
         Command::List { json } => {
-            let host = e.host_info()?;
             let domains = e.domains()?;
             let text = if *json {
-                list::json(&host, &domains)?
+                list::json(&e.host_info()?, &domains)?
             } else {
                 list::table(&domains)
             };

@@ -162,14 +162,18 @@ impl Engine {
         let infos = self.hv.list_domains()?;
         let records = self.cache.live(&self.store)?;
         let intents = self.store.read(|tx| tx.intents())?;
+        let present: std::collections::HashSet<uuid::Uuid> = infos.iter().map(|i| i.uuid).collect();
         let missing: Vec<&DomainRecord> = records
             .values()
             .filter(|r| r.phase == Phase::Live)
-            .filter(|r| !infos.iter().any(|i| i.uuid == r.uuid))
+            .filter(|r| !present.contains(&r.uuid))
             .filter(|r| !intents.iter().any(|i| i.uuid == Some(r.uuid)))
             .collect();
-        for rec in missing {
-            self.vanish(rec.uuid, rec.domid, None)?;
+        if !missing.is_empty() {
+            let cause = self.hv.vanish_cause();
+            for rec in missing {
+                self.vanish(rec.uuid, rec.domid, Some(cause.clone()))?;
+            }
         }
         Ok(infos
             .into_iter()
@@ -435,6 +439,8 @@ impl Engine {
     pub fn recreate(&self) -> EngineResult<RecreateReport> {
         let before = self.live_records()?;
         let views = self.domains()?;
+        let listed: std::collections::HashSet<uuid::Uuid> =
+            views.iter().map(|v| v.info.uuid).collect();
         let mut report = RecreateReport::default();
         for v in &views {
             match &v.record {
@@ -445,7 +451,7 @@ impl Engine {
         report.vanished = before
             .into_iter()
             .filter(|r| r.phase == Phase::Live)
-            .filter(|r| !views.iter().any(|v| v.info.uuid == r.uuid))
+            .filter(|r| !listed.contains(&r.uuid))
             .map(|r| r.name)
             .collect();
         Ok(report)

@@ -245,8 +245,7 @@ impl Store {
         let conn = opened.map_err(sql(path, "opening"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sql(path, "setting the busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql(path, "switching to WAL"))?;
+        wal(&conn).map_err(sql(path, "switching to WAL"))?;
         // WAL + NORMAL survives a process crash at any point; only a power
         // loss may lose the newest transactions.
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -524,6 +523,27 @@ impl Tx<'_> {
             what: "counter",
             message: v,
         })
+    }
+}
+
+/// Put a database in WAL mode. Two processes opening a new database at
+/// once can find it locked for the switch even with a busy timeout (SQLite
+/// does not always wait on it there): wait a little and try again.
+pub fn wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut tries = 0;
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && tries < 200 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

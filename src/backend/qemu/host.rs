@@ -25,11 +25,31 @@ pub fn is_our_qemu(pid: i32, marker: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let marker = marker.as_os_str().as_encoded_bytes();
+    // The directory with its slash: domain 3's must not match domain 31's.
+    let mut marker = marker.as_os_str().as_encoded_bytes().to_vec();
+    marker.push(b'/');
     alive(pid)
         && cmdline
             .split(|b| *b == 0)
-            .any(|arg| arg.windows(marker.len()).any(|w| w == marker))
+            .any(|arg| arg.windows(marker.len()).any(|w| w == marker.as_slice()))
+}
+
+/// Every QEMU process whose command line names `marker` (a domain's
+/// directory), read from /proc: found even before it wrote its pidfile.
+pub fn qemus_for(marker: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|b| *b == 0)
+                    .next()
+                    .is_some_and(|argv0| argv0.windows(4).any(|w| w == b"qemu"))
+            }) && is_our_qemu(*pid, marker)
+        })
+        .collect()
 }
 
 /// Nanoseconds a thread has spent on a CPU (`schedstat`'s first field), and
@@ -40,6 +60,58 @@ pub fn thread_time(pid: i32, tid: i32) -> Option<(u64, bool)> {
     let ns = sched.split_whitespace().next()?.parse().ok()?;
     let stat = std::fs::read_to_string(format!("{base}/stat")).ok()?;
     Some((ns, stat_state(&stat) == Some('R')))
+}
+
+/// QEMU's version (`10.0.2`), asked of the binary once and kept in the
+/// runtime directory, keyed by the binary's path, size and mtime: `domus
+/// list` must not start a QEMU process every time.
+pub fn qemu_version(binary: &Path, runtime: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let resolved = if binary.components().count() > 1 {
+        Some(binary.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(binary))
+                .find(|p| p.is_file())
+        })
+    };
+    let key = resolved.as_ref().and_then(|p| {
+        let m = std::fs::metadata(p).ok()?;
+        Some(format!(
+            "{} {} {}",
+            p.display(),
+            m.len(),
+            m.mtime_nsec() + m.mtime() * 1_000_000_000
+        ))
+    });
+    let cache = runtime.join("qemu-version");
+    if let Some(key) = &key
+        && let Ok(text) = crate::fsx::read_to_string_bounded(&cache, 4096)
+        && let Some((k, v)) = text.trim_end().split_once('\t')
+        && k == key
+    {
+        return v.to_string();
+    }
+    let version = std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .and_then(|l| l.split("version ").nth(1))
+                .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())
+        });
+    match (version, key) {
+        (Some(v), Some(key)) => {
+            let _ = crate::fsx::write_atomic(&cache, format!("{key}\t{v}\n").as_bytes());
+            v
+        }
+        (Some(v), None) => v,
+        (None, _) => "unknown".into(),
+    }
 }
 
 /// The pid in a pidfile.
@@ -74,6 +146,20 @@ mod tests {
         assert_eq!(stat_state("42 (a) b) c) R 1 2 3"), Some('R'));
         assert_eq!(stat_state("42 (qemu) Z 1"), Some('Z'));
         assert_eq!(stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn a_domain_directory_does_not_match_a_longer_one() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "/tmp/domus-run/31/qmp.sock"])
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(is_our_qemu(pid, Path::new("/tmp/domus-run/31")));
+        assert!(!is_our_qemu(pid, Path::new("/tmp/domus-run/3")));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

@@ -145,12 +145,15 @@ impl Runtime {
     }
 
     /// Allocate the next domid (never 0: that is Domain-0's).
-    pub fn allocate_domid(&self) -> BackendResult<DomId> {
+    /// Allocate the next domid, at least `min` (one above any domid the
+    /// state store has seen: the counter here may have been edited or lost).
+    pub fn allocate_domid(&self, min: DomId) -> BackendResult<DomId> {
         let file = JsonFile::new(&self.root.join("next-domid.json"));
         let _lock = file.lock(true).map_err(persist_err)?;
         let mut counter: Counter = file.load().map_err(persist_err)?.unwrap_or_default();
-        // Never hand out an id whose directory is still there.
-        let mut domid = counter.next_domid.max(1);
+        // Never backwards, and never an id whose directory is still there.
+        let above = self.domids().last().map_or(1, |d| d.saturating_add(1));
+        let mut domid = counter.next_domid.max(1).max(min).max(above);
         while self.dir(domid).dir.exists() {
             domid += 1;
         }
@@ -233,6 +236,46 @@ impl Runtime {
 
     pub fn store_unlocked(&self, meta: &DomainMeta) -> BackendResult<()> {
         self.meta_file(meta.domid).save(meta).map_err(persist_err)
+    }
+
+    /// Create a new domain's directory with its record already in it: it
+    /// is made under a temporary name and renamed into place, so another
+    /// process never sees a domain directory without a record.
+    pub fn create(&self, meta: &DomainMeta) -> BackendResult<()> {
+        let tmp = self.root.join(format!(".new-{}-{}", meta.domid, meta.uuid));
+        crate::fsx::ensure_private_dir(&tmp)
+            .map_err(|e| BackendError::io(format!("creating {}", tmp.display()), e.into()))?;
+        let made = JsonFile::new(&tmp.join("domain.json"))
+            .save(meta)
+            .map_err(persist_err)
+            .and_then(|()| {
+                std::fs::rename(&tmp, self.dir(meta.domid).dir)
+                    .map_err(|e| BackendError::io(format!("creating domain {}", meta.domid), e))
+            });
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        made
+    }
+
+    /// Leftovers of creations that died before renaming their directory
+    /// into place (older than `age`).
+    pub fn remove_stale_new(&self, age: std::time::Duration) {
+        for e in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|t| t > age);
+            if e.file_name().to_string_lossy().starts_with(".new-") && stale {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     pub fn remove(&self, domid: DomId) -> BackendResult<()> {

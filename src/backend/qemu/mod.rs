@@ -122,6 +122,8 @@ impl QemuHypervisor {
 
     fn rediscover(&self) {
         let now = self.opts.clock.now_ns();
+        self.rt
+            .remove_stale_new(std::time::Duration::from_secs(600));
         for domid in self.rt.domids() {
             let dir = self.rt.dir(domid);
             let meta = match self.rt.load(domid) {
@@ -434,6 +436,19 @@ impl QemuHypervisor {
     /// Stop QEMU: `quit`, then SIGKILL if it lingers.
     fn kill(&self, meta: &DomainMeta) {
         let dir = self.rt.dir(meta.domid);
+        // A launch its builder did not see through (killed while QEMU was
+        // starting) has no pid on record, nor perhaps a pidfile yet: every
+        // QEMU process started for this directory goes.
+        for stray in host::qemus_for(&dir.dir) {
+            if Some(stray) != Self::qemu_pid(meta, &dir) {
+                tracing::warn!(
+                    domid = meta.domid,
+                    pid = stray,
+                    "killing a QEMU started for this domain"
+                );
+                host::signal(stray, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
         let Some(pid) = Self::qemu_pid(meta, &dir) else {
             return;
         };
@@ -483,20 +498,9 @@ impl Hypervisor for QemuHypervisor {
     }
 
     fn host_info(&self) -> BackendResult<HostInfo> {
-        let version = self.version.get_or_init(|| {
-            Command::new(&self.opts.binary)
-                .arg("--version")
-                .output()
-                .ok()
-                .and_then(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .next()
-                        .and_then(|l| l.split("version ").nth(1))
-                        .map(|v| v.split_whitespace().next().unwrap_or(v).to_string())
-                })
-                .unwrap_or_else(|| "unknown".into())
-        });
+        let version = self
+            .version
+            .get_or_init(|| host::qemu_version(&self.opts.binary, &self.rt.root));
         let (total_kib, free_kib) = host::meminfo();
         Ok(HostInfo {
             hostname: nix::unistd::gethostname()
@@ -546,10 +550,7 @@ impl Hypervisor for QemuHypervisor {
                 spec.name, d.domid
             )));
         }
-        let domid = self.rt.allocate_domid()?;
-        let dir = self.rt.dir(domid);
-        dir.create()
-            .map_err(|e| BackendError::io(format!("creating {}", dir.dir.display()), e))?;
+        let domid = self.rt.allocate_domid(spec.min_domid)?;
         let meta = DomainMeta {
             domid,
             name: spec.name.clone(),
@@ -571,10 +572,7 @@ impl Hypervisor for QemuHypervisor {
             reboot_requested: false,
             console_log: None,
         };
-        if let Err(e) = self.rt.store(&meta) {
-            let _ = self.rt.remove(domid);
-            return Err(e);
-        }
+        self.rt.create(&meta)?;
         Ok(domid)
     }
 
@@ -804,6 +802,25 @@ impl Hypervisor for QemuHypervisor {
         )
         .map_err(qmp_err(domid))
         .map(drop)
+    }
+
+    fn vanish_cause(&self) -> String {
+        "its QEMU process is gone (killed, or it failed)".into()
+    }
+
+    fn shut_down_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        // The recorded run states say which; only those are looked at.
+        let mut out = Vec::new();
+        for meta in self.rt.all() {
+            if matches!(meta.run_state, Some(RunState::Shutdown { .. }) | None)
+                && meta.phase == Phase::Launched
+                && let Ok(info) = self.domain_info(meta.domid)
+                && info.flags.shutdown
+            {
+                out.push(info);
+            }
+        }
+        Ok(out)
     }
 
     fn lookup(&self, name: &str) -> BackendResult<Option<DomainInfo>> {

@@ -154,10 +154,7 @@ pub fn restore(hv: &QemuHypervisor, path: &Path) -> BackendResult<(DomId, Vec<u8
         .image
         .clone()
         .ok_or_else(|| BackendError::Invalid(format!("{}: no boot image", path.display())))?;
-    let domid = hv.rt.allocate_domid()?;
-    let dir = hv.rt.dir(domid);
-    dir.create()
-        .map_err(|e| BackendError::io(format!("creating {}", dir.dir.display()), e))?;
+    let domid = hv.rt.allocate_domid(1)?;
     let mut meta = DomainMeta {
         domid,
         phase: Phase::Building,
@@ -166,10 +163,12 @@ pub fn restore(hv: &QemuHypervisor, path: &Path) -> BackendResult<(DomId, Vec<u8
         qemu_pid: None,
         vcpu_threads: Vec::new(),
         accel: hv.accel.clone(),
+        run_state: None,
+        console_log: None,
         ..old.clone()
     };
+    hv.rt.create(&meta)?;
     let result = (|| {
-        hv.rt.store(&meta)?;
         hv.launch(&mut meta, &image, true)?;
         let mut q = hv.qmp(domid)?;
         // The same devices on the same ports, or the stream will not load.

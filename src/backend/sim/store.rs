@@ -284,8 +284,7 @@ impl Store {
         let conn = opened.map_err(db_err(&path, "opening"))?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(db_err(&path, "setting the busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err(&path, "switching to WAL"))?;
+        crate::store::wal(&conn).map_err(db_err(&path, "switching to WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err(&path, "setting synchronous"))?;
         Self::with(conn, path, Consoles::Disk(console, archive))

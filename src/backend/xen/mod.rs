@@ -455,6 +455,10 @@ impl Hypervisor for XenHypervisor {
         Ok(log.exists().then_some(log))
     }
 
+    fn vanish_cause(&self) -> String {
+        "Xen no longer has it (destroyed outside domus, or it died)".into()
+    }
+
     fn built_by_domus(&self, info: &DomainInfo) -> bool {
         // domus writes an xl.cfg for every domain it builds.
         info.domid != 0 && self.cfg_path(&info.name).exists()

@@ -59,13 +59,15 @@ impl Failed {
 fn run_once(program: &Path, args: &[&str], timeout: Duration) -> Result<String, Failed> {
     use std::os::unix::process::ExitStatusExt;
     let what = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Failed::plain(BackendError::io(format!("running {what}"), e)))?;
+    let started = crate::backend::spawn(
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut child =
+        started.map_err(|e| Failed::plain(BackendError::io(format!("running {what}"), e)))?;
     // Drain both pipes on threads so a chatty xl never blocks on a full pipe.
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
