@@ -57,6 +57,20 @@ fn table_10k(c: &mut Criterion) {
             h.draw();
         })
     });
+    // The refresh tick: poll the engine and update the table (what the
+    // idle TUI does every second).
+    g.bench_function("whole refresh (poll + table update), 10,000 domains", |b| {
+        b.iter(|| h.tick(1.0))
+    });
+    g.bench_function(
+        "tick: the cheap read (CPU time, state), 10,000 domains",
+        |b| {
+            b.iter(|| {
+                h.clock.advance_secs(1.0);
+                h.dispatch(domus::tui::action::Action::Tick)
+            })
+        },
+    );
     g.finish();
 }
 

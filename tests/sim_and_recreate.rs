@@ -169,7 +169,7 @@ fn recreate_reattaches_configs_after_a_restart_of_domus() {
         "the hot-plugged vbd is part of the config now"
     );
     assert_eq!(
-        view.record.and_then(|r| r.source).as_deref(),
+        view.record.and_then(|r| r.source.clone()).as_deref(),
         Some(std::path::Path::new("/etc/domus/pol.sxp"))
     );
 

@@ -20,7 +20,7 @@ pub use error::{BackendError, BackendResult, CallKind, ToolFailure};
 pub(crate) use types::test_info;
 pub use types::{
     AttachedDevice, BackendKind, BootImage, Capabilities, Capability, CreateSpec, DomId,
-    DomainInfo, HostInfo, ShutdownReason, StateFlags,
+    DomainInfo, DomainStats, HostInfo, ShutdownReason, StateFlags,
 };
 
 use std::path::Path;
@@ -103,6 +103,12 @@ pub trait Hypervisor: Send + Sync {
     /// from its seed, so its hosts stay reproducible).
     fn new_uuid(&self) -> BackendResult<uuid::Uuid> {
         Ok(uuid::Uuid::new_v4())
+    }
+
+    /// What changes by itself, for every domain: what a refresh tick reads.
+    /// Backends that can answer without building whole views should.
+    fn stats(&self) -> BackendResult<Vec<DomainStats>> {
+        Ok(self.list_domains()?.iter().map(DomainStats::from).collect())
     }
 
     /// The domain with this name, if any.

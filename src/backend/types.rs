@@ -209,6 +209,30 @@ impl DomainInfo {
     }
 }
 
+/// What changes by itself from one moment to the next (CPU time, whether
+/// a vCPU is on a CPU right now): read cheaply at every refresh tick, while
+/// the rest of a domain's view is read again only when something happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainStats {
+    pub domid: DomId,
+    pub flags: StateFlags,
+    pub shutdown_reason: Option<ShutdownReason>,
+    pub cpu_time_ns: u64,
+    pub memory_kib: u64,
+}
+
+impl From<&DomainInfo> for DomainStats {
+    fn from(i: &DomainInfo) -> Self {
+        DomainStats {
+            domid: i.domid,
+            flags: i.flags,
+            shutdown_reason: i.shutdown_reason,
+            cpu_time_ns: i.cpu_time_ns,
+            memory_kib: i.memory_kib,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub hostname: String,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::EngineResult;
 use crate::store::{DomainRecord, Store};
 
-pub type LiveRecords = Arc<HashMap<uuid::Uuid, DomainRecord>>;
+pub type LiveRecords = Arc<HashMap<uuid::Uuid, Arc<DomainRecord>>>;
 
 #[derive(Default)]
 pub struct RecordCache(Mutex<Inner>);
@@ -33,7 +33,7 @@ impl RecordCache {
                 let map = Arc::make_mut(&mut inner.live);
                 for rec in changed {
                     if rec.is_live() {
-                        map.insert(rec.uuid, rec);
+                        map.insert(rec.uuid, Arc::new(rec));
                     } else {
                         map.remove(&rec.uuid);
                     }
@@ -41,7 +41,7 @@ impl RecordCache {
             }
             _ => {
                 let all = store.read(|tx| tx.live_records())?;
-                inner.live = Arc::new(all.into_iter().map(|r| (r.uuid, r)).collect());
+                inner.live = Arc::new(all.into_iter().map(|r| (r.uuid, Arc::new(r))).collect());
             }
         }
         inner.stamp = Some((rev, deletes));

@@ -42,7 +42,9 @@ use crate::store::journal::Subject;
 #[derive(Debug, Clone)]
 pub struct DomainView {
     pub info: DomainInfo,
-    pub record: Option<DomainRecord>,
+    /// Shared with the engine's cache: a refresh of 10,000 domains copies
+    /// no configs.
+    pub record: Option<Arc<DomainRecord>>,
     /// Operations in flight on it, by any domus process.
     pub pending: Vec<Intent>,
 }
@@ -163,7 +165,7 @@ impl Engine {
         let records = self.cache.live(&self.store)?;
         let intents = self.store.read(|tx| tx.intents())?;
         let present: std::collections::HashSet<uuid::Uuid> = infos.iter().map(|i| i.uuid).collect();
-        let missing: Vec<&DomainRecord> = records
+        let missing: Vec<&Arc<DomainRecord>> = records
             .values()
             .filter(|r| r.phase == Phase::Live)
             .filter(|r| !present.contains(&r.uuid))
@@ -181,7 +183,7 @@ impl Engine {
                 let record = records
                     .get(&info.uuid)
                     .filter(|r| r.domid == Some(info.domid) || r.phase == Phase::Building)
-                    .cloned();
+                    .map(Arc::clone);
                 let pending = intents
                     .iter()
                     .filter(|i| {
@@ -197,6 +199,12 @@ impl Engine {
                 }
             })
             .collect())
+    }
+
+    /// What changes by itself (CPU time, running or blocked), for every
+    /// domain: the cheap read of a refresh tick.
+    pub fn stats(&self) -> EngineResult<Vec<crate::backend::DomainStats>> {
+        Ok(self.hv.stats()?)
     }
 
     /// Records of the domains the engine built that are live or building.
@@ -304,7 +312,7 @@ impl Engine {
         })?;
         Ok(DomainView {
             info,
-            record,
+            record: record.map(Arc::new),
             pending,
         })
     }

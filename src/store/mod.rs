@@ -276,19 +276,9 @@ impl Store {
             )
             .map_err(sql(path, "recording the schema version"))?;
         }
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sql(path, "checking"))?;
-        if check != "ok" {
-            return Err(StoreError::Sqlite {
-                path: path.to_path_buf(),
-                context: "checking",
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-                    Some(check),
-                ),
-            });
-        }
+        // No integrity scan on open: its cost grows with the store, and a
+        // damaged file already fails above (SQLite reads its header and
+        // schema); damage found later is reported by the query that meets it.
         Ok(conn)
     }
 
@@ -503,6 +493,19 @@ impl Tx<'_> {
             .optional()
             .map_err(self.err("counting"))?;
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Raise a per-host counter to `value` if it is below.
+    fn raise(&self, key: &str, value: i64) -> StoreResult<()> {
+        let k = format!("{}:{key}", self.host);
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                params![k, value.to_string()],
+            )
+            .map_err(self.err("counting"))?;
+        Ok(())
     }
 
     /// The next value of a per-host counter that only grows.

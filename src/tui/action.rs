@@ -91,6 +91,13 @@ pub enum Action {
     Completions(Vec<String>),
     /// Some domus process committed to the state store: refresh.
     StoreChanged,
+    /// The refresh tick (`--delay`).
+    Tick,
+    /// What changed by itself since the last look (a tick's cheap read).
+    Stats {
+        at_ns: u64,
+        stats: Vec<crate::backend::DomainStats>,
+    },
     /// A domain's whole timeline (and, when it is gone, its console's
     /// last lines), for the details.
     Timeline {
@@ -102,7 +109,10 @@ pub enum Action {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// Read every domain's view again (after an event, or now and then).
     Refresh,
+    /// Read only what changes by itself (CPU time, running or blocked).
+    Stats,
     Pause(Vec<DomId>),
     /// Pause the running ones, unpause the paused ones.
     TogglePause(Vec<DomId>),

@@ -24,6 +24,8 @@ use crate::config::{DeviceRef, DeviceSpec};
 use crate::engine::{DomainEvent, JournalEntry, device_ref};
 
 const EVENTS_CAP: usize = 500;
+/// Every this many ticks the whole view is read again.
+const FULL_REFRESH_EVERY: u64 = 30;
 /// How many journal entries the app keeps for timelines.
 const JOURNAL_CAP: usize = 5000;
 
@@ -189,6 +191,7 @@ pub struct App {
     theme_before: Theme,
     /// When the status line was set: routine news waits behind a recent error.
     status_at: u64,
+    ticks: u64,
 }
 
 /// Bytes a key sends to a guest terminal.
@@ -266,6 +269,7 @@ impl App {
             quit: false,
             building_from_editor: None,
             pending_select: None,
+            ticks: 0,
         }
     }
 
@@ -387,6 +391,30 @@ impl App {
             }
             Action::Completions(list) => self.on_completions(list),
             Action::StoreChanged => vec![Effect::Refresh],
+            Action::Tick => {
+                // Most ticks read only what changes by itself; now and then
+                // a whole refresh catches what no event announced.
+                self.ticks += 1;
+                if !self.loaded || self.ticks.is_multiple_of(FULL_REFRESH_EVERY) {
+                    vec![Effect::Refresh]
+                } else {
+                    vec![Effect::Stats]
+                }
+            }
+            Action::Stats { at_ns, stats } => {
+                if !self.loaded {
+                    return vec![Effect::Refresh];
+                }
+                self.now_ns = at_ns;
+                let changed = self.table.apply_stats(&stats, at_ns);
+                let (_, h) = layout::table_rows(self.size);
+                self.table.scroll_into_view(h);
+                if changed {
+                    vec![Effect::Refresh]
+                } else {
+                    Vec::new()
+                }
+            }
             Action::Timeline {
                 uuid,
                 entries,

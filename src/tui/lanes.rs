@@ -33,7 +33,7 @@ impl Lane {
 /// The lane of an effect on one domain (or none).
 pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
-        Effect::Refresh | Effect::LoadTimeline(_) => Lane::Refresh,
+        Effect::Refresh | Effect::Stats | Effect::LoadTimeline(_) => Lane::Refresh,
         Effect::OpenConsole(d)
         | Effect::CloseConsole(d)
         | Effect::ConsoleInput(d, _)
@@ -81,8 +81,10 @@ struct Collected {
 #[derive(Default)]
 struct Queues {
     queues: HashMap<Lane, VecDeque<Job>>,
-    /// Lanes with a refresh waiting (a second one adds nothing).
+    /// A refresh waiting answers another (and a tick's read); a tick's
+    /// read waiting answers another tick.
     refresh_queued: bool,
+    stats_queued: bool,
 }
 
 /// Counting slots for slow work.
@@ -134,25 +136,32 @@ impl Lanes {
             return;
         }
         let lane = lane_of(&effect);
-        if effect == Effect::Refresh {
+        let full = effect == Effect::Refresh;
+        let stats = effect == Effect::Stats;
+        if full || stats {
             let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-            if q.refresh_queued {
+            if q.refresh_queued || (stats && q.stats_queued) {
                 return;
             }
-            q.refresh_queued = true;
+            if full {
+                q.refresh_queued = true;
+            } else {
+                q.stats_queued = true;
+            }
         }
         let worker = Arc::clone(&self.worker);
         let sink = Arc::clone(&self.sink);
         let queues = Arc::clone(&self.queues);
-        let refresh = effect == Effect::Refresh;
         self.push(
             lane,
             Box::new(move || {
-                if refresh {
-                    queues
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .refresh_queued = false;
+                if full || stats {
+                    let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
+                    if full {
+                        q.refresh_queued = false;
+                    } else {
+                        q.stats_queued = false;
+                    }
                 }
                 for a in worker.run(effect) {
                     sink(a);

@@ -150,10 +150,7 @@ async fn event_loop(
                 None => return Ok(()),
             },
             Some(a) = actions.recv() => a,
-            _ = tick.tick() => {
-                send(vec![Effect::Refresh]);
-                continue;
-            }
+            _ = tick.tick() => Action::Tick,
             _ = term.recv() => return Ok(()),
             _ = hup.recv() => return Ok(()),
         };

@@ -117,12 +117,29 @@ pub struct Row {
     pub view: DomainView,
     pub name: String,
     pub devices: (usize, usize, usize),
+    /// CPU% and its history, carried from one refresh to the next.
+    pub cpu: Stats,
+}
+
+/// Take a CPU time sample: CPU% from the delta since the last.
+fn sample(s: &mut Stats, cpu_ns: u64, at_ns: u64) {
+    if s.prev_at_ns > 0 && at_ns > s.prev_at_ns {
+        let d_cpu = cpu_ns.saturating_sub(s.prev_cpu_ns) as f64;
+        s.pct = d_cpu / (at_ns - s.prev_at_ns) as f64 * 100.0;
+        s.history.push_back(s.pct.round() as u64);
+        while s.history.len() > HISTORY {
+            s.history.pop_front();
+        }
+    }
+    s.prev_cpu_ns = cpu_ns;
+    s.prev_at_ns = at_ns;
 }
 
 #[derive(Debug, Default)]
 pub struct DomainTable {
     pub rows: Vec<Row>,
-    pub stats: HashMap<DomId, Stats>,
+    /// Where each domain's row is in `rows`.
+    by_domid: HashMap<DomId, usize>,
     /// Indices into `rows`, filtered and sorted.
     pub order: Vec<usize>,
     /// Position in `order`.
@@ -185,32 +202,73 @@ impl DomainTable {
     pub fn update(&mut self, views: Vec<DomainView>, at_ns: u64) {
         let keep = self.selected_domid();
         self.now_ns = at_ns;
-        for v in &views {
-            let i = &v.info;
-            let s = self.stats.entry(i.domid).or_default();
-            if s.prev_at_ns > 0 && at_ns > s.prev_at_ns {
-                let d_cpu = i.cpu_time_ns.saturating_sub(s.prev_cpu_ns) as f64;
-                s.pct = d_cpu / (at_ns - s.prev_at_ns) as f64 * 100.0;
-                s.history.push_back(s.pct.round() as u64);
-                while s.history.len() > HISTORY {
-                    s.history.pop_front();
-                }
-            }
-            s.prev_cpu_ns = i.cpu_time_ns;
-            s.prev_at_ns = at_ns;
-        }
         let live: BTreeSet<DomId> = views.iter().map(|v| v.info.domid).collect();
-        self.stats.retain(|d, _| live.contains(d));
         self.tags.retain(|d| live.contains(d));
+        let mut before: HashMap<DomId, Stats> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .map(|r| (r.view.info.domid, r.cpu))
+            .collect();
         self.rows = views
             .into_iter()
-            .map(|view| Row {
-                name: clean(&view.info.name),
-                devices: count_devices(&view.info.devices),
-                view,
+            .map(|view| {
+                let mut cpu = before.remove(&view.info.domid).unwrap_or_default();
+                sample(&mut cpu, view.info.cpu_time_ns, at_ns);
+                Row {
+                    name: clean(&view.info.name),
+                    devices: count_devices(&view.info.devices),
+                    cpu,
+                    view,
+                }
             })
             .collect();
+        self.by_domid = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.view.info.domid, i))
+            .collect();
         self.reorder(keep);
+    }
+
+    /// Take a tick's cheap read: CPU time, running or blocked, memory.
+    /// Returns true when it shows more than that changed (a domain came,
+    /// went, paused or shut down): time for a whole refresh.
+    pub fn apply_stats(&mut self, stats: &[crate::backend::DomainStats], at_ns: u64) -> bool {
+        let keep = self.selected_domid();
+        self.now_ns = at_ns;
+        let mut changed = stats.len() != self.rows.len();
+        for (i, s) in stats.iter().enumerate() {
+            // Backends list domains in a stable order: the row is usually
+            // at the same place.
+            let at = match self.rows.get(i) {
+                Some(r) if r.view.info.domid == s.domid => Some(i),
+                _ => self.by_domid.get(&s.domid).copied(),
+            };
+            let Some(row) = at.and_then(|i| self.rows.get_mut(i)) else {
+                changed = true;
+                continue;
+            };
+            let info = &mut row.view.info;
+            let (a, b) = (info.flags, s.flags);
+            if (a.paused, a.shutdown, a.dying) != (b.paused, b.shutdown, b.dying)
+                || info.shutdown_reason != s.shutdown_reason
+            {
+                changed = true;
+            }
+            info.flags = s.flags;
+            info.shutdown_reason = s.shutdown_reason;
+            info.cpu_time_ns = s.cpu_time_ns;
+            info.memory_kib = s.memory_kib;
+            sample(&mut row.cpu, s.cpu_time_ns, at_ns);
+        }
+        // Only an order that depends on what changed is redone.
+        if matches!(
+            self.column(),
+            Column::CpuTime | Column::CpuPct | Column::Mem | Column::State
+        ) {
+            self.reorder(keep);
+        }
+        changed
     }
 
     pub fn set_filter(&mut self, filter: &str) {
@@ -282,13 +340,13 @@ impl DomainTable {
             .collect();
         let col = self.column();
         let rows = &self.rows;
-        let stats = &self.stats;
+
         let now = self.now_ns;
         let key_f64 = |i: usize| -> f64 {
             let info = &rows[i].view.info;
             match col {
                 Column::CpuTime => info.cpu_time_ns as f64,
-                Column::CpuPct => stats.get(&info.domid).map_or(0.0, |s| s.pct),
+                Column::CpuPct => rows[i].cpu.pct,
                 Column::Mem => info.memory_kib as f64,
                 Column::Vcpus => f64::from(info.vcpus),
                 Column::Uptime => info.start_ns.map_or(0.0, |s| now.saturating_sub(s) as f64),

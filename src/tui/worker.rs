@@ -144,6 +144,13 @@ impl Worker {
         let e = Arc::clone(&self.engine);
         let action = match effect {
             Effect::Refresh => self.snapshot(),
+            Effect::Stats => match e.stats() {
+                Ok(stats) => Action::Stats {
+                    at_ns: e.now_ns(),
+                    stats,
+                },
+                Err(err) => Action::Done(Done::Error(format!("refresh failed: {err}"))),
+            },
             Effect::Pause(ids) => {
                 self.each("pause", &ids, |e, d| e.pause(d).map_err(|x| x.to_string()))
             }

@@ -247,6 +247,13 @@ impl Hypervisor for SimHypervisor {
         Ok(domains.iter().map(|d| host.info(d, now)).collect())
     }
 
+    fn stats(&self) -> BackendResult<Vec<crate::backend::DomainStats>> {
+        self.fault(CallKind::List)?;
+        let now = self.now();
+        let (host, domains) = self.0.store.domains(&self.init())?;
+        Ok(domains.iter().map(|d| host.stats(d, now)).collect())
+    }
+
     fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {
         self.read(|tx, now| Ok(tx.domain(domid)?.map(|d| tx.host.info(&d, now))))?
             .ok_or(BackendError::NoSuchDomain(domid))

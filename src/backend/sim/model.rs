@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::backend::{BootImage, DomId, DomainInfo, HostInfo, ShutdownReason, StateFlags};
+use crate::backend::{
+    BootImage, DomId, DomainInfo, DomainStats, HostInfo, ShutdownReason, StateFlags,
+};
 use crate::clock::NS_PER_SEC;
 use crate::config::DeviceSpec;
 
@@ -137,16 +139,49 @@ impl HostState {
         50 + (mix(self.seed ^ u64::from(domid).rotate_left(17)) % 551) as u32
     }
 
-    pub fn info(&self, d: &SimDomain, now_ns: u64) -> DomainInfo {
-        let vcpu_time_ns = d.vcpu_times(now_ns);
+    /// The state flags at `now_ns`. Running and blocked alternate
+    /// deterministically in half-second slots, in proportion to the
+    /// domain's load; Domain-0 is the one asking, so it is always running,
+    /// as on Xen.
+    pub fn flags(&self, d: &SimDomain, now_ns: u64) -> StateFlags {
         let active = d.is_active();
-        // Running and blocked alternate deterministically in half-second
-        // slots, in proportion to the domain's load; Domain-0 is the one
-        // asking, so it is always running, as on Xen.
         let slot = now_ns / (NS_PER_SEC / 2);
         let busy = d.domid == 0
             || mix(self.seed ^ (u64::from(d.domid) << 32) ^ slot) % 1000
                 < u64::from(d.load_permille);
+        StateFlags {
+            running: active && busy,
+            blocked: active && !busy,
+            paused: d.paused && d.shutdown.is_none(),
+            shutdown: d.shutdown.is_some(),
+            dying: false,
+        }
+    }
+
+    /// What changes by itself, without copying anything else.
+    pub fn stats(&self, d: &SimDomain, now_ns: u64) -> DomainStats {
+        let elapsed = if d.is_active() {
+            now_ns.saturating_sub(d.accounted_ns) / 1000
+        } else {
+            0
+        };
+        let cpu = d
+            .vcpu_ns
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t + elapsed * d.vcpu_load(i))
+            .sum();
+        DomainStats {
+            domid: d.domid,
+            flags: self.flags(d, now_ns),
+            shutdown_reason: d.shutdown,
+            cpu_time_ns: cpu,
+            memory_kib: d.memory_kib,
+        }
+    }
+
+    pub fn info(&self, d: &SimDomain, now_ns: u64) -> DomainInfo {
+        let vcpu_time_ns = d.vcpu_times(now_ns);
         DomainInfo {
             domid: d.domid,
             name: d.name.clone(),
@@ -154,13 +189,7 @@ impl HostState {
             memory_kib: d.memory_kib,
             max_memory_kib: d.max_kib,
             vcpus: d.vcpus,
-            flags: StateFlags {
-                running: active && busy,
-                blocked: active && !busy,
-                paused: d.paused && d.shutdown.is_none(),
-                shutdown: d.shutdown.is_some(),
-                dying: false,
-            },
+            flags: self.flags(d, now_ns),
             shutdown_reason: d.shutdown,
             cpu_time_ns: vcpu_time_ns.iter().sum(),
             vcpu_time_ns,

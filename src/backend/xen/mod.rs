@@ -25,7 +25,6 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::config::{DeviceRef, DeviceSpec};
-use crate::persist::JsonFile;
 
 const QUICK: Duration = Duration::from_secs(15);
 /// `xl create` of a PV guest takes 12–15 s under TCG.
@@ -74,7 +73,7 @@ impl XenOptions {
 }
 
 /// What domus remembers about a domain it built.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Record {
     uuid: uuid::Uuid,
     name: String,
@@ -87,10 +86,15 @@ type Records = BTreeMap<DomId, Record>;
 
 pub struct XenHypervisor {
     opts: XenOptions,
-    records: JsonFile,
+    /// domus's small records of the domains it built, in the state store
+    /// (a namespace of its own beside the engine's records).
+    store: crate::store::Store,
 }
 
-fn persist_err(e: crate::persist::PersistError) -> BackendError {
+/// The state store's namespace for them.
+const RECORDS: &str = "xen-domains";
+
+fn store_err(e: crate::store::StoreError) -> BackendError {
     BackendError::data("domus's Xen records", e)
 }
 
@@ -98,8 +102,9 @@ impl XenHypervisor {
     pub fn open(opts: XenOptions) -> BackendResult<XenHypervisor> {
         std::fs::create_dir_all(&opts.state_dir)
             .map_err(|e| BackendError::io(format!("creating {}", opts.state_dir.display()), e))?;
-        let records = JsonFile::new(&opts.state_dir.join("domains.json"));
-        let hv = XenHypervisor { opts, records };
+        let store = crate::store::Store::open(&opts.domus_state_dir, "xen").map_err(store_err)?;
+        let hv = XenHypervisor { opts, store };
+        hv.import_json_records()?;
         // A dom0 without a working toolstack is an error to report now,
         // not a blank table later.
         hv.xl(&["info"], QUICK)?;
@@ -300,28 +305,57 @@ impl XenHypervisor {
         xl::run(&self.opts.xl, args, timeout)
     }
 
-    fn load(&self) -> BackendResult<Records> {
-        let _l = self.records.lock(false).map_err(persist_err)?;
-        Ok(self
-            .records
-            .load()
-            .map_err(persist_err)?
-            .unwrap_or_default())
+    fn read_records(tx: &crate::store::Tx<'_>) -> crate::store::StoreResult<Records> {
+        Ok(tx
+            .kv_all(RECORDS)?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, serde_json::from_str(&v).ok()?)))
+            .collect())
     }
 
+    fn load(&self) -> BackendResult<Records> {
+        self.store.read(Self::read_records).map_err(store_err)
+    }
+
+    /// Change the records in one transaction; only what changed is written
+    /// (every list prunes, and most find nothing to prune).
     fn update<T>(&self, f: impl FnOnce(&mut Records) -> T) -> BackendResult<T> {
-        let _l = self.records.lock(true).map_err(persist_err)?;
-        let (mut r, before): (Records, Vec<u8>) = self
-            .records
-            .load_raw()
-            .map_err(persist_err)?
-            .unwrap_or_default();
-        let out = f(&mut r);
-        // Every list prunes; most find nothing to prune and write nothing.
-        self.records
-            .save_if_changed(&r, Some(&before))
-            .map_err(persist_err)?;
-        Ok(out)
+        self.store
+            .write(|tx| {
+                let before = Self::read_records(tx)?;
+                let mut r = before.clone();
+                let out = f(&mut r);
+                for (domid, rec) in &r {
+                    if before.get(domid) == Some(rec) {
+                        continue;
+                    }
+                    let json = serde_json::to_string(rec).map_err(|e| {
+                        crate::store::StoreError::Corrupt {
+                            what: "a Xen record",
+                            message: e.to_string(),
+                        }
+                    })?;
+                    tx.kv_set(RECORDS, &domid.to_string(), &json)?;
+                }
+                for domid in before.keys().filter(|d| !r.contains_key(d)) {
+                    tx.kv_delete(RECORDS, &domid.to_string())?;
+                }
+                Ok(out)
+            })
+            .map_err(store_err)
+    }
+
+    /// `STATE/xen/domains.json` of an older domus, brought into the store
+    /// once.
+    fn import_json_records(&self) -> BackendResult<()> {
+        let old = self.opts.state_dir.join("domains.json");
+        let Ok(bytes) = crate::fsx::read_bounded(&old, 16 << 20) else {
+            return Ok(());
+        };
+        let recs: Records = serde_json::from_slice(&bytes).unwrap_or_default();
+        self.update(|r| r.extend(recs))?;
+        let _ = std::fs::rename(&old, old.with_extension("json.migrated"));
+        Ok(())
     }
 
     fn rows(&self, which: Option<DomId>) -> BackendResult<Vec<ListRow>> {

@@ -412,9 +412,8 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     // The CPU sparkline along the bottom of the pop-up.
     let history: Vec<u64> = app
         .table
-        .stats
-        .get(&domid)
-        .map(|s| s.history.iter().copied().collect())
+        .row(domid)
+        .map(|r| r.cpu.history.iter().copied().collect())
         .unwrap_or_default();
     let spark_area = Rect {
         x: popup_area.x + 2,
@@ -422,7 +421,7 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
         width: popup_area.width.saturating_sub(4),
         height: 2,
     };
-    let pct = app.table.stats.get(&domid).map_or(0.0, |s| s.pct);
+    let pct = app.table.row(domid).map_or(0.0, |r| r.cpu.pct);
     frame.render_widget(
         Paragraph::new(Span::styled(
             format!("CPU {pct:.1} % (last {} samples)", history.len()),

@@ -138,7 +138,7 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
     let rows = tbl.order[start..end].iter().enumerate().map(|(i, &idx)| {
         let row = &tbl.rows[idx];
         let info = &row.view.info;
-        let pct = tbl.stats.get(&info.domid).map_or(0.0, |s| s.pct);
+        let pct = row.cpu.pct;
         let tagged = tbl.tags.contains(&info.domid);
         let mark = if tagged { "*" } else { " " };
         let cells: Vec<Cell> = columns
