@@ -246,7 +246,9 @@ fn crash_to_screen(host: &Host) -> Duration {
     std::thread::sleep(Duration::from_millis(500));
     let crashed = Instant::now();
     let _ = c.write(b"echo c > /proc/sysrq-trigger\n");
-    while !shows("crashed") && crashed.elapsed() < Duration::from_secs(60) {
+    // The Events line ("crashme [N] · guest: crashed"), not the header's
+    // "0 crashed".
+    while !shows("guest: crashed") && crashed.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let took = crashed.elapsed();

@@ -323,6 +323,26 @@ pub fn create_private(path: &Path) -> Result<File, FsxError> {
     Ok(file)
 }
 
+/// Open (creating it 0600) a lock file: read-write, never through a
+/// symbolic link, never blocking on a FIFO planted in its place.
+pub fn open_lock(path: &Path) -> Result<File, FsxError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE_MODE)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(path)
+        .map_err(|e| match kind_at(path) {
+            Some(FileKind::Symlink) => FsxError::Symlink {
+                path: path.to_path_buf(),
+                option: None,
+            },
+            _ => FsxError::io("open", path)(e),
+        })
+}
+
 /// Open a file of ours for appending (a log), creating it 0600. Refuses a
 /// symbolic link, a non-regular file and a file owned by someone else;
 /// tightens ours to 0600 if others could read it.

@@ -1,7 +1,7 @@
 //! A JSON file shared between processes: readers take a shared `flock`,
 //! writers an exclusive one and replace the file atomically (temp + rename).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -59,12 +59,8 @@ impl JsonFile {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(self.io("creating", dir))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(self.io("opening", &self.lock_path))?;
+        let file = crate::fsx::open_lock(&self.lock_path)
+            .map_err(|e| self.io("opening", &self.lock_path)(e.into()))?;
         let arg = if exclusive {
             FlockArg::LockExclusive
         } else {

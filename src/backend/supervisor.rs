@@ -50,18 +50,13 @@ impl Slot {
         if let Some(dir) = self.lock.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .ok()?;
+        let file = crate::fsx::open_lock(&self.lock).ok()?;
         Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
     }
 
     /// Say the supervisor is watching (after it holds the lock).
     pub fn mark_ready(&self) {
-        let _ = std::fs::write(&self.pid, std::process::id().to_string());
+        let _ = crate::fsx::write_atomic(&self.pid, std::process::id().to_string().as_bytes());
     }
 
     /// The supervisor's pid while one runs (0 if it has not said yet).

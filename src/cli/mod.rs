@@ -501,17 +501,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         },
         Command::Save { domain, file } => {
             let id = domid(&ctx, domain)?;
-            // Never over an existing file (or through a link), whichever
-            // backend writes it.
-            if std::fs::symlink_metadata(file).is_ok() {
-                return Err(FsxError::Exists { path: file.clone() }.into());
-            }
             e.save(id, file)?;
-            // The image holds the guest's memory; not every backend
-            // writes it owner-only.
-            if let Err(err) = fsx::restrict_file(file) {
-                eprintln!("domus: warning: {err}");
-            }
             println!("saved domain {id} to {}", file.display());
         }
         Command::Restore { file } => {

@@ -161,9 +161,11 @@ impl Engine {
     /// as vanished (unless an operation of some domus process is removing
     /// them right now).
     pub fn domains(&self) -> EngineResult<Vec<DomainView>> {
-        let infos = self.hv.list_domains()?;
+        // Records first, then the hypervisor: a domain built in between is
+        // listed without its record for a moment, never taken for gone.
         let records = self.cache.live(&self.store)?;
         let intents = self.store.read(|tx| tx.intents())?;
+        let infos = self.hv.list_domains()?;
         let present: std::collections::HashSet<uuid::Uuid> = infos.iter().map(|i| i.uuid).collect();
         let missing: Vec<&Arc<DomainRecord>> = records
             .values()
@@ -174,7 +176,14 @@ impl Engine {
         if !missing.is_empty() {
             let cause = self.hv.vanish_cause();
             for rec in missing {
-                self.vanish(rec.uuid, rec.domid, Some(cause.clone()))?;
+                // Asked once more, alone: gone is a strong word.
+                let still = rec
+                    .domid
+                    .and_then(|d| self.hv.domain_info(d).ok())
+                    .is_some_and(|i| i.uuid == rec.uuid);
+                if !still {
+                    self.vanish(rec.uuid, rec.domid, Some(cause.clone()))?;
+                }
             }
         }
         Ok(infos

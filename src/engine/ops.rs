@@ -581,6 +581,16 @@ impl Engine {
             "save",
             (!info.flags.shutdown || suspended) && !info.flags.dying,
         )?;
+        // Never over an existing file (or through a link), whichever
+        // backend writes it, and from the CLI or the TUI alike.
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(EngineError::Invalid(
+                crate::fsx::FsxError::Exists {
+                    path: path.to_path_buf(),
+                }
+                .to_string(),
+            ));
+        }
         let config = self
             .store
             .read(|tx| tx.record_by_domid(domid))?
@@ -592,6 +602,11 @@ impl Engine {
             Some(path.display().to_string()),
             |op| {
                 self.hv.save(domid, path, config.as_bytes())?;
+                // The image holds the guest's memory: owner-only, whatever
+                // the backend wrote it with.
+                if let Err(e) = crate::fsx::restrict_file(path) {
+                    tracing::warn!(error = %e, "making the save image private");
+                }
                 let actor = self.actor;
                 op.commit(|tx, s, now| {
                     retire(

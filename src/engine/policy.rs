@@ -311,13 +311,15 @@ impl Engine {
         let path = self
             .dump_dir
             .join(format!("{}.{}.core", info.name, info.domid));
-        let result = std::fs::create_dir_all(&self.dump_dir)
+        let result = crate::fsx::ensure_private_dir(&self.dump_dir)
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 self.hv
                     .core_dump(info.domid, &path)
                     .map_err(|e| e.to_string())
-            });
+            })
+            // A core holds the guest's memory: owner-only.
+            .and_then(|()| crate::fsx::restrict_file(&path).map_err(|e| e.to_string()));
         let event = match &result {
             Ok(()) => DomainEvent::CoreDumped { path: path.clone() },
             Err(e) => DomainEvent::Warning {

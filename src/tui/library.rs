@@ -58,7 +58,7 @@ pub fn seed(dir: &Path) -> io::Result<bool> {
     }
     std::fs::create_dir_all(dir)?;
     for (file, text) in EXAMPLES {
-        std::fs::write(dir.join(file), text)?;
+        crate::fsx::write_atomic(&dir.join(file), text.as_bytes())?;
     }
     Ok(true)
 }
@@ -110,8 +110,8 @@ pub fn offer_test_guest(dir: &Path, guest_dir: &Path) -> io::Result<bool> {
         return Ok(false);
     };
     std::fs::create_dir_all(dir)?;
-    std::fs::write(&file, text)?;
-    std::fs::write(&marker, "")?;
+    crate::fsx::write_atomic(&file, text.as_bytes())?;
+    crate::fsx::write_atomic(&marker, b"")?;
     Ok(true)
 }
 

@@ -341,8 +341,8 @@ impl Worker {
             }
             Effect::WriteRecovery { path, text } => {
                 let rp = self.recovery_path(&path);
-                let _ = std::fs::create_dir_all(&self.recovery_dir);
-                if let Err(err) = std::fs::write(&rp, text) {
+                let _ = crate::fsx::ensure_private_dir(&self.recovery_dir);
+                if let Err(err) = crate::fsx::write_atomic(&rp, text.as_bytes()) {
                     return vec![Action::Done(Done::Error(format!(
                         "cannot keep a recovery copy in {}: {err}",
                         rp.display()
@@ -375,9 +375,14 @@ impl Worker {
         let mut writers = locked(&self.writers);
         let w = match writers.entry(d) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(self.engine.console(d).map_err(|x| x.to_string())?)
-            }
+            // The writer half of a console the reader already opened (and
+            // journalled): opened on the backend directly.
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                self.engine
+                    .hypervisor()
+                    .open_console(d)
+                    .map_err(|x| x.to_string())?,
+            ),
         };
         f(w)
     }

@@ -49,13 +49,8 @@ fn connect(dir: &DomainDir, domid: DomId) -> BackendResult<Arc<Connection>> {
         return Ok(c);
     }
     let lock_path = dir.dir.join("console.lock");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| BackendError::io(format!("opening {}", lock_path.display()), e))?;
+    let lock_file = crate::fsx::open_lock(&lock_path)
+        .map_err(|e| BackendError::io(format!("opening {}", lock_path.display()), e.into()))?;
     let mut lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
         Err((file, _)) => {

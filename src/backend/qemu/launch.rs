@@ -71,6 +71,10 @@ impl DomainDir {
                 _ => {}
             }
         }
+        // QEMU writes its pidfile with the umask's mode.
+        if std::fs::symlink_metadata(self.pidfile()).is_ok_and(|m| m.file_type().is_file()) {
+            std::fs::set_permissions(self.pidfile(), std::fs::Permissions::from_mode(0o600))?;
+        }
         Ok(())
     }
 }

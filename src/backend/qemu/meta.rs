@@ -13,6 +13,9 @@ use crate::backend::{BackendError, BackendResult, BootImage, DomId, ShutdownReas
 use crate::config::DeviceSpec;
 use crate::persist::{JsonFile, LockGuard};
 
+/// When a record file last changed: (ctime s, ctime ns, inode).
+pub type Stamp = (i64, i64, u64);
+
 /// A device as plugged into QEMU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plugged {
@@ -192,6 +195,14 @@ impl Runtime {
         file.load()
             .map_err(persist_err)?
             .ok_or(BackendError::NoSuchDomain(domid))
+    }
+
+    /// When a domain's record last changed (records are replaced whole, so
+    /// a new one is a new file with a new change time).
+    pub fn stamp(&self, domid: DomId) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.meta_file(domid).path()).ok()?;
+        Some((m.ctime(), m.ctime_nsec(), m.ino()))
     }
 
     pub fn store(&self, meta: &DomainMeta) -> BackendResult<()> {

@@ -75,6 +75,9 @@ pub struct QemuHypervisor {
     accel: String,
     version: OnceLock<String>,
     notes: Mutex<Vec<String>>,
+    /// Records as last read, by domid, with the file's stamp: a refresh
+    /// tick re-reads only those that changed.
+    seen: Mutex<std::collections::HashMap<DomId, (meta::Stamp, Arc<DomainMeta>)>>,
 }
 
 fn qmp_err(domid: DomId) -> impl Fn(qmp::QmpError) -> BackendError {
@@ -100,6 +103,7 @@ impl QemuHypervisor {
             accel,
             version: OnceLock::new(),
             notes: Mutex::new(Vec::new()),
+            seen: Mutex::default(),
         };
         hv.rediscover();
         Ok(hv)
@@ -363,6 +367,9 @@ impl QemuHypervisor {
             .prepare(meta.uuid)
             .map_err(|e| BackendError::io("creating the console archive", e))?;
         let log = archive.path(meta.uuid, meta.domid);
+        // Made here, 0600: QEMU would create it with the umask's mode.
+        crate::console::archive::open_log(&log)
+            .map_err(|e| BackendError::io(format!("creating {}", log.display()), e))?;
         meta.console_log = Some(log.clone());
         let spec = LaunchSpec {
             name: &meta.name,
@@ -802,6 +809,67 @@ impl Hypervisor for QemuHypervisor {
         )
         .map_err(qmp_err(domid))
         .map(drop)
+    }
+
+    fn stats(&self) -> BackendResult<Vec<crate::backend::DomainStats>> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let ids = self.rt.domids();
+        seen.retain(|d, _| ids.contains(d));
+        let mut out = Vec::with_capacity(ids.len());
+        for domid in ids {
+            let Some(stamp) = self.rt.stamp(domid) else {
+                continue;
+            };
+            let meta = match seen.get(&domid) {
+                Some((s, m)) if *s == stamp => Arc::clone(m),
+                _ => match self.rt.load(domid) {
+                    Ok(m) => {
+                        let m = Arc::new(m);
+                        seen.insert(domid, (stamp, Arc::clone(&m)));
+                        m
+                    }
+                    Err(_) => continue,
+                },
+            };
+            let mut flags = StateFlags::default();
+            let mut reason = None;
+            let mut cpu = 0;
+            let mut any_running = false;
+            let mut alive = meta.phase == Phase::Building;
+            if let Some(pid) = meta.qemu_pid {
+                for tid in &meta.vcpu_threads {
+                    if let Some((ns, running)) = host::thread_time(pid, *tid) {
+                        cpu += ns;
+                        any_running |= running;
+                        alive = true;
+                    }
+                }
+            }
+            if !alive {
+                // Gone, or not what the record says: a whole refresh
+                // (which looks properly) follows from the missing row.
+                continue;
+            }
+            match meta.run_state {
+                Some(RunState::Running) | None if meta.phase == Phase::Launched => {
+                    flags.running = any_running;
+                    flags.blocked = !any_running;
+                }
+                Some(RunState::Shutdown { reason: r }) => {
+                    flags.shutdown = true;
+                    reason = Some(r);
+                }
+                _ => flags.paused = true,
+            }
+            out.push(crate::backend::DomainStats {
+                domid,
+                flags,
+                shutdown_reason: reason,
+                cpu_time_ns: cpu,
+                memory_kib: meta.memory_kib,
+            });
+        }
+        Ok(out)
     }
 
     fn vanish_cause(&self) -> String {

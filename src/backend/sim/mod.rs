@@ -624,8 +624,8 @@ impl Hypervisor for SimHypervisor {
             };
             let json =
                 serde_json::to_vec(&image).map_err(|e| BackendError::data("a save image", e))?;
-            std::fs::write(path, json)
-                .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
+            crate::fsx::write_atomic(path, &json)
+                .map_err(|e| BackendError::io(format!("writing {}", path.display()), e.into()))?;
             tx.remove(domid)?;
             out.removals.push((domid, d.uuid));
             Ok(())
@@ -692,8 +692,9 @@ impl Hypervisor for SimHypervisor {
             }))
         })?;
         let text = text.ok_or(BackendError::NoSuchDomain(domid))?;
-        std::fs::write(path, text)
-            .map_err(|e| BackendError::io(format!("writing core dump {}", path.display()), e))
+        crate::fsx::write_atomic(path, text.as_bytes()).map_err(|e| {
+            BackendError::io(format!("writing core dump {}", path.display()), e.into())
+        })
     }
 }
 

@@ -566,7 +566,8 @@ fn append_console(path: &Path, bytes: &[u8]) -> BackendResult<()> {
     if len as usize > CONSOLE_CAP {
         let mut buf = std::fs::read(path).map_err(io_err("console log"))?;
         trim(&mut buf);
-        std::fs::write(path, buf).map_err(io_err("console log"))?;
+        crate::fsx::write_atomic(path, &buf)
+            .map_err(|e| BackendError::io("console log", e.into()))?;
     }
     Ok(())
 }

@@ -567,8 +567,8 @@ impl Hypervisor for XenHypervisor {
             std::fs::create_dir_all(dir)
                 .map_err(|e| BackendError::io(format!("creating {}", dir.display()), e))?;
         }
-        std::fs::write(&path, &text)
-            .map_err(|e| BackendError::io(format!("writing {}", path.display()), e))?;
+        crate::fsx::write_atomic(&path, text.as_bytes())
+            .map_err(|e| BackendError::io(format!("writing {}", path.display()), e.into()))?;
         let p = path.display().to_string();
         // Paused (-p), and no xl process left waiting on it (-e): domus's
         // engine handles what happens when it stops.
@@ -811,8 +811,8 @@ impl Hypervisor for XenHypervisor {
         let json =
             serde_json::to_vec(&side).map_err(|e| BackendError::data("a save's metadata", e))?;
         let side_path = sidecar(path);
-        std::fs::write(&side_path, json)
-            .map_err(|e| BackendError::io(format!("writing {}", side_path.display()), e))?;
+        crate::fsx::write_atomic(&side_path, &json)
+            .map_err(|e| BackendError::io(format!("writing {}", side_path.display()), e.into()))?;
         self.update(|r| {
             r.remove(&domid);
         })
