@@ -246,15 +246,30 @@ fn crash_to_screen(host: &Host) -> Duration {
     std::thread::sleep(Duration::from_millis(500));
     let crashed = Instant::now();
     let _ = c.write(b"echo c > /proc/sysrq-trigger\n");
+    // Keep reading: a connected client that does not read stalls the
+    // guest's serial port, and the panic message with it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(domus::backend::ReadOutcome::Closed) = c.read(&mut buf, Duration::from_millis(50)) {
+                    break;
+                }
+            }
+        })
+    };
     // The Events line ("crashme [N] · guest: crashed"), not the header's
     // "0 crashed".
     while !shows("guest: crashed") && crashed.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let took = crashed.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = drain.join();
     let _ = keys.write_all(b"q");
     let _ = child.wait();
-    drop(c);
     let _ = host.engine.destroy(d);
     took
 }

@@ -25,7 +25,7 @@ use crate::engine::{DomainEvent, JournalEntry, device_ref};
 
 const EVENTS_CAP: usize = 500;
 /// Every this many ticks the whole view is read again.
-const FULL_REFRESH_EVERY: u64 = 30;
+const FULL_REFRESH_EVERY: u64 = 60;
 /// How many journal entries the app keeps for timelines.
 const JOURNAL_CAP: usize = 5000;
 
