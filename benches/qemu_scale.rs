@@ -254,7 +254,9 @@ fn crash_to_screen(host: &Host) -> Duration {
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(domus::backend::ReadOutcome::Closed) = c.read(&mut buf, Duration::from_millis(50)) {
+                if let Ok(domus::backend::ReadOutcome::Closed) =
+                    c.read(&mut buf, Duration::from_millis(50))
+                {
                     break;
                 }
             }

@@ -366,6 +366,31 @@ pub fn open_private_append(path: &Path) -> Result<File, FsxError> {
             },
             _ => FsxError::io("open", path)(e),
         })?;
+    make_private(&file, path)?;
+    Ok(file)
+}
+
+/// Make an existing regular file of ours 0600: for a file another program
+/// (xl, a backend) wrote with the umask's mode. A link is not followed;
+/// someone else's file is refused.
+pub fn restrict_file(path: &Path) -> Result<(), FsxError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|e| match kind_at(path) {
+            Some(FileKind::Symlink) => FsxError::Symlink {
+                path: path.to_path_buf(),
+                option: None,
+            },
+            _ => FsxError::io("open", path)(e),
+        })?;
+    make_private(&file, path)
+}
+
+/// Check that an open file is a regular file of ours, and make it 0600
+/// (saying so when others could read it).
+fn make_private(file: &File, path: &Path) -> Result<(), FsxError> {
     let meta = file.metadata().map_err(FsxError::io("inspect", path))?;
     let kind = FileKind::of(meta.file_type());
     if kind != FileKind::Regular {
@@ -394,46 +419,6 @@ pub fn open_private_append(path: &Path) -> Result<File, FsxError> {
                 "tightened from {mode:04o} to 0600: it was open to other users"
             );
         }
-    }
-    Ok(file)
-}
-
-/// Make an existing regular file of ours 0600: for a file another program
-/// (xl, a backend) wrote with the umask's mode. A link is not followed;
-/// someone else's file is refused.
-pub fn restrict_file(path: &Path) -> Result<(), FsxError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
-        .open(path)
-        .map_err(|e| match kind_at(path) {
-            Some(FileKind::Symlink) => FsxError::Symlink {
-                path: path.to_path_buf(),
-                option: None,
-            },
-            _ => FsxError::io("open", path)(e),
-        })?;
-    let meta = file.metadata().map_err(FsxError::io("inspect", path))?;
-    let kind = FileKind::of(meta.file_type());
-    if kind != FileKind::Regular {
-        return Err(FsxError::NotRegular {
-            path: path.to_path_buf(),
-            kind,
-        });
-    }
-    let me = euid();
-    if meta.uid() != me {
-        return Err(FsxError::ForeignOwner {
-            path: path.to_path_buf(),
-            kind,
-            owner: meta.uid(),
-            me,
-            option: None,
-        });
-    }
-    if meta.mode() & 0o7777 != PRIVATE_FILE_MODE {
-        file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
-            .map_err(FsxError::io("set the permissions of", path))?;
     }
     Ok(())
 }

@@ -55,25 +55,28 @@ fn events_json(state: &Path, dom: &str) -> Vec<JournalEntry> {
     .collect()
 }
 
-/// Another process crashes a guest twice: the restart and the loop
-/// guard's refusal reach a TUI that did nothing, with their causes.
-#[test]
-fn a_crash_a_restart_and_the_loop_guard_reach_a_tui_that_did_nothing() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (state, lib, rec) = (
-        dir.path().join("state"),
-        dir.path().join("lib"),
-        dir.path().join("rec"),
-    );
+/// A TUI (120×36) on the shared state dir `state`, one tick in.
+fn tui_on(dir: &Path, state: &Path) -> Harness {
+    let (lib, rec) = (dir.join("lib"), dir.join("rec"));
     let mut h = Harness::new(HarnessOptions {
         size: (120, 36),
         theme: "dark",
         read_only: false,
         config_dir: &lib,
         recovery_dir: &rec,
-        state_dir: Some(&state),
+        state_dir: Some(state),
     });
     h.tick(1.0);
+    h
+}
+
+/// Another process crashes a guest twice: the restart and the loop
+/// guard's refusal reach a TUI that did nothing, with their causes.
+#[test]
+fn a_crash_a_restart_and_the_loop_guard_reach_a_tui_that_did_nothing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    let mut h = tui_on(dir.path(), &state);
     // The other process: its own engine on the same state dir and clock.
     let sim = shared_sim(&state, h.clock.clone());
     let other = Engine::persistent(Arc::new(sim), h.clock.clone(), &state)
@@ -398,4 +401,47 @@ fn concurrent_cli_processes_each_leave_their_events() {
         .map(|e| e.seq)
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// A command killed in the middle of a build while a TUI runs: the TUI
+/// repairs it on its next whole refresh (no other command needed), says
+/// so, and nothing is left in flight.
+#[test]
+fn a_running_tui_repairs_a_command_killed_beside_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    let mut h = tui_on(dir.path(), &state);
+    let cfg = config(dir.path(), "half", "(device (vif))");
+    let out = domus(&state)
+        .env("DOMUS_KILL_AT", "create:create devices")
+        .arg("create")
+        .arg(&cfg)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success(), "the create was not killed");
+    let intents = |state: &Path| {
+        domus::store::Store::open(state, "sim")
+            .and_then(|s| s.read(|tx| tx.intents()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(
+        intents(&state).len(),
+        1,
+        "the killed create left its intent"
+    );
+    h.dispatch(domus::tui::action::Action::StoreChanged);
+    let screen = h.screen();
+    assert!(
+        screen.contains("repaired: rolled back the interrupted create of half"),
+        "{screen}"
+    );
+    assert!(intents(&state).is_empty());
+    let names: Vec<String> = h
+        .engine()
+        .domains()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|v| v.info.name)
+        .collect();
+    assert!(!names.contains(&"half".to_string()), "{names:?}");
 }

@@ -273,6 +273,100 @@ fn same_name_creates_at_once_give_one_domain_on_qemu() {
     same_name_creates("qemu", 4, 3);
 }
 
+/// Configs with one fixed uuid and different names, created at once (a
+/// slow build keeps both in flight): one domain, and the other says why.
+/// Neither may take the other's record with it when it fails.
+#[test]
+fn creates_of_one_fixed_uuid_at_once_give_one_domain() {
+    let h = Host::new("sim");
+    let uuid = "6f1c3a52-1f0e-4a57-9a3b-2d8c5e7f9a10";
+    let cfgs: Vec<PathBuf> = ["twin-a", "twin-b"]
+        .iter()
+        .map(|name| {
+            let p = h.root.path().join(format!("{name}.sxp"));
+            let text =
+                format!("(vm (name {name}) (uuid {uuid}) (memory 64) (image (linux (kernel /k))))");
+            std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+            p
+        })
+        .collect();
+    for round in 0..5 {
+        let kids: Vec<_> = cfgs
+            .iter()
+            .map(|cfg| {
+                h.domus()
+                    .env("DOMUS_SIM_SLOW", "build_image:1")
+                    .arg("create")
+                    .arg(cfg)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let outs: Vec<Output> = kids
+            .into_iter()
+            .map(|k| k.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let won: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
+        let errs: Vec<String> = outs
+            .iter()
+            .filter(|o| !o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {errs:?}");
+        assert!(
+            errs.iter()
+                .all(|e| e.contains(&format!("uuid {uuid} is already used"))),
+            "round {round}: the other says why: {errs:?}"
+        );
+        h.assert_clean(&format!("round {round}"));
+        let doms = h.domains();
+        assert_eq!(doms.len(), 1, "round {round}: {doms:?}");
+        assert!(h.out(&["destroy", &doms[0].0]).status.success());
+    }
+}
+
+/// A rename-restart killed after it renamed the old domain (and while it
+/// builds the new one): the next command keeps the renamed domain, destroys
+/// the half-built one and never renames the kept one again.
+#[test]
+fn a_rename_restart_killed_midway_keeps_the_old_domain_once() {
+    for stage in ["renamed", "create devices"] {
+        let h = Host::new("sim");
+        let cfg = h.root.path().join("rr.sxp");
+        std::fs::write(
+            &cfg,
+            "(vm (name rr) (memory 64) (on_poweroff rename-restart) (image (linux (kernel /k))))",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            h.out(&["create", &cfg.display().to_string()])
+                .status
+                .success()
+        );
+        let killed = h
+            .domus()
+            .env("DOMUS_KILL_AT", format!("policy:{stage}"))
+            .args(["shutdown", "--wait", "rr"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!killed.status.success(), "{stage}: not killed");
+        let repair = h.out(&["list"]);
+        let said = String::from_utf8_lossy(&repair.stderr);
+        assert!(
+            said.contains("the rename-restart of rr was interrupted")
+                && said.contains("kept as rr-1"),
+            "{stage}: {said}"
+        );
+        h.assert_clean(stage);
+        for _ in 0..2 {
+            let names: Vec<String> = h.domains().into_iter().map(|(n, _)| n).collect();
+            assert_eq!(names, ["rr-1"], "{stage}");
+        }
+    }
+}
+
 /// A destroy in one process while another lists: recorded as destroyed by
 /// whoever sees it, never as vanished.
 #[test]

@@ -157,12 +157,6 @@ pub trait Hypervisor: Send + Sync {
         false
     }
 
-    /// Start the domain's supervisor if it has none (a no-op where domains
-    /// have none).
-    fn ensure_supervisor(&self, _domid: DomId) -> BackendResult<()> {
-        Ok(())
-    }
-
     /// The supervisor's loop (`domus supervise DOMID`): watch one domain
     /// until it is gone, handing what the hypervisor reports to `sink`.
     /// Returns when the domain is gone (after a final [`Notice::Gone`]), or

@@ -55,6 +55,13 @@ impl ShutdownReason {
         }
     }
 
+    /// The reason whose name (as displayed) is `s`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        (0..=5)
+            .filter_map(Self::from_code)
+            .find(|r| r.to_string() == s)
+    }
+
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             0 => ShutdownReason::Poweroff,

@@ -429,9 +429,10 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                 ShutdownReason::Poweroff
             };
             let id = domid(&ctx, domain)?;
+            let since = wait::mark(&ctx)?;
             e.shutdown(id, reason)?;
             if *wait {
-                wait::shutdown(&ctx, id, std::time::Duration::from_secs(*timeout))?;
+                wait::shutdown(&ctx, id, since, std::time::Duration::from_secs(*timeout))?;
             } else {
                 // The guest may already be down: apply its policy now.
                 apply_policies(e)?;

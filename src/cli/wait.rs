@@ -8,13 +8,18 @@ use crate::backend::DomId;
 use crate::engine::{DomainEvent, JournalFilter};
 use crate::store::follow::Changes;
 
+/// The journal's position before asking for a shutdown, so a policy
+/// applied at once (by a supervisor) is not missed.
+pub fn mark(ctx: &Context) -> CliResult<i64> {
+    Ok(ctx.engine.store().read(|tx| tx.last_seq())?)
+}
+
 /// Wait for `domid` to stop (its policy applied, by this process if no
-/// supervisor did) or fail after `timeout`.
-pub fn shutdown(ctx: &Context, domid: DomId, timeout: Duration) -> CliResult<()> {
+/// supervisor did) or fail after `timeout`; `since` is from [`mark`].
+pub fn shutdown(ctx: &Context, domid: DomId, since: i64, timeout: Duration) -> CliResult<()> {
     let e = &ctx.engine;
     let info = e.view(domid)?.info;
     let changes = Changes::watch(&ctx.state_dir);
-    let since = e.store().read(|tx| tx.last_seq())?;
     let deadline = Instant::now() + timeout;
     loop {
         // Without a supervisor (the simulator), this process applies it.
@@ -54,7 +59,13 @@ pub fn shutdown(ctx: &Context, domid: DomId, timeout: Duration) -> CliResult<()>
         match e.view(domid) {
             // Shut down and preserved by someone else's policy run, or not
             // domus's domain: stopped is what was asked.
-            Ok(v) if v.info.flags.shutdown && v.pending.is_empty() && v.record.is_none() => {
+            Ok(v)
+                if v.info.flags.shutdown
+                    && v.pending.is_empty()
+                    && v.record
+                        .as_ref()
+                        .is_none_or(|r| r.handled_shutdown == Some(domid)) =>
+            {
                 println!("{} shut down ({})", v.info.name, v.info.state_string());
                 return Ok(());
             }

@@ -22,3 +22,6 @@ pub fn low_memory_floor(domid: u32) -> u64 {
         LOW_GUEST_MIB
     }
 }
+
+/// The most vCPUs a domain may have (as xend's `vcpus` accepted).
+pub const MAX_VCPUS: u32 = 128;

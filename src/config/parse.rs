@@ -290,7 +290,7 @@ const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
         b.maxmem = positive_mib(f, d).map(|m| (m, f.pos))
     }),
     ("vcpus", |b, f, d| {
-        b.vcpus = ranged(f, 1, 128, "a number", d)
+        b.vcpus = ranged(f, 1, super::MAX_VCPUS, "a number", d)
     }),
     ("cpu", |b, f, d| {
         // xend wrote -1 for "no pinning".

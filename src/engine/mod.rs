@@ -176,11 +176,17 @@ impl Engine {
         if !missing.is_empty() {
             let cause = self.hv.vanish_cause();
             for rec in missing {
-                // Asked once more, alone: gone is a strong word.
-                let still = rec
-                    .domid
-                    .and_then(|d| self.hv.domain_info(d).ok())
-                    .is_some_and(|i| i.uuid == rec.uuid);
+                // Asked once more, alone: gone is a strong word, and only
+                // the backend saying "no such domain" earns it (a query
+                // that failed says nothing).
+                let still = match rec.domid.map(|d| self.hv.domain_info(d)) {
+                    Some(Ok(i)) => i.uuid == rec.uuid,
+                    Some(Err(BackendError::NoSuchDomain(_))) | None => false,
+                    Some(Err(e)) => {
+                        tracing::debug!(uuid = %rec.uuid, error = %e, "not calling a domain vanished: asking about it failed");
+                        true
+                    }
+                };
                 if !still {
                     self.vanish(rec.uuid, rec.domid, Some(cause.clone()))?;
                 }

@@ -131,6 +131,31 @@ impl<'e> Op<'e> {
     }
 }
 
+/// An operation dropped unfinished (a panic inside it) gives its intent
+/// up: left owned by this still-running process it would block claims and
+/// vanish detection until the process exits. Given up, the next recovery
+/// (any domus process, or this TUI's next policy pass) repairs it.
+impl Drop for Op<'_> {
+    fn drop(&mut self) {
+        if self.done.get() {
+            return;
+        }
+        let me = Owner::me(self.engine.actor.kind);
+        let nobody = Owner {
+            pid: 0,
+            start: 0,
+            kind: me.kind,
+        };
+        if let Err(e) = self
+            .engine
+            .store
+            .write(|tx| tx.reown_intent(self.id, me, nobody))
+        {
+            tracing::error!(op = %self.kind, error = %e, "giving up an unfinished operation");
+        }
+    }
+}
+
 impl Engine {
     /// Run an operation: intent first, then `body`, then the outcome.
     /// `setup` runs in the intent's transaction (reserving a name, …);
@@ -245,76 +270,92 @@ impl Engine {
             name: Some(config.name.clone()),
         };
         // A gone record with the same uuid (a config with a fixed uuid,
-        // rebuilt) is brought back, keeping its history.
-        let previous = self.store.read(|tx| tx.record(uuid))?;
-        if let Some(p) = previous.as_ref().filter(|p| p.is_live()) {
-            return Err(EngineError::Construct {
-                name: config.name.clone(),
-                stage: super::Stage::Validate,
-                source: super::StageError::Invalid(format!(
-                    "uuid {uuid} is already used by {}{}",
-                    p.name,
-                    p.domid.map(|d| format!(" (id {d})")).unwrap_or_default()
-                )),
-                rolled_back: None,
-                rollback_error: None,
-            });
-        }
-        let mut building = previous
-            .clone()
-            .unwrap_or_else(|| DomainRecord::new(uuid, config.clone(), now));
-        building.name = config.name.clone();
-        building.config = config.clone();
-        building.phase = Phase::Building;
-        building.domid = None;
-        building.gone_ns = None;
-        if let Some(s) = source {
-            building.source = Some(s.to_path_buf());
-        }
+        // rebuilt) is brought back, keeping its history. Read and reserved
+        // in the intent's transaction, so two builds of one uuid cannot
+        // both pass.
+        let previous: RefCell<Option<DomainRecord>> = RefCell::new(None);
+        let building: RefCell<Option<DomainRecord>> = RefCell::new(None);
         let result = self.run_op(
             OpKind::Create,
             subject,
             source.map(|s| s.display().to_string()),
-            |tx| tx.put_record(&building).map(drop),
-            |tx| match &previous {
+            |tx| {
+                let prev = tx.record(uuid)?;
+                if let Some(p) = prev.as_ref().filter(|p| p.is_live()) {
+                    return Err(crate::store::StoreError::UuidTaken {
+                        uuid,
+                        name: p.name.clone(),
+                        domid: p.domid,
+                    });
+                }
+                let mut b = prev
+                    .clone()
+                    .unwrap_or_else(|| DomainRecord::new(uuid, config.clone(), now));
+                b.name = config.name.clone();
+                b.config = config.clone();
+                b.phase = Phase::Building;
+                b.domid = None;
+                // gone_ns stays until the build commits: it tells a repair
+                // that this record had a life before and goes back to gone.
+                if let Some(s) = source {
+                    b.source = Some(s.to_path_buf());
+                }
+                tx.put_record(&b)?;
+                *previous.borrow_mut() = prev;
+                *building.borrow_mut() = Some(b);
+                Ok(())
+            },
+            |tx| match &*previous.borrow() {
                 Some(p) => tx.put_record(p).map(drop),
                 None => tx.delete_record(uuid),
             },
             |op| {
                 let (domid, devices) = self.construct(config, Some(uuid), Some(op))?;
                 op.set_domid(domid);
-                op.stage("record", Some(domid))?;
-                let info = self.info(domid)?;
-                let mut rec = building.clone();
-                rec.config.devices = devices.clone();
-                rec.config.uuid = config.uuid;
-                rec.domid = Some(domid);
-                rec.phase = Phase::Live;
-                rec.state = Some(info.lifecycle_word().to_string());
-                rec.handled_shutdown = None;
-                // A fresh build is not a restart: the loop guard starts over.
-                rec.last_restart_ns = None;
-                rec.restarts = 0;
-                let actor = self.actor;
-                op.commit(|tx, subject, now| {
-                    tx.put_record(&rec)?;
-                    created_events(tx, now, subject, actor, config, &devices)
-                })?;
+                let base = building.borrow().clone();
+                let recorded = (|| -> EngineResult<()> {
+                    op.stage("record", Some(domid))?;
+                    let info = self.info(domid)?;
+                    let mut rec =
+                        base.unwrap_or_else(|| DomainRecord::new(uuid, config.clone(), now));
+                    rec.config.devices = devices.clone();
+                    rec.config.uuid = config.uuid;
+                    rec.domid = Some(domid);
+                    rec.phase = Phase::Live;
+                    rec.gone_ns = None;
+                    rec.state = Some(info.lifecycle_word().to_string());
+                    rec.handled_shutdown = None;
+                    // A fresh build is not a restart: the loop guard starts over.
+                    rec.last_restart_ns = None;
+                    rec.restarts = 0;
+                    let actor = self.actor;
+                    op.commit(|tx, subject, now| {
+                        tx.put_record(&rec)?;
+                        created_events(tx, now, subject, actor, config, &devices)
+                    })
+                })();
+                // Built but not recorded (the store failed): nothing may
+                // stay behind without a record.
+                if let Err(e) = recorded {
+                    if let Err(d) = self.hv.destroy(domid) {
+                        tracing::error!(domid, error = %d, "destroying a domain whose record failed");
+                    }
+                    return Err(e);
+                }
                 Ok(domid)
             },
         );
         match result {
-            Err(EngineError::Store(crate::store::StoreError::NameTaken { name, domid })) => {
-                Err(EngineError::Construct {
-                    name: name.clone(),
-                    stage: super::Stage::Validate,
-                    source: super::StageError::Invalid(
-                        crate::store::StoreError::NameTaken { name, domid }.to_string(),
-                    ),
-                    rolled_back: None,
-                    rollback_error: None,
-                })
-            }
+            Err(EngineError::Store(
+                e @ (crate::store::StoreError::NameTaken { .. }
+                | crate::store::StoreError::UuidTaken { .. }),
+            )) => Err(EngineError::Construct {
+                name: config.name.clone(),
+                stage: super::Stage::Validate,
+                source: super::StageError::Invalid(e.to_string()),
+                rolled_back: None,
+                rollback_error: None,
+            }),
             other => other,
         }
     }
@@ -446,26 +487,55 @@ impl Engine {
         let seed = info.uuid.as_u64_pair().0 ^ self.now_ns();
         let dev = handler.prepare(dev, seed, index);
         crate::config::check_device(&dev).map_err(EngineError::Invalid)?;
-        if let Some(conflict) = self.device_conflict(&dev, Some(info.uuid))? {
-            return Err(EngineError::Invalid(conflict));
+        // Checked and reserved (in the domain's record) in the intent's
+        // transaction: two attaches of one disk or MAC cannot both pass.
+        let uuid = info.uuid;
+        let result = self.run_op(
+            OpKind::Attach,
+            Self::subject(&info),
+            Some(dev.to_string()),
+            |tx| {
+                if let Some(message) = conflict_in(tx, &dev, Some(uuid))? {
+                    return Err(crate::store::StoreError::DeviceTaken { message });
+                }
+                if let Some(mut r) = tx.record_by_domid(domid)?.filter(|r| r.uuid == uuid) {
+                    r.config.devices.push(dev.clone());
+                    tx.put_record(&r)?;
+                }
+                Ok(())
+            },
+            |tx| {
+                if let Some(mut r) = tx.record_by_domid(domid)?.filter(|r| r.uuid == uuid)
+                    && let Some(i) = r.config.devices.iter().rposition(|d| d == &dev)
+                {
+                    r.config.devices.remove(i);
+                    tx.put_record(&r)?;
+                }
+                Ok(())
+            },
+            |op| {
+                handler.attach(self.hv.as_ref(), domid, &dev)?;
+                let actor = self.actor;
+                op.commit(|tx, s, now| {
+                    tx.append(
+                        now,
+                        s,
+                        actor,
+                        &DomainEvent::DeviceAttached {
+                            device: dev.to_string(),
+                        },
+                    )
+                    .map(drop)
+                })?;
+                Ok(dev.clone())
+            },
+        );
+        match result {
+            Err(EngineError::Store(crate::store::StoreError::DeviceTaken { message })) => {
+                Err(EngineError::Invalid(message))
+            }
+            other => other,
         }
-        self.domain_op(OpKind::Attach, &info, Some(dev.to_string()), |op| {
-            handler.attach(self.hv.as_ref(), domid, &dev)?;
-            let actor = self.actor;
-            op.commit(|tx, s, now| {
-                Self::update_record(tx, domid, |r| r.config.devices.push(dev.clone()))?;
-                tx.append(
-                    now,
-                    s,
-                    actor,
-                    &DomainEvent::DeviceAttached {
-                        device: dev.to_string(),
-                    },
-                )
-                .map(drop)
-            })?;
-            Ok(dev.clone())
-        })
     }
 
     /// Which other domain holds a device: domus's own (from the device
@@ -475,37 +545,48 @@ impl Engine {
         dev: &DeviceSpec,
         owner: Option<uuid::Uuid>,
     ) -> EngineResult<Option<String>> {
-        let key = crate::store::DeviceKey::of(dev);
-        if key.key.is_empty() {
-            return Ok(None);
-        }
-        let users = self.store.read(|tx| tx.device_users(&key, owner))?;
-        let clash = users.into_iter().find(|u| match dev {
-            DeviceSpec::Vbd(v) => u.writable || v.mode == crate::config::VbdMode::ReadWrite,
-            _ => true,
-        });
-        Ok(clash.map(|u| {
-            let id = u
-                .domid
-                .map(|d| format!("id {d}"))
-                .unwrap_or_else(|| "being built".into());
-            match dev {
-                DeviceSpec::Pci(p) => {
-                    format!("PCI device {p} is already assigned to {} ({id})", u.name)
-                }
-                DeviceSpec::Vif(v) => format!(
-                    "MAC {} is already used by {} ({id})",
-                    v.mac.map(|m| m.to_string()).unwrap_or_default(),
-                    u.name
-                ),
-                DeviceSpec::Vbd(v) => format!(
-                    "{} is already attached to {} ({id}) as {}",
-                    v.uname, u.name, u.label
-                ),
-            }
-        }))
+        Ok(self.store.read(|tx| conflict_in(tx, dev, owner))?)
     }
+}
 
+/// Which other domain domus built holds a device, read in `tx`.
+fn conflict_in(
+    tx: &Tx<'_>,
+    dev: &DeviceSpec,
+    owner: Option<uuid::Uuid>,
+) -> StoreResult<Option<String>> {
+    let key = crate::store::DeviceKey::of(dev);
+    if key.key.is_empty() {
+        return Ok(None);
+    }
+    let users = tx.device_users(&key, owner)?;
+    let clash = users.into_iter().find(|u| match dev {
+        DeviceSpec::Vbd(v) => u.writable || v.mode == crate::config::VbdMode::ReadWrite,
+        _ => true,
+    });
+    Ok(clash.map(|u| {
+        let id = u
+            .domid
+            .map(|d| format!("id {d}"))
+            .unwrap_or_else(|| "being built".into());
+        match dev {
+            DeviceSpec::Pci(p) => {
+                format!("PCI device {p} is already assigned to {} ({id})", u.name)
+            }
+            DeviceSpec::Vif(v) => format!(
+                "MAC {} is already used by {} ({id})",
+                v.mac.map(|m| m.to_string()).unwrap_or_default(),
+                u.name
+            ),
+            DeviceSpec::Vbd(v) => format!(
+                "{} is already attached to {} ({id}) as {}",
+                v.uname, u.name, u.label
+            ),
+        }
+    }))
+}
+
+impl Engine {
     pub fn detach(&self, domid: DomId, dev: &DeviceRef) -> EngineResult<DeviceSpec> {
         if domid == 0 {
             return Err(EngineError::Domain0("given devices from here"));
@@ -634,8 +715,8 @@ impl Engine {
             |_| Ok(()),
             |op| {
                 let (domid, meta) = self.hv.restore(path)?;
-                op.stage("restored", Some(domid))?;
                 let adopted = (|| -> EngineResult<()> {
+                    op.stage("restored", Some(domid))?;
                     self.hv.unpause(domid)?;
                     let info = self.info(domid)?;
                     let text = String::from_utf8_lossy(&meta);
@@ -739,8 +820,12 @@ pub(super) fn retire(
     event: DomainEvent,
 ) -> StoreResult<()> {
     tx.append(now, subject, source, &event)?;
+    // By uuid, but only the incarnation the subject names: a restart keeps
+    // the uuid, and a destroy of the old domain must not retire the new.
     let rec = match (subject.uuid, subject.domid) {
-        (Some(u), _) => tx.record(u)?.filter(|r| r.is_live()),
+        (Some(u), d) => tx
+            .record(u)?
+            .filter(|r| r.is_live() && (d.is_none() || r.domid.is_none() || r.domid == d)),
         (None, Some(d)) => tx.record_by_domid(d)?,
         _ => None,
     };
@@ -753,4 +838,85 @@ pub(super) fn retire(
         tx.prune_gone()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Source, SourceKind, Store};
+
+    /// A destroy of a domain that a restart (same uuid) has replaced in the
+    /// meantime retires nothing: the new incarnation stays live.
+    #[test]
+    fn retiring_an_old_incarnation_leaves_the_new_one_live() {
+        let store = Store::memory("sim").unwrap_or_else(|e| panic!("{e}"));
+        let uuid = uuid::Uuid::from_u128(7);
+        let mut rec = DomainRecord::new(uuid, DomainConfig::new_linux("web", "/k"), 1);
+        rec.phase = Phase::Live;
+        rec.domid = Some(9);
+        let source = Source::new(SourceKind::Cli);
+        let old = Subject {
+            domid: Some(5),
+            uuid: Some(uuid),
+            name: Some("web".into()),
+        };
+        let new = Subject {
+            domid: Some(9),
+            ..old.clone()
+        };
+        let live = |store: &Store| {
+            store
+                .read(|tx| tx.record(uuid))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_some_and(|r| r.is_live())
+        };
+        store
+            .write(|tx| {
+                tx.put_record(&rec)?;
+                retire(tx, &old, 2, source, DomainEvent::Destroyed)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(live(&store), "the restarted domain was retired");
+        store
+            .write(|tx| retire(tx, &new, 3, source, DomainEvent::Destroyed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!live(&store), "its own destroy retires it");
+    }
+
+    /// An operation that panics gives its intent up, and the next
+    /// recovery (here, in the same process: the TUI's next pass) clears it.
+    #[test]
+    fn a_panicking_operation_leaves_its_intent_to_recovery() {
+        use crate::backend::Hypervisor;
+        use crate::backend::sim::SimHypervisor;
+        use crate::clock::ManualClock;
+        let clock = ManualClock::new(1);
+        let hv: std::sync::Arc<dyn Hypervisor> =
+            std::sync::Arc::new(SimHypervisor::in_memory(clock.clone()));
+        let engine = Engine::in_memory(hv, clock).unwrap_or_else(|e| panic!("{e}"));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = engine.run_op(
+                OpKind::Pause,
+                Subject::default(),
+                None,
+                |_| Ok(()),
+                |_| Ok(()),
+                |_| -> EngineResult<()> { panic!("a bug in an operation") },
+            );
+        }));
+        assert!(panicked.is_err());
+        let intents = engine
+            .store
+            .read(|tx| tx.intents())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(intents.len(), 1);
+        assert!(!intents[0].owner.alive(), "still owned by a live process");
+        let notes = engine.recover().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let left = engine
+            .store
+            .read(|tx| tx.intents())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(left.is_empty(), "{left:?}");
+    }
 }

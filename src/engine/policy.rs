@@ -384,6 +384,7 @@ impl Engine {
                 tx.put_record(&kept)?;
                 tx.put_record(&building).map(drop)
             })?;
+            op.stage("renamed", None)?;
             config.uuid = None;
             new_uuid
         } else {

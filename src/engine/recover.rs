@@ -5,7 +5,8 @@
 
 use super::ops::{created_events, retire};
 use super::{Engine, EngineResult, Phase};
-use crate::backend::{BackendError, BootImage, DomId, DomainInfo};
+use crate::backend::{BackendError, BootImage, DomId, DomainInfo, ShutdownReason};
+use crate::config::Policy;
 use crate::config::{DomainConfig, HvmFlavor, HvmImage, Image, KernelImage};
 use crate::store::journal::Subject;
 use crate::store::{DomainEvent, DomainRecord, Intent, OpKind, Owner, SourceKind};
@@ -174,13 +175,13 @@ impl Engine {
                         };
                         if let Some(rec) = record.filter(|r| r.phase == Phase::Building) {
                             self.store.write(|tx| {
-                                // A record brought back from the gone ones goes back.
-                                let has_history = tx.last_event_of(rec.uuid)?.is_some_and(|e| {
-                                    !matches!(e.event, DomainEvent::OpStarted { .. })
-                                }) && rec.gone_ns.is_some();
-                                if has_history {
+                                // A record brought back from the gone ones
+                                // (it kept its gone time) goes back.
+                                if rec.gone_ns.is_some() {
                                     let mut r = rec.clone();
                                     r.phase = Phase::Gone;
+                                    r.domid = None;
+                                    r.state = Some("gone".into());
                                     tx.put_record(&r).map(drop)
                                 } else {
                                     tx.delete_record(rec.uuid)
@@ -255,8 +256,19 @@ impl Engine {
         let Some(rec) = record.filter(|r| r.phase == Phase::Live) else {
             return Ok(format!("cleared the interrupted policy of {name} ({why})"));
         };
-        let old = rec.domid.and_then(|d| self.hv.domain_info(d).ok());
-        if let Some(old) = old.filter(|o| o.uuid == rec.uuid && o.flags.shutdown) {
+        let old = rec
+            .domid
+            .and_then(|d| self.hv.domain_info(d).ok())
+            .filter(|o| o.uuid == rec.uuid);
+        // A rename-restart that renamed the old domain (on the hypervisor,
+        // in its record or both) is not applied again: that would rename
+        // the kept domain once more.
+        if let Some(orig) = intent.name.as_deref()
+            && (rec.name != orig || old.as_ref().is_some_and(|o| o.name != orig))
+        {
+            return self.repair_rename_restart(orig, rec, old, why);
+        }
+        if let Some(old) = old.filter(|o| o.flags.shutdown) {
             let mut r = rec.clone();
             r.handled_shutdown = None;
             self.store.write(|tx| tx.put_record(&r).map(drop))?;
@@ -269,6 +281,24 @@ impl Engine {
         if let Some(p) = &partial {
             self.teardown(p)?;
         }
+        // The policy the claim was for (its reason is the intent's detail).
+        let policy = intent
+            .detail
+            .as_deref()
+            .and_then(ShutdownReason::from_name)
+            .map(|r| super::policy::policy_for(&rec.config, r).1);
+        let restarting = policy.is_none_or(|p| {
+            matches!(
+                p,
+                Policy::Restart | Policy::CoredumpRestart | Policy::RenameRestart
+            )
+        });
+        if !restarting && partial.is_none() {
+            self.retire_now(intent, DomainEvent::Destroyed)?;
+            return Ok(format!(
+                "finished the interrupted shutdown policy of {name} ({why}): it is gone"
+            ));
+        }
         self.retire_now(
             intent,
             DomainEvent::RestartFailed {
@@ -279,6 +309,48 @@ impl Engine {
             "the restart of {name} was interrupted ({why}){}; it is gone — create it again",
             partial
                 .map(|p| format!(": partial domain {} destroyed", p.domid))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// The rename-restart of `orig` stopped after the old domain was
+    /// renamed: the old one stays kept (with its new name in its record),
+    /// a half-built new one is destroyed and its record dropped.
+    fn repair_rename_restart(
+        &self,
+        orig: &str,
+        mut kept: DomainRecord,
+        old: Option<DomainInfo>,
+        why: &str,
+    ) -> EngineResult<String> {
+        if let Some(o) = &old {
+            kept.name = o.name.clone();
+            kept.config.name = o.name.clone();
+        }
+        kept.config.devices.clear();
+        let kept_name = kept.name.clone();
+        let new = self
+            .store
+            .read(|tx| tx.record_by_name(orig))?
+            .filter(|r| r.uuid != kept.uuid && r.phase == Phase::Building);
+        let partial = match &new {
+            Some(n) => self.find(n.domid, Some(n.uuid))?,
+            None => None,
+        };
+        if let Some(p) = &partial {
+            self.teardown(p)?;
+        }
+        self.store.write(|tx| {
+            tx.put_record(&kept)?;
+            match &new {
+                Some(n) => tx.delete_record(n.uuid),
+                None => Ok(()),
+            }
+        })?;
+        Ok(format!(
+            "the rename-restart of {orig} was interrupted ({why}) after the old domain was kept as {kept_name}; the new one was not built{} — create {orig} again",
+            partial
+                .map(|p| format!(" (partial domain {} destroyed)", p.domid))
                 .unwrap_or_default()
         ))
     }
@@ -303,6 +375,16 @@ impl Engine {
         if !self.store.first_sight()? {
             return Ok(Vec::new());
         }
+        let rebuilt = self.rebuild_records();
+        if rebuilt.is_err()
+            && let Err(e) = self.store.unsee()
+        {
+            tracing::error!(error = %e, "marking the lost records for another rebuild");
+        }
+        rebuilt
+    }
+
+    fn rebuild_records(&self) -> EngineResult<Vec<String>> {
         let live = self.cache.live(&self.store)?;
         let mut rebuilt = Vec::new();
         for info in self.hv.list_domains()? {

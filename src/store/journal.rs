@@ -159,7 +159,6 @@ pub enum DomainEvent {
     Restored {
         path: PathBuf,
     },
-    Recreated,
     Vanished {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cause: Option<String>,
@@ -214,7 +213,6 @@ impl DomainEvent {
             MemoryTarget { .. } => "memory_target",
             Saved { .. } => "saved",
             Restored { .. } => "restored",
-            Recreated => "recreated",
             Vanished { .. } => "vanished",
             Destroyed => "destroyed",
             ConsoleOpened { .. } => "console_opened",
@@ -291,7 +289,6 @@ impl fmt::Display for DomainEvent {
             MemoryTarget { mib } => write!(f, "memory target set to {mib} MiB"),
             Saved { path } => write!(f, "saved to {}", path.display()),
             Restored { path } => write!(f, "restored from {}", path.display()),
-            Recreated => write!(f, "re-discovered at start-up"),
             Vanished { cause: Some(c) } => write!(f, "vanished: {c}"),
             Vanished { cause: None } => write!(f, "vanished (no longer on the hypervisor)"),
             Destroyed => write!(f, "destroyed"),

@@ -133,6 +133,15 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64 },
     #[error("a domain named {name} already exists{}", .domid.map(|d| format!(" (id {d})")).unwrap_or_else(|| " (it is being built)".into()))]
     NameTaken { name: String, domid: Option<u32> },
+    #[error("uuid {uuid} is already used by {name}{}", .domid.map(|d| format!(" (id {d})")).unwrap_or_default())]
+    UuidTaken {
+        uuid: uuid::Uuid,
+        name: String,
+        domid: Option<u32>,
+    },
+    /// A device another domain holds (the message says which).
+    #[error("{message}")]
+    DeviceTaken { message: String },
     #[error("{context} {path}: {source}")]
     Io {
         context: &'static str,
@@ -311,6 +320,18 @@ impl Store {
         })
     }
 
+    /// Forget that the host was seen: the rebuild that followed
+    /// [`Store::first_sight`] failed, and the next process tries again.
+    pub fn unsee(&self) -> StoreResult<()> {
+        let k = format!("{}:seen", self.host);
+        self.write(|tx| {
+            tx.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [k])
+                .map_err(tx.err("counting"))?;
+            Ok(())
+        })
+    }
+
     /// Whether a periodic chore named `what` is due (last done more than
     /// `every_ns` ago); marks it done now when it is.
     pub fn due(&self, what: &str, now_ns: u64, every_ns: u64) -> StoreResult<bool> {
@@ -402,16 +423,6 @@ impl Store {
         let out = f(&tx)?;
         t.finish().map_err(sql(&self.path, "ending a read"))?;
         Ok(out)
-    }
-
-    /// A number that changes whenever any process commits a change to the
-    /// database (SQLite's `data_version` plus this connection's own writes).
-    pub fn version(&self) -> StoreResult<(i64, i64)> {
-        let conn = self.lock();
-        let dv: i64 = conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
-            .map_err(sql(&self.path, "reading the data version"))?;
-        Ok((dv, conn.total_changes() as i64))
     }
 
     /// Import the JSON records of an older domus (`engine-HOST.json`), once.

@@ -247,18 +247,6 @@ impl Tx<'_> {
         Ok((recs, top))
     }
 
-    /// The newest record rev of this host.
-    pub fn records_rev(&self) -> StoreResult<i64> {
-        self.conn
-            .query_row(
-                "SELECT MAX(rev) FROM domains WHERE host = ?1",
-                [self.host],
-                |r| r.get::<_, Option<i64>>(0),
-            )
-            .map(Option::unwrap_or_default)
-            .map_err(self.err("reading records"))
-    }
-
     /// Insert or replace a record (and its device index). A second live
     /// record with the same name is refused.
     pub fn put_record(&self, rec: &DomainRecord) -> StoreResult<i64> {

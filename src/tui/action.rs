@@ -17,7 +17,6 @@ pub struct Snapshot {
     pub host: HostInfo,
     pub capabilities: Capabilities,
     pub domains: Vec<DomainView>,
-    pub policy_events: Vec<PolicyEvent>,
     /// Journal entries written since the previous snapshot.
     pub journal: Vec<JournalEntry>,
     /// Recently gone domains, newest first.
@@ -35,6 +34,11 @@ pub struct HostPci {
 
 #[derive(Debug, Clone)]
 pub enum Done {
+    /// Policies this TUI applied and interrupted work it repaired.
+    Policies {
+        events: Vec<PolicyEvent>,
+        repaired: Vec<String>,
+    },
     /// One result per domain for a (bulk) operation.
     Ops {
         op: &'static str,
@@ -113,6 +117,10 @@ pub enum Effect {
     Refresh,
     /// Read only what changes by itself (CPU time, running or blocked).
     Stats,
+    /// Apply the policies of domains that shut down, and repair what
+    /// interrupted domus processes left (a restart's build never holds up
+    /// a refresh: this has a lane of its own).
+    Policies,
     Pause(Vec<DomId>),
     /// Pause the running ones, unpause the paused ones.
     TogglePause(Vec<DomId>),

@@ -479,16 +479,6 @@ impl App {
         while self.journal.len() > JOURNAL_CAP {
             self.journal.pop_front();
         }
-        // The policies this TUI applied itself (others' come through the
-        // journal).
-        for ev in s.policy_events {
-            let level = if ev.reason == ShutdownReason::Crash {
-                Level::Warn
-            } else {
-                Level::Info
-            };
-            self.announce(level, ev.to_string());
-        }
         let (_, h) = layout::table_rows(self.size);
         self.table.scroll_into_view(h);
     }
@@ -508,6 +498,21 @@ impl App {
     fn on_done(&mut self, done: Done) -> Vec<Effect> {
         let mut effects = vec![Effect::Refresh];
         match done {
+            Done::Policies { events, repaired } => {
+                // The policies this TUI applied itself (others' come
+                // through the journal).
+                for ev in events {
+                    let level = if ev.reason == ShutdownReason::Crash {
+                        Level::Warn
+                    } else {
+                        Level::Info
+                    };
+                    self.announce(level, ev.to_string());
+                }
+                for note in repaired {
+                    self.announce(Level::Warn, note);
+                }
+            }
             Done::Ops { op, results } => {
                 let failed: Vec<String> = results
                     .iter()

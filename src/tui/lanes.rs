@@ -6,7 +6,7 @@
 //! slots; refresh, files and consoles do not wait for one.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use super::action::{Action, Done, Effect};
 use super::worker::{Sink, Worker};
@@ -18,6 +18,7 @@ const SLOW_SLOTS: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Lane {
     Refresh,
+    Policies,
     Files,
     Console(DomId),
     Domain(DomId),
@@ -34,6 +35,7 @@ impl Lane {
 pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
         Effect::Refresh | Effect::Stats | Effect::LoadTimeline(_) => Lane::Refresh,
+        Effect::Policies => Lane::Policies,
         Effect::OpenConsole(d)
         | Effect::CloseConsole(d)
         | Effect::ConsoleInput(d, _)
@@ -70,41 +72,91 @@ fn split(effect: &Effect) -> Option<Vec<Effect>> {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Each domain's result of a bulk operation, by name.
+type Results = Vec<(String, Result<(), String>)>;
+
 /// The parts of a bulk operation finished so far.
 #[derive(Default)]
 struct Collected {
     done: usize,
     op: &'static str,
-    results: Vec<(String, Result<(), String>)>,
+    results: Results,
+}
+
+/// One part of a bulk operation: it counts as finished when dropped, so
+/// a part that panicked still lets the whole report come back.
+struct Part {
+    collected: Arc<Mutex<Collected>>,
+    total: usize,
+    sink: Sink,
+    domid: Option<DomId>,
+    results: Option<(&'static str, Results)>,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let (op, results) = self.results.take().unwrap_or_else(|| {
+            let who = self
+                .domid
+                .map_or_else(|| "a domain".to_string(), |d| format!("domain {d}"));
+            (
+                "",
+                vec![(
+                    who,
+                    Err("the operation failed unexpectedly (see the log)".to_string()),
+                )],
+            )
+        });
+        let mut c = self.collected.lock().unwrap_or_else(|p| p.into_inner());
+        c.done += 1;
+        if !op.is_empty() {
+            c.op = op;
+        }
+        c.results.extend(results);
+        if c.done == self.total {
+            let results = std::mem::take(&mut c.results);
+            let op = c.op;
+            drop(c);
+            (self.sink)(Action::Done(Done::Ops { op, results }));
+        }
+    }
 }
 
 #[derive(Default)]
 struct Queues {
     queues: HashMap<Lane, VecDeque<Job>>,
+    /// Slow lanes with work and no thread yet: each waits for a slot, so
+    /// a bulk operation over many domains starts at most `SLOW_SLOTS`
+    /// threads.
+    waiting: VecDeque<Lane>,
+    busy_slots: usize,
     /// A refresh waiting answers another (and a tick's read); a tick's
     /// read waiting answers another tick.
     refresh_queued: bool,
     stats_queued: bool,
+    policies_queued: bool,
 }
 
-/// Counting slots for slow work.
-struct Slots {
-    free: Mutex<usize>,
-    cv: Condvar,
-}
-
-impl Slots {
-    fn take(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+impl Queues {
+    /// The next job of `lane`; when it has none, the lane ends and a slow
+    /// lane's thread moves on to a waiting lane (keeping its slot).
+    fn next(&mut self, lane: &mut Lane) -> Option<Job> {
+        loop {
+            if let Some(job) = self.queues.get_mut(lane).and_then(VecDeque::pop_front) {
+                return Some(job);
+            }
+            self.queues.remove(lane);
+            if !lane.slow() {
+                return None;
+            }
+            match self.waiting.pop_front() {
+                Some(other) => *lane = other,
+                None => {
+                    self.busy_slots = self.busy_slots.saturating_sub(1);
+                    return None;
+                }
+            }
         }
-        *free -= 1;
-    }
-
-    fn give(&self) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.cv.notify_one();
     }
 }
 
@@ -113,7 +165,6 @@ pub struct Lanes {
     worker: Arc<Worker>,
     sink: Sink,
     queues: Arc<Mutex<Queues>>,
-    slots: Arc<Slots>,
 }
 
 impl Lanes {
@@ -122,10 +173,6 @@ impl Lanes {
             worker,
             sink,
             queues: Arc::default(),
-            slots: Arc::new(Slots {
-                free: Mutex::new(SLOW_SLOTS),
-                cv: Condvar::new(),
-            }),
         }
     }
 
@@ -138,12 +185,21 @@ impl Lanes {
         let lane = lane_of(&effect);
         let full = effect == Effect::Refresh;
         let stats = effect == Effect::Stats;
-        if full || stats {
+        let policies = effect == Effect::Policies;
+        if full {
+            // Every whole refresh looks for shutdowns too, beside it.
+            self.submit(Effect::Policies);
+        }
+        if full || stats || policies {
             let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-            if q.refresh_queued || (stats && q.stats_queued) {
+            if policies {
+                if q.policies_queued {
+                    return;
+                }
+                q.policies_queued = true;
+            } else if q.refresh_queued || (stats && q.stats_queued) {
                 return;
-            }
-            if full {
+            } else if full {
                 q.refresh_queued = true;
             } else {
                 q.stats_queued = true;
@@ -155,12 +211,14 @@ impl Lanes {
         self.push(
             lane,
             Box::new(move || {
-                if full || stats {
+                if full || stats || policies {
                     let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
                     if full {
                         q.refresh_queued = false;
-                    } else {
+                    } else if stats {
                         q.stats_queued = false;
+                    } else {
+                        q.policies_queued = false;
                     }
                 }
                 for a in worker.run(effect) {
@@ -177,26 +235,34 @@ impl Lanes {
         let collected: Arc<Mutex<Collected>> = Arc::default();
         for effect in parts {
             let lane = lane_of(&effect);
+            let domid = match lane {
+                Lane::Domain(d) => Some(d),
+                _ => None,
+            };
             let worker = Arc::clone(&self.worker);
-            let sink = Arc::clone(&self.sink);
-            let collected = Arc::clone(&collected);
+            let mut part = Part {
+                collected: Arc::clone(&collected),
+                total,
+                sink: Arc::clone(&self.sink),
+                domid,
+                results: None,
+            };
             self.push(
                 lane,
                 Box::new(move || {
                     for a in worker.run(effect) {
-                        let Action::Done(Done::Ops { op, results }) = a else {
-                            sink(a);
-                            continue;
-                        };
-                        let mut c = collected.lock().unwrap_or_else(|p| p.into_inner());
-                        c.done += 1;
-                        c.op = op;
-                        c.results.extend(results);
-                        if c.done == total {
-                            let results = std::mem::take(&mut c.results);
-                            sink(Action::Done(Done::Ops { op: c.op, results }));
+                        match a {
+                            Action::Done(Done::Ops { op, results }) => {
+                                let mine = part.results.get_or_insert((op, Vec::new()));
+                                mine.1.extend(results);
+                            }
+                            a => (part.sink)(a),
                         }
                     }
+                    if part.results.is_none() {
+                        part.results = Some(("", Vec::new()));
+                    }
+                    drop(part);
                 }),
             );
         }
@@ -205,45 +271,152 @@ impl Lanes {
     fn push(&self, lane: Lane, job: Job) {
         let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(waiting) = q.queues.get_mut(&lane) {
-            // The lane's thread runs it after the jobs before it.
+            // The lane's thread (or its turn for a slot) runs it after the
+            // jobs before it.
             waiting.push_back(job);
             return;
         }
-        q.queues.insert(lane.clone(), VecDeque::new());
+        q.queues.insert(lane.clone(), VecDeque::from([job]));
+        if lane.slow() {
+            if q.busy_slots >= SLOW_SLOTS {
+                q.waiting.push_back(lane);
+                return;
+            }
+            q.busy_slots += 1;
+        }
         drop(q);
         let queues = Arc::clone(&self.queues);
-        let slots = Arc::clone(&self.slots);
         let name = format!("domus-lane-{lane:?}");
-        let this_lane = lane.clone();
+        let first = lane.clone();
         let started = std::thread::Builder::new().name(name).spawn(move || {
-            let mut next = Some(job);
-            while let Some(job) = next {
-                let slow = lane.slow();
-                if slow {
-                    slots.take();
-                }
+            let mut lane = first;
+            loop {
+                let job = queues
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .next(&mut lane);
+                let Some(job) = job else { break };
                 // A panicking operation must not take the lane with it.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                if slow {
-                    slots.give();
-                }
-                let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
-                next = q.queues.get_mut(&lane).and_then(VecDeque::pop_front);
-                if next.is_none() {
-                    q.queues.remove(&lane);
-                }
             }
         });
         if let Err(e) = started {
             tracing::error!(error = %e, "starting a worker thread");
-            self.queues
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .queues
-                .remove(&this_lane);
+            let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            let dropped = q.queues.remove(&lane);
+            if lane.slow() {
+                q.busy_slots = q.busy_slots.saturating_sub(1);
+            }
+            // Dropped jobs must not leave a refresh marked as queued forever.
+            q.refresh_queued = false;
+            q.stats_queued = false;
+            q.policies_queued = false;
+            drop(q);
+            drop(dropped);
             (self.sink)(Action::Done(Done::Error(format!(
                 "cannot start a worker thread: {e}"
             ))));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Hypervisor;
+    use crate::backend::sim::SimHypervisor;
+    use crate::clock::ManualClock;
+    use crate::engine::Engine;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn lanes(sink: Sink) -> Lanes {
+        let clock = ManualClock::new(1);
+        let hv: Arc<dyn Hypervisor> = Arc::new(SimHypervisor::in_memory(clock.clone()));
+        let engine = match Engine::in_memory(hv, clock) {
+            Ok(e) => Arc::new(e),
+            Err(e) => panic!("engine: {e}"),
+        };
+        let dir = std::env::temp_dir();
+        let worker = Arc::new(Worker::new(engine, dir.clone(), dir, None));
+        Lanes::new(worker, sink)
+    }
+
+    #[test]
+    fn many_domains_start_at_most_the_slots_worth_of_threads() {
+        let l = lanes(Arc::new(|_| {}));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        for d in 0..100 {
+            let (running, most, tx) = (running.clone(), most.clone(), tx.clone());
+            l.push(
+                Lane::Domain(d),
+                Box::new(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    let _ = tx.send(d);
+                }),
+            );
+        }
+        let mut seen: Vec<u32> = (0..100)
+            .map(|_| match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(d) => d,
+                Err(e) => panic!("a job never ran: {e}"),
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= SLOW_SLOTS, "{most} ran at once");
+        assert!(most > 1, "domains ran one at a time");
+        // Every slot is given back.
+        let q = l.queues.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(q.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_bulk_part_that_panics_still_reports_the_whole() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let l = lanes(Arc::new(move |a| {
+            if let Action::Done(Done::Ops { results, .. }) = a {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(results);
+            }
+        }));
+        let collected: Arc<Mutex<Collected>> = Arc::default();
+        for d in [1, 2] {
+            let mut part = Part {
+                collected: Arc::clone(&collected),
+                total: 2,
+                sink: Arc::clone(&l.sink),
+                domid: Some(d),
+                results: None,
+            };
+            l.push(
+                Lane::Domain(d),
+                Box::new(move || {
+                    if d == 2 {
+                        panic!("an operation that panics");
+                    }
+                    part.results = Some(("pause", vec![("one".into(), Ok(()))]));
+                    drop(part);
+                }),
+            );
+        }
+        let results = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(r) => r,
+            Err(e) => panic!("no report: {e}"),
+        };
+        assert_eq!(results.len(), 2, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .any(|(who, r)| who == "domain 2" && r.is_err()),
+            "{results:?}"
+        );
     }
 }

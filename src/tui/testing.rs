@@ -127,6 +127,14 @@ impl Harness {
             if guard > 1000 {
                 break;
             }
+            // As the real loop: a whole refresh looks for shutdowns too
+            // (there on a lane of its own; here first, so one step shows
+            // the policy's outcome).
+            if effect == Effect::Refresh {
+                for action in self.worker.run(Effect::Policies) {
+                    queue.extend(self.app.update(action));
+                }
+            }
             for action in self.worker.run(effect) {
                 queue.extend(self.app.update(action));
             }

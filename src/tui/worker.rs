@@ -17,6 +17,8 @@ use crate::engine::Engine;
 /// Where console reader threads deliver their bytes (real loop only).
 pub type Sink = Arc<dyn Fn(Action) + Send + Sync>;
 
+type SharedStream = Arc<Mutex<Box<dyn ConsoleStream>>>;
+
 /// Carries out effects. Shared by the real loop's lanes (so every method
 /// takes `&self`; the little state it keeps is behind locks) and run inline
 /// by tests.
@@ -24,7 +26,9 @@ pub struct Worker {
     engine: Arc<Engine>,
     library_dir: PathBuf,
     recovery_dir: PathBuf,
-    writers: Mutex<HashMap<DomId, Box<dyn ConsoleStream>>>,
+    /// One lock per console: a write stuck on one guest's console holds
+    /// up neither the others nor closing it.
+    writers: Mutex<HashMap<DomId, SharedStream>>,
     /// Readers polled inline (tests); the real loop gives each its own thread.
     readers: Mutex<HashMap<DomId, Box<dyn ConsoleStream>>>,
     sink: Option<Sink>,
@@ -98,16 +102,37 @@ impl Worker {
         entries
     }
 
+    /// Repair interrupted work (a process killed while this TUI runs, an
+    /// operation of this one that panicked), then apply the policies of
+    /// domains that shut down. Nothing to report, no action.
+    fn policies(&self) -> Vec<Action> {
+        let e = &self.engine;
+        let repaired = match e.recover() {
+            Ok(notes) => notes,
+            Err(err) => vec![format!("repairing interrupted work failed: {err}")],
+        };
+        let events = match e.refresh() {
+            Ok(events) => events,
+            Err(err) => {
+                return vec![Action::Done(Done::Error(format!(
+                    "applying shutdown policies failed: {err}"
+                )))];
+            }
+        };
+        if events.is_empty() && repaired.is_empty() {
+            return Vec::new();
+        }
+        vec![Action::Done(Done::Policies { events, repaired })]
+    }
+
     pub fn snapshot(&self) -> Action {
         let e = &self.engine;
         let result = (|| -> Result<Snapshot, String> {
-            let policy_events = e.refresh().map_err(|x| x.to_string())?;
             Ok(Snapshot {
                 at_ns: e.now_ns(),
                 host: e.host_info().map_err(|x| x.to_string())?,
                 capabilities: e.hypervisor().capabilities(),
                 domains: e.domains().map_err(|x| x.to_string())?,
-                policy_events,
                 journal: self.new_journal(),
                 gone: e
                     .gone_recent(GONE_SHOWN, GONE_FOR_NS)
@@ -144,6 +169,7 @@ impl Worker {
         let e = Arc::clone(&self.engine);
         let action = match effect {
             Effect::Refresh => self.snapshot(),
+            Effect::Policies => return self.policies(),
             Effect::Stats => match e.stats() {
                 Ok(stats) => Action::Stats {
                     at_ns: e.now_ns(),
@@ -372,19 +398,27 @@ impl Worker {
         d: DomId,
         f: impl FnOnce(&mut Box<dyn ConsoleStream>) -> Result<T, String>,
     ) -> Result<T, String> {
-        let mut writers = locked(&self.writers);
-        let w = match writers.entry(d) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            // The writer half of a console the reader already opened (and
-            // journalled): opened on the backend directly.
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                self.engine
+        let existing = locked(&self.writers).get(&d).map(Arc::clone);
+        let w = match existing {
+            Some(w) => w,
+            None => {
+                // The writer half of a console the reader already opened
+                // (and journalled): opened on the backend directly, with
+                // no lock held.
+                let fresh = self
+                    .engine
                     .hypervisor()
                     .open_console(d)
-                    .map_err(|x| x.to_string())?,
-            ),
+                    .map_err(|x| x.to_string())?;
+                Arc::clone(
+                    locked(&self.writers)
+                        .entry(d)
+                        .or_insert_with(|| Arc::new(Mutex::new(fresh))),
+                )
+            }
         };
-        f(w)
+        let mut w = locked(&w);
+        f(&mut w)
     }
 
     fn close_console(&self, d: DomId) {

@@ -79,10 +79,11 @@ pub fn qemu_version(binary: &Path, runtime: &Path) -> String {
     let key = resolved.as_ref().and_then(|p| {
         let m = std::fs::metadata(p).ok()?;
         Some(format!(
-            "{} {} {}",
+            "{} {} {}.{}",
             p.display(),
             m.len(),
-            m.mtime_nsec() + m.mtime() * 1_000_000_000
+            m.mtime(),
+            m.mtime_nsec()
         ))
     });
     let cache = runtime.join("qemu-version");

@@ -95,6 +95,21 @@ pub struct DomainMeta {
     /// directory's `console.log` (an older domus).
     #[serde(default)]
     pub console_log: Option<PathBuf>,
+    /// The process building the domain (pid, start time) while it is
+    /// `Building`: an unfinished build whose builder still runs is left
+    /// alone; one whose builder died is removed at once.
+    #[serde(default)]
+    pub builder: Option<(u32, u64)>,
+}
+
+/// The last domid handed out: a counter pushed this far (by hand, or a
+/// damaged file) gives an error, not an overflow.
+const LAST_DOMID: DomId = DomId::MAX - 1;
+
+/// This process, as a builder.
+pub fn this_builder() -> Option<(u32, u64)> {
+    let pid = std::process::id();
+    crate::store::start_time(pid).map(|start| (pid, start))
 }
 
 impl DomainMeta {
@@ -147,9 +162,9 @@ impl Runtime {
         JsonFile::new(&self.dir(domid).dir.join("domain.json"))
     }
 
-    /// Allocate the next domid (never 0: that is Domain-0's).
-    /// Allocate the next domid, at least `min` (one above any domid the
-    /// state store has seen: the counter here may have been edited or lost).
+    /// Allocate the next domid (never 0: that is Domain-0's), at least
+    /// `min` (one above any domid the state store has seen: the counter
+    /// here may have been edited or lost).
     pub fn allocate_domid(&self, min: DomId) -> BackendResult<DomId> {
         let file = JsonFile::new(&self.root.join("next-domid.json"));
         let _lock = file.lock(true).map_err(persist_err)?;
@@ -157,8 +172,17 @@ impl Runtime {
         // Never backwards, and never an id whose directory is still there.
         let above = self.domids().last().map_or(1, |d| d.saturating_add(1));
         let mut domid = counter.next_domid.max(1).max(min).max(above);
-        while self.dir(domid).dir.exists() {
+        while domid <= LAST_DOMID && self.dir(domid).dir.exists() {
             domid += 1;
+        }
+        if domid > LAST_DOMID {
+            return Err(BackendError::Start {
+                what: "a domain".into(),
+                why: format!(
+                    "no domain id left (ids only grow, and stop at {LAST_DOMID}; remove {} to start again from 1)",
+                    self.root.join("next-domid.json").display()
+                ),
+            });
         }
         counter.next_domid = domid + 1;
         file.save(&counter).map_err(persist_err)?;

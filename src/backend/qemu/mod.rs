@@ -133,6 +133,10 @@ impl QemuHypervisor {
             let meta = match self.rt.load(domid) {
                 Ok(m) => m,
                 Err(e) => {
+                    // Whatever QEMU was started for it goes with it.
+                    for stray in host::qemus_for(&dir.dir) {
+                        host::signal(stray, nix::sys::signal::Signal::SIGKILL);
+                    }
                     let _ = self.rt.remove(domid);
                     self.note(format!(
                         "removed {}: unreadable domain record ({e})",
@@ -141,8 +145,14 @@ impl QemuHypervisor {
                     continue;
                 }
             };
+            // A build is stale when its builder died (or, for a record
+            // that does not say who builds it, after a while).
+            let stale = match meta.builder {
+                Some((pid, start)) => crate::store::start_time(pid).is_none_or(|s| s != start),
+                None => now.saturating_sub(meta.created_ns) > STALE_BUILD_NS,
+            };
             match meta.phase {
-                Phase::Building if now.saturating_sub(meta.created_ns) > STALE_BUILD_NS => {
+                Phase::Building if stale => {
                     // A QEMU it may have started dies with the record.
                     self.kill(&meta);
                     self.forget(&meta);
@@ -289,7 +299,8 @@ impl QemuHypervisor {
     fn info(&self, meta: &DomainMeta) -> BackendResult<DomainInfo> {
         let mut flags = StateFlags::default();
         let mut reason = None;
-        let mut vcpu_time_ns = vec![0; meta.vcpus as usize];
+        // Bounded: the record is a file someone could edit.
+        let mut vcpu_time_ns = vec![0; meta.vcpus.min(crate::config::MAX_VCPUS) as usize];
         match meta.phase {
             Phase::Building => flags.paused = true,
             Phase::Launched => {
@@ -578,6 +589,7 @@ impl Hypervisor for QemuHypervisor {
             run_state: None,
             reboot_requested: false,
             console_log: None,
+            builder: meta::this_builder(),
         };
         self.rt.create(&meta)?;
         Ok(domid)
@@ -814,7 +826,7 @@ impl Hypervisor for QemuHypervisor {
     fn stats(&self) -> BackendResult<Vec<crate::backend::DomainStats>> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let ids = self.rt.domids();
-        seen.retain(|d, _| ids.contains(d));
+        seen.retain(|d, _| ids.binary_search(d).is_ok()); // ids are sorted
         let mut out = Vec::with_capacity(ids.len());
         for domid in ids {
             let Some(stamp) = self.rt.stamp(domid) else {
@@ -914,15 +926,6 @@ impl Hypervisor for QemuHypervisor {
 
     fn supervised(&self) -> bool {
         self.opts.supervisor.is_some()
-    }
-
-    fn ensure_supervisor(&self, domid: DomId) -> BackendResult<()> {
-        let meta = self.launched(domid, CallKind::Supervise)?;
-        let dir = self.rt.dir(domid);
-        if supervisor::running(&dir).is_none() {
-            self.start_supervisor(&dir, meta.domid)?;
-        }
-        Ok(())
     }
 
     fn supervise(&self, domid: DomId, sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {

@@ -165,6 +165,7 @@ pub fn restore(hv: &QemuHypervisor, path: &Path) -> BackendResult<(DomId, Vec<u8
         accel: hv.accel.clone(),
         run_state: None,
         console_log: None,
+        builder: super::meta::this_builder(),
         ..old.clone()
     };
     hv.rt.create(&meta)?;

@@ -327,7 +327,9 @@ impl Hypervisor for SimHypervisor {
                 .next_domid
                 .max(tx.above_max_domid()?)
                 .max(spec.min_domid);
-            tx.host.next_domid = domid + 1;
+            tx.host.next_domid = domid.checked_add(1).ok_or_else(|| {
+                BackendError::Invalid("the simulated host has no domain id left".into())
+            })?;
             let uuid = match spec.uuid {
                 Some(u) => u,
                 None => tx.host.next_uuid(),
@@ -658,7 +660,9 @@ impl Hypervisor for SimHypervisor {
                 });
             }
             let domid = tx.host.next_domid.max(tx.above_max_domid()?);
-            tx.host.next_domid = domid + 1;
+            tx.host.next_domid = domid.checked_add(1).ok_or_else(|| {
+                BackendError::Invalid("the simulated host has no domain id left".into())
+            })?;
             if d.vcpus == 0
                 || d.vcpus > 128
                 || d.vcpu_ns.len() != d.vcpus as usize

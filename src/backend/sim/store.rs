@@ -128,7 +128,11 @@ impl SimTx<'_> {
         // The host's memory in use, kept as a sum so asking for it costs
         // the same with 10 or 10,000 domains.
         let old = self.memory_of(d.domid)?;
-        self.add_used(i64::try_from(d.memory_kib).unwrap_or(i64::MAX) - old)?;
+        self.add_used(
+            i64::try_from(d.memory_kib)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(old),
+        )?;
         self.conn
             .prepare_cached(
                 // An upsert on the domid: `OR REPLACE` would silently delete
@@ -175,7 +179,7 @@ impl SimTx<'_> {
 
     pub fn remove(&self, domid: DomId) -> BackendResult<bool> {
         let old = self.memory_of(domid)?;
-        self.add_used(-old)?;
+        self.add_used(old.saturating_neg())?;
         let n = self
             .conn
             .prepare_cached("DELETE FROM domains WHERE domid = ?1")

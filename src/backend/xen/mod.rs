@@ -2,8 +2,8 @@
 //! through the `xl` toolstack CLI (see [`xl`] for why), with every call
 //! under a timeout. State, memory and CPU time come from `xl list -v` and
 //! `xl vcpu-list`, exactly as `xl` reports them. domus keeps a small record
-//! per domain it built (maximum memory and the devices it attached) in
-//! `STATE/xen/`, since `xl`'s listings do not give those back cheaply.
+//! per domain it built (maximum memory and the devices it attached) in the
+//! state store, since `xl`'s listings do not give those back cheaply.
 
 mod cfg;
 mod console;
@@ -42,7 +42,8 @@ pub struct XenOptions {
     /// Tells a supervisor when a domain shut down or went, instead of
     /// polling `xl list`.
     pub xenstore_watch: PathBuf,
-    /// domus's records of the domains it built: `STATE/xen/`.
+    /// `STATE/xen/`: supervisor pidfiles and locks (the records of the
+    /// domains domus built are in the state store).
     pub state_dir: PathBuf,
     /// xenconsoled's guest logs (`--log=guest --log-dir=…`).
     pub console_log_dir: PathBuf,
@@ -394,7 +395,7 @@ impl XenHypervisor {
 
     fn to_info(row: ListRow, vcpus: Option<Vec<u64>>, rec: Option<&Record>) -> DomainInfo {
         let rec = rec.filter(|r| r.uuid == row.uuid);
-        let memory_kib = row.memory_mib * 1024;
+        let memory_kib = row.memory_mib.saturating_mul(1024);
         DomainInfo {
             domid: row.domid,
             name: row.name,
@@ -473,13 +474,6 @@ impl Hypervisor for XenHypervisor {
         self.opts.supervisor.is_some()
     }
 
-    fn ensure_supervisor(&self, domid: DomId) -> BackendResult<()> {
-        if self.slot(domid).running().is_none() {
-            self.start_supervisor(domid)?;
-        }
-        Ok(())
-    }
-
     fn supervise(&self, domid: DomId, sink: &mut dyn FnMut(Notice)) -> BackendResult<()> {
         self.watch(domid, sink)
     }
@@ -513,21 +507,23 @@ impl Hypervisor for XenHypervisor {
             version,
             accel: None,
             cpus: u32::try_from(num("nr_cpus")).unwrap_or(1),
-            total_kib: num("total_memory") * 1024,
-            free_kib: num("free_memory") * 1024,
+            total_kib: num("total_memory").saturating_mul(1024),
+            free_kib: num("free_memory").saturating_mul(1024),
         })
     }
 
     fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        let listed_at = self.opts.clock.now_ns();
         let rows = self.rows(None)?;
         let mut vcpus = self
             .xl(&["vcpu-list"], QUICK)
             .map(|t| xl::parse_vcpu_list(&t))
             .unwrap_or_default();
         let live: Vec<DomId> = rows.iter().map(|r| r.domid).collect();
-        // Forget records of domains Xen no longer has.
+        // Forget records of domains Xen no longer has (a record written
+        // since the listing began is another process's new domain).
         let recs = self.update(|r| {
-            r.retain(|d, _| live.contains(d));
+            r.retain(|d, rec| live.contains(d) || rec.created_ns >= listed_at);
             r.clone()
         })?;
         Ok(rows
@@ -774,9 +770,12 @@ impl Hypervisor for XenHypervisor {
             }
             DeviceSpec::Pci(p) => self.xl(&["pci-detach", &d, &p.to_string()], SLOW)?,
         };
+        // Found again: another process may have changed the list since.
         self.update(|r| {
-            if let Some(rec) = r.get_mut(&domid) {
-                rec.devices.remove(pos);
+            if let Some(rec) = r.get_mut(&domid)
+                && let Some(i) = rec.devices.iter().position(|x| x == &spec)
+            {
+                rec.devices.remove(i);
             }
         })?;
         Ok(spec)
@@ -828,7 +827,12 @@ impl Hypervisor for XenHypervisor {
         let row = self
             .rows(None)?
             .into_iter()
-            .find(|r| !before.contains(&r.domid))
+            // Names are unique on Xen, and the image keeps its domain's:
+            // another process's new domain is not taken for this one.
+            .find(|r| {
+                !before.contains(&r.domid)
+                    && (side.record.name.is_empty() || r.name == side.record.name)
+            })
             .ok_or_else(|| BackendError::Tool {
                 command: "xl restore".into(),
                 failure: crate::backend::ToolFailure::Refused,

@@ -71,19 +71,23 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> Result<String, 
     // Drain both pipes on threads so a chatty xl never blocks on a full pipe.
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
-    let out_t = std::thread::spawn(move || {
+    // Each hands its bytes over a channel: a daemonized grandchild that
+    // keeps a pipe open must not hold this call past xl's own exit.
+    let (out_tx, out_rx) = std::sync::mpsc::channel();
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut s = Vec::new();
         if let Some(p) = out_pipe.as_mut() {
             let _ = p.read_to_end(&mut s);
         }
-        s
+        let _ = out_tx.send(s);
     });
-    let err_t = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut s = Vec::new();
         if let Some(p) = err_pipe.as_mut() {
             let _ = p.read_to_end(&mut s);
         }
-        s
+        let _ = err_tx.send(s);
     });
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -111,8 +115,9 @@ fn run_once(program: &Path, args: &[&str], timeout: Duration) -> Result<String, 
             }
         }
     };
-    let out = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-    let err = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    const DRAIN: Duration = Duration::from_secs(5);
+    let out = String::from_utf8_lossy(&out_rx.recv_timeout(DRAIN).unwrap_or_default()).into_owned();
+    let err = String::from_utf8_lossy(&err_rx.recv_timeout(DRAIN).unwrap_or_default()).into_owned();
     if status.success() {
         if !err.trim().is_empty() {
             tracing::debug!(%what, stderr = %err.trim(), "xl said");
