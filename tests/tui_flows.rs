@@ -684,3 +684,46 @@ fn a_low_memory_target_asks_first() {
     );
     h.key(KeyCode::Esc);
 }
+
+/// Work waiting its turn on a domain shows after its name, and `C`
+/// cancels it (what has started is not touched); with nothing waiting,
+/// `C` says so.
+#[test]
+fn queued_operations_show_and_can_be_cancelled() {
+    use crossterm::event::{KeyEvent, KeyModifiers};
+    use domus::tui::action::{Action, Done, Effect};
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    let web1 = h
+        .app
+        .table
+        .selected_domid()
+        .unwrap_or_else(|| panic!("web1 is not selected"));
+    let press_c = KeyEvent::new(KeyCode::Char('C'), KeyModifiers::NONE);
+    assert!(h.app.update(Action::Key(press_c)).is_empty());
+    assert!(h.screen().contains("nothing waits on web1"));
+    h.dispatch(Action::Queued {
+        domid: web1,
+        ops: vec!["pause", "save"],
+    });
+    insta::assert_snapshot!("queued_operations", h.screen());
+    assert_eq!(
+        h.app.update(Action::Key(press_c)),
+        vec![Effect::CancelQueued(vec![web1])]
+    );
+    h.dispatch(Action::Queued {
+        domid: web1,
+        ops: Vec::new(),
+    });
+    h.dispatch(Action::Done(Done::Cancelled {
+        domid: web1,
+        ops: vec!["pause", "save"],
+    }));
+    let screen = h.screen();
+    assert!(!screen.contains("queued"), "{screen}");
+    assert!(
+        screen.contains("cancelled on web1 before they started: pause, save"),
+        "{screen}"
+    );
+}

@@ -34,6 +34,11 @@ pub struct HostPci {
 
 #[derive(Debug, Clone)]
 pub enum Done {
+    /// Operations dropped before they started.
+    Cancelled {
+        domid: DomId,
+        ops: Vec<&'static str>,
+    },
     /// Policies this TUI applied and interrupted work it repaired.
     Policies {
         events: Vec<PolicyEvent>,
@@ -95,6 +100,12 @@ pub enum Action {
     Completions(Vec<String>),
     /// Some domus process committed to the state store: refresh.
     StoreChanged,
+    /// The operations waiting their turn on a domain (none: the list is
+    /// empty again).
+    Queued {
+        domid: DomId,
+        ops: Vec<&'static str>,
+    },
     /// The refresh tick (`--delay`).
     Tick,
     /// What changed by itself since the last look (a tick's cheap read).
@@ -117,6 +128,8 @@ pub enum Effect {
     Refresh,
     /// Read only what changes by itself (CPU time, running or blocked).
     Stats,
+    /// Drop the operations still waiting their turn on these domains.
+    CancelQueued(Vec<DomId>),
     /// Apply the policies of domains that shut down, and repair what
     /// interrupted domus processes left (a restart's build never holds up
     /// a refresh: this has a lane of its own).

@@ -175,6 +175,8 @@ pub struct App {
     pub journal: VecDeque<JournalEntry>,
     /// What the TUI follows of the journal beyond the table.
     pub feed: Feed,
+    /// Operations waiting their turn on each domain (the lanes say).
+    pub queued: HashMap<DomId, Vec<&'static str>>,
     /// This process, to tell its own journal entries from others'.
     pub pid: u32,
     pub status: Option<(Level, String)>,
@@ -260,6 +262,7 @@ impl App {
             events_selected: 0,
             journal: VecDeque::new(),
             feed: Feed::default(),
+            queued: HashMap::new(),
             pid: std::process::id(),
             status: None,
             consoles: HashMap::new(),
@@ -336,6 +339,14 @@ impl App {
                 Vec::new()
             }
             Action::Done(done) => self.on_done(done),
+            Action::Queued { domid, ops } => {
+                if ops.is_empty() {
+                    self.queued.remove(&domid);
+                } else {
+                    self.queued.insert(domid, ops);
+                }
+                Vec::new()
+            }
             Action::ConsoleBytes(domid, bytes) => {
                 let (rows, cols) = layout::console_size(self.size);
                 self.consoles
@@ -498,6 +509,23 @@ impl App {
     fn on_done(&mut self, done: Done) -> Vec<Effect> {
         let mut effects = vec![Effect::Refresh];
         match done {
+            Done::Cancelled { domid, ops } => {
+                let name = self.table.name_of(domid);
+                if ops.is_empty() {
+                    self.log(
+                        Level::Info,
+                        format!("nothing waits on {name} (what has started runs to its end)"),
+                    );
+                } else {
+                    self.log(
+                        Level::Info,
+                        format!(
+                            "cancelled on {name} before they started: {}",
+                            ops.join(", ")
+                        ),
+                    );
+                }
+            }
             Done::Policies { events, repaired } => {
                 // The policies this TUI applied itself (others' come
                 // through the journal).
@@ -1365,6 +1393,7 @@ impl App {
             }
             Command::Edit => return self.edit_selected(),
             Command::Pause => return self.pause_toggle(),
+            Command::CancelQueued => return self.cancel_queued(self.table.targets()),
             Command::Shutdown => {
                 let targets = self.guest_targets("shut down");
                 if !targets.is_empty() {
@@ -1543,6 +1572,27 @@ impl App {
         targets
     }
 
+    /// Drop what waits on these domains; say so when nothing does.
+    fn cancel_queued(&mut self, targets: Vec<DomId>) -> Vec<Effect> {
+        let waiting: Vec<DomId> = targets
+            .iter()
+            .copied()
+            .filter(|d| self.queued.contains_key(d))
+            .collect();
+        if waiting.is_empty() {
+            let names: Vec<String> = targets.iter().map(|d| self.table.name_of(*d)).collect();
+            self.log(
+                Level::Info,
+                format!(
+                    "nothing waits on {} (what has started runs to its end)",
+                    names.join(", ")
+                ),
+            );
+            return Vec::new();
+        }
+        vec![Effect::CancelQueued(waiting)]
+    }
+
     fn pause_toggle(&mut self) -> Vec<Effect> {
         let targets = self.guest_targets("paused");
         if targets.is_empty() {
@@ -1711,6 +1761,11 @@ impl App {
                             Vec::new()
                         }
                     };
+                }
+            }
+            "cancel" => {
+                if let Some(d) = need_dom(self) {
+                    return self.cancel_queued(vec![d]);
                 }
             }
             "shutdown" => {

@@ -61,6 +61,7 @@ pub enum Command {
     Attach,
     Detach,
     MemTarget,
+    CancelQueued,
     Details,
     Theme,
     LibNew,
@@ -344,6 +345,17 @@ pub static BINDINGS: &[Binding] = &[
         )),
         "mem-set",
         "DOM MIB",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[k('C')],
+            C::CancelQueued,
+            "",
+            "Cancel operations still waiting their turn (tagged or selected)",
+        )),
+        "cancel",
+        "DOM",
     ),
     b(
         S::Domains,

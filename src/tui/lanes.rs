@@ -3,7 +3,10 @@
 //! domain's previous one only; a 20 s detach or a 3-minute Xen build never
 //! holds up the refresh, another domain, or typing into a console (which
 //! has a lane of its own). Domain and build work shares a small pool of
-//! slots; refresh, files and consoles do not wait for one.
+//! slots; refresh, files and consoles do not wait for one. Work that waits
+//! its turn on a domain is shown to the app (`Action::Queued`) and can be
+//! cancelled (`Effect::CancelQueued`); work that has started runs to its
+//! end, as no backend can take a half-done operation back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -70,7 +73,42 @@ fn split(effect: &Effect) -> Option<Vec<Effect>> {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// What an effect is called while it waits (`web1 +2 queued: pause, save`).
+fn label_of(effect: &Effect) -> &'static str {
+    match effect {
+        Effect::Pause(_) => "pause",
+        Effect::TogglePause(_) => "pause/unpause",
+        Effect::Unpause(_) => "unpause",
+        Effect::Shutdown(_, r) => match r {
+            crate::backend::ShutdownReason::Reboot => "reboot",
+            crate::backend::ShutdownReason::Suspend => "suspend",
+            _ => "shutdown",
+        },
+        Effect::Destroy(_) => "destroy",
+        Effect::Save(_, _) => "save",
+        Effect::Attach(_, _) => "attach",
+        Effect::Detach(_, _) => "detach",
+        Effect::MemTarget(_, _) => "memory target",
+        _ => "work",
+    }
+}
+
+/// A unit of work on a lane: run, or (still waiting) cancelled.
+struct Job {
+    label: &'static str,
+    run: Box<dyn FnOnce() + Send>,
+    cancel: Box<dyn FnOnce() + Send>,
+}
+
+impl Job {
+    fn new(label: &'static str, run: impl FnOnce() + Send + 'static) -> Job {
+        Job {
+            label,
+            run: Box::new(run),
+            cancel: Box::new(|| {}),
+        }
+    }
+}
 
 /// Each domain's result of a bulk operation, by name.
 type Results = Vec<(String, Result<(), String>)>;
@@ -93,16 +131,20 @@ struct Part {
     results: Option<(&'static str, Results)>,
 }
 
+impl Part {
+    fn who(&self) -> String {
+        self.domid
+            .map_or_else(|| "a domain".to_string(), |d| format!("domain {d}"))
+    }
+}
+
 impl Drop for Part {
     fn drop(&mut self) {
         let (op, results) = self.results.take().unwrap_or_else(|| {
-            let who = self
-                .domid
-                .map_or_else(|| "a domain".to_string(), |d| format!("domain {d}"));
             (
                 "",
                 vec![(
-                    who,
+                    self.who(),
                     Err("the operation failed unexpectedly (see the log)".to_string()),
                 )],
             )
@@ -124,12 +166,16 @@ impl Drop for Part {
 
 #[derive(Default)]
 struct Queues {
+    /// The jobs of each lane that have not started yet; a lane is here
+    /// while it has a thread or waits for a slot.
     queues: HashMap<Lane, VecDeque<Job>>,
     /// Slow lanes with work and no thread yet: each waits for a slot, so
     /// a bulk operation over many domains starts at most `SLOW_SLOTS`
     /// threads.
     waiting: VecDeque<Lane>,
     busy_slots: usize,
+    /// What the app was last told waits on each domain.
+    shown: HashMap<DomId, Vec<&'static str>>,
     /// A refresh waiting answers another (and a tick's read); a tick's
     /// read waiting answers another tick.
     refresh_queued: bool,
@@ -158,6 +204,28 @@ impl Queues {
             }
         }
     }
+
+    /// What waits on a domain now, when the app has not been told yet.
+    fn news(&mut self, lane: &Lane) -> Option<Action> {
+        let Lane::Domain(d) = lane else { return None };
+        let ops: Vec<&'static str> = self
+            .queues
+            .get(lane)
+            .into_iter()
+            .flatten()
+            .map(|j| j.label)
+            .collect();
+        let before = self.shown.get(d).map_or(&[][..], Vec::as_slice);
+        if before == ops.as_slice() {
+            return None;
+        }
+        if ops.is_empty() {
+            self.shown.remove(d);
+        } else {
+            self.shown.insert(*d, ops.clone());
+        }
+        Some(Action::Queued { domid: *d, ops })
+    }
 }
 
 #[derive(Clone)]
@@ -178,6 +246,12 @@ impl Lanes {
 
     /// Carry out an effect on its lane; its actions go to the sink.
     pub fn submit(&self, effect: Effect) {
+        if let Effect::CancelQueued(ids) = &effect {
+            for d in ids {
+                self.cancel(*d);
+            }
+            return;
+        }
         if let Some(parts) = split(&effect) {
             self.submit_bulk(parts);
             return;
@@ -208,9 +282,10 @@ impl Lanes {
         let worker = Arc::clone(&self.worker);
         let sink = Arc::clone(&self.sink);
         let queues = Arc::clone(&self.queues);
+        let label = label_of(&effect);
         self.push(
             lane,
-            Box::new(move || {
+            Job::new(label, move || {
                 if full || stats || policies {
                     let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
                     if full {
@@ -229,7 +304,7 @@ impl Lanes {
     }
 
     /// One job per domain, on each domain's lane; their results come back
-    /// as one `Done::Ops` once the last has finished.
+    /// as one `Done::Ops` once the last has finished (or was cancelled).
     fn submit_bulk(&self, parts: Vec<Effect>) {
         let total = parts.len();
         let collected: Arc<Mutex<Collected>> = Arc::default();
@@ -239,33 +314,78 @@ impl Lanes {
                 Lane::Domain(d) => Some(d),
                 _ => None,
             };
+            let label = label_of(&effect);
             let worker = Arc::clone(&self.worker);
-            let mut part = Part {
+            let part = Arc::new(Mutex::new(Some(Part {
                 collected: Arc::clone(&collected),
                 total,
                 sink: Arc::clone(&self.sink),
                 domid,
                 results: None,
+            })));
+            let for_cancel = Arc::clone(&part);
+            let run = move || {
+                let taken = part.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let Some(mut part) = taken else { return };
+                for a in worker.run(effect) {
+                    match a {
+                        Action::Done(Done::Ops { op, results }) => {
+                            let mine = part.results.get_or_insert((op, Vec::new()));
+                            mine.1.extend(results);
+                        }
+                        a => (part.sink)(a),
+                    }
+                }
+                if part.results.is_none() {
+                    part.results = Some(("", Vec::new()));
+                }
+            };
+            let cancel = move || {
+                let taken = for_cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(mut part) = taken {
+                    let who = part.who();
+                    part.results = Some((
+                        label,
+                        vec![(who, Err("cancelled before it started".to_string()))],
+                    ));
+                }
             };
             self.push(
                 lane,
-                Box::new(move || {
-                    for a in worker.run(effect) {
-                        match a {
-                            Action::Done(Done::Ops { op, results }) => {
-                                let mine = part.results.get_or_insert((op, Vec::new()));
-                                mine.1.extend(results);
-                            }
-                            a => (part.sink)(a),
-                        }
-                    }
-                    if part.results.is_none() {
-                        part.results = Some(("", Vec::new()));
-                    }
-                    drop(part);
-                }),
+                Job {
+                    label,
+                    run: Box::new(run),
+                    cancel: Box::new(cancel),
+                },
             );
         }
+    }
+
+    /// Drop what waits on a domain's lane (not what runs) and say so.
+    fn cancel(&self, domid: DomId) {
+        let lane = Lane::Domain(domid);
+        let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let jobs: Vec<Job> = if q.waiting.contains(&lane) {
+            // No thread yet: the lane goes altogether.
+            q.waiting.retain(|l| *l != lane);
+            q.queues.remove(&lane).map(Vec::from).unwrap_or_default()
+        } else {
+            // Its thread finds the queue empty and ends the lane.
+            q.queues
+                .get_mut(&lane)
+                .map(|w| w.drain(..).collect())
+                .unwrap_or_default()
+        };
+        let news = q.news(&lane);
+        drop(q);
+        let ops: Vec<&'static str> = jobs.iter().map(|j| j.label).collect();
+        for job in jobs {
+            (job.cancel)();
+        }
+        if let Some(a) = news {
+            (self.sink)(a);
+        }
+        (self.sink)(Action::Done(Done::Cancelled { domid, ops }));
     }
 
     fn push(&self, lane: Lane, job: Job) {
@@ -274,30 +394,45 @@ impl Lanes {
             // The lane's thread (or its turn for a slot) runs it after the
             // jobs before it.
             waiting.push_back(job);
+            let news = q.news(&lane);
+            drop(q);
+            if let Some(a) = news {
+                (self.sink)(a);
+            }
             return;
         }
         q.queues.insert(lane.clone(), VecDeque::from([job]));
         if lane.slow() {
             if q.busy_slots >= SLOW_SLOTS {
-                q.waiting.push_back(lane);
+                q.waiting.push_back(lane.clone());
+                let news = q.news(&lane);
+                drop(q);
+                if let Some(a) = news {
+                    (self.sink)(a);
+                }
                 return;
             }
             q.busy_slots += 1;
         }
         drop(q);
         let queues = Arc::clone(&self.queues);
+        let sink = Arc::clone(&self.sink);
         let name = format!("domus-lane-{lane:?}");
         let first = lane.clone();
         let started = std::thread::Builder::new().name(name).spawn(move || {
             let mut lane = first;
             loop {
-                let job = queues
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .next(&mut lane);
+                let (job, news) = {
+                    let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
+                    let job = q.next(&mut lane);
+                    (job, q.news(&lane))
+                };
+                if let Some(a) = news {
+                    sink(a);
+                }
                 let Some(job) = job else { break };
                 // A panicking operation must not take the lane with it.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.run));
             }
         });
         if let Err(e) = started {
@@ -312,7 +447,9 @@ impl Lanes {
             q.stats_queued = false;
             q.policies_queued = false;
             drop(q);
-            drop(dropped);
+            for job in dropped.into_iter().flatten() {
+                (job.cancel)();
+            }
             (self.sink)(Action::Done(Done::Error(format!(
                 "cannot start a worker thread: {e}"
             ))));
@@ -353,7 +490,7 @@ mod tests {
             let (running, most, tx) = (running.clone(), most.clone(), tx.clone());
             l.push(
                 Lane::Domain(d),
-                Box::new(move || {
+                Job::new("test", move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(2));
@@ -398,7 +535,7 @@ mod tests {
             };
             l.push(
                 Lane::Domain(d),
-                Box::new(move || {
+                Job::new("pause", move || {
                     if d == 2 {
                         panic!("an operation that panics");
                     }
@@ -418,5 +555,69 @@ mod tests {
                 .any(|(who, r)| who == "domain 2" && r.is_err()),
             "{results:?}"
         );
+    }
+
+    #[test]
+    fn waiting_work_is_reported_and_cancelled_without_running() {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let l = lanes(Arc::new(move |a| {
+            let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(a);
+        }));
+        let (release, hold) = mpsc::channel::<()>();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let hold = Mutex::new(hold);
+        l.push(
+            Lane::Domain(3),
+            Job::new("detach", move || {
+                let _ = hold
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .recv_timeout(Duration::from_secs(10));
+            }),
+        );
+        for label in ["pause", "save"] {
+            let ran = ran.clone();
+            l.push(
+                Lane::Domain(3),
+                Job::new(label, move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }),
+            );
+        }
+        let next = || match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(a) => a,
+            Err(e) => panic!("nothing came: {e}"),
+        };
+        // The first started at once; the others wait, and the app hears.
+        let mut last = None;
+        while let Action::Queued { domid: 3, ops } = next() {
+            last = Some(ops.clone());
+            if ops == ["pause", "save"] {
+                break;
+            }
+        }
+        assert_eq!(last, Some(vec!["pause", "save"]));
+        l.submit(Effect::CancelQueued(vec![3]));
+        assert!(matches!(next(), Action::Queued { domid: 3, ops } if ops.is_empty()));
+        assert!(
+            matches!(next(), Action::Done(Done::Cancelled { domid: 3, ops }) if ops == ["pause", "save"])
+        );
+        let _ = release.send(());
+        // The lane ends; the cancelled jobs never run.
+        for _ in 0..100 {
+            if l.queues
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .queues
+                .is_empty()
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        let q = l.queues.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(q.queues.is_empty() && q.busy_slots == 0);
     }
 }

@@ -170,6 +170,8 @@ impl Worker {
         let action = match effect {
             Effect::Refresh => self.snapshot(),
             Effect::Policies => return self.policies(),
+            // Only the lanes hold work that waits; here nothing does.
+            Effect::CancelQueued(_) => return Vec::new(),
             Effect::Stats => match e.stats() {
                 Ok(stats) => Action::Stats {
                     at_ns: e.now_ns(),

@@ -81,12 +81,24 @@ pub fn pending_of(app: &App, row: &crate::tui::table::Row) -> Option<(String, u6
     Some((s.reason.to_string(), secs, late))
 }
 
-/// The name, then what is pending on it (`web1 · shutdown… 12s`).
+/// What waits its turn on a domain in this TUI (`+2 queued`).
+fn queued_tag(app: &App, row: &crate::tui::table::Row) -> Option<String> {
+    let ops = app.queued.get(&row.view.info.domid)?;
+    Some(match ops.as_slice() {
+        [one] => format!("{one} queued"),
+        many => format!("+{} queued", many.len()),
+    })
+}
+
+/// The name, then what is pending on it (`web1 shutdown… 12s +1 queued`).
 fn name_cell<'a>(app: &App, row: &crate::tui::table::Row, width: usize) -> Cell<'a> {
-    let Some((op, secs, late)) = pending_of(app, row) else {
-        return Cell::from(ellipsize(&row.name, width));
+    let queued = queued_tag(app, row);
+    let (tag, late) = match (pending_of(app, row), queued) {
+        (None, None) => return Cell::from(ellipsize(&row.name, width)),
+        (Some((op, secs, late)), None) => (format!(" {op}… {secs}s"), late),
+        (Some((op, secs, late)), Some(q)) => (format!(" {op}… {secs}s {q}"), late),
+        (None, Some(q)) => (format!(" {q}"), false),
     };
-    let tag = format!(" {op}… {secs}s");
     let name_w = width.saturating_sub(tag.chars().count()).max(4);
     let style = if late {
         app.theme.warning()
