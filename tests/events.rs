@@ -445,3 +445,47 @@ fn a_running_tui_repairs_a_command_killed_beside_it() {
         .collect();
     assert!(!names.contains(&"half".to_string()), "{names:?}");
 }
+
+/// The same with no commit after the kill (the command died while the
+/// backend was slow): the TUI notices the dead owner within a few ticks
+/// rather than at the next whole refresh.
+#[test]
+fn a_running_tui_notices_a_dead_command_within_ticks() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    let mut h = tui_on(dir.path(), &state);
+    let cfg = config(dir.path(), "slowpoke", "");
+    let mut child = domus(&state)
+        .env("DOMUS_SIM_SLOW", "build_image:60")
+        .arg("create")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let intents = |state: &Path| {
+        domus::store::Store::open(state, "sim")
+            .and_then(|s| s.read(|tx| tx.intents()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while intents(&state).iter().all(|i| i.stage == "started") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The TUI sees the build in flight, its owner alive.
+    h.dispatch(domus::tui::action::Action::StoreChanged);
+    assert!(h.screen().contains("slowpoke create…"), "{}", h.screen());
+    let _ = child.kill();
+    let _ = child.wait();
+    // Refresh ticks: the cheap reads only, no whole refresh.
+    for _ in 0..5 {
+        h.clock.advance_secs(1.0);
+        h.dispatch(domus::tui::action::Action::Tick);
+    }
+    let screen = h.screen();
+    assert!(
+        screen.contains("repaired: rolled back the interrupted create of slowpoke"),
+        "{screen}"
+    );
+    assert!(intents(&state).is_empty());
+}

@@ -506,3 +506,35 @@ fn a_shutdown_sent_during_boot_is_honoured() {
     );
     assert!(qemu_processes_under(&rig.runtime()).is_empty());
 }
+
+/// A runtime dir belongs to one state dir: a second state dir opening it
+/// would adopt the first one's domains with default policies. It is
+/// refused, with the way out.
+#[test]
+fn a_runtime_dir_serves_one_state_dir() {
+    use domus::backend::qemu::{QemuHypervisor, QemuOptions};
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let open = |state: &str| {
+        let state = root.path().join(state);
+        std::fs::create_dir_all(&state).unwrap_or_else(|e| panic!("{e}"));
+        QemuHypervisor::open(QemuOptions {
+            runtime_dir: root.path().join("run"),
+            state_dir: state,
+            accel: Some("tcg".into()),
+            binary: std::path::PathBuf::from(domus::backend::qemu::QEMU),
+            supervisor: None,
+            adopt: false,
+            clock: std::sync::Arc::new(domus::clock::SystemClock),
+        })
+    };
+    assert!(open("first").is_ok());
+    assert!(open("first").is_ok(), "its own state dir opens it again");
+    match open("second") {
+        Ok(_) => panic!("a second state dir shared the runtime dir"),
+        Err(e) => {
+            let said = e.to_string();
+            assert!(said.contains("--runtime-dir"), "{said}");
+            assert!(said.contains("first"), "{said}");
+        }
+    }
+}

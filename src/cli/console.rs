@@ -204,6 +204,14 @@ pub fn print_log(engine: &Engine, dom: &str) -> CliResult<()> {
     let mut filter = EscapeFilter::new();
     let mut out = Vec::with_capacity(bytes.len());
     filter.feed(&bytes, &mut out);
+    // On a terminal: what the guest's sequences set (a scroll region, a
+    // charset) is undone, and the prompt starts on a line of its own.
+    if std::io::stdout().is_terminal() {
+        if !out.is_empty() && !out.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(RESET_TERMINAL);
+    }
     let mut stdout = std::io::stdout().lock();
     // A reader that went away (`| head`) is not an error.
     if stdout

@@ -95,6 +95,7 @@ pub fn run(engine: &Engine, state_dir: &Path, args: &EventsArgs<'_>) -> CliResul
     let changes = args.follow.then(|| Changes::watch(state_dir));
     let history = engine.journal(&JournalFilter {
         limit: Some(args.limit),
+        skip_ops: !args.all,
         ..base.clone()
     })?;
     let mut after = match history.last() {

@@ -215,6 +215,13 @@ fn parse_delay(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The config library: `--config-dir`, else the user's.
+fn library_dir(cli: &Cli) -> PathBuf {
+    cli.config_dir
+        .clone()
+        .unwrap_or_else(|| crate::paths::default_config_dir().join("domains"))
+}
+
 /// Open the TUI on the chosen backend.
 pub fn run_tui(cli: &Cli) -> ExitCode {
     let result = open_context(cli, SourceKind::Tui).and_then(|ctx| {
@@ -223,10 +230,7 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
             theme: cli.theme.clone(),
             read_only: cli.read_only,
             delay: std::time::Duration::from_secs_f64(cli.delay),
-            config_dir: cli
-                .config_dir
-                .clone()
-                .unwrap_or_else(|| config_root.join("domains")),
+            config_dir: library_dir(cli),
             state_dir: ctx.state_dir.clone(),
             user_theme_dir: config_root.join("themes"),
         };
@@ -392,6 +396,19 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     }
     let ctx = open_context(cli, SourceKind::Cli)?;
     let e = &ctx.engine;
+    if matches!(command, Command::Create { .. }) {
+        // The library the README points at exists before the TUI first
+        // ran (with the test guest's config where QEMU can boot it).
+        let dir = library_dir(cli);
+        if let Err(err) = crate::tui::library::seed(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %err, "seeding the config library");
+        }
+        if let Some(guest) = std::env::var_os("DOMUS_GUEST_DIR")
+            && let Err(err) = crate::tui::library::offer_test_guest(&dir, Path::new(&guest))
+        {
+            tracing::warn!(error = %err, "adding the test guest to the library");
+        }
+    }
     match command {
         Command::List { json } => {
             let domains = e.domains()?;
@@ -400,7 +417,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             } else {
                 list::table(&domains)
             };
-            print!("{text}");
+            say(&text);
         }
         Command::Create { file } => {
             let (config, diags) = config::load_file(file).map_err(|e| config_failure(e, file))?;
@@ -409,7 +426,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             }
             let source = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             let domid = e.create(&config, Some(&source))?;
-            println!("{} created as domain {domid}", config.name);
+            say(&format!("{} created as domain {domid}\n", config.name));
         }
         Command::Destroy { domain } => e.destroy(domid(&ctx, domain)?)?,
         Command::Pause { domain } => e.pause(domid(&ctx, domain)?)?,
@@ -448,14 +465,14 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             let id = domid(&ctx, domain)?;
             let attached = e.attach(id, &dev)?;
             match e.view(id) {
-                Ok(v) => println!("{}", v.info.attached_text(&attached)),
-                Err(_) => println!("attached {attached}"),
+                Ok(v) => say(&format!("{}\n", v.info.attached_text(&attached))),
+                Err(_) => say(&format!("attached {attached}\n")),
             }
         }
         Command::Detach { domain, device } => {
             let r: DeviceRef = device.parse().map_err(Failure::usage)?;
             let removed = e.detach(domid(&ctx, domain)?, &r)?;
-            println!("detached {removed}");
+            say(&format!("detached {removed}\n"));
         }
         Command::MemSet { domain, mib, force } => {
             let info = e.resolve(domain)?;
@@ -490,12 +507,12 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                     Some(r) => e.timeline(r.uuid)?,
                     None => Vec::new(),
                 };
-                print!("{}", list::info(&view, &timeline));
+                say(&list::info(&view, &timeline));
             }
             Err(err) => {
                 // A domain that is gone still has its last timeline.
                 match e.gone_by_name(domain)? {
-                    Some(rec) => print!("{}", list::info_gone(&rec, &e.timeline(rec.uuid)?)),
+                    Some(rec) => say(&list::info_gone(&rec, &e.timeline(rec.uuid)?)),
                     None => return Err(err.into()),
                 }
             }
@@ -503,11 +520,11 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         Command::Save { domain, file } => {
             let id = domid(&ctx, domain)?;
             e.save(id, file)?;
-            println!("saved domain {id} to {}", file.display());
+            say(&format!("saved domain {id} to {}\n", file.display()));
         }
         Command::Restore { file } => {
             let id = e.restore(file)?;
-            println!("restored as domain {id}");
+            say(&format!("restored as domain {id}\n"));
         }
         Command::Check { .. } | Command::Supervise { .. } => {}
     }
@@ -565,6 +582,26 @@ fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
     Ok(())
 }
 
+/// Print what a command answers on stdout. Control characters (in a file
+/// name, or a device path a config gave) become `?`, so they never reach
+/// the terminal; a reader that went away (`domus list | head`) ends the
+/// output quietly.
+pub(super) fn say(text: &str) {
+    use std::io::Write;
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(clean.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Validate each file; print every error (and warning); 1 if any failed.
 fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
@@ -574,13 +611,13 @@ fn check(files: &[PathBuf]) -> ExitCode {
                 for w in diags.warning_lines() {
                     eprintln!("{w}");
                 }
-                println!(
-                    "{}: ok ({} image, {} MiB, {} vCPU)",
+                say(&format!(
+                    "{}: ok ({} image, {} MiB, {} vCPU)\n",
                     file.display(),
                     c.image.type_name(),
                     c.memory,
                     c.vcpus
-                );
+                ));
             }
             Err(e) => {
                 failed = true;

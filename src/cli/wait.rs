@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{CliResult, Context, Failure};
 use crate::backend::DomId;
-use crate::engine::{DomainEvent, JournalFilter};
+use crate::engine::{DomainEvent, JournalFilter, PolicyOutcome};
 use crate::store::follow::Changes;
 
 /// The journal's position before asking for a shutdown, so a policy
@@ -24,8 +24,14 @@ pub fn shutdown(ctx: &Context, domid: DomId, since: i64, timeout: Duration) -> C
     loop {
         // Without a supervisor (the simulator), this process applies it.
         if let Some(ev) = e.refresh_one(domid)? {
-            println!("{ev}");
-            return Ok(());
+            super::say(&format!("{ev}\n"));
+            // Stopped, but the policy did not do what it says: not a success.
+            return match &ev.outcome {
+                PolicyOutcome::RestartFailed { error } | PolicyOutcome::Failed { error } => {
+                    Err(Failure::new(format!("{}: {error}", info.name)))
+                }
+                _ => Ok(()),
+            };
         }
         let outcome = e.journal(&JournalFilter {
             after: Some(since),
@@ -52,7 +58,16 @@ pub fn shutdown(ctx: &Context, domid: DomId, since: i64, timeout: Duration) -> C
                 .iter()
                 .filter(|x| !x.event.is_op() && !x.event.is_console())
             {
-                println!("{}", super::events::text_line(x));
+                super::say(&format!("{}\n", super::events::text_line(x)));
+            }
+            if let Some(error) = all.iter().find_map(|x| match &x.event {
+                DomainEvent::RestartFailed { error } => Some(error.clone()),
+                _ => None,
+            }) {
+                return Err(Failure::new(format!(
+                    "{}: restart failed: {error}",
+                    info.name
+                )));
             }
             return Ok(());
         }
@@ -66,12 +81,16 @@ pub fn shutdown(ctx: &Context, domid: DomId, since: i64, timeout: Duration) -> C
                         .as_ref()
                         .is_none_or(|r| r.handled_shutdown == Some(domid)) =>
             {
-                println!("{} shut down ({})", v.info.name, v.info.state_string());
+                super::say(&format!(
+                    "{} shut down ({})\n",
+                    v.info.name,
+                    v.info.state_string()
+                ));
                 return Ok(());
             }
             Ok(_) => {}
             Err(_) => {
-                println!("{} is gone", info.name);
+                super::say(&format!("{} is gone\n", info.name));
                 return Ok(());
             }
         }

@@ -49,6 +49,31 @@ impl FromStr for Uname {
     }
 }
 
+impl Uname {
+    /// The file a uname names, for telling whether two name the same disk:
+    /// links resolved when it exists (`file:/srv/x.img`, `file:/srv//x.img`
+    /// and a symlink to it are one disk), else the path with `//` and `/./`
+    /// folded. The kind does not count: `phy:` and `file:` of one path are
+    /// one file.
+    pub fn identity(&self) -> String {
+        if let Ok(real) = std::fs::canonicalize(&self.path) {
+            return real.display().to_string();
+        }
+        let mut out = String::with_capacity(self.path.len());
+        for part in self.path.split('/') {
+            if part.is_empty() || part == "." {
+                continue;
+            }
+            out.push('/');
+            out.push_str(part);
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+}
+
 impl fmt::Display for Uname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
@@ -192,6 +217,9 @@ impl FromStr for Mac {
                 "invalid mac '{}': a multicast address cannot be a vif's",
                 shown(s)
             ));
+        }
+        if mac == [0; 6] {
+            return Err("invalid mac '00:00:00:00:00:00': no interface can have it".into());
         }
         Ok(Mac(mac))
     }
@@ -400,5 +428,25 @@ mod tests {
         );
         assert!("file:relative.img".parse::<Uname>().is_err());
         assert!("nbd:x".parse::<Uname>().is_err());
+    }
+
+    #[test]
+    fn a_mac_no_interface_can_have_is_refused() {
+        assert!("00:00:00:00:00:00".parse::<Mac>().is_err());
+        assert!("01:16:3e:00:00:01".parse::<Mac>().is_err(), "multicast");
+        assert!("00:16:3e:00:00:01".parse::<Mac>().is_ok());
+    }
+
+    #[test]
+    fn one_file_has_one_identity_whatever_the_uname_says() {
+        let u = |s: &str| s.parse::<Uname>().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            u("file:/no/such//dir/./x.img").identity(),
+            u("phy:/no/such/dir/x.img").identity()
+        );
+        assert_ne!(
+            u("file:/no/such/a.img").identity(),
+            u("file:/no/such/b.img").identity()
+        );
     }
 }

@@ -507,7 +507,7 @@ pub fn device_conflict(
                     ))
                 }
                 (DeviceSpec::Vbd(a), DeviceSpec::Vbd(b))
-                    if a.uname == b.uname
+                    if a.uname.identity() == b.uname.identity()
                         && (a.mode == VbdMode::ReadWrite || b.mode == VbdMode::ReadWrite) =>
                 {
                     Some(format!(

@@ -589,7 +589,7 @@ fn conflict_in(
 impl Engine {
     pub fn detach(&self, domid: DomId, dev: &DeviceRef) -> EngineResult<DeviceSpec> {
         if domid == 0 {
-            return Err(EngineError::Domain0("given devices from here"));
+            return Err(EngineError::Domain0("relieved of devices from here"));
         }
         let info = self.info(domid)?;
         self.require(

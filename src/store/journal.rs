@@ -325,6 +325,9 @@ pub struct JournalFilter {
     pub name: Option<String>,
     /// At most this many (the newest of them).
     pub limit: Option<usize>,
+    /// Leave out the operations' own start and end entries (before the
+    /// limit counts).
+    pub skip_ops: bool,
 }
 
 /// The domain an event is about.
@@ -416,6 +419,7 @@ impl Tx<'_> {
                  WHERE host = ?1 AND seq > ?2
                    AND (?3 IS NULL OR uuid = ?3)
                    AND (?4 IS NULL OR name = ?4)
+                   AND (?6 = 0 OR json_extract(body, '$.event') NOT IN ('op_started', 'op_finished'))
                  ORDER BY seq DESC LIMIT ?5",
             )
             .map_err(self.err("reading the journal"))?;
@@ -426,7 +430,8 @@ impl Tx<'_> {
                     filter.after.unwrap_or(0),
                     filter.uuid.map(|u| u.to_string()),
                     filter.name,
-                    limit
+                    limit,
+                    filter.skip_ops
                 ],
                 |r| {
                     Ok((

@@ -249,7 +249,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         // SQLite creates its files (db, -wal, -shm) with the process umask.
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-        let opened = Connection::open_with_flags(path, flags);
+        let opened = Connection::open_with_flags(real_parent(path), flags);
         nix::sys::stat::umask(old);
         let conn = opened.map_err(sql(path, "opening"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
@@ -537,6 +537,19 @@ impl Tx<'_> {
             what: "counter",
             message: v,
         })
+    }
+}
+
+/// `path` with its directory resolved: SQLite's `NOFOLLOW` refuses a
+/// symbolic link anywhere in the path, and a home directory reached
+/// through one (`/home` → `/var/home`) is ordinary. The directory itself
+/// was checked (not a link, ours) before; the file stays unfollowed.
+pub fn real_parent(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -106,7 +106,7 @@ impl DeviceKey {
         match dev {
             DeviceSpec::Vbd(v) => DeviceKey {
                 kind: "vbd",
-                key: v.uname.to_string(),
+                key: v.uname.identity(),
                 writable: v.mode == VbdMode::ReadWrite,
             },
             DeviceSpec::Vif(v) => DeviceKey {

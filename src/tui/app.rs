@@ -26,6 +26,9 @@ use crate::engine::{DomainEvent, JournalEntry, device_ref};
 const EVENTS_CAP: usize = 500;
 /// Every this many ticks the whole view is read again.
 const FULL_REFRESH_EVERY: u64 = 60;
+/// How often (in ticks) the TUI looks whether another process's operation
+/// in flight was left by a process that died.
+const CHECK_OTHERS_EVERY: u64 = 5;
 /// How many journal entries the app keeps for timelines.
 const JOURNAL_CAP: usize = 5000;
 
@@ -322,6 +325,14 @@ impl App {
         }
     }
 
+    /// Whether another process has an operation in flight on a domain.
+    fn others_at_work(&self) -> bool {
+        self.table
+            .rows
+            .iter()
+            .any(|r| r.view.pending.iter().any(|i| i.owner.pid != self.pid))
+    }
+
     fn can(&self, cap: Capability) -> bool {
         self.caps.has(cap)
     }
@@ -408,6 +419,10 @@ impl App {
                 self.ticks += 1;
                 if !self.loaded || self.ticks.is_multiple_of(FULL_REFRESH_EVERY) {
                     vec![Effect::Refresh]
+                } else if self.ticks.is_multiple_of(CHECK_OTHERS_EVERY) && self.others_at_work() {
+                    // Another process's operation in flight: if it died, its
+                    // repair should not wait for the next whole refresh.
+                    vec![Effect::Stats, Effect::Policies]
                 } else {
                     vec![Effect::Stats]
                 }

@@ -534,7 +534,7 @@ impl Worker {
                     for other in &domains {
                         for od in &other.info.devices {
                             if let DeviceSpec::Vbd(ov) = od
-                                && ov.uname == v.uname
+                                && ov.uname.identity() == v.uname.identity()
                                 && (ov.mode == crate::config::VbdMode::ReadWrite
                                     || v.mode == crate::config::VbdMode::ReadWrite)
                             {

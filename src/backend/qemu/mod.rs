@@ -93,6 +93,7 @@ impl QemuHypervisor {
     /// directories whose QEMU is gone are removed and reported.
     pub fn open(opts: QemuOptions) -> BackendResult<QemuHypervisor> {
         let rt = Runtime::new(&opts.runtime_dir)?;
+        Self::claim_runtime(&opts)?;
         let accel = opts
             .accel
             .clone()
@@ -107,6 +108,31 @@ impl QemuHypervisor {
         };
         hv.rediscover();
         Ok(hv)
+    }
+
+    /// A runtime dir belongs to one state dir: another state dir opening it
+    /// would adopt its domains (rebuilding their records with default
+    /// policies) while their own supervisors still apply the real ones.
+    fn claim_runtime(opts: &QemuOptions) -> BackendResult<()> {
+        let marker = opts.runtime_dir.join("state-dir");
+        let mine = std::fs::canonicalize(&opts.state_dir)
+            .unwrap_or_else(|_| opts.state_dir.clone())
+            .display()
+            .to_string();
+        match crate::fsx::read_to_string_bounded(&marker, 4096) {
+            Ok(owner) if owner.trim_end() == mine => Ok(()),
+            Ok(owner) => Err(BackendError::Start {
+                what: "the QEMU backend".into(),
+                why: format!(
+                    "the runtime dir {} holds the domains of the state dir {}; give {mine} a runtime dir of its own (--runtime-dir), or remove {} if that state dir moved here",
+                    opts.runtime_dir.display(),
+                    owner.trim_end(),
+                    marker.display()
+                ),
+            }),
+            Err(_) => crate::fsx::write_atomic(&marker, format!("{mine}\n").as_bytes())
+                .map_err(|e| BackendError::io("marking the runtime dir", std::io::Error::other(e))),
+        }
     }
 
     pub fn accel(&self) -> &str {

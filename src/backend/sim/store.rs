@@ -309,7 +309,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-        let opened = Connection::open_with_flags(&path, flags);
+        let opened = Connection::open_with_flags(crate::store::real_parent(&path), flags);
         nix::sys::stat::umask(umask);
         let conn = opened.map_err(db_err(&path, "opening"))?;
         conn.busy_timeout(Duration::from_secs(30))
