@@ -59,9 +59,17 @@ impl Slot {
         let _ = crate::fsx::write_atomic(&self.pid, std::process::id().to_string().as_bytes());
     }
 
-    /// The supervisor's pid while one runs (0 if it has not said yet).
+    /// The supervisor's pid while one runs (0 if it has not said yet, or
+    /// the lock is held for a moment by a process looking, as this one
+    /// does): never a pid to signal unless above 1.
     pub fn running(&self) -> Option<i32> {
-        if self.try_lock().is_some() {
+        // Looked at with a shared lock: two processes looking at once do
+        // not take each other for the supervisor.
+        // No lock file (or none this process may open): no supervisor.
+        let Ok(file) = crate::fsx::open_lock(&self.lock) else {
+            return None;
+        };
+        if Flock::lock(file, FlockArg::LockSharedNonblock).is_ok() {
             return None;
         }
         Some(
@@ -107,6 +115,9 @@ impl Slot {
         args: &[String],
     ) -> BackendResult<Option<String>> {
         use std::os::unix::process::CommandExt;
+        if let Some(dir) = self.lock.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let _ = std::fs::remove_file(&self.pid);
         let mut child = super::spawn(
             Command::new(exe)

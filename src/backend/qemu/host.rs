@@ -135,12 +135,25 @@ pub fn meminfo() -> (u64, u64) {
 
 /// Send a signal, ignoring a process that is already gone.
 pub fn signal(pid: i32, sig: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    // kill(0) is this process group, kill(-1) every process we may signal,
+    // 1 is init: a pid read from a file that was empty or half-written must
+    // never become one of those.
+    if pid > 1 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pid of 0 (an empty pidfile) must not signal this process group:
+    /// if it did, this test run would end here with SIGTERM.
+    #[test]
+    fn pid_zero_or_below_signals_nobody() {
+        signal(0, nix::sys::signal::Signal::SIGTERM);
+        signal(1, nix::sys::signal::Signal::SIGCONT);
+    }
 
     #[test]
     fn state_after_odd_comm() {

@@ -745,7 +745,7 @@ impl Hypervisor for QemuHypervisor {
         self.kill(&meta);
         // The supervisor exits with QEMU; make sure of it, unless it is
         // this very process applying a restart policy.
-        if let Some(pid) = supervisor::running(&dir)
+        if let Some(pid) = supervisor::running(&dir).filter(|p| *p > 1)
             && pid != std::process::id() as i32
             && self.opts.supervisor.is_some()
         {
