@@ -44,12 +44,14 @@ fn raw(root: &Path, i: usize) -> Duration {
         device_model: None,
         vnc: false,
         boot_from_disk: false,
+        ..Default::default()
     };
     let args: Vec<String> = launch::args(&LaunchSpec {
         name: "raw",
         uuid: uuid::Uuid::nil(),
         memory_mib: 128,
         vcpus: 1,
+        vcpus_online: None,
         accel: accel::detect(),
         image: &image,
         dir: &dir,

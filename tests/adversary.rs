@@ -72,10 +72,24 @@ fn a_state_dir_under_a_symlinked_parent_works() {
 fn info_and_check_print_no_escape_bytes() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let state = dir.path().join("state");
-    let cfg = config(dir.path(), "esc", "");
+    // Kernel arguments may hold any byte but NUL and line breaks.
+    let p = dir.path().join("esc.sxp");
+    std::fs::write(
+        &p,
+        "(vm (name esc) (memory 64) (image (linux (kernel /k) (args 'quiet \x1b]0;PWNED\x07'))))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = p;
     ok(&state, &["create", &cfg.display().to_string()]);
+    // A path with control bytes is refused, and the refusal shows none.
     let hostile = "file:/tmp/\x1b]0;PWNED\x07\x1b]52;c;aGk=\x07\x1b[6n.img";
-    ok(&state, &["attach", "esc", "vbd", hostile, "xvdb", "w"]);
+    let attach = out(&state, &["attach", "esc", "vbd", hostile, "xvdb", "w"]);
+    assert!(!attach.status.success());
+    assert!(
+        !attach.stderr.contains(&0x1b) && !attach.stderr.contains(&0x07),
+        "{:?}",
+        String::from_utf8_lossy(&attach.stderr)
+    );
     let info = out(&state, &["info", "esc"]);
     assert!(info.status.success());
     assert!(
@@ -83,7 +97,8 @@ fn info_and_check_print_no_escape_bytes() {
         "{:?}",
         String::from_utf8_lossy(&info.stdout)
     );
-    assert!(String::from_utf8_lossy(&info.stdout).contains("?]0;PWNED"));
+    // Shown escaped (`\033]0;PWNED`), never raw.
+    assert!(String::from_utf8_lossy(&info.stdout).contains("]0;PWNED"));
     let named = dir.path().join("h-\x1b]0;FN\x07.sxp");
     std::fs::copy(&cfg, &named).unwrap_or_else(|e| panic!("{e}"));
     let check = out(&state, &["check", &named.display().to_string()]);

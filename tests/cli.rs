@@ -1,58 +1,14 @@
 //! The real `domus` binary against the simulated backend: each command is
 //! a separate process sharing one state directory, as an operator's shell.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-struct Host {
-    dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn new() -> Host {
-        Host {
-            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")),
-        }
-    }
-
-    fn domus(&self) -> Command {
-        let mut cmd = Command::cargo_bin("domus").unwrap_or_else(|e| panic!("domus binary: {e}"));
-        cmd.arg("--state-dir")
-            .arg(self.dir.path())
-            .arg("--backend")
-            .arg("sim");
-        cmd.env_remove("DOMUS_SIM_FAULTS");
-        cmd
-    }
-
-    fn stdout(&self, args: &[&str]) -> String {
-        let out = self
-            .domus()
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            out.status.success(),
-            "domus {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn list_row(&self, name: &str) -> Option<String> {
-        self.stdout(&["list"])
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .map(str::to_string)
-    }
-
-    fn state(&self, name: &str) -> Option<String> {
-        self.list_row(name)
-            .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
-    }
-}
+use common::sim_cli::SimHost as Host;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,8 +1,8 @@
 //! Property: any typed config printed as sxp parses back to itself.
 
 use domus::config::{
-    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Mac, Pci,
-    Policy, Uname, UnameKind, Vbd, VbdMode, Vif, parse_str,
+    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Mac,
+    OtherDevice, Pci, Policy, Uname, UnameKind, Vbd, VbdMode, Vfb, Vif, parse_str,
 };
 use proptest::prelude::*;
 
@@ -18,13 +18,32 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
     prop::option::of(text())
 }
 
+/// Text a path or a kernel argument may hold: no NUL or line break.
+fn line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9/._:=-]{1,16}",
+        "[ -~]{1,16}",
+        "[a-z \"'\\\\\té→]{1,10}",
+    ]
+}
+
+fn opt_line() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(line())
+}
+
 fn kernel_image(require_kernel: bool) -> impl Strategy<Value = KernelImage> {
+    // A kernel named hvmloader is firmware in an HVM image.
     let kernel = if require_kernel {
-        text().prop_map(Some).boxed()
+        line().prop_map(Some).boxed()
     } else {
-        opt_text().boxed()
+        opt_line()
+            .prop_filter("not hvmloader", |k| {
+                k.as_deref()
+                    .is_none_or(|k| !k.rsplit('/').next().unwrap_or("").starts_with("hvmloader"))
+            })
+            .boxed()
     };
-    (kernel, opt_text(), opt_text(), opt_text(), opt_text()).prop_map(
+    (kernel, opt_line(), opt_line(), opt_line(), opt_line()).prop_map(
         |(kernel, ramdisk, root, ip, args)| KernelImage {
             kernel,
             ramdisk,
@@ -43,18 +62,24 @@ fn image() -> impl Strategy<Value = Image> {
         (
             kernel_image(false),
             any::<bool>(),
-            opt_text(),
-            opt_text(),
-            prop::option::of(any::<bool>())
+            opt_line(),
+            opt_line(),
+            prop::option::of(any::<bool>()),
+            opt_line(),
+            prop::option::of("[cdn]{1,3}"),
         )
             .prop_map(
-                |(boot, vmx, device_model, memmap, vnc)| Image::Hvm(HvmImage {
-                    flavor: if vmx { HvmFlavor::Vmx } else { HvmFlavor::Hvm },
-                    boot,
-                    device_model,
-                    memmap,
-                    vnc,
-                })
+                |(boot, vmx, device_model, memmap, vnc, loader, boot_order)| {
+                    Image::Hvm(HvmImage {
+                        flavor: if vmx { HvmFlavor::Vmx } else { HvmFlavor::Hvm },
+                        boot,
+                        device_model,
+                        memmap,
+                        vnc,
+                        loader,
+                        boot_order,
+                    })
+                }
             ),
     ]
 }
@@ -62,25 +87,46 @@ fn image() -> impl Strategy<Value = Image> {
 fn device(index: usize) -> impl Strategy<Value = DeviceSpec> {
     let letter = (b'a' + index as u8) as char;
     prop_oneof![
-        ("[a-z0-9/._-]{1,20}", any::<bool>(), any::<bool>()).prop_map(move |(path, phy, w)| {
-            DeviceSpec::Vbd(Vbd {
-                uname: Uname {
-                    kind: if phy { UnameKind::Phy } else { UnameKind::File },
-                    path: format!("/{path}"),
-                },
-                dev: format!("xvd{letter}"),
-                mode: if w {
-                    VbdMode::ReadWrite
+        ("[a-z0-9_-]{1,10}(/[a-z0-9_.-]{1,10}){0,2}", 0u8..5, 0u8..3,).prop_map(
+            move |(path, kind, m)| {
+                let path = format!("/{path}")
+                    .replace("/..", "/x.")
+                    .replace("/./", "/x/");
+                let path = if path.ends_with("/.") {
+                    format!("{path}x")
                 } else {
-                    VbdMode::ReadOnly
-                },
-                extra: if w {
-                    vec![format!("(backend {index})")]
-                } else {
-                    Vec::new()
-                },
-            })
-        }),
+                    path
+                };
+                let uname = match kind {
+                    0 => Uname::new(UnameKind::Phy, path),
+                    1 => Uname::new(UnameKind::File, path),
+                    2 => format!("tap:qcow2:{path}")
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{e}")),
+                    3 => format!("tap2:tapdisk:aio:{path}")
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{e}")),
+                    _ => Uname::empty(),
+                };
+                let cdrom = uname.is_empty();
+                let w = m > 0 && !cdrom;
+                DeviceSpec::Vbd(Vbd {
+                    uname,
+                    dev: format!("xvd{letter}"),
+                    cdrom,
+                    mode: match (w, m) {
+                        (false, _) => VbdMode::ReadOnly,
+                        (true, 1) => VbdMode::ReadWrite,
+                        _ => VbdMode::Shared,
+                    },
+                    extra: if w {
+                        vec![format!("(backend {index})")]
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+        ),
         (
             any::<bool>(),
             prop::option::of("[a-z][a-z0-9]{0,10}"),
@@ -160,6 +206,9 @@ prop_compose! {
         on_reboot in policy(),
         on_crash in policy(),
         bootloader in opt_text().boxed(),
+        bootloader_args in opt_text().boxed(),
+        online in prop::option::of(1u32..128),
+        vfb in prop::option::of(("[0-9.]{1,15}", any::<bool>())),
         blkif in any::<bool>(),
         extra in extra().boxed(),
     ) -> DomainConfig {
@@ -169,6 +218,7 @@ prop_compose! {
             memory,
             maxmem: extra_max.map(|m| memory + m),
             vcpus,
+            vcpus_online: online.filter(|n| *n < vcpus),
             cpu,
             cpu_weight,
             image,
@@ -176,7 +226,22 @@ prop_compose! {
             on_poweroff,
             on_reboot,
             on_crash,
-            bootloader,
+            // An empty value reads as no value, as xend read it.
+            bootloader: bootloader.filter(|b| !b.is_empty()),
+            bootloader_args: bootloader_args.filter(|b| !b.is_empty()),
+            other_devices: vfb
+                .map(|(listen, vkbd)| {
+                    let mut v = vec![OtherDevice::Vfb(Vfb {
+                        vnc: true,
+                        sdl: false,
+                        settings: vec![("vnclisten".into(), listen)],
+                    })];
+                    if vkbd {
+                        v.push(OtherDevice::Vkbd);
+                    }
+                    v
+                })
+                .unwrap_or_default(),
             // A blkif backend domain may not have vbds of its own.
             backends: if blkif && !devices.iter().any(|d| matches!(d, DeviceSpec::Vbd(_))) {
                 vec![BackendRole::Blkif]

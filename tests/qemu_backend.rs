@@ -538,3 +538,110 @@ fn a_runtime_dir_serves_one_state_dir() {
         }
     }
 }
+
+/// An xend HVM domain on QEMU: the boot order becomes `bootindex`
+/// (`boot dc`: the CD first, then the disk), the CD drive holds its media
+/// read-only, a blktap qcow2 disk is opened as qcow2, `vcpu_avail` starts
+/// 2 of 4 vCPUs, and a PV bootloader is refused with the reason.
+#[test]
+fn an_xend_hvm_domain_gets_its_boot_order_cd_tap_format_and_online_vcpus() {
+    use domus::backend::qemu::qmp::Qmp;
+    use serde_json::json;
+    announce_accel();
+    let rig = qemu_rig();
+    let disk = rig.root.path().join("disk.img");
+    make_image(&disk, "raw", "8M");
+    let data = rig.root.path().join("data.qcow2");
+    make_image(&data, "qcow2", "8M");
+    let iso = rig.root.path().join("install.iso");
+    make_image(&iso, "raw", "1M");
+    let text = format!(
+        "(vm (name hvm1) (memory 128) (vcpus 4) (vcpu_avail 3)
+           (image (hvm (kernel /usr/lib/xen/boot/hvmloader) (boot dc)))
+           (device (vbd (uname file:{}) (dev hda) (mode w)))
+           (device (vbd (uname file:{}) (dev hdc:cdrom) (mode r)))
+           (device (tap (uname tap:qcow2:{}) (dev hdb) (mode w))))",
+        disk.display(),
+        iso.display(),
+        data.display()
+    );
+    let domid = rig
+        .engine
+        .create(&parse(&text), None)
+        .unwrap_or_else(|e| panic!("create: {e}"));
+    let sock = rig.runtime().join(domid.to_string()).join("qmp.sock");
+    let mut qmp = Qmp::connect(&sock, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let t = Duration::from_secs(10);
+    let bootindex = |qmp: &mut Qmp, id: &str| {
+        qmp.execute(
+            "qom-get",
+            json!({ "path": format!("/machine/peripheral/{id}"), "property": "bootindex" }),
+            t,
+        )
+        .unwrap_or_else(|e| panic!("qom-get {id}: {e}"))
+    };
+    // Devices are plugged in config order: vbd0 the disk, vbd1 the CD
+    // (its scsi-cd is vbd1-cd), vbd2 the tap disk.
+    assert_eq!(bootindex(&mut qmp, "vbd1-cd"), json!(0), "boot d first");
+    assert_eq!(bootindex(&mut qmp, "vbd0"), json!(1), "then c");
+    assert_eq!(bootindex(&mut qmp, "vbd2"), json!(-1), "one disk boots");
+    let blocks = qmp
+        .execute("query-block", json!({}), t)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let by_node = |node: &str| {
+        blocks
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|b| b["inserted"]["node-name"].as_str() == Some(node))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no block node {node} in {blocks}"))
+    };
+    let cd = by_node("vbd1-node");
+    assert_eq!(cd["qdev"], json!("vbd1-cd"), "{cd}");
+    assert_eq!(cd["removable"], json!(true), "a CD drive: {cd}");
+    assert_eq!(
+        cd["inserted"]["ro"],
+        json!(true),
+        "its media read-only: {cd}"
+    );
+    let tap = by_node("vbd2-node");
+    assert_eq!(tap["inserted"]["drv"], json!("qcow2"), "{tap}");
+    let cpus = qmp
+        .execute("query-cpus-fast", json!({}), t)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cpus.as_array().map(Vec::len),
+        Some(2),
+        "vcpu_avail 3: vCPUs 0 and 1 online: {cpus}"
+    );
+    drop(qmp);
+    // Devices go with the domain: no unplug waits on a guest that never
+    // answers (here SeaBIOS, with nothing to boot).
+    let t0 = Instant::now();
+    rig.engine.destroy(domid).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "destroy took {:?}",
+        t0.elapsed()
+    );
+
+    let (k, _) = guest_files();
+    let pygrub = format!(
+        "(vm (name grubby) (memory 128) (bootloader pygrub)
+           (image (linux (kernel {}))))",
+        k.display()
+    );
+    let err = rig
+        .engine
+        .create(&parse(&pygrub), None)
+        .map(|_| "built")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pygrub") && err.contains("Xen's toolstack"),
+        "{err}"
+    );
+    assert!(qemu_processes_under(&rig.runtime()).is_empty());
+}

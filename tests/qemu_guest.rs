@@ -81,12 +81,14 @@ fn the_test_guest_boots_answers_hotplugs_and_powers_off() {
         device_model: None,
         vnc: false,
         boot_from_disk: false,
+        ..Default::default()
     };
     let argv = launch::args(&LaunchSpec {
         name: "domus-test",
         uuid: uuid::Uuid::nil(),
         memory_mib: 128,
         vcpus: 1,
+        vcpus_online: None,
         accel: which,
         image: &image,
         dir: &dir,

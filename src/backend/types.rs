@@ -261,6 +261,9 @@ pub struct CreateSpec {
     pub uuid: Option<uuid::Uuid>,
     pub memory_kib: u64,
     pub vcpus: u32,
+    /// vCPUs online at start, when fewer than `vcpus`.
+    #[serde(default)]
+    pub vcpus_online: Option<u32>,
     /// The boot image, for toolstacks that build domain and image in one
     /// step (Xen's `xl create`); the others take it in `build_image`.
     #[serde(default)]
@@ -273,7 +276,7 @@ pub struct CreateSpec {
 }
 
 /// What an image handler hands the backend to build a domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct BootImage {
     /// `linux`, `plan9` or `hvm`.
     pub ostype: String,
@@ -285,6 +288,32 @@ pub struct BootImage {
     pub vnc: bool,
     /// The guest boots from its first disk (HVM without a kernel).
     pub boot_from_disk: bool,
+    /// Where the firmware looks, in order: `c` the first disk, `d` the
+    /// first CD drive, `n` the network (xend's `boot`); `None`: `c`.
+    #[serde(default)]
+    pub boot_order: Option<String>,
+    /// The HVM firmware xend named (`hvmloader`), for toolstacks that
+    /// choose one.
+    #[serde(default)]
+    pub loader: Option<String>,
+    /// A PV bootloader (pygrub) and its arguments, for toolstacks that run
+    /// one.
+    #[serde(default)]
+    pub bootloader: Option<String>,
+    #[serde(default)]
+    pub bootloader_args: Option<String>,
+}
+
+impl BootImage {
+    /// Where in the boot order the first device of a class comes (`c`
+    /// disk, `d` CD drive, `n` network), when the guest boots from
+    /// devices at all.
+    pub fn boot_index(&self, class: char) -> Option<usize> {
+        if !self.boot_from_disk {
+            return None;
+        }
+        self.boot_order.as_deref().unwrap_or("c").find(class)
+    }
 }
 
 /// Things a backend can do; the UI offers only the actions whose
@@ -308,6 +337,8 @@ pub enum Capability {
     ImageLinux,
     ImagePlan9,
     ImageHvm,
+    /// Runs a PV bootloader (pygrub) to find the kernel.
+    Bootloader,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ pub fn parse_device_args(kind: &str, args: &[String]) -> Result<DeviceSpec, Stri
                 uname: uname.parse()?,
                 dev: parse_vdev(dev)?,
                 mode,
+                cdrom: dev.ends_with(":cdrom"),
                 extra: Vec::new(),
             }))
         }
@@ -96,7 +97,7 @@ mod tests {
         assert!(parse_device_args("pci", &s(&["00:1f.2"])).is_ok());
         assert_eq!(
             parse_device_args("vbd", &s(&["file:/x", "xvdb", "rw"])).err(),
-            Some("invalid mode 'rw' (expected r or w)".into())
+            Some("invalid mode 'rw' (expected r, w or w!)".into())
         );
     }
 }

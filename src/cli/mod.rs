@@ -3,6 +3,7 @@
 //! stderr), 2 usage.
 
 mod console;
+mod convert;
 pub mod device_args;
 mod events;
 mod list;
@@ -175,11 +176,34 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Import configs (xl.cfg, xm configs of plain assignments, sxp) into
+    /// the library as NAME.sxp, reporting every key not carried.
+    Import {
+        /// xl.cfg or sxp files (e.g. /etc/xen/*.cfg).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Replace a config of the same name already in the library.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a domain's config (or a config file's) as xl.cfg or sxp; what
+    /// the format cannot say goes to stderr.
+    Export {
+        /// A domain name or id (also one that is gone), or a config file.
+        target: String,
+        #[arg(long, value_enum, default_value_t = convert::ExportFormat::Xl)]
+        format: convert::ExportFormat,
+    },
     /// Validate config files; prints every error and exits 1 if any.
     Check {
         /// Config files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also what `create` would check on this host: files exist, the
+        /// backend builds the image type, CPUs exist, memory fits, devices
+        /// are free.
+        #[arg(long)]
+        host: bool,
     },
     /// Show one domain: state, config and its timeline (also for domains
     /// that are gone).
@@ -387,8 +411,16 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
 }
 
 fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
-    if let Command::Check { files } = command {
-        return Ok(check(files));
+    if let Command::Check { files, host: false } = command {
+        return Ok(check(files, None));
+    }
+    if let Command::Import { files, force } = command {
+        return Ok(convert::import(files, &library_dir(cli), *force));
+    }
+    if let Command::Export { target, format } = command
+        && let Some(done) = convert::export_file(target, *format)
+    {
+        return done.map(|()| ExitCode::SUCCESS);
     }
     if let Command::Supervise { domid } = command {
         supervise(cli, *domid)?;
@@ -396,6 +428,9 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     }
     let ctx = open_context(cli, SourceKind::Cli)?;
     let e = &ctx.engine;
+    if let Command::Check { files, host: true } = command {
+        return Ok(check(files, Some(e)));
+    }
     if matches!(command, Command::Create { .. }) {
         // The library the README points at exists before the TUI first
         // ran (with the test guest's config where QEMU can boot it).
@@ -526,7 +561,24 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             let id = e.restore(file)?;
             say(&format!("restored as domain {id}\n"));
         }
-        Command::Check { .. } | Command::Supervise { .. } => {}
+        Command::Export { target, format } => match e.resolve(target) {
+            Ok(info) => {
+                let view = e.view(info.domid)?;
+                let record = view.record.ok_or_else(|| {
+                    Failure::new(format!(
+                        "domain {target} has no config (domus did not build it)"
+                    ))
+                })?;
+                convert::export(&record.config, *format, &format!("domain {}", record.name));
+            }
+            Err(err) => match e.gone_by_name(target)? {
+                Some(rec) => {
+                    convert::export(&rec.config, *format, &format!("domain {} (gone)", rec.name))
+                }
+                None => return Err(err.into()),
+            },
+        },
+        Command::Check { .. } | Command::Supervise { .. } | Command::Import { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -586,10 +638,9 @@ fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
 /// name, or a device path a config gave) become `?`, so they never reach
 /// the terminal; a reader that went away (`domus list | head`) ends the
 /// output quietly.
-pub(super) fn say(text: &str) {
-    use std::io::Write;
-    let clean: String = text
-        .chars()
+/// Text for the terminal: control characters (but newline and tab) as `?`.
+pub(super) fn clean(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
                 '?'
@@ -597,13 +648,19 @@ pub(super) fn say(text: &str) {
                 c
             }
         })
-        .collect();
+        .collect()
+}
+
+pub(super) fn say(text: &str) {
+    use std::io::Write;
+    let clean = clean(text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(clean.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Validate each file; print every error (and warning); 1 if any failed.
-fn check(files: &[PathBuf]) -> ExitCode {
+/// With an engine, also what building it on this host would meet.
+fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
     let mut failed = false;
     for file in files {
         match config::load_file(file) {
@@ -611,8 +668,36 @@ fn check(files: &[PathBuf]) -> ExitCode {
                 for w in diags.warning_lines() {
                     eprintln!("{w}");
                 }
+                let dialect = fsx::read_to_string_bounded(file, config::MAX_CONFIG_BYTES)
+                    .map(|t| config::xl::detect(&t).describe())
+                    .unwrap_or("config");
+                // Knowable from the file alone: an HVM image must find
+                // something to boot.
+                if let Err(why) = c.boot_target() {
+                    failed = true;
+                    eprintln!("{}", clean(&format!("{}: {why}", file.display())));
+                    continue;
+                }
+                if let Some(e) = host {
+                    let problems = e.preflight(&c, Path::new("/sys/bus/pci/devices"));
+                    if !problems.is_empty() {
+                        failed = true;
+                        for p in problems {
+                            eprintln!(
+                                "{}",
+                                clean(&format!("{}: on this host: {p}", file.display()))
+                            );
+                        }
+                        continue;
+                    }
+                }
+                let hint = if dialect == config::xl::Dialect::Xl.describe() {
+                    "; `domus import` adds it to the library"
+                } else {
+                    ""
+                };
                 say(&format!(
-                    "{}: ok ({} image, {} MiB, {} vCPU)\n",
+                    "{}: ok ({dialect}; {} image, {} MiB, {} vCPU{hint})\n",
                     file.display(),
                     c.image.type_name(),
                     c.memory,

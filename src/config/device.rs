@@ -15,12 +15,97 @@ pub enum UnameKind {
     Phy,
     /// A disk image file (`file:/srv/web1.img`).
     File,
+    /// A disk image served by blktap (`tap:aio:/x.img`, `tap:qcow2:/x.qcow2`,
+    /// `tap2:tapdisk:vhd:/x.vhd`): an image file in the driver's format.
+    Tap,
+    /// A block script's device (`nbd:HOST PORT`, `iscsi:…`, `drbd:RES`).
+    Script,
+    /// No medium: an empty CD drive (`(dev hdc:cdrom)` with no uname).
+    Empty,
 }
+
+/// The tap drivers xend knew (blktap 1 and 2).
+const TAP_DRIVERS: &[&str] = &[
+    "aio", "sync", "vmdk", "ram", "qcow", "qcow2", "vhd", "remus", "ioemu",
+];
+
+/// The block scripts a uname may name (`/etc/xen/scripts/block-NAME`).
+const BLOCK_SCRIPTS: &[&str] = &["nbd", "iscsi", "drbd", "enbd"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Uname {
     pub kind: UnameKind,
     pub path: String,
+    /// A tap disk's driver (`aio`, `qcow2` …) or the block script's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// What came before the path as written (`tap2:tapdisk:aio`), so the
+    /// config is written back as it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl Uname {
+    pub fn new(kind: UnameKind, path: impl Into<String>) -> Uname {
+        Uname {
+            kind,
+            path: path.into(),
+            driver: None,
+            prefix: None,
+        }
+    }
+
+    /// No medium (an empty CD drive).
+    pub fn empty() -> Uname {
+        Uname::new(UnameKind::Empty, "")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kind == UnameKind::Empty
+    }
+
+    /// A file on the host holding the disk (file or tap).
+    pub fn is_image_file(&self) -> bool {
+        matches!(self.kind, UnameKind::File | UnameKind::Tap)
+    }
+
+    /// The image format a tap driver names, as xl calls it (`raw`,
+    /// `qcow`, `qcow2`, `vhd`, `vmdk`); `None` where the file says.
+    pub fn format(&self) -> Option<&'static str> {
+        if self.kind != UnameKind::Tap {
+            return None;
+        }
+        Some(match self.driver.as_deref() {
+            Some("qcow") => "qcow",
+            Some("qcow2") => "qcow2",
+            Some("vhd") => "vhd",
+            Some("vmdk") => "vmdk",
+            _ => "raw",
+        })
+    }
+}
+
+/// A path as a config may give it: no NUL, newline or other control
+/// character; `//` and `/./` folded.
+fn clean_path(s: &str, what: &str, whole: &str) -> Result<String, String> {
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "invalid uname '{}': its {what} holds a control character (U+{:04X})",
+            shown(whole),
+            u32::from(c)
+        ));
+    }
+    let mut out = String::with_capacity(s.len());
+    if s.starts_with('/') {
+        out.push('/');
+    }
+    for part in s.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if !out.is_empty() && !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(part);
+    }
+    Ok(out)
 }
 
 impl FromStr for Uname {
@@ -29,23 +114,82 @@ impl FromStr for Uname {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "invalid uname '{}' (expected phy:/dev/NAME or file:/PATH)",
+                "invalid uname '{}' (expected phy:/dev/NAME, file:/PATH, tap:DRIVER:/PATH or a block script such as nbd:HOST PORT)",
                 shown(s)
             )
         };
-        let (kind, path) = s.split_once(':').ok_or_else(bad)?;
-        let kind = match kind {
-            "phy" => UnameKind::Phy,
-            "file" => UnameKind::File,
-            _ => return Err(bad()),
+        if s.is_empty() {
+            return Ok(Uname::empty());
+        }
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        let absolute = |path: &str| -> Result<String, String> {
+            let p = clean_path(path, "path", s)?;
+            if p.starts_with('/') && p.len() > 1 {
+                Ok(p)
+            } else {
+                Err(bad())
+            }
         };
-        // xend accepted `phy:sdb`, meaning /dev/sdb.
-        let path = match (kind, path.starts_with('/')) {
-            (_, true) => path.to_string(),
-            (UnameKind::Phy, false) if !path.is_empty() => format!("/dev/{path}"),
-            _ => return Err(bad()),
-        };
-        Ok(Uname { kind, path })
+        match kind {
+            "phy" => {
+                // xend accepted `phy:sdb`, meaning /dev/sdb.
+                let full = if rest.starts_with('/') {
+                    rest.to_string()
+                } else if !rest.is_empty() {
+                    format!("/dev/{rest}")
+                } else {
+                    return Err(bad());
+                };
+                if full.split('/').any(|p| p == "..") {
+                    return Err(format!(
+                        "invalid uname '{}': a phy: device path must not hold '..'",
+                        shown(s)
+                    ));
+                }
+                Ok(Uname::new(UnameKind::Phy, absolute(&full)?))
+            }
+            "file" => Ok(Uname::new(UnameKind::File, absolute(rest)?)),
+            "tap" | "tap2" => {
+                // tap:[tapdisk:|ioemu:]DRIVER:PATH
+                let mut parts = rest.splitn(3, ':');
+                let mut prefix = kind.to_string();
+                let mut first = parts.next().unwrap_or("");
+                let mut tail = rest;
+                if matches!(first, "tapdisk" | "ioemu") {
+                    prefix = format!("{prefix}:{first}");
+                    tail = rest.split_once(':').map_or("", |(_, t)| t);
+                    first = tail.split(':').next().unwrap_or("");
+                }
+                let (driver, path) = tail.split_once(':').ok_or_else(bad)?;
+                if !TAP_DRIVERS.contains(&driver) {
+                    return Err(format!(
+                        "invalid uname '{}': unknown tap driver '{}' (expected one of {})",
+                        shown(s),
+                        shown(first),
+                        TAP_DRIVERS.join(", ")
+                    ));
+                }
+                Ok(Uname {
+                    kind: UnameKind::Tap,
+                    path: absolute(path)?,
+                    driver: Some(driver.to_string()),
+                    prefix: Some(format!("{prefix}:{driver}")),
+                })
+            }
+            script if BLOCK_SCRIPTS.contains(&script) => {
+                let params = clean_path(rest, "parameters", s)?;
+                if params.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Uname {
+                    kind: UnameKind::Script,
+                    path: rest.to_string(),
+                    driver: Some(script.to_string()),
+                    prefix: Some(script.to_string()),
+                })
+            }
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -54,8 +198,15 @@ impl Uname {
     /// links resolved when it exists (`file:/srv/x.img`, `file:/srv//x.img`
     /// and a symlink to it are one disk), else the path with `//` and `/./`
     /// folded. The kind does not count: `phy:` and `file:` of one path are
-    /// one file.
+    /// one file. An empty drive names nothing (an empty key).
     pub fn identity(&self) -> String {
+        match self.kind {
+            UnameKind::Empty => return String::new(),
+            UnameKind::Script => {
+                return format!("{}:{}", self.driver.as_deref().unwrap_or(""), self.path);
+            }
+            _ => {}
+        }
         if let Ok(real) = std::fs::canonicalize(&self.path) {
             return real.display().to_string();
         }
@@ -76,9 +227,13 @@ impl Uname {
 
 impl fmt::Display for Uname {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            UnameKind::Phy => "phy",
-            UnameKind::File => "file",
+        let kind = match (self.kind, &self.prefix) {
+            (UnameKind::Empty, _) => return Ok(()),
+            (_, Some(p)) => p.as_str(),
+            (UnameKind::Phy, None) => "phy",
+            (UnameKind::File, None) => "file",
+            (UnameKind::Tap, None) => "tap:aio",
+            (UnameKind::Script, None) => self.driver.as_deref().unwrap_or("nbd"),
         };
         write!(f, "{kind}:{}", self.path)
     }
@@ -91,6 +246,16 @@ pub enum VbdMode {
     ReadOnly,
     #[serde(rename = "w")]
     ReadWrite,
+    /// `w!`: writable, with the check that no other domain writes it off
+    /// (a disk shared on purpose, e.g. by a cluster file system).
+    #[serde(rename = "w!")]
+    Shared,
+}
+
+impl VbdMode {
+    pub fn writable(self) -> bool {
+        matches!(self, VbdMode::ReadWrite | VbdMode::Shared)
+    }
 }
 
 impl FromStr for VbdMode {
@@ -100,7 +265,8 @@ impl FromStr for VbdMode {
         match s {
             "r" => Ok(VbdMode::ReadOnly),
             "w" => Ok(VbdMode::ReadWrite),
-            _ => Err(format!("invalid mode '{}' (expected r or w)", shown(s))),
+            "w!" => Ok(VbdMode::Shared),
+            _ => Err(format!("invalid mode '{}' (expected r, w or w!)", shown(s))),
         }
     }
 }
@@ -110,6 +276,7 @@ impl fmt::Display for VbdMode {
         f.write_str(match self {
             VbdMode::ReadOnly => "r",
             VbdMode::ReadWrite => "w",
+            VbdMode::Shared => "w!",
         })
     }
 }
@@ -121,10 +288,25 @@ pub struct Vbd {
     /// Guest device name, e.g. `xvda` (stored without `/dev/`).
     pub dev: String,
     pub mode: VbdMode,
+    /// A CD-ROM drive (`(dev hdc:cdrom)`): read-only, its medium may be
+    /// absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cdrom: bool,
     /// Fields no handler knows (`(backend 0)` …), one canonical line each,
     /// kept so that a rebuild loses nothing.
     #[serde(default)]
     pub extra: Vec<String>,
+}
+
+impl Vbd {
+    /// The `dev` as written back: `hdc:cdrom` for a CD drive.
+    pub fn dev_text(&self) -> String {
+        if self.cdrom {
+            format!("{}:cdrom", self.dev)
+        } else {
+            self.dev.clone()
+        }
+    }
 }
 
 /// Check a guest block device name (`xvda`, `hdb`, `sdc1`, `vda`).
@@ -427,7 +609,24 @@ mod tests {
             Ok("phy:/dev/sdb".into())
         );
         assert!("file:relative.img".parse::<Uname>().is_err());
-        assert!("nbd:x".parse::<Uname>().is_err());
+        assert!("smb:x".parse::<Uname>().is_err());
+        assert!("phy:../../etc/shadow".parse::<Uname>().is_err());
+        assert!("file:/srv/a\nb.img".parse::<Uname>().is_err());
+        let u = |s: &str| s.parse::<Uname>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(u("file:/srv//x/./a.img").path, "/srv/x/a.img");
+        // blktap disks: the driver says the format; written back as read.
+        let t = u("tap2:tapdisk:qcow2:/srv/a.qcow2");
+        assert_eq!((t.kind, t.format()), (UnameKind::Tap, Some("qcow2")));
+        assert_eq!(t.to_string(), "tap2:tapdisk:qcow2:/srv/a.qcow2");
+        assert_eq!(u("tap:aio:/srv/a.img").format(), Some("raw"));
+        assert!("tap:bogus:/srv/a.img".parse::<Uname>().is_err());
+        // A block script's parameters may hold spaces.
+        let n = u("nbd:134.100.233.115 20004");
+        assert_eq!(
+            (n.kind, n.to_string().as_str()),
+            (UnameKind::Script, "nbd:134.100.233.115 20004")
+        );
+        assert!(u("").is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use lexpr::Value;
 
 use super::device::{Pci, Vbd, Vif};
-use super::types::{DeviceSpec, DomainConfig, Image, KernelImage};
+use super::types::{DeviceSpec, DomainConfig, Image, KernelImage, OtherDevice};
 
 fn s(text: impl AsRef<str>) -> Value {
     Value::string(text.as_ref())
@@ -48,6 +48,12 @@ fn image_value(image: &Image) -> Value {
         if let Some(vnc) = h.vnc {
             fields.push(field("vnc", if vnc { "1" } else { "0" }));
         }
+        if let Some(l) = &h.loader {
+            fields.push(field("loader", l));
+        }
+        if let Some(b) = &h.boot_order {
+            fields.push(field("boot", b));
+        }
     }
     fields.extend(image.boot().extra.iter().cloned());
     list("image", vec![list(image.type_name(), fields)])
@@ -60,11 +66,12 @@ fn extras(kept: &[String]) -> impl Iterator<Item = Value> + '_ {
 }
 
 pub fn vbd_value(v: &Vbd) -> Value {
-    let mut fields = vec![
-        field("uname", v.uname.to_string()),
-        field("dev", &v.dev),
-        field("mode", v.mode.to_string()),
-    ];
+    let mut fields = Vec::new();
+    if !v.uname.is_empty() {
+        fields.push(field("uname", v.uname.to_string()));
+    }
+    fields.push(field("dev", v.dev_text()));
+    fields.push(field("mode", v.mode.to_string()));
     fields.extend(extras(&v.extra));
     list("vbd", fields)
 }
@@ -95,6 +102,32 @@ pub fn pci_value(p: &Pci) -> Value {
     list("pci", fields)
 }
 
+fn other_value(o: &OtherDevice) -> Value {
+    match o {
+        OtherDevice::Vfb(v) => {
+            let mut fields = Vec::new();
+            if v.vnc {
+                fields.push(field("vnc", "1"));
+            }
+            if v.sdl {
+                fields.push(field("sdl", "1"));
+            }
+            for (k, val) in &v.settings {
+                fields.push(field(k, val));
+            }
+            list("device", vec![list("vfb", fields)])
+        }
+        OtherDevice::Vkbd => list("device", vec![list("vkbd", vec![])]),
+        OtherDevice::Console { protocol } => list(
+            "device",
+            vec![list(
+                "console",
+                protocol.iter().map(|p| field("protocol", p)).collect(),
+            )],
+        ),
+    }
+}
+
 pub fn device_value(d: &DeviceSpec) -> Value {
     let inner = match d {
         DeviceSpec::Vbd(v) => vbd_value(v),
@@ -116,6 +149,10 @@ impl DomainConfig {
             f.push(field("maxmem", m.to_string()));
         }
         f.push(field("vcpus", self.vcpus.to_string()));
+        if let Some(n) = self.vcpus_online {
+            let mask = (1u128 << n.min(127)) - 1;
+            f.push(field("vcpu_avail", mask.to_string()));
+        }
         if let Some(c) = self.cpu {
             f.push(field("cpu", c.to_string()));
         }
@@ -125,11 +162,15 @@ impl DomainConfig {
         if let Some(b) = &self.bootloader {
             f.push(field("bootloader", b));
         }
+        if let Some(a) = &self.bootloader_args {
+            f.push(field("bootloader_args", a));
+        }
         for role in &self.backends {
             f.push(list("backend", vec![list(role.as_str(), vec![])]));
         }
         f.push(image_value(&self.image));
         f.extend(self.devices.iter().map(device_value));
+        f.extend(self.other_devices.iter().map(other_value));
         let policies = [
             ("on_poweroff", self.on_poweroff),
             ("on_reboot", self.on_reboot),

@@ -79,9 +79,12 @@ impl Diagnostics {
             .collect()
     }
 
+    /// Each warning, in file order.
     pub fn warning_lines(&self) -> Vec<String> {
-        self.warnings
-            .iter()
+        let mut sorted: Vec<&Diagnostic> = self.warnings.iter().collect();
+        sorted.sort_by_key(|d| d.pos);
+        sorted
+            .into_iter()
             .map(|d| format!("{}:{}: warning: {}", self.source, d.pos, d.message))
             .collect()
     }

@@ -7,6 +7,7 @@ mod error;
 mod limits;
 mod parse;
 mod types;
+pub mod xl;
 
 pub use device::{
     DeviceRef, Mac, Pci, Uname, UnameKind, Vbd, VbdMode, Vif, parse_pci_number, parse_vdev,
@@ -16,6 +17,6 @@ pub use error::{ConfigError, Diagnostic, Diagnostics, QUOTE_CHARS};
 pub use limits::{LOW_DOM0_MIB, LOW_GUEST_MIB, MAX_CONFIG_BYTES, MAX_VCPUS, low_memory_floor};
 pub use parse::{check_device, from_node, load_file, parse_str, validate_name};
 pub use types::{
-    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Policy,
-    PolicyParseError, count_devices,
+    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, OtherDevice,
+    Policy, PolicyParseError, Vfb, count_devices,
 };

@@ -8,7 +8,8 @@ use std::path::Path;
 use super::device::{Mac, Pci, Uname, Vbd, VbdMode, Vif, parse_pci_number, parse_vdev};
 use super::error::{ConfigError, Diagnostics, shown, shown_quoted};
 use super::types::{
-    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, Policy,
+    BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, OtherDevice,
+    Policy, Vfb,
 };
 use crate::sxp::{self, Node, Pos};
 
@@ -17,14 +18,20 @@ use crate::sxp::{self, Node, Pos};
 /// refused without reading). Warnings come back with the config.
 pub fn load_file(path: &Path) -> Result<(DomainConfig, Diagnostics), ConfigError> {
     let text = crate::fsx::read_to_string_bounded(path, super::MAX_CONFIG_BYTES)?;
-    parse_str(&text, &path.display().to_string())
+    // An xl.cfg (the operator's /etc/xen/*.cfg) is read as such.
+    super::xl::parse_any(&text, &path.display().to_string())
 }
 
 /// Parse config text; `source` names it in messages (a file name or `<input>`).
 pub fn parse_str(text: &str, source: &str) -> Result<(DomainConfig, Diagnostics), ConfigError> {
     let mut diags = Diagnostics::new(source);
-    let node = match sxp::parse(text) {
-        Ok(node) => node,
+    let node = match sxp::parse_with_warnings(text) {
+        Ok((node, warnings)) => {
+            for w in warnings {
+                diags.warn(w.pos, w.message);
+            }
+            node
+        }
         Err(e) => {
             diags.error(e.pos, e.message);
             return Err(ConfigError::Invalid(diags));
@@ -151,6 +158,15 @@ fn ranged(field: &Node, lo: u32, hi: u32, what: &str, d: &mut Diagnostics) -> Op
     }
 }
 
+/// Characters that change how a name reads without showing: bidi
+/// overrides and marks, zero-width ones.
+fn invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x061C | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF
+    )
+}
+
 /// Check a domain name by the config rules.
 pub fn validate_name(name: &str) -> Result<(), String> {
     valid_name(name)
@@ -174,6 +190,15 @@ fn valid_name(name: &str) -> Result<(), String> {
             "name must not contain white space, control characters or '/', got {name:?} (has {c:?})"
         ));
     }
+    if let Some(c) = name.chars().find(|c| invisible(*c)) {
+        return Err(format!(
+            "name must not contain invisible or direction-changing characters (it would read as another name), got {name:?} (has U+{:04X})",
+            u32::from(c)
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("name must not be {name:?}"));
+    }
     if name.starts_with('-') {
         return Err(format!(
             "name must not start with '-' (the command line would take it for an option), got {name:?}"
@@ -186,6 +211,30 @@ fn valid_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Top-level fields xend knew that domus keeps as written without using
+/// them: said once, not once each.
+pub(super) const XEND_KEPT: &[&str] = &[
+    "cpu_cap",
+    "cpus",
+    "shadow_memory",
+    "description",
+    "on_xend_start",
+    "on_xend_stop",
+    "s3_integrity",
+    "pool_name",
+    "features",
+    "localtime",
+    "security",
+    "security_label",
+    "superpages",
+    "memory_sharing",
+    "cpuid",
+    "cpuid_check",
+    "machine_address_size",
+    "suppress_spurious_page_faults",
+    "target",
+];
 
 /// Convert a parsed `(vm …)` (or xend's `(domain …)` listing) into a config.
 /// Returns `None` when an error makes the config unusable; errors and
@@ -217,8 +266,12 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
     }
     let listing = head == Some("domain");
 
-    let mut b = Builder::default();
+    let mut b = Builder {
+        listing,
+        ..Builder::default()
+    };
     let mut first_seen: HashMap<&str, Pos> = HashMap::new();
+    let mut kept: Vec<(&str, Pos)> = Vec::new();
     for field in node.children() {
         let Some(name) = field.name() else {
             let got = field
@@ -244,6 +297,10 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
         match FIELD_HANDLERS.iter().find(|(n, _)| *n == name) {
             Some((_, handler)) => handler(&mut b, field, d),
             None if listing && RUNTIME_FIELDS.contains(&name) => {}
+            None if XEND_KEPT.contains(&name) => {
+                kept.push((name, field.pos));
+                b.extra.push(field.to_value());
+            }
             None => {
                 d.warn(
                     field.pos,
@@ -256,10 +313,29 @@ pub fn from_node(node: &Node, d: &mut Diagnostics) -> Option<DomainConfig> {
             }
         }
     }
+    if let Some((_, first)) = kept.first() {
+        let names: Vec<&str> = kept.iter().map(|(n, _)| *n).collect();
+        d.warn(
+            *first,
+            format!(
+                "xend settings kept as written (domus does not use them): {}",
+                names.join(", ")
+            ),
+        );
+    }
     b.finish(node, d)
 }
 
 type FieldHandler = fn(&mut Builder, &Node, &mut Diagnostics);
+
+/// The one value of `(field value)`, where an empty `(field )` (as xend's
+/// listings wrote an empty string) means the field is not set.
+fn optional<'a>(field: &'a Node, ctx: &str, d: &mut Diagnostics) -> Option<&'a str> {
+    if field.children().is_empty() {
+        return None;
+    }
+    single(field, ctx, d).filter(|v| !v.is_empty())
+}
 
 /// Config-field handlers, keyed by field name (xend's `add_config_handler`).
 const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
@@ -292,6 +368,20 @@ const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
     ("vcpus", |b, f, d| {
         b.vcpus = ranged(f, 1, super::MAX_VCPUS, "a number", d)
     }),
+    ("vcpu_avail", |b, f, d| {
+        if let Some(v) = single(f, "", d) {
+            match v.parse::<u128>() {
+                Ok(mask) if mask > 0 => b.vcpu_avail = Some((mask, f.pos)),
+                _ => d.error(
+                    value_pos(f),
+                    format!(
+                        "vcpu_avail must be a bit mask of the vCPUs online at start (e.g. 3 for vCPUs 0 and 1), got {}",
+                        shown_quoted(v)
+                    ),
+                ),
+            }
+        }
+    }),
     ("cpu", |b, f, d| {
         // xend wrote -1 for "no pinning".
         if single(f, "", &mut Diagnostics::default()) == Some("-1") {
@@ -300,10 +390,33 @@ const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
         b.cpu = ranged(f, 0, 4095, "a CPU number", d);
     }),
     ("cpu_weight", |b, f, d| {
+        // Xen 3.0.3 and older wrote the weight as a float, 1.0 being the
+        // default weight (256 since): scaled to today's.
+        if let Some(v) = single(f, "", &mut Diagnostics::default())
+            && v.contains('.')
+            && let Ok(w) = v.parse::<f64>()
+            && w > 0.0
+            && w <= 255.0
+        {
+            let weight = ((w * 256.0).round() as u32).clamp(1, 65535);
+            d.warn(
+                value_pos(f),
+                format!(
+                    "cpu_weight {} read as {weight} (older xend wrote a float, 1.0 being the default weight, 256 today)",
+                    shown(v)
+                ),
+            );
+            b.cpu_weight = Some(weight);
+            return;
+        }
         b.cpu_weight = ranged(f, 1, 65535, "a number", d)
     }),
     ("bootloader", |b, f, d| {
-        b.bootloader = single(f, "", d).map(str::to_string)
+        b.bootloader_given = true;
+        b.bootloader = optional(f, "", d).map(str::to_string);
+    }),
+    ("bootloader_args", |b, f, d| {
+        b.bootloader_args = optional(f, "", d).map(str::to_string);
     }),
     ("on_poweroff", |b, f, d| b.on_poweroff = policy(f, d)),
     ("on_reboot", |b, f, d| b.on_reboot = policy(f, d)),
@@ -323,12 +436,20 @@ const FIELD_HANDLERS: &[(&str, FieldHandler)] = &[
     }),
     ("image", |b, f, d| {
         b.image_pos = Some(f.pos);
-        b.image = image(f, d);
+        if let Some((image, cdrom)) = image(f, d, b.listing) {
+            b.image = Some(image);
+            if let Some(cd) = cdrom {
+                b.devices.push((DeviceSpec::Vbd(cd), f.pos));
+            }
+        }
     }),
     ("device", |b, f, d| {
-        if let Some(dev) = device(f, d) {
-            b.devices
-                .push((dev, f.children().first().map_or(f.pos, |c| c.pos)));
+        let pos = f.children().first().map_or(f.pos, |c| c.pos);
+        match device(f, d, b.listing) {
+            Parsed::Devices(devs) => b.devices.extend(devs.into_iter().map(|dev| (dev, pos))),
+            Parsed::Other(other) => b.other_devices.push(other),
+            Parsed::Kept => b.extra.push(f.to_value()),
+            Parsed::Dropped => {}
         }
     }),
     // Later xend kept these two at the top level; they belong to the HVM image.
@@ -362,11 +483,14 @@ fn policy(field: &Node, d: &mut Diagnostics) -> Option<Policy> {
 
 #[derive(Default)]
 struct Builder {
+    /// Reading xend's `(domain …)` listing: its runtime fields are skipped.
+    listing: bool,
     name: Option<String>,
     uuid: Option<uuid::Uuid>,
     memory: Option<u64>,
     maxmem: Option<(u64, Pos)>,
     vcpus: Option<u32>,
+    vcpu_avail: Option<(u128, Pos)>,
     cpu: Option<u32>,
     cpu_weight: Option<u32>,
     image: Option<Image>,
@@ -376,7 +500,11 @@ struct Builder {
     on_reboot: Option<Policy>,
     on_crash: Option<Policy>,
     bootloader: Option<String>,
+    /// `(bootloader …)` was there, perhaps empty (xend: pygrub then).
+    bootloader_given: bool,
+    bootloader_args: Option<String>,
     backends: Vec<BackendRole>,
+    other_devices: Vec<OtherDevice>,
     top_device_model: Option<(String, Pos)>,
     top_memmap: Option<(String, Pos)>,
     extra: Vec<lexpr::Value>,
@@ -387,8 +515,13 @@ impl Builder {
         if self.name.is_none() && !d.errors.iter().any(|e| e.message.starts_with("name")) {
             d.error(node.pos, "missing name: add (name NAME)");
         }
+        let mut bootloader = self.bootloader;
         let mut image = match self.image {
             Some(image) => Some(image),
+            // A PV domain its bootloader boots needs no image (xend).
+            None if self.image_pos.is_none() && self.bootloader_given => {
+                Some(Image::Linux(KernelImage::default()))
+            }
             None => {
                 if self.image_pos.is_none() {
                     d.error(node.pos, "missing image: add (image (linux (kernel PATH)))");
@@ -436,7 +569,17 @@ impl Builder {
             }
         }
         if let Some(img) = &image {
-            let needs_kernel = !matches!(img, Image::Hvm(_)) && self.bootloader.is_none();
+            let pv = !matches!(img, Image::Hvm(_));
+            // xend booted a PV domain with an empty bootloader and no
+            // kernel through pygrub.
+            if pv && bootloader.is_none() && self.bootloader_given && img.boot().kernel.is_none() {
+                d.warn(
+                    node.pos,
+                    "an empty bootloader and no kernel: booted with pygrub, as xend did",
+                );
+                bootloader = Some("pygrub".into());
+            }
+            let needs_kernel = pv && bootloader.is_none();
             if needs_kernel && img.boot().kernel.is_none() {
                 d.error(
                     self.image_pos.unwrap_or(node.pos),
@@ -460,12 +603,28 @@ impl Builder {
                 _ => {}
             }
         }
+        let vcpus = self.vcpus.unwrap_or(1);
+        let vcpus_online = self.vcpu_avail.and_then(|(mask, pos)| {
+            let within = mask & 1u128.checked_shl(vcpus).map_or(u128::MAX, |b| b - 1);
+            let online = within.count_ones();
+            if within != mask || within != 1u128.checked_shl(online).map_or(u128::MAX, |b| b - 1) {
+                d.warn(
+                    pos,
+                    format!(
+                        "vcpu_avail {mask}: domus brings the first {} vCPUs online at start (a mask names which; only how many is kept)",
+                        online.max(1)
+                    ),
+                );
+            }
+            (online < vcpus).then_some(online.max(1))
+        });
         Some(DomainConfig {
             name: self.name?,
             uuid: self.uuid,
             memory,
             maxmem: self.maxmem.map(|(m, _)| m),
-            vcpus: self.vcpus.unwrap_or(1),
+            vcpus,
+            vcpus_online,
             cpu: self.cpu,
             cpu_weight: self.cpu_weight,
             image: image?,
@@ -473,8 +632,10 @@ impl Builder {
             on_poweroff: self.on_poweroff,
             on_reboot: self.on_reboot,
             on_crash: self.on_crash,
-            bootloader: self.bootloader,
+            bootloader,
+            bootloader_args: self.bootloader_args,
             backends: self.backends,
+            other_devices: self.other_devices,
             extra,
         })
     }
@@ -499,7 +660,76 @@ fn check_device_collisions(devices: &[(DeviceSpec, Pos)], d: &mut Diagnostics) {
     }
 }
 
-fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
+/// Image settings xend knew that domus keeps as written without using
+/// them (mostly HVM platform settings for qemu-dm): said once per image.
+pub(super) const XEND_IMAGE_KEPT: &[&str] = &[
+    "acpi",
+    "apic",
+    "isa",
+    "localtime",
+    "monitor",
+    "monitor_path",
+    "nographic",
+    "nomigrate",
+    "pae",
+    "rtc_timeoffset",
+    "sdl",
+    "opengl",
+    "stdvga",
+    "videoram",
+    "usb",
+    "usbdevice",
+    "hpet",
+    "vncconsole",
+    "vncdisplay",
+    "vncunused",
+    "vnclisten",
+    "vncpasswd",
+    "timer_mode",
+    "tsc_mode",
+    "vpt_align",
+    "viridian",
+    "vhpt",
+    "hap",
+    "nestedhvm",
+    "xen_extended_power_mgmt",
+    "pci_msitranslate",
+    "pci_power_mgmt",
+    "xen_platform_pci",
+    "gfx_passthru",
+    "oos",
+    "display",
+    "fda",
+    "fdb",
+    "keymap",
+    "parallel",
+    "serial",
+    "soundhw",
+    "xauthority",
+    "guest_os_type",
+    "superpages",
+    "machine_address_size",
+    "suppress_spurious_page_faults",
+    "ne2000",
+    "audio",
+    "enable_audio",
+    "vncviewer",
+];
+
+/// What only a listing's image holds (the running kernel's ELF notes, the
+/// passed-through devices as xend found them): dropped quietly there.
+const LISTING_IMAGE_FIELDS: &[&str] = &["notes", "pci", "vcpus"];
+
+/// Whether an HVM `kernel` is xend's firmware loader rather than a kernel.
+fn is_hvmloader(path: &str) -> bool {
+    Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("hvmloader"))
+}
+
+/// The image, and the CD drive an old xend HVM image named with `cdrom`.
+fn image(field: &Node, d: &mut Diagnostics, listing: bool) -> Option<(Image, Option<Vbd>)> {
     let Some(spec) = field.children().first() else {
         d.error(
             field.pos,
@@ -532,9 +762,12 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
             return None;
         }
     };
+    let hvm = flavor.is_some();
     let ctx = format!("{ty} image: ");
     let mut boot = KernelImage::default();
-    let (mut device_model, mut memmap, mut vnc) = (None, None, None);
+    let mut h = HvmImage::default();
+    let mut cdrom = None;
+    let mut kept: Vec<(&str, Pos)> = Vec::new();
     let mut seen: HashMap<&str, Pos> = HashMap::new();
     for f in spec.children() {
         let Some(name) = f.name() else {
@@ -551,24 +784,71 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
             );
             continue;
         }
-        let slot = match (name, flavor.is_some()) {
+        let slot = match (name, hvm) {
             ("kernel", _) => &mut boot.kernel,
             ("ramdisk", _) => &mut boot.ramdisk,
             ("root", _) => &mut boot.root,
             ("ip", _) => &mut boot.ip,
             ("args", _) => &mut boot.args,
-            ("device_model", true) => &mut device_model,
-            ("memmap", true) => &mut memmap,
+            ("device_model", true) => &mut h.device_model,
+            ("memmap", true) => &mut h.memmap,
+            ("loader", true) => &mut h.loader,
+            ("boot", true) => {
+                if let Some(order) = optional(f, &ctx, d) {
+                    if order
+                        .chars()
+                        .all(|c| matches!(c, 'a' | 'b' | 'c' | 'd' | 'n'))
+                    {
+                        h.boot_order = Some(order.to_string());
+                    } else {
+                        d.error(
+                            value_pos(f),
+                            format!(
+                                "{ctx}boot must be letters from c (disk), d (CD-ROM), n (network), a (floppy), in order, got {}",
+                                shown_quoted(order)
+                            ),
+                        );
+                    }
+                }
+                continue;
+            }
+            ("cdrom", true) => {
+                // Xen 3.0.2's HVM image named its CD image here; later
+                // ones made it a disk `hdc:cdrom`.
+                if let Some(path) = optional(f, &ctx, d) {
+                    match format!("file:{path}").parse::<Uname>() {
+                        Ok(uname) => {
+                            cdrom = Some(Vbd {
+                                uname,
+                                dev: "hdc".into(),
+                                mode: VbdMode::ReadOnly,
+                                cdrom: true,
+                                extra: Vec::new(),
+                            })
+                        }
+                        Err(e) => d.error(value_pos(f), format!("{ctx}cdrom: {e}")),
+                    }
+                }
+                continue;
+            }
             ("vnc", true) => {
-                match single(f, &ctx, d) {
-                    Some("0") => vnc = Some(false),
-                    Some("1") => vnc = Some(true),
+                match optional(f, &ctx, d) {
+                    Some("0") => h.vnc = Some(false),
+                    Some("1") => h.vnc = Some(true),
                     Some(v) => d.error(
                         value_pos(f),
                         format!("{ctx}vnc must be 0 or 1, got {}", shown_quoted(v)),
                     ),
                     None => {}
                 }
+                continue;
+            }
+            _ if listing && LISTING_IMAGE_FIELDS.contains(&name) => continue,
+            // xm wrote the domain's vCPUs into an HVM image too.
+            ("vcpus", true) => continue,
+            _ if XEND_IMAGE_KEPT.contains(&name) => {
+                kept.push((name, f.pos));
+                boot.extra.push(f.to_value());
                 continue;
             }
             _ => {
@@ -583,26 +863,42 @@ fn image(field: &Node, d: &mut Diagnostics) -> Option<Image> {
                 continue;
             }
         };
-        *slot = single(f, &ctx, d).map(str::to_string);
+        *slot = optional(f, &ctx, d).map(str::to_string);
+        for value in [slot.as_deref()].into_iter().flatten() {
+            if value.contains(['\0', '\n', '\r']) {
+                d.error(
+                    value_pos(f),
+                    format!("{ctx}{name} must not hold a NUL or a line break"),
+                );
+            }
+        }
     }
-    if let Some(path) = boot.kernel.as_deref().filter(|k| k.is_empty()) {
-        d.error(
-            spec.pos,
-            format!("{ctx}kernel path must not be empty, got {path:?}"),
+    if let Some((_, first)) = kept.first() {
+        let names: Vec<&str> = kept.iter().map(|(n, _)| *n).collect();
+        d.warn(
+            *first,
+            format!(
+                "{ctx}xend settings kept as written (domus does not use them): {}",
+                names.join(", ")
+            ),
         );
     }
-    Some(match (ty, flavor) {
+    if hvm {
+        // xend's HVM `kernel` was the firmware (hvmloader) unless a loader
+        // was given: then it is a kernel to boot directly.
+        if h.loader.is_none()
+            && let Some(k) = boot.kernel.take_if(|k| is_hvmloader(k))
+        {
+            h.loader = Some(k);
+        }
+    }
+    let image = match (ty, flavor) {
         ("linux", _) => Image::Linux(boot),
         ("plan9", _) => Image::Plan9(boot),
-        (_, Some(flavor)) => Image::Hvm(HvmImage {
-            flavor,
-            boot,
-            device_model,
-            memmap,
-            vnc,
-        }),
+        (_, Some(flavor)) => Image::Hvm(HvmImage { flavor, boot, ..h }),
         _ => return None,
-    })
+    };
+    Some((image, cdrom))
 }
 
 /// Check a device built elsewhere (the CLI, the TUI's forms) against the
@@ -611,8 +907,8 @@ pub fn check_device(dev: &DeviceSpec) -> Result<(), String> {
     let text = crate::sxp::print_value(&super::emit::device_value(dev));
     let node = crate::sxp::parse(&text).map_err(|e| e.message)?;
     let mut d = Diagnostics::new("device");
-    match device(&node, &mut d) {
-        Some(_) if d.errors.is_empty() => Ok(()),
+    match device(&node, &mut d, false) {
+        Parsed::Devices(_) if d.errors.is_empty() => Ok(()),
         _ => Err(d
             .errors
             .first()
@@ -620,7 +916,22 @@ pub fn check_device(dev: &DeviceSpec) -> Result<(), String> {
     }
 }
 
-fn device(field: &Node, d: &mut Diagnostics) -> Option<DeviceSpec> {
+/// What a `(device …)` entry gave.
+enum Parsed {
+    /// One device, or several (a `pci` entry lists every function).
+    Devices(Vec<DeviceSpec>),
+    Other(OtherDevice),
+    /// A device class domus does not know: kept as written, with a warning.
+    Kept,
+    /// Nothing to keep (an error was reported, or a listing's runtime-only
+    /// device).
+    Dropped,
+}
+
+/// Device classes xend had that domus keeps without using.
+const XEND_DEVICE_KEPT: &[&str] = &["vif2", "ioports", "irq", "vscsi", "vusb", "vtpm"];
+
+fn device(field: &Node, d: &mut Diagnostics, listing: bool) -> Parsed {
     let dev = match field.children() {
         [dev] if dev.name().is_some() => dev,
         _ => {
@@ -628,24 +939,91 @@ fn device(field: &Node, d: &mut Diagnostics) -> Option<DeviceSpec> {
                 field.pos,
                 "invalid device: expected (device (vbd|vif|pci ...))",
             );
-            return None;
+            return Parsed::Dropped;
         }
     };
+    let one = |x: Option<DeviceSpec>| x.map_or(Parsed::Dropped, |x| Parsed::Devices(vec![x]));
     match dev.name() {
-        Some("vbd") => vbd(dev, d).map(DeviceSpec::Vbd),
-        Some("vif") => vif(dev, d).map(DeviceSpec::Vif),
-        Some("pci") => pci(dev, d).map(DeviceSpec::Pci),
+        // blktap's classes are disks like any other (their uname says tap:).
+        Some("vbd" | "tap" | "tap2") => one(vbd(dev, d, listing).map(DeviceSpec::Vbd)),
+        Some("vif") => one(vif(dev, d, listing).map(DeviceSpec::Vif)),
+        Some("pci") => pci_devices(dev, d),
+        Some("vfb") => {
+            vfb(dev, d, listing).map_or(Parsed::Dropped, |v| Parsed::Other(OtherDevice::Vfb(v)))
+        }
+        Some("vkbd") => Parsed::Other(OtherDevice::Vkbd),
+        Some("console") => Parsed::Other(OtherDevice::Console {
+            protocol: dev
+                .child_value("protocol")
+                .and_then(Node::atom)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        }),
+        Some(kind) if XEND_DEVICE_KEPT.contains(&kind) => {
+            d.warn(
+                dev.pos,
+                format!("device type {kind} is kept as written, but domus does not build it"),
+            );
+            Parsed::Kept
+        }
         other => {
             d.error(
                 dev.pos,
                 format!(
-                    "unknown device type: {} (expected vbd, vif or pci)",
+                    "unknown device type: {} (expected vbd, tap, vif, pci, vfb, vkbd or console)",
                     shown(other.unwrap_or(""))
                 ),
             );
-            None
+            Parsed::Dropped
         }
     }
+}
+
+/// Fields of a device in a listing that describe the running device, not
+/// its configuration.
+const LISTING_DEVICE_FIELDS: &[&str] = &[
+    "backend", "uuid", "VDI", "devid", "location", "driver", "protocol", "bootable", "handle",
+    "state",
+];
+
+fn vfb(dev: &Node, d: &mut Diagnostics, listing: bool) -> Option<Vfb> {
+    const KNOWN: &[&str] = &[
+        "vnclisten",
+        "vncdisplay",
+        "vncunused",
+        "vncpasswd",
+        "keymap",
+        "display",
+        "xauthority",
+        "opengl",
+    ];
+    let mut v = Vfb::default();
+    for f in dev.children() {
+        let Some(name) = f.name() else {
+            d.error(f.pos, "vfb: expected a (field value) list");
+            continue;
+        };
+        let value = optional(f, "vfb: ", d);
+        match (name, value) {
+            ("type", Some("vnc")) | ("vnc", Some("1")) => v.vnc = true,
+            ("type", Some("sdl")) | ("sdl", Some("1")) => v.sdl = true,
+            ("vnc" | "sdl", _) => {}
+            (k, Some(val)) if KNOWN.contains(&k) => {
+                v.settings.push((k.to_string(), val.to_string()))
+            }
+            (k, _) if KNOWN.contains(&k) => {}
+            (k, _) if listing && (LISTING_DEVICE_FIELDS.contains(&k) || k == "other_config") => {}
+            (k, _) => d.warn(
+                f.pos,
+                format!(
+                    "vfb: unknown field '{}' (ignored; expected vnc, sdl, {})",
+                    shown(k),
+                    KNOWN.join(", ")
+                ),
+            ),
+        }
+    }
+    Some(v)
 }
 
 /// Collect `(key value)` children of a device, flagging unknown keys.
@@ -658,10 +1036,12 @@ fn device_fields<'a>(
     known: &[&str],
     d: &mut Diagnostics,
     mut extra: Option<&mut Vec<String>>,
+    listing: bool,
 ) -> HashMap<&'a str, &'a Node> {
     let mut out = HashMap::new();
     for f in dev.children() {
         match f.name() {
+            Some(name) if listing && LISTING_DEVICE_FIELDS.contains(&name) => {}
             Some(name) if known.contains(&name) => {
                 if let Some(prev) = out.insert(name, f) {
                     d.error(
@@ -699,44 +1079,68 @@ fn device_fields<'a>(
     out
 }
 
-fn vbd(dev: &Node, d: &mut Diagnostics) -> Option<Vbd> {
+fn vbd(dev: &Node, d: &mut Diagnostics, listing: bool) -> Option<Vbd> {
     let mut extra = Vec::new();
-    let fields = device_fields(dev, "vbd", &["uname", "dev", "mode"], d, Some(&mut extra));
+    let fields = device_fields(
+        dev,
+        "vbd",
+        &["uname", "dev", "mode"],
+        d,
+        Some(&mut extra),
+        listing,
+    );
     let ctx = "vbd: ";
-    let Some(uname_f) = fields.get("uname") else {
-        d.error(
-            dev.pos,
-            "vbd: missing uname, e.g. (uname file:/srv/disk.img)",
-        );
-        return None;
-    };
     let Some(dev_f) = fields.get("dev") else {
         d.error(dev.pos, "vbd: missing dev, e.g. (dev xvda)");
         return None;
     };
-    let uname = single(uname_f, ctx, d)?;
-    let uname = uname
-        .parse::<Uname>()
-        .map_err(|e| d.error(value_pos(uname_f), format!("{ctx}{e}")))
-        .ok();
-    let vdev = single(dev_f, ctx, d)?;
-    let vdev = parse_vdev(vdev)
+    let dev_text = single(dev_f, ctx, d)?;
+    // `hdc:cdrom` is a CD drive; `xvda:disk` (as listings say) a disk.
+    let cdrom = dev_text.ends_with(":cdrom");
+    let vdev = parse_vdev(dev_text)
         .map_err(|e| d.error(value_pos(dev_f), format!("{ctx}{e}")))
         .ok();
-    // xend's default mode was read-only.
-    let mode = match fields.get("mode") {
-        Some(m) => {
-            let v = single(m, ctx, d)?;
-            v.parse::<VbdMode>()
-                .map_err(|e| d.error(value_pos(m), format!("{ctx}{e}")))
-                .ok()?
+    let uname = match fields
+        .get("uname")
+        .and_then(|f| optional(f, ctx, d).map(|u| (f, u)))
+    {
+        Some((f, u)) => u
+            .parse::<Uname>()
+            .map_err(|e| d.error(value_pos(f), format!("{ctx}{e}")))
+            .ok(),
+        // A CD drive may be empty; any other disk needs something behind it.
+        None if cdrom => Some(Uname::empty()),
+        None => {
+            d.error(
+                dev.pos,
+                "vbd: missing uname, e.g. (uname file:/srv/disk.img) (only a CD drive, (dev hdc:cdrom), may be empty)",
+            );
+            return None;
         }
+    };
+    // xend's default mode was read-only.
+    let mut mode = match fields
+        .get("mode")
+        .and_then(|m| optional(m, ctx, d).map(|v| (m, v)))
+    {
+        Some((m, v)) => v
+            .parse::<VbdMode>()
+            .map_err(|e| d.error(value_pos(m), format!("{ctx}{e}")))
+            .ok()?,
         None => VbdMode::ReadOnly,
     };
+    if cdrom && mode.writable() {
+        d.warn(
+            dev_f.pos,
+            format!("{ctx}a CD drive is read-only (mode {mode} ignored)"),
+        );
+        mode = VbdMode::ReadOnly;
+    }
     Some(Vbd {
         uname: uname?,
         dev: vdev?,
         mode,
+        cdrom,
         extra,
     })
 }
@@ -749,9 +1153,16 @@ fn valid_bridge(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn vif(dev: &Node, d: &mut Diagnostics) -> Option<Vif> {
+fn vif(dev: &Node, d: &mut Diagnostics, listing: bool) -> Option<Vif> {
     let mut extra = Vec::new();
-    let fields = device_fields(dev, "vif", &["mac", "bridge", "ip"], d, Some(&mut extra));
+    let fields = device_fields(
+        dev,
+        "vif",
+        &["mac", "bridge", "ip"],
+        d,
+        Some(&mut extra),
+        listing,
+    );
     let ctx = "vif: ";
     let mut ok = true;
     let mac = match fields.get("mac") {
@@ -825,22 +1236,62 @@ fn vif(dev: &Node, d: &mut Diagnostics) -> Option<Vif> {
     })
 }
 
-fn pci(dev: &Node, d: &mut Diagnostics) -> Option<Pci> {
-    // Later xend nested the address: (pci (dev (domain 0) (bus 1) (slot 0x13) (func 0))).
-    let nested = dev
+/// A `(pci …)` entry: xend put every passed-through function in one, as
+/// `(dev …)` children (older ones gave one flat address).
+fn pci_devices(dev: &Node, d: &mut Diagnostics) -> Parsed {
+    let nested: Vec<&Node> = dev
         .children_named("dev")
-        .next()
-        .filter(|f| f.children().first().is_some_and(|v| v.list().is_some()));
-    let (addr, slot_key) = match nested {
-        Some(n) => (n, "slot"),
-        None => (dev, "dev"),
-    };
-    let known: &[&str] = if nested.is_some() {
-        &["domain", "bus", "slot", "func"]
+        .filter(|f| f.children().first().is_some_and(|v| v.list().is_some()))
+        .collect();
+    if nested.is_empty() {
+        return pci_address(dev, "dev", &["domain", "bus", "dev", "func"], d)
+            .map_or(Parsed::Dropped, |p| {
+                Parsed::Devices(vec![DeviceSpec::Pci(p)])
+            });
+    }
+    let mut out = Vec::new();
+    for n in nested {
+        // vdevfn/vslot/key/uuid/opts: where xend put it and how; domus's
+        // backends place and configure it themselves.
+        if let Some(p) = pci_address(
+            n,
+            "slot",
+            &[
+                "domain",
+                "bus",
+                "slot",
+                "func",
+                "vdevfn",
+                "vslot",
+                "vslt",
+                "requested_vslot",
+                "key",
+                "uuid",
+                "opts",
+                "state",
+            ],
+            d,
+        ) {
+            if let Some(o) = n.children_named("opts").next() {
+                d.warn(
+                    o.pos,
+                    format!(
+                        "pci {p}: its options are not carried (domus's backends use their defaults)"
+                    ),
+                );
+            }
+            out.push(DeviceSpec::Pci(p));
+        }
+    }
+    if out.is_empty() {
+        Parsed::Dropped
     } else {
-        &["domain", "bus", "dev", "func"]
-    };
-    let fields = device_fields(addr, "pci", known, d, None);
+        Parsed::Devices(out)
+    }
+}
+
+fn pci_address(addr: &Node, slot_key: &str, known: &[&str], d: &mut Diagnostics) -> Option<Pci> {
+    let fields = device_fields(addr, "pci", known, d, None, false);
     let mut get = |key: &str, max: u32, required: bool| -> Option<u32> {
         let Some(f) = fields.get(key) else {
             if required {

@@ -100,20 +100,33 @@ impl KernelImage {
 }
 
 /// `hvm` (libxl's name) and `vmx` (xend's) are the same image type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HvmFlavor {
+    #[default]
     Hvm,
     Vmx,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HvmImage {
     pub flavor: HvmFlavor,
     pub boot: KernelImage,
     pub device_model: Option<String>,
     pub memmap: Option<String>,
     pub vnc: Option<bool>,
+    /// The firmware (xend's `loader`, or a `kernel` that is hvmloader).
+    pub loader: Option<String>,
+    /// Where the firmware looks for something to boot, in order: `c` the
+    /// first disk, `d` the first CD drive, `n` the network (xend's `boot`).
+    pub boot_order: Option<String>,
+}
+
+impl HvmImage {
+    /// The boot order in effect: as given, else the first disk (xm's `c`).
+    pub fn boot_order(&self) -> &str {
+        self.boot_order.as_deref().unwrap_or("c")
+    }
 }
 
 /// The guest image: which image handler builds the domain.
@@ -162,6 +175,67 @@ impl BackendRole {
     }
 }
 
+/// A display device as xend kept it: `(vfb (vnc 1) (vnclisten 0.0.0.0))`
+/// (or xend's legacy `(type vnc)`), its settings as written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vfb {
+    pub vnc: bool,
+    pub sdl: bool,
+    /// `vnclisten`, `vncdisplay`, `vncunused`, `vncpasswd`, `keymap`,
+    /// `display`, `xauthority`, `opengl`: name and value as written.
+    pub settings: Vec<(String, String)>,
+}
+
+impl Vfb {
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Devices a config may carry that are not hot-plugged: kept, shown and
+/// written back; backends use what they can (a vfb's VNC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtherDevice {
+    Vfb(Vfb),
+    /// A paravirtual keyboard (paired with a vfb).
+    Vkbd,
+    /// A paravirtual console; xend made one per domain by itself.
+    Console {
+        protocol: Option<String>,
+    },
+}
+
+impl fmt::Display for OtherDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtherDevice::Vfb(v) => {
+                write!(f, "vfb")?;
+                if v.vnc {
+                    write!(f, " vnc")?;
+                }
+                if v.sdl {
+                    write!(f, " sdl")?;
+                }
+                for (k, val) in &v.settings {
+                    write!(f, " {k}={val}")?;
+                }
+                Ok(())
+            }
+            OtherDevice::Vkbd => write!(f, "vkbd"),
+            OtherDevice::Console { protocol } => {
+                write!(f, "console")?;
+                if let Some(p) = protocol {
+                    write!(f, " {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One `(device …)` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -184,7 +258,10 @@ impl DeviceSpec {
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeviceSpec::Vbd(v) => write!(f, "vbd {} {} ({})", v.dev, v.uname, v.mode),
+            DeviceSpec::Vbd(v) if v.uname.is_empty() => {
+                write!(f, "vbd {} (no media)", v.dev_text())
+            }
+            DeviceSpec::Vbd(v) => write!(f, "vbd {} {} ({})", v.dev_text(), v.uname, v.mode),
             DeviceSpec::Vif(v) => {
                 write!(f, "vif")?;
                 if let Some(mac) = v.mac {
@@ -213,6 +290,9 @@ pub struct DomainConfig {
     /// MiB; the ceiling a balloon may grow to.
     pub maxmem: Option<u64>,
     pub vcpus: u32,
+    /// vCPUs online at start, when fewer than `vcpus` (xend's `vcpu_avail`
+    /// mask, counted); the rest can be brought online later.
+    pub vcpus_online: Option<u32>,
     /// Physical CPU to pin vCPU 0 to (xend's `cpu`).
     pub cpu: Option<u32>,
     pub cpu_weight: Option<u32>,
@@ -222,7 +302,11 @@ pub struct DomainConfig {
     pub on_reboot: Option<Policy>,
     pub on_crash: Option<Policy>,
     pub bootloader: Option<String>,
+    /// Arguments for the bootloader, one string as xend kept it.
+    pub bootloader_args: Option<String>,
     pub backends: Vec<BackendRole>,
+    /// vfb, vkbd, console: kept and shown.
+    pub other_devices: Vec<OtherDevice>,
     /// Fields no handler knows, kept verbatim so a round trip loses nothing.
     pub extra: Vec<lexpr::Value>,
 }
@@ -238,6 +322,7 @@ impl DomainConfig {
             memory: Self::DEFAULT_MEMORY_MIB,
             maxmem: None,
             vcpus: 1,
+            vcpus_online: None,
             cpu: None,
             cpu_weight: None,
             image: Image::Linux(KernelImage {
@@ -249,9 +334,60 @@ impl DomainConfig {
             on_reboot: None,
             on_crash: None,
             bootloader: None,
+            bootloader_args: None,
             backends: Vec::new(),
+            other_devices: Vec::new(),
             extra: Vec::new(),
         }
+    }
+
+    /// What an HVM domain boots: its kernel, or the first device of the
+    /// classes its boot order names that it has (`c` a disk, `d` a CD drive
+    /// with a disc, `n` a network card). An error says why there is none.
+    pub fn boot_target(&self) -> Result<(), String> {
+        let Image::Hvm(h) = &self.image else {
+            return Ok(());
+        };
+        if h.boot.kernel.is_some() {
+            return Ok(());
+        }
+        let has = |class: char| {
+            self.devices.iter().any(|d| match (class, d) {
+                ('c', DeviceSpec::Vbd(v)) => !v.cdrom,
+                ('d', DeviceSpec::Vbd(v)) => v.cdrom && !v.uname.is_empty(),
+                ('n', DeviceSpec::Vif(_)) => true,
+                _ => false,
+            })
+        };
+        let order = h.boot_order();
+        if order.chars().any(has) {
+            return Ok(());
+        }
+        let what: Vec<&str> = order
+            .chars()
+            .filter_map(|c| match c {
+                'c' => Some("no disk"),
+                'd' => Some("no CD drive with a disc"),
+                'n' => Some("no network card"),
+                _ => None,
+            })
+            .collect();
+        Err(format!(
+            "{} image: nothing to boot: boot order '{order}' finds {} (give a kernel, or the device the boot order names)",
+            self.image.type_name(),
+            if what.is_empty() {
+                "nothing it knows".to_string()
+            } else {
+                what.join(", ")
+            }
+        ))
+    }
+
+    /// vCPUs online at start.
+    pub fn online_vcpus(&self) -> u32 {
+        self.vcpus_online
+            .unwrap_or(self.vcpus)
+            .clamp(1, self.vcpus.max(1))
     }
 
     /// The effective policies, with xl's defaults (destroy / restart / destroy).

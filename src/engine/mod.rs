@@ -17,6 +17,7 @@ mod observe;
 mod ops;
 mod pipeline;
 pub mod policy;
+mod preflight;
 mod recover;
 
 pub use crate::store::{

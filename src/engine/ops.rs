@@ -423,11 +423,12 @@ impl Engine {
         })
     }
 
-    /// Release a domain's devices, let its image handler clean up, and
-    /// destroy it on the backend (gone already counts as done).
+    /// Let a domain's image handler clean up and destroy it on the backend
+    /// (gone already counts as done). Devices go with the domain, as with
+    /// `xl destroy`: unplugging each first would wait on a guest that may
+    /// never answer (20 s a device on QEMU).
     pub(super) fn teardown(&self, info: &DomainInfo) -> EngineResult<()> {
         let domid = info.domid;
-        self.release_devices(info);
         let image_type = self
             .store
             .read(|tx| tx.record_by_domid(domid))?

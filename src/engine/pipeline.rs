@@ -183,6 +183,7 @@ impl Engine {
             uuid,
             memory_kib: plan.memory_kib,
             vcpus: config.vcpus,
+            vcpus_online: config.vcpus_online,
             image: Some(plan.boot.clone()),
             min_domid,
         };

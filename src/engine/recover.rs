@@ -451,6 +451,7 @@ fn reconstruct(info: &DomainInfo, image: Option<BootImage>) -> DomainConfig {
             device_model: b.device_model.clone(),
             memmap: b.memmap.clone(),
             vnc: Some(b.vnc),
+            ..Default::default()
         }),
         Some(b) if b.ostype == "plan9" => Image::Plan9(boot(&b)),
         Some(b) => Image::Linux(boot(&b)),

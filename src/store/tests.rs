@@ -82,6 +82,7 @@ fn the_device_index_finds_who_holds_a_disk() {
         uname: "file:/srv/a.img".parse().unwrap(),
         dev: "xvda".into(),
         mode: crate::config::VbdMode::ReadWrite,
+        cdrom: false,
         extra: vec![],
     })];
     store.write(|tx| tx.put_record(&a).map(drop)).unwrap();

@@ -12,4 +12,4 @@ mod reader;
 
 pub use node::{Node, NodeKind, Pos};
 pub use printer::{is_plain_atom, print_atom, print_pretty, print_value};
-pub use reader::{ParseError, parse, parse_all};
+pub use reader::{MAX_ITEMS, ParseError, ReadWarning, parse, parse_all, parse_with_warnings};

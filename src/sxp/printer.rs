@@ -16,7 +16,7 @@ pub fn is_plain_atom(s: &str) -> bool {
 }
 
 /// Print one atom: bare when plain, otherwise double-quoted with escapes the
-/// reader understands (`\n \t \\ \" \xNN`).
+/// reader understands (`\n \t \\ \" \NNN`).
 pub fn print_atom(s: &str) -> String {
     if is_plain_atom(s) {
         return s.to_string();
@@ -30,8 +30,9 @@ pub fn print_atom(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            // Octal: xend read the letters of a hex escape wrongly.
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+                let _ = write!(out, "\\{:03o}", c as u32);
             }
             c => out.push(c),
         }

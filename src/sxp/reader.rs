@@ -8,8 +8,21 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Something the reader accepted as xend did but that may not mean what
+/// it looks like (an unknown escape, a hex letter in `\x`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadWarning {
+    pub pos: Pos,
+    pub message: String,
+}
+
 /// Parse exactly one S-expression (comments and white space around it allowed).
 pub fn parse(text: &str) -> Result<Node, ParseError> {
+    parse_with_warnings(text).map(|(n, _)| n)
+}
+
+/// [`parse`], with what the reader warns about.
+pub fn parse_with_warnings(text: &str) -> Result<(Node, Vec<ReadWarning>), ParseError> {
     let mut reader = Reader::new(text);
     reader.skip_blank();
     if reader.peek().is_none() {
@@ -22,7 +35,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
             "unexpected text after the end of the first expression (one config per file)",
         ));
     }
-    Ok(node)
+    Ok((node, reader.warnings))
 }
 
 /// Parse every top-level S-expression in the text.
@@ -38,23 +51,32 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, ParseError> {
     }
 }
 
-/// Characters that end an atom in xend's dialect (besides white space).
-fn is_delimiter(c: char) -> bool {
-    matches!(
-        c,
-        '(' | ')' | '{' | '}' | '<' | '>' | '[' | ']' | '!' | ';' | '#' | '"' | '\''
-    )
+/// Characters that end an atom in xend's dialect besides white space, `(`,
+/// `)` and `#`. As in xend's `sxp.py` they only *end* one: at the start of
+/// a token they begin a new atom (`[e]` reads as `[e` and `]`).
+fn is_separator(c: char) -> bool {
+    matches!(c, '{' | '}' | '<' | '>' | '[' | ']' | ';')
+}
+
+/// What ends a bare atom.
+fn ends_atom(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '(' | ')' | '#') || is_separator(c) || c.is_control()
 }
 
 /// Deeper nesting than any config needs; the limit keeps a hostile file
 /// from exhausting the stack.
 const MAX_DEPTH: usize = 256;
 
+/// More items in one list than any config needs: a wider list is refused,
+/// so nothing built from it (a linked list, its drop) grows without bound.
+pub const MAX_ITEMS: usize = 4096;
+
 struct Reader<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     line: u32,
     col: u32,
     depth: usize,
+    warnings: Vec<ReadWarning>,
 }
 
 impl<'a> Reader<'a> {
@@ -64,6 +86,7 @@ impl<'a> Reader<'a> {
             line: 1,
             col: 1,
             depth: 0,
+            warnings: Vec::new(),
         }
     }
 
@@ -96,6 +119,10 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn warn(&mut self, pos: Pos, message: String) {
+        self.warnings.push(ReadWarning { pos, message });
+    }
+
     /// Skip white space and `#` comments.
     fn skip_blank(&mut self) {
         while let Some(c) = self.peek() {
@@ -126,9 +153,6 @@ impl<'a> Reader<'a> {
                 })
             }
             Some(')') => Err(self.error_here("unexpected ')' with no matching '('")),
-            Some(c) if is_delimiter(c) => Err(self.error_here(format!(
-                "unexpected character '{c}' (lists use parentheses; quote atoms that contain it)"
-            ))),
             Some(c) if c.is_control() => Err(self.error_here(format!(
                 "unexpected control character U+{:04X}",
                 u32::from(c)
@@ -171,15 +195,29 @@ impl<'a> Reader<'a> {
                         kind: NodeKind::List(items),
                     });
                 }
+                Some(_) if items.len() >= MAX_ITEMS => {
+                    return Err(ParseError {
+                        pos: open,
+                        message: format!(
+                            "a list of more than {MAX_ITEMS} items (no config needs so many)"
+                        ),
+                    });
+                }
                 Some(_) => items.push(self.node()?),
             }
         }
     }
 
+    /// A bare atom: its first character is anything that starts a token
+    /// (a separator included); it ends before white space, a parenthesis,
+    /// `#` or a separator. Quotes inside it are literal, as in xend.
     fn bare_atom(&mut self) -> String {
         let mut s = String::new();
+        if let Some(first) = self.bump() {
+            s.push(first);
+        }
         while let Some(c) = self.peek() {
-            if c.is_whitespace() || is_delimiter(c) || c.is_control() {
+            if ends_atom(c) {
                 break;
             }
             s.push(c);
@@ -200,13 +238,14 @@ impl<'a> Reader<'a> {
                     });
                 }
                 Some(c) if c == quote => return Ok(s),
-                Some('\\') => s.push(self.escape(esc_pos)?),
+                Some('\\') => self.escape(esc_pos, &mut s)?,
                 Some(c) => s.push(c),
             }
         }
     }
 
-    fn escape(&mut self, pos: Pos) -> Result<char, ParseError> {
+    /// One escape after `\`, as xend's `sxp.py` read it, quirks included.
+    fn escape(&mut self, pos: Pos, s: &mut String) -> Result<(), ParseError> {
         let bad = |what: String| ParseError {
             pos,
             message: format!("invalid escape {what} in string"),
@@ -214,7 +253,7 @@ impl<'a> Reader<'a> {
         let c = self
             .bump()
             .ok_or_else(|| bad("'\\' at end of file".into()))?;
-        Ok(match c {
+        let decoded = match c {
             'n' => '\n',
             't' => '\t',
             'r' => '\r',
@@ -225,15 +264,35 @@ impl<'a> Reader<'a> {
             '\\' | '\'' | '"' => c,
             'x' => {
                 let mut code = 0u32;
+                let mut letter = false;
                 for _ in 0..2 {
-                    let d = self
-                        .peek()
-                        .and_then(|d| d.to_digit(16))
-                        .ok_or_else(|| bad("'\\x' (expected two hex digits)".into()))?;
+                    let Some(d) = self.peek().filter(char::is_ascii_hexdigit) else {
+                        // xend crashed here; an error is kinder.
+                        return Err(bad("'\\x' (expected two hex digits)".into()));
+                    };
                     self.bump();
-                    code = code * 16 + d;
+                    // xend counted the letters a-f as 0-5 (a bug every xend
+                    // config was read with): kept, and said.
+                    let v = match d.to_digit(10) {
+                        Some(v) => v,
+                        None => {
+                            letter = true;
+                            u32::from(d.to_ascii_lowercase() as u8 - b'a')
+                        }
+                    };
+                    code = code * 16 + v;
                 }
-                char::from_u32(code).ok_or_else(|| bad(format!("'\\x{code:02x}'")))?
+                let ch = char::from_u32(code).unwrap_or('\u{fffd}');
+                if letter {
+                    self.warn(
+                        pos,
+                        format!(
+                            "a hex escape with a letter reads as xend read it ({}), not as its hex value; write an octal escape to be sure",
+                            shown_char(ch)
+                        ),
+                    );
+                }
+                ch
             }
             '0'..='7' => {
                 let mut code = c.to_digit(8).unwrap_or(0);
@@ -246,10 +305,36 @@ impl<'a> Reader<'a> {
                         None => break,
                     }
                 }
-                char::from_u32(code).ok_or_else(|| bad(format!("'\\{code:o}'")))?
+                if code > 0xff {
+                    return Err(bad(format!("'\\{code:o}' (octal escapes stop at \\377)")));
+                }
+                char::from_u32(code).unwrap_or('\u{fffd}')
             }
-            other => return Err(bad(format!("'\\{other}'"))),
-        })
+            other => {
+                // xend kept the backslash and dropped the character.
+                self.warn(
+                    pos,
+                    format!(
+                        "unknown escape '\\{}' reads as a lone backslash, as xend read it (the {} is dropped); write '\\\\' for a backslash",
+                        shown_char(other),
+                        shown_char(other)
+                    ),
+                );
+                '\\'
+            }
+        };
+        s.push(decoded);
+        Ok(())
+    }
+}
+
+/// A character as a message may show it: printable as itself, else its
+/// code point (no raw newline or escape in a one-line message).
+fn shown_char(c: char) -> String {
+    if c.is_control() {
+        format!("U+{:04X}", u32::from(c))
+    } else {
+        c.to_string()
     }
 }
 
@@ -292,6 +377,57 @@ mod tests {
         );
     }
 
+    fn atoms(s: &str) -> Vec<String> {
+        parse(s)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.atom().unwrap_or("()").to_string())
+            .collect()
+    }
+
+    /// Tokens as xend's reader split them (checked against sxp.py).
+    #[test]
+    fn separators_end_atoms_and_start_new_ones() {
+        assert_eq!(
+            atoms("(a;b c{d} [e])"),
+            ["a", ";b", "c", "{d", "}", "[e", "]"]
+        );
+        assert_eq!(atoms("(abc\"def\" w!)"), ["abc\"def\"", "w!"]);
+        assert_eq!(atoms("(a#b\n c)"), ["a", "c"]);
+    }
+
+    /// xend's escapes, quirks included, with a warning where the text
+    /// does not mean what it looks like.
+    #[test]
+    fn escapes_read_as_xend_read_them() {
+        let read = |s: &str| parse_with_warnings(s).unwrap_or_else(|e| panic!("{e}"));
+        let (n, w) = read(r#""a\qb""#);
+        assert_eq!(n.atom(), Some("a\\b"));
+        assert_eq!(w.len(), 1);
+        assert!(!w[0].message.contains('\n'));
+        let (n, w) = read("\"x\\\ny\"");
+        assert_eq!(n.atom(), Some("x\\y"));
+        assert!(w[0].message.contains("U+000A"), "{w:?}");
+        assert_eq!(read(r#""\x41""#).0.atom(), Some("A"));
+        let (n, w) = read(r#""\x4a""#);
+        assert_eq!(n.atom(), Some("@"));
+        assert_eq!(w.len(), 1);
+        assert_eq!(read(r#""\101x\1""#).0.atom(), Some("Ax\u{1}"));
+        assert!(read(r#""a\tb""#).1.is_empty());
+    }
+
+    #[test]
+    fn a_list_too_wide_is_an_error_not_a_crash() {
+        let text = format!("(vm {})", "x ".repeat(100_000));
+        let err = parse(&text).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("1:1: a list of more than 4096 items (no config needs so many)")
+        );
+    }
+
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let text = "(".repeat(100_000);
@@ -314,12 +450,12 @@ mod tests {
             "1:11: unterminated string: no closing quote"
         );
         assert_eq!(
-            parse("(vm [x])").unwrap_err().to_string(),
-            "1:5: unexpected character '[' (lists use parentheses; quote atoms that contain it)"
+            parse("(a \"\\777\")").unwrap_err().to_string(),
+            "1:5: invalid escape '\\777' (octal escapes stop at \\377) in string"
         );
         assert_eq!(
-            parse("(a \"\\q\")").unwrap_err().to_string(),
-            "1:5: invalid escape '\\q' in string"
+            parse("(a \"\\x4g\")").unwrap_err().to_string(),
+            "1:5: invalid escape '\\x' (expected two hex digits) in string"
         );
     }
 }

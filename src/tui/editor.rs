@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crossterm::event::KeyEvent;
 use ratatui_textarea::TextArea;
 
-use crate::config::{Diagnostics, parse_str};
+use crate::config::Diagnostics;
+use crate::config::xl::parse_any as parse_str;
 
 pub struct Editor {
     pub path: PathBuf,

@@ -4,7 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::{MAX_CONFIG_BYTES, parse_str};
+use crate::config::MAX_CONFIG_BYTES;
+use crate::config::xl::parse_any as parse_str;
 use crate::fsx::{self, FsxError};
 
 pub const EXAMPLES: [(&str, &str); 3] = [
@@ -120,7 +121,7 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sxp"))
+        .filter(|p| p.extension().is_some_and(|x| x == "sxp" || x == "cfg"))
         .collect();
     paths.sort();
     paths

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::action::{Action, Done, Effect, HostPci, Snapshot};
 use super::library;
 use crate::backend::{ConsoleStream, DomId, ReadOutcome};
-use crate::config::{DeviceSpec, UnameKind, parse_str};
+use crate::config::xl::parse_any as parse_str;
 use crate::engine::Engine;
 
 /// Where console reader threads deliver their bytes (real loop only).
@@ -501,76 +501,7 @@ impl Worker {
             Ok((c, _)) => c,
             Err(err) => return vec![err.to_string()],
         };
-        let mut problems = Vec::new();
-        if let Ok(host) = self.engine.host_info() {
-            let need = config.memory * 1024;
-            if need > host.free_kib {
-                problems.push(format!(
-                    "needs {} MiB, the host has {} MiB free",
-                    config.memory,
-                    host.free_kib / 1024
-                ));
-            }
-        }
-        let domains = self.engine.domains().unwrap_or_default();
-        if let Some(d) = domains.iter().find(|d| d.info.name == config.name) {
-            problems.push(format!(
-                "a domain named {} is already running (id {})",
-                config.name, d.info.domid
-            ));
-        }
-        for dev in &config.devices {
-            match dev {
-                DeviceSpec::Vbd(v) => {
-                    let exists = Path::new(&v.uname.path).exists();
-                    if !exists {
-                        let what = if v.uname.kind == UnameKind::File {
-                            "file"
-                        } else {
-                            "device"
-                        };
-                        problems.push(format!("{}: {what} {} does not exist", v.dev, v.uname.path));
-                    }
-                    for other in &domains {
-                        for od in &other.info.devices {
-                            if let DeviceSpec::Vbd(ov) = od
-                                && ov.uname.identity() == v.uname.identity()
-                                && (ov.mode == crate::config::VbdMode::ReadWrite
-                                    || v.mode == crate::config::VbdMode::ReadWrite)
-                            {
-                                problems.push(format!(
-                                    "{} is already attached to {} as {}",
-                                    v.uname, other.info.name, ov.dev
-                                ));
-                            }
-                        }
-                    }
-                }
-                DeviceSpec::Vif(v) => {
-                    if let Some(mac) = v.mac {
-                        for other in &domains {
-                            if other
-                                .info
-                                .devices
-                                .iter()
-                                .any(|od| matches!(od, DeviceSpec::Vif(ov) if ov.mac == Some(mac)))
-                            {
-                                problems.push(format!(
-                                    "MAC {mac} is already used by {}",
-                                    other.info.name
-                                ));
-                            }
-                        }
-                    }
-                }
-                DeviceSpec::Pci(p) => {
-                    if !self.pci_root.join(p.to_string()).exists() {
-                        problems.push(format!("PCI device {p} does not exist on this host"));
-                    }
-                }
-            }
-        }
-        problems
+        self.engine.preflight(&config, &self.pci_root)
     }
 }
 

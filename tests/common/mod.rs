@@ -2,6 +2,7 @@
 
 pub mod guests;
 pub mod pty;
+pub mod sim_cli;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -77,7 +77,7 @@ pub fn attach(qmp: &mut Qmp, meta: &mut DomainMeta, spec: &DeviceSpec) -> Backen
     let n = meta.next_device;
     let plugged = match spec {
         DeviceSpec::Vbd(v) => attach_vbd(qmp, meta, v, n, port)?,
-        DeviceSpec::Vif(v) => attach_vif(qmp, meta.domid, v, n, port)?,
+        DeviceSpec::Vif(v) => attach_vif(qmp, meta, v, n, port)?,
         DeviceSpec::Pci(p) => attach_pci(qmp, p, n, port)?,
     };
     meta.next_device = n + 1;
@@ -98,7 +98,7 @@ pub fn replug(qmp: &mut Qmp, meta: &mut DomainMeta, p: &Plugged) -> BackendResul
         .map_err(|_| BackendError::Invalid(format!("unexpected device id {}", p.qdev)))?;
     let plugged = match &p.spec {
         DeviceSpec::Vbd(v) => attach_vbd(qmp, meta, v, n, p.port)?,
-        DeviceSpec::Vif(v) => attach_vif(qmp, meta.domid, v, n, p.port)?,
+        DeviceSpec::Vif(v) => attach_vif(qmp, meta, v, n, p.port)?,
         DeviceSpec::Pci(x) => attach_pci(qmp, x, n, p.port)?,
     };
     meta.next_device = meta.next_device.max(n + 1);
@@ -133,56 +133,133 @@ fn attach_vbd(
     n: u32,
     port: u32,
 ) -> BackendResult<Plugged> {
-    let path = Path::new(&v.uname.path);
-    let format =
-        detect_format(path).map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?;
-    let read_only = v.mode == VbdMode::ReadOnly;
     let file_driver = match v.uname.kind {
-        UnameKind::File => "file",
-        UnameKind::Phy => "host_device",
+        UnameKind::File | UnameKind::Tap => Some("file"),
+        UnameKind::Phy => Some("host_device"),
+        UnameKind::Empty if v.cdrom => None,
+        UnameKind::Empty | UnameKind::Script => {
+            return Err(BackendError::Invalid(format!(
+                "vbd {}: {} is not a disk the qemu backend can open (block scripts run in Xen's hotplug scripts)",
+                v.dev, v.uname
+            )));
+        }
     };
     let node = format!("vbd{n}-node");
     let qdev = format!("vbd{n}");
-    qmp.execute(
-        "blockdev-add",
-        json!({
-            "driver": format,
-            "node-name": node,
-            "read-only": read_only,
-            "file": { "driver": file_driver, "filename": v.uname.path },
-        }),
-        CMD,
-    )
-    .map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?;
-    let mut dev = json!({
-        "driver": "virtio-blk-pci",
-        "id": qdev,
-        "drive": node,
-        "bus": format!("rp{port}"),
-        // The guest finds the disk by its xend name in /dev/disk/by-id.
-        "serial": v.dev,
-    });
-    let first_vbd = !meta
+    let backend = match file_driver {
+        Some(file_driver) => {
+            let path = Path::new(&v.uname.path);
+            // A tap names its format (xend's `tap:qcow2:`); otherwise the
+            // file's first bytes say.
+            let format = match v.uname.format() {
+                Some(f) => qemu_format(f),
+                None => detect_format(path)
+                    .map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?,
+            };
+            let mut file = json!({ "driver": file_driver, "filename": v.uname.path });
+            if v.mode == VbdMode::Shared {
+                // `w!`: shared on purpose, so QEMU's image lock must not
+                // refuse the second writer.
+                file["locking"] = json!("off");
+            }
+            qmp.execute(
+                "blockdev-add",
+                json!({
+                    "driver": format,
+                    "node-name": node,
+                    "read-only": !v.mode.writable() || v.cdrom,
+                    "file": file,
+                }),
+                CMD,
+            )
+            .map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?;
+            Some(node.clone())
+        }
+        None => None,
+    };
+    let undo = backend
+        .as_ref()
+        .map(|b| ("blockdev-del", json!({ "node-name": b })));
+    let image = meta.image.as_ref();
+    let first_of_class = !meta
         .devices
         .iter()
-        .any(|p| matches!(p.spec, DeviceSpec::Vbd(_)));
-    if first_vbd && meta.image.as_ref().is_some_and(|i| i.boot_from_disk) {
-        dev["bootindex"] = json!(0);
+        .any(|p| matches!(&p.spec, DeviceSpec::Vbd(x) if x.cdrom == v.cdrom));
+    let bootindex = image
+        .and_then(|i| i.boot_index(if v.cdrom { 'd' } else { 'c' }))
+        .filter(|_| first_of_class);
+    if v.cdrom {
+        // A CD drive is a SCSI CD on its own virtio-scsi controller (q35's
+        // AHCI takes no hot-plug); removing the controller removes both.
+        device_add(
+            qmp,
+            json!({ "driver": "virtio-scsi-pci", "id": qdev, "bus": format!("rp{port}") }),
+            undo.clone(),
+        )
+        .map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?;
+        let mut cd = json!({
+            "driver": "scsi-cd",
+            "id": format!("{qdev}-cd"),
+            "bus": format!("{qdev}.0"),
+            "serial": v.dev,
+        });
+        if let Some(b) = &backend {
+            cd["drive"] = json!(b);
+        }
+        if let Some(i) = bootindex {
+            cd["bootindex"] = json!(i);
+        }
+        if let Err(e) = qmp.execute("device_add", cd, CMD) {
+            let _ = qmp.execute("device_del", json!({ "id": qdev }), CMD);
+            if let Some((cmd, a)) = undo {
+                let _ = qmp.execute(cmd, a, CMD);
+            }
+            return Err(BackendError::Invalid(format!(
+                "vbd {}: {}",
+                v.dev,
+                qmp_err(e)
+            )));
+        }
+    } else {
+        let mut dev = json!({
+            "driver": "virtio-blk-pci",
+            "id": qdev,
+            "drive": node,
+            "bus": format!("rp{port}"),
+            // The guest finds the disk by its xend name in /dev/disk/by-id.
+            "serial": v.dev,
+        });
+        if let Some(i) = bootindex {
+            dev["bootindex"] = json!(i);
+        }
+        device_add(qmp, dev, undo)
+            .map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?;
     }
-    device_add(
-        qmp,
-        dev,
-        Some(("blockdev-del", json!({ "node-name": node }))),
-    )
-    .map_err(|e| BackendError::Invalid(format!("vbd {}: {e}", v.dev)))?;
     Ok(Plugged {
         spec: DeviceSpec::Vbd(v.clone()),
         qdev,
-        backend: Some(node),
+        backend,
         port,
         tap: None,
-        note: None,
+        note: v.cdrom.then(|| {
+            if v.uname.is_empty() {
+                "CD drive, no media".to_string()
+            } else {
+                "CD drive".to_string()
+            }
+        }),
     })
+}
+
+/// QEMU's block driver for an image format as xl names it.
+fn qemu_format(xl: &str) -> &'static str {
+    match xl {
+        "qcow" => "qcow",
+        "qcow2" => "qcow2",
+        "vhd" => "vpc",
+        "vmdk" => "vmdk",
+        _ => "raw",
+    }
 }
 
 /// Whether domus may put a tap on `bridge`: it exists and domus is root.
@@ -219,7 +296,23 @@ fn ip(args: &[&str]) -> BackendResult<()> {
     }
 }
 
-fn attach_vif(qmp: &mut Qmp, domid: u32, v: &Vif, n: u32, port: u32) -> BackendResult<Plugged> {
+fn attach_vif(
+    qmp: &mut Qmp,
+    meta: &DomainMeta,
+    v: &Vif,
+    n: u32,
+    port: u32,
+) -> BackendResult<Plugged> {
+    let domid = meta.domid;
+    let first_vif = !meta
+        .devices
+        .iter()
+        .any(|p| matches!(p.spec, DeviceSpec::Vif(_)));
+    let bootindex = meta
+        .image
+        .as_ref()
+        .and_then(|i| i.boot_index('n'))
+        .filter(|_| first_vif);
     let net = format!("vif{n}-net");
     let qdev = format!("vif{n}");
     let mut tap = None;
@@ -262,6 +355,9 @@ fn attach_vif(qmp: &mut Qmp, domid: u32, v: &Vif, n: u32, port: u32) -> BackendR
     });
     if let Some(mac) = v.mac {
         dev["mac"] = json!(mac.to_string());
+    }
+    if let Some(i) = bootindex {
+        dev["bootindex"] = json!(i);
     }
     if let Err(e) = device_add(qmp, dev, Some(("netdev_del", json!({ "id": net })))) {
         remove_tap(&tap);

@@ -86,6 +86,8 @@ pub struct LaunchSpec<'a> {
     pub uuid: uuid::Uuid,
     pub memory_mib: u64,
     pub vcpus: u32,
+    /// Started at boot when fewer than `vcpus` (the rest can be plugged).
+    pub vcpus_online: Option<u32>,
     /// `kvm` or `tcg`.
     pub accel: &'a str,
     pub image: &'a BootImage,
@@ -116,7 +118,10 @@ pub fn args(spec: &LaunchSpec<'_>) -> Vec<String> {
         s("-m"),
         spec.memory_mib.to_string(),
         s("-smp"),
-        spec.vcpus.to_string(),
+        match spec.vcpus_online.filter(|n| *n >= 1 && *n < spec.vcpus) {
+            Some(n) => format!("cpus={n},maxcpus={}", spec.vcpus),
+            None => spec.vcpus.to_string(),
+        },
         s("-nodefaults"),
         s("-no-user-config"),
         s("-display"),
@@ -191,6 +196,7 @@ mod tests {
             device_model: None,
             vnc: false,
             boot_from_disk: false,
+            ..Default::default()
         }
     }
 
@@ -203,6 +209,7 @@ mod tests {
             uuid: uuid::Uuid::nil(),
             memory_mib: 256,
             vcpus: 2,
+            vcpus_online: None,
             accel: "tcg",
             image: &img,
             dir: &dir,
@@ -222,6 +229,27 @@ mod tests {
         );
         assert_eq!(pair("-m").as_deref(), Some("256"));
         assert_eq!(pair("-smp").as_deref(), Some("2"));
+        let online = args(&LaunchSpec {
+            name: "v",
+            uuid: uuid::Uuid::nil(),
+            memory_mib: 256,
+            vcpus: 4,
+            vcpus_online: Some(2),
+            accel: "tcg",
+            image: &img,
+            dir: &dir,
+            incoming: false,
+            console_log: Path::new("/l"),
+        });
+        let smp = online
+            .iter()
+            .position(|x| x == "-smp")
+            .and_then(|i| online.get(i + 1));
+        assert_eq!(
+            smp.map(String::as_str),
+            Some("cpus=2,maxcpus=4"),
+            "xend's vcpu_avail: 2 of 4 vCPUs online at start"
+        );
         assert_eq!(pair("-machine").as_deref(), Some("q35,accel=tcg"));
         assert_eq!(
             pair("-name").as_deref(),

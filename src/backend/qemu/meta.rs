@@ -100,6 +100,10 @@ pub struct DomainMeta {
     /// alone; one whose builder died is removed at once.
     #[serde(default)]
     pub builder: Option<(u32, u64)>,
+    /// vCPUs online at start when fewer than `vcpus` (xend's
+    /// `vcpu_avail`); the rest are present, not started.
+    #[serde(default)]
+    pub vcpus_online: Option<u32>,
 }
 
 /// The last domid handed out: a counter pushed this far (by hand, or a

@@ -413,6 +413,7 @@ impl QemuHypervisor {
             uuid: meta.uuid,
             memory_mib: meta.max_memory_kib.div_ceil(1024),
             vcpus: meta.vcpus,
+            vcpus_online: meta.vcpus_online,
             accel: &self.accel,
             image,
             dir: &dir,
@@ -616,6 +617,7 @@ impl Hypervisor for QemuHypervisor {
             reboot_requested: false,
             console_log: None,
             builder: meta::this_builder(),
+            vcpus_online: spec.vcpus_online.filter(|n| *n >= 1 && *n < spec.vcpus),
         };
         self.rt.create(&meta)?;
         Ok(domid)
@@ -680,6 +682,13 @@ impl Hypervisor for QemuHypervisor {
                 backend: BackendKind::Qemu,
                 what: "plan9 images".into(),
                 why: "QEMU boots Linux kernels and disks".into(),
+            });
+        }
+        if let Some(b) = &image.bootloader {
+            return Err(BackendError::UnsupportedFeature {
+                backend: BackendKind::Qemu,
+                what: format!("the PV bootloader {b}"),
+                why: "a bootloader such as pygrub runs in Xen's toolstack; give the domain a kernel, or make it hvm and boot it from its disk".into(),
             });
         }
         Self::check_boot_files(image)?;

@@ -35,14 +35,23 @@ fn vbd_blocks(dev: &crate::config::Vbd) -> u64 {
 
 fn probe_line(dev: &DeviceSpec, vif_index: usize) -> String {
     match dev {
+        DeviceSpec::Vbd(v) if v.cdrom => format!(
+            "blkfront: {}: CD-ROM, {}",
+            v.dev,
+            if v.uname.is_empty() {
+                "no media".to_string()
+            } else {
+                format!("media {}", v.uname)
+            }
+        ),
         DeviceSpec::Vbd(v) => format!(
             "blkfront: {}: {} {} ({} KiB)",
             v.dev,
             v.uname,
-            if v.mode == VbdMode::ReadOnly {
-                "read-only"
-            } else {
-                "read-write"
+            match v.mode {
+                VbdMode::ReadOnly => "read-only",
+                VbdMode::ReadWrite => "read-write",
+                VbdMode::Shared => "read-write, shared",
             },
             vbd_blocks(v)
         ),
@@ -71,7 +80,29 @@ pub fn boot_log(d: &SimDomain, _now_ns: u64) -> String {
     if image.ostype == "hvm" {
         s.push_str("SeaBIOS (version domus-sim)\r\n");
         if image.boot_from_disk {
-            s.push_str("Booting from Hard Disk...\r\n");
+            // SeaBIOS tries the boot order (xend's `boot`); an empty CD
+            // drive or the network falls through to the next.
+            let cd_media = d
+                .devices
+                .iter()
+                .any(|x| matches!(x, DeviceSpec::Vbd(v) if v.cdrom && !v.uname.is_empty()));
+            for class in image.boot_order.as_deref().unwrap_or("c").chars() {
+                match class {
+                    'd' if cd_media => {
+                        s.push_str("Booting from DVD/CD...\r\n");
+                        break;
+                    }
+                    'd' => s.push_str(
+                        "Booting from DVD/CD...\r\nBoot failed: Could not read from CDROM (code 0003)\r\n",
+                    ),
+                    'n' => s.push_str("Booting from ROM...\r\niPXE: no configuration methods succeeded\r\n"),
+                    'c' => {
+                        s.push_str("Booting from Hard Disk...\r\n");
+                        break;
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     if image.ostype == "plan9" {
@@ -101,7 +132,11 @@ pub fn boot_log(d: &SimDomain, _now_ns: u64) -> String {
         );
         line(
             &mut s,
-            &format!("smpboot: Allowing {} CPUs, 0 hotplug CPUs", d.vcpus),
+            &format!(
+                "smpboot: Allowing {} CPUs, {} hotplug CPUs",
+                d.vcpus,
+                d.vcpus - d.online_vcpus()
+            ),
             3400,
         );
         if let Some(k) = &image.kernel {
@@ -145,6 +180,7 @@ impl OrDefaultImage for Option<crate::backend::BootImage> {
             device_model: None,
             vnc: false,
             boot_from_disk: false,
+            ..Default::default()
         })
     }
 }
@@ -349,7 +385,7 @@ fn run_command(
             let _ = write!(out, "up {:.0} seconds\r\n", d.uptime_secs(now_ns));
         }
         ("nproc", []) => {
-            let _ = write!(out, "{}\r\n", d.vcpus);
+            let _ = write!(out, "{}\r\n", d.online_vcpus());
         }
         ("help", _) => out.extend_from_slice(
             b"commands: echo, printf, uname [-a|-r], hostname, cat /proc/{partitions,meminfo,cmdline}, ip link,\r\n\

@@ -232,6 +232,7 @@ impl Hypervisor for SimHypervisor {
             ImageLinux,
             ImagePlan9,
             ImageHvm,
+            Bootloader,
         ])
     }
 
@@ -343,6 +344,7 @@ impl Hypervisor for SimHypervisor {
                 max_kib: spec.memory_kib,
                 target_kib: spec.memory_kib,
                 vcpus: spec.vcpus,
+                vcpus_online: spec.vcpus_online,
                 cpu_weight: 256,
                 pinned: Default::default(),
                 paused: true,

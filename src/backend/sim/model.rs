@@ -50,6 +50,9 @@ pub struct SimDomain {
     pub max_kib: u64,
     pub target_kib: u64,
     pub vcpus: u32,
+    /// vCPUs online at boot when fewer than `vcpus` (xend's `vcpu_avail`).
+    #[serde(default)]
+    pub vcpus_online: Option<u32>,
     pub cpu_weight: u32,
     pub pinned: BTreeMap<u32, u32>,
     pub paused: bool,
@@ -94,6 +97,7 @@ impl HostState {
             max_kib: 2048 * 1024,
             target_kib: 2048 * 1024,
             vcpus: cpus,
+            vcpus_online: None,
             cpu_weight: 256,
             pinned: BTreeMap::new(),
             paused: false,
@@ -201,6 +205,13 @@ impl HostState {
 }
 
 impl SimDomain {
+    /// vCPUs the guest runs at boot.
+    pub fn online_vcpus(&self) -> u32 {
+        self.vcpus_online
+            .filter(|n| *n >= 1 && *n < self.vcpus)
+            .unwrap_or(self.vcpus)
+    }
+
     /// Scheduled: built, booted, not paused and not shut down.
     pub fn is_active(&self) -> bool {
         !self.paused && self.shutdown.is_none() && self.booted_ns.is_some()

@@ -2,36 +2,38 @@
 //! hot-plugged afterwards like every later attach) and xl's device specs.
 
 use crate::backend::{BackendError, BackendResult, BootImage, CreateSpec};
-use crate::config::{UnameKind, Vbd, VbdMode, Vif};
+use crate::config::{UnameKind, Vbd, Vif};
 
-/// An `xl.cfg` string value; xl's config syntax has no escape for `"` or a
-/// newline, so those are refused rather than mangled.
-fn quoted(what: &str, v: &str) -> BackendResult<String> {
+use crate::config::xl::Writer;
+
+/// A value for `xl.cfg`: libxlu of older Xen releases reads no escapes, so
+/// a `"`, `\\` or newline is refused rather than trusted to one.
+fn plain(what: &str, v: &str) -> BackendResult<()> {
     if v.contains('"') || v.contains('\n') || v.contains('\\') {
         return Err(BackendError::Invalid(format!(
             "{what} {v:?}: xl configs cannot hold '\"', '\\' or newlines"
         )));
     }
-    Ok(format!("\"{v}\""))
+    Ok(())
 }
 
-/// The domain's `xl.cfg`. Shutdown actions are `preserve`: domus's engine
-/// applies the config's policies itself, as xend did.
+/// The domain's `xl.cfg`, written with the writer `domus export` uses.
+/// Shutdown actions are `preserve`: domus's engine applies the config's
+/// policies itself, as xend did.
 pub fn xl_cfg(spec: &CreateSpec, max_kib: u64, image: &BootImage) -> BackendResult<String> {
-    let mut out = String::new();
-    let mut line = |k: &str, v: String| {
-        out.push_str(k);
-        out.push_str(" = ");
-        out.push_str(&v);
-        out.push('\n');
+    let mut w = Writer::default();
+    let string = |w: &mut Writer, k: &str, v: &str| -> BackendResult<()> {
+        plain(k, v)?;
+        w.string(k, v);
+        Ok(())
     };
-    line("name", quoted("name", &spec.name)?);
+    string(&mut w, "name", &spec.name)?;
     if let Some(u) = spec.uuid {
-        line("uuid", quoted("uuid", &u.to_string())?);
+        string(&mut w, "uuid", &u.to_string())?;
     }
     match image.ostype.as_str() {
-        "linux" => line("type", quoted("type", "pv")?),
-        "hvm" => line("type", quoted("type", "hvm")?),
+        "linux" => string(&mut w, "type", "pv")?,
+        "hvm" => string(&mut w, "type", "hvm")?,
         other => {
             return Err(BackendError::UnsupportedFeature {
                 backend: crate::backend::BackendKind::Xen,
@@ -41,12 +43,42 @@ pub fn xl_cfg(spec: &CreateSpec, max_kib: u64, image: &BootImage) -> BackendResu
         }
     }
     match &image.kernel {
-        Some(k) => line("kernel", quoted("kernel", k)?),
-        None if image.ostype == "hvm" => line("boot", quoted("boot", "c")?),
-        None => line("bootloader", quoted("bootloader", "pygrub")?),
+        Some(k) => string(&mut w, "kernel", k)?,
+        None if image.ostype == "hvm" => {
+            // xl's boot letters are xend's (c disk, d CD-ROM, n network);
+            // xl has no floppy.
+            let order: String = image
+                .boot_order
+                .as_deref()
+                .unwrap_or("c")
+                .chars()
+                .filter(|c| matches!(c, 'c' | 'd' | 'n'))
+                .collect();
+            let order = if order.is_empty() {
+                "c".to_string()
+            } else {
+                order
+            };
+            string(&mut w, "boot", &order)?;
+        }
+        None => {
+            string(
+                &mut w,
+                "bootloader",
+                image.bootloader.as_deref().unwrap_or("pygrub"),
+            )?;
+            if let Some(args) = &image.bootloader_args {
+                // xl wants a list; xend kept one string, split at spaces.
+                let items: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+                for a in &items {
+                    plain("bootloader_args", a)?;
+                }
+                w.list("bootloader_args", &items);
+            }
+        }
     }
     if let Some(r) = &image.ramdisk {
-        line("ramdisk", quoted("ramdisk", r)?);
+        string(&mut w, "ramdisk", r)?;
     }
     let mut cmdline = image.cmdline.clone();
     if image.ostype == "linux" && !cmdline.contains("console=") {
@@ -54,50 +86,42 @@ pub fn xl_cfg(spec: &CreateSpec, max_kib: u64, image: &BootImage) -> BackendResu
         cmdline = format!("{cmdline} console=hvc0").trim().to_string();
     }
     if !cmdline.is_empty() && image.kernel.is_some() {
-        line("extra", quoted("extra", &cmdline)?);
+        string(&mut w, "extra", &cmdline)?;
     }
-    line("memory", spec.memory_kib.div_ceil(1024).to_string());
-    line(
-        "maxmem",
-        max_kib.max(spec.memory_kib).div_ceil(1024).to_string(),
-    );
-    line("vcpus", spec.vcpus.max(1).to_string());
+    w.number("memory", spec.memory_kib.div_ceil(1024));
+    w.number("maxmem", max_kib.max(spec.memory_kib).div_ceil(1024));
+    match spec.vcpus_online.filter(|n| *n < spec.vcpus) {
+        Some(online) => {
+            w.number("vcpus", u64::from(online.max(1)));
+            w.number("maxvcpus", u64::from(spec.vcpus));
+        }
+        None => w.number("vcpus", u64::from(spec.vcpus.max(1))),
+    }
     for action in ["on_poweroff", "on_reboot", "on_crash", "on_watchdog"] {
-        line(action, quoted(action, "preserve")?);
+        string(&mut w, action, "preserve")?;
     }
-    Ok(out)
+    Ok(w.finish())
 }
 
-/// `xl block-attach`'s disk spec (`target=` must come last).
+/// `xl block-attach`'s disk spec, as `domus export` writes it; `qcow2`:
+/// the file's first bytes say qcow2 where the uname names no format.
 pub fn disk_spec(v: &Vbd, qcow2: bool) -> String {
-    let access = match v.mode {
-        VbdMode::ReadOnly => "ro",
-        VbdMode::ReadWrite => "rw",
-    };
-    let format = if qcow2 { "qcow2" } else { "raw" };
-    let kind = match v.uname.kind {
-        UnameKind::Phy => ",script=block",
-        UnameKind::File => "",
-    };
-    format!(
-        "format={format},vdev={},access={access}{kind},target={}",
-        v.dev, v.uname.path
-    )
+    if qcow2 && v.uname.format().is_none() && v.uname.kind == UnameKind::File {
+        let mut v = v.clone();
+        v.uname.kind = UnameKind::Tap;
+        v.uname.driver = Some("qcow2".into());
+        return crate::config::xl::disk_spec(&v);
+    }
+    crate::config::xl::disk_spec(v)
 }
 
-/// `xl network-attach`'s arguments.
+/// `xl network-attach`'s arguments: the NETSPEC's parts.
 pub fn nic_args(v: &Vif) -> Vec<String> {
-    let mut a = Vec::new();
-    if let Some(m) = v.mac {
-        a.push(format!("mac={m}"));
-    }
-    if let Some(b) = &v.bridge {
-        a.push(format!("bridge={b}"));
-    }
-    if let Some(ip) = &v.ip {
-        a.push(format!("ip={ip}"));
-    }
-    a
+    crate::config::xl::nic_spec(v)
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,6 +138,7 @@ mod tests {
             device_model: None,
             vnc: false,
             boot_from_disk: false,
+            ..Default::default()
         }
     }
 
@@ -123,6 +148,7 @@ mod tests {
             uuid: None,
             memory_kib: 128 * 1024,
             vcpus: 2,
+            vcpus_online: None,
             image: None,
             min_domid: 1,
         }

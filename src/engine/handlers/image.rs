@@ -28,9 +28,17 @@ pub trait ImageHandler: Send + Sync {
             cmdline: boot.cmdline(),
             memmap: None,
             device_model: None,
-            vnc: false,
+            // A PV display (a vfb) is the only one a PV guest has.
+            vnc: config
+                .other_devices
+                .iter()
+                .any(|d| matches!(d, crate::config::OtherDevice::Vfb(v) if v.vnc)),
             // A bootloader (pygrub) finds the kernel on the guest's disk.
             boot_from_disk: boot.kernel.is_none(),
+            boot_order: None,
+            loader: None,
+            bootloader: config.bootloader.clone(),
+            bootloader_args: config.bootloader_args.clone(),
         })
     }
 
@@ -106,16 +114,7 @@ impl ImageHandler for HvmImageHandler {
         let Image::Hvm(hvm) = &config.image else {
             return Err("hvm handler given a non-hvm image".into());
         };
-        let has_disk = config
-            .devices
-            .iter()
-            .any(|d| matches!(d, crate::config::DeviceSpec::Vbd(_)));
-        if hvm.boot.kernel.is_none() && !has_disk {
-            return Err(format!(
-                "{} image: nothing to boot: give a kernel or at least one vbd",
-                config.image.type_name()
-            ));
-        }
+        config.boot_target()?;
         Ok(BootImage {
             ostype: "hvm".into(),
             kernel: hvm.boot.kernel.clone(),
@@ -125,6 +124,10 @@ impl ImageHandler for HvmImageHandler {
             device_model: hvm.device_model.clone(),
             vnc: hvm.vnc.unwrap_or(false),
             boot_from_disk: hvm.boot.kernel.is_none(),
+            boot_order: hvm.boot_order.clone(),
+            loader: hvm.loader.clone(),
+            bootloader: None,
+            bootloader_args: None,
         })
     }
 
