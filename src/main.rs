@@ -6,7 +6,7 @@ use domus::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(f) = cli::init_logging(&cli::state_dir(&cli)) {
-        eprintln!("domus: {}", f.msg);
+        domus::cli::tell(&format!("domus: {}", f.msg));
         return ExitCode::from(f.code);
     }
     match &cli.command {

@@ -727,3 +727,73 @@ fn queued_operations_show_and_can_be_cancelled() {
         "{screen}"
     );
 }
+
+/// An xl.cfg in the library is marked as such and `i` imports it as
+/// NAME.sxp, which the library then lists as a config to build.
+#[test]
+fn an_xl_cfg_in_the_library_is_marked_and_imported_with_i() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    std::fs::write(
+        d.config.join("mail.cfg"),
+        "name = \"mail\"\nmemory = 256\nkernel = \"/boot/vmlinuz\"\n\
+         disk = [ 'phy:/dev/vg/mail,xvda,w', ',hdc:cdrom,r' ]\nspice = 1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    h.key(KeyCode::Char('2'));
+    let screen = h.screen();
+    assert!(screen.contains("xl.cfg · i imports"), "{screen}");
+    h.key(KeyCode::Home);
+    while h
+        .app
+        .library
+        .selected_entry()
+        .is_some_and(|e| e.file != "mail.cfg")
+    {
+        h.key(KeyCode::Down);
+    }
+    h.key(KeyCode::Char('i'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("imported mail.cfg as mail.sxp (1 warning(s)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("library_xl_imported", screen);
+    let sxp = std::fs::read_to_string(d.config.join("mail.sxp")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(sxp.contains("(dev hdc:cdrom)"), "{sxp}");
+    // A second import does not overwrite the first.
+    h.key(KeyCode::Char('i'));
+    h.tick(1.0);
+    assert!(
+        h.screen().contains("already in the library"),
+        "{}",
+        h.screen()
+    );
+}
+
+/// Details say what boots an xend HVM domain: its boot order, not the
+/// firmware loader as a kernel.
+#[test]
+fn details_show_an_hvm_domains_boot_order() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    // From the library, so the snapshot names no machine-specific path.
+    let listing = d.config.join("winxp.sxp");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/valid/xend-hvm-listing.sxp"),
+        &listing,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    build(&mut h, &listing);
+    h.tick(3.0);
+    select(&mut h, "winxp");
+    h.key(KeyCode::Enter);
+    let screen = h.screen();
+    assert!(
+        screen.contains("image hvm · boots from CD, then disk"),
+        "{screen}"
+    );
+    assert!(!screen.contains("hvmloader"), "{screen}");
+    insta::assert_snapshot!("details_hvm_boot_order", screen);
+}

@@ -263,9 +263,120 @@ fn check_and_check_host_refuse_what_create_would() {
     assert!(ok, "without --host the file is fine");
     let (ok, _, err) = h.run(&["check", "--host", s(&far)]);
     assert!(!ok);
+    assert!(err.contains("cpu 4000: the host has CPUs 0 to"), "{err}");
+    assert!(
+        !err.contains("does not exist"),
+        "the simulator never opens the kernel: {err}"
+    );
+    // A backend that opens the kernel says it is missing.
+    let qemu = std::path::Path::new("/usr/bin/qemu-system-x86_64");
+    assert!(
+        qemu.exists(),
+        "{} is missing: scripts/test installs qemu-system-x86",
+        qemu.display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_domus"))
+        .arg("--backend")
+        .arg("qemu")
+        .arg("--state-dir")
+        .arg(h.dir.path().join("qstate"))
+        .arg("--runtime-dir")
+        .arg(h.dir.path().join("qrun"))
+        .args(["check", "--host", s(&far)])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
     assert!(
         err.contains("kernel /nonexistent/vmlinuz does not exist"),
         "{err}"
     );
-    assert!(err.contains("cpu 4000: the host has CPUs 0 to"), "{err}");
+}
+
+/// From the adversarial trial: a file name cannot inject settings into an
+/// export, values with commas are not split into new settings, control
+/// bytes never reach the terminal, a failed write is an error, a closed
+/// stderr is no crash, and one run never imports two files over one name.
+#[test]
+fn hostile_names_values_and_outputs_are_handled() {
+    let h = Host::new();
+    let dir = h.dir.path();
+    // A newline in the file name: the export's header stays one line.
+    let nl = dir.join("x\ndisk=[\"vdev=xvdz,access=rw,target=sda\"]\n#.cfg");
+    std::fs::write(&nl, "name=\"nl\"\nkernel=\"/k\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = h.stdout(&["export", s(&nl)]);
+    assert!(!out.lines().any(|l| l.starts_with("disk")), "{out}");
+
+    // A comma inside a vif value or a vfb setting is left out and said.
+    let comma = dir.join("comma.sxp");
+    std::fs::write(
+        &comma,
+        "(vm (name comma) (image (linux (kernel /k)))
+           (device (vif (mac 00:16:3e:00:00:01) (rate '1Mb/s,mac=00:16:3e:00:00:09,bridge=evil')))
+           (device (vfb (vnc 1) (vnclisten '127.0.0.1,vnc=0'))))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (ok, xl, err) = h.run(&["export", s(&comma)]);
+    assert!(ok, "{err}");
+    assert!(!xl.contains("evil") && !xl.contains("vnc=0"), "{xl}");
+    assert!(err.contains("cannot hold a ','"), "{err}");
+
+    // Control bytes in a file name: errors show them as '?'.
+    let esc = dir.join("e\x1b]0;TITLE\x07x.cfg");
+    std::fs::write(&esc, "name = 'e'\nmemory = 'x'\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = h
+        .domus()
+        .args(["check", s(&esc)])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
+        "{:?}",
+        out.stderr
+    );
+
+    // An export that cannot be written fails.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap_or_else(|e| panic!("/dev/full: {e}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_domus"))
+        .args([
+            "--backend",
+            "sim",
+            "--state-dir",
+            s(&dir.join("st")),
+            "export",
+            s(&comma),
+        ])
+        .stdout(full)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // Warnings into a stderr nobody reads: no panic.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_domus"))
+        .args(["check", s(&xl_fixture("pv-guest.cfg"))])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(child.stderr.take());
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0), "a closed stderr is no crash");
+
+    // Two files of one name in one import: the second is refused.
+    let a = dir.join("a.cfg");
+    let b = dir.join("b.cfg");
+    std::fs::write(&a, "name = 'twin'\nmemory = 100\nkernel = '/k'\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&b, "name = 'twin'\nmemory = 200\nkernel = '/k'\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lib = dir.join("lib");
+    let (ok, _, err) = h.run(&["--config-dir", s(&lib), "import", "--force", s(&a), s(&b)]);
+    assert!(!ok);
+    assert!(err.contains("was imported from"), "{err}");
+    let kept = std::fs::read_to_string(lib.join("twin.sxp")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(kept.contains("(memory 100)"), "{kept}");
 }

@@ -339,6 +339,9 @@ pub enum Capability {
     ImageHvm,
     /// Runs a PV bootloader (pygrub) to find the kernel.
     Bootloader,
+    /// Opens the kernels, disks and PCI functions a config names on this
+    /// host (the simulator only models them).
+    HostFiles,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

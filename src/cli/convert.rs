@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::{CliResult, Failure, say};
 use crate::config::{self, DomainConfig};
-use crate::fsx;
+use std::collections::HashMap;
 
 /// What `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,12 +22,28 @@ pub enum ExportFormat {
 /// only with `force`. 1 if any file failed.
 pub fn import(files: &[PathBuf], library: &Path, force: bool) -> ExitCode {
     let mut failed = false;
+    // Two files of one name in one run: the second would replace the first.
+    let mut written: HashMap<PathBuf, &Path> = HashMap::new();
     for file in files {
+        if let Ok((c, _)) = config::load_file(file) {
+            let target = library.join(format!("{}.sxp", c.name));
+            if let Some(first) = written.get(&target) {
+                failed = true;
+                super::tell(&format!(
+                    "domus: {}: {} was imported from {} in this run; not replaced",
+                    file.display(),
+                    c.name,
+                    first.display()
+                ));
+                continue;
+            }
+            written.insert(target, file);
+        }
         match import_one(file, library, force) {
             Ok(line) => say(&line),
             Err(f) => {
                 failed = true;
-                eprintln!("domus: {}", f.msg);
+                super::tell(&format!("domus: {}", f.msg));
             }
         }
     }
@@ -39,30 +55,19 @@ pub fn import(files: &[PathBuf], library: &Path, force: bool) -> ExitCode {
 }
 
 fn import_one(file: &Path, library: &Path, force: bool) -> CliResult<String> {
-    let (c, diags) = config::load_file(file).map_err(|e| super::config_failure(e, file))?;
-    for w in diags.warning_lines() {
-        eprintln!("{w}");
+    use crate::tui::library::{ImportError, import};
+    let done = import(file, library, force).map_err(|e| match e {
+        ImportError::Config(e) => super::config_failure(e, file),
+        other => Failure::new(other.to_string()),
+    })?;
+    for w in done.diagnostics.warning_lines() {
+        super::tell(&w);
     }
-    fsx::ensure_private_dir(library).map_err(|e| Failure::new(e.to_string()))?;
-    let target = library.join(format!("{}.sxp", c.name));
-    if !force && std::fs::symlink_metadata(&target).is_ok() {
-        return Err(Failure::new(format!(
-            "{} is already in the library ({}); --force replaces it",
-            c.name,
-            target.display()
-        )));
-    }
-    let text = format!(
-        "# Imported by domus import from {}\n{}\n",
-        file.display().to_string().replace('\n', "?"),
-        crate::sxp::print_pretty(&c.to_value())
-    );
-    fsx::write_atomic(&target, text.as_bytes()).map_err(|e| Failure::new(e.to_string()))?;
-    let n = diags.warnings.len();
+    let n = done.diagnostics.warnings.len();
     Ok(format!(
         "{} → {}{}\n",
         file.display(),
-        target.display(),
+        done.target.display(),
         match n {
             0 => String::new(),
             1 => " (1 warning)".into(),
@@ -72,17 +77,26 @@ fn import_one(file: &Path, library: &Path, force: bool) -> CliResult<String> {
 }
 
 /// The config in `format`, and what that format cannot say (to stderr).
-pub fn export(c: &DomainConfig, format: ExportFormat, source: &str) {
+pub fn export(c: &DomainConfig, format: ExportFormat, source: &str) -> CliResult<()> {
     match format {
-        ExportFormat::Sxp => say(&format!("{}\n", crate::sxp::print_pretty(&c.to_value()))),
+        ExportFormat::Sxp => {
+            let text = crate::sxp::print_pretty(&c.to_value());
+            super::say_checked(&format!("{}\n", text.trim_end()))
+        }
         ExportFormat::Xl => {
             let (text, lost) = config::xl::to_xl(c);
+            // The source is a file name: one line, whatever it holds.
+            let source: String = source
+                .chars()
+                .map(|ch| if ch.is_control() { '?' } else { ch })
+                .collect();
             let mut out = format!("# Written by domus export from {source}\n");
             out.push_str(&text);
-            say(&out);
+            super::say_checked(&out)?;
             for l in lost {
-                eprintln!("domus: not in the xl.cfg: {l}");
+                super::tell(&format!("domus: not in the xl.cfg: {l}"));
             }
+            Ok(())
         }
     }
 }
@@ -96,11 +110,11 @@ pub fn export_file(target: &str, format: ExportFormat) -> Option<CliResult<()>> 
     Some(
         config::load_file(path)
             .map_err(|e| super::config_failure(e, path))
-            .map(|(c, diags)| {
+            .and_then(|(c, diags)| {
                 for w in diags.warning_lines() {
-                    eprintln!("{w}");
+                    super::tell(&w);
                 }
-                export(&c, format, target);
+                export(&c, format, target)
             }),
     )
 }

@@ -82,9 +82,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Build a domain from an sxp config file.
+    /// Build a domain from a config file (sxp or xl.cfg).
     Create {
-        /// The config file (see README: Config format).
+        /// The config file: sxp or xl.cfg (see README: Config format).
         file: PathBuf,
     },
     /// Destroy a domain at once.
@@ -263,7 +263,7 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("domus: {}", f.msg);
+            tell(&format!("domus: {}", f.msg));
             ExitCode::from(f.code)
         }
     }
@@ -335,11 +335,11 @@ pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
         open_options(cli, &state_dir, clock.clone(), true)?,
     )?;
     for note in hv.startup_notes() {
-        eprintln!("domus: note: {note}");
+        tell(&format!("domus: note: {note}"));
     }
     let engine = Engine::persistent(hv, clock, &state_dir)?.with_actor(actor);
     for note in engine.start()? {
-        eprintln!("domus: {note}");
+        tell(&format!("domus: {note}"));
     }
     apply_policies(&engine)?;
     Ok(Context { engine, state_dir })
@@ -390,7 +390,7 @@ fn open_options(
 
 fn apply_policies(engine: &Engine) -> CliResult<()> {
     for event in engine.refresh()? {
-        eprintln!("domus: {event}");
+        tell(&format!("domus: {event}"));
     }
     Ok(())
 }
@@ -404,7 +404,7 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
     match execute(cli, command) {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("domus: {}", f.msg);
+            tell(&format!("domus: {}", f.msg));
             ExitCode::from(f.code)
         }
     }
@@ -415,9 +415,15 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         return Ok(check(files, None));
     }
     if let Command::Import { files, force } = command {
-        return Ok(convert::import(files, &library_dir(cli), *force));
+        let dir = library_dir(cli);
+        // The examples come with a fresh library, whichever command makes it.
+        if let Err(err) = crate::tui::library::seed(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %err, "seeding the config library");
+        }
+        return Ok(convert::import(files, &dir, *force));
     }
     if let Command::Export { target, format } = command
+        && target.contains('/')
         && let Some(done) = convert::export_file(target, *format)
     {
         return done.map(|()| ExitCode::SUCCESS);
@@ -457,7 +463,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         Command::Create { file } => {
             let (config, diags) = config::load_file(file).map_err(|e| config_failure(e, file))?;
             for w in diags.warning_lines() {
-                eprintln!("{w}");
+                tell(&w);
             }
             let source = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             let domid = e.create(&config, Some(&source))?;
@@ -561,6 +567,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             let id = e.restore(file)?;
             say(&format!("restored as domain {id}\n"));
         }
+        // A domain by that name first; else a file (`./web` to insist).
         Command::Export { target, format } => match e.resolve(target) {
             Ok(info) => {
                 let view = e.view(info.domid)?;
@@ -569,13 +576,16 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                         "domain {target} has no config (domus did not build it)"
                     ))
                 })?;
-                convert::export(&record.config, *format, &format!("domain {}", record.name));
+                convert::export(&record.config, *format, &format!("domain {}", record.name))?;
             }
             Err(err) => match e.gone_by_name(target)? {
                 Some(rec) => {
-                    convert::export(&rec.config, *format, &format!("domain {} (gone)", rec.name))
+                    convert::export(&rec.config, *format, &format!("domain {} (gone)", rec.name))?
                 }
-                None => return Err(err.into()),
+                None => match convert::export_file(target, *format) {
+                    Some(done) => done?,
+                    None => return Err(err.into()),
+                },
             },
         },
         Command::Check { .. } | Command::Supervise { .. } | Command::Import { .. } => {}
@@ -638,6 +648,13 @@ fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
 /// name, or a device path a config gave) become `?`, so they never reach
 /// the terminal; a reader that went away (`domus list | head`) ends the
 /// output quietly.
+/// A line on stderr: control characters shown as `?`, and a closed or
+/// full stderr ignored (never a panic).
+pub fn tell(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{}", clean(text));
+}
+
 /// Text for the terminal: control characters (but newline and tab) as `?`.
 pub(super) fn clean(text: &str) -> String {
     text.chars()
@@ -652,10 +669,20 @@ pub(super) fn clean(text: &str) -> String {
 }
 
 pub(super) fn say(text: &str) {
+    let _ = say_checked(text);
+}
+
+/// [`say`], for output that is the result (`export`): a reader that went
+/// away is fine, a failed write (a full disk) is an error.
+pub(super) fn say_checked(text: &str) -> CliResult<()> {
     use std::io::Write;
     let clean = clean(text);
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(clean.as_bytes()).and_then(|()| out.flush());
+    match out.write_all(clean.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::new(format!("cannot write the output: {e}"))),
+    }
 }
 
 /// Validate each file; print every error (and warning); 1 if any failed.
@@ -666,7 +693,7 @@ fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
         match config::load_file(file) {
             Ok((c, diags)) => {
                 for w in diags.warning_lines() {
-                    eprintln!("{w}");
+                    tell(&w);
                 }
                 let dialect = fsx::read_to_string_bounded(file, config::MAX_CONFIG_BYTES)
                     .map(|t| config::xl::detect(&t).describe())
@@ -675,7 +702,7 @@ fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
                 // something to boot.
                 if let Err(why) = c.boot_target() {
                     failed = true;
-                    eprintln!("{}", clean(&format!("{}: {why}", file.display())));
+                    tell(&format!("{}: {why}", file.display()));
                     continue;
                 }
                 if let Some(e) = host {
@@ -683,10 +710,7 @@ fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
                     if !problems.is_empty() {
                         failed = true;
                         for p in problems {
-                            eprintln!(
-                                "{}",
-                                clean(&format!("{}: on this host: {p}", file.display()))
-                            );
+                            tell(&format!("{}: on this host: {p}", file.display()));
                         }
                         continue;
                     }
@@ -708,10 +732,10 @@ fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
                 failed = true;
                 if let Some(d) = e.diagnostics() {
                     for w in d.warning_lines() {
-                        eprintln!("{w}");
+                        tell(&w);
                     }
                 }
-                eprintln!("{e}");
+                tell(&e.to_string());
             }
         }
     }

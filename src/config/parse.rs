@@ -18,8 +18,10 @@ use crate::sxp::{self, Node, Pos};
 /// refused without reading). Warnings come back with the config.
 pub fn load_file(path: &Path) -> Result<(DomainConfig, Diagnostics), ConfigError> {
     let text = crate::fsx::read_to_string_bounded(path, super::MAX_CONFIG_BYTES)?;
+    // Editors on other systems start a file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     // An xl.cfg (the operator's /etc/xen/*.cfg) is read as such.
-    super::xl::parse_any(&text, &path.display().to_string())
+    super::xl::parse_any(text, &path.display().to_string())
 }
 
 /// Parse config text; `source` names it in messages (a file name or `<input>`).
@@ -1039,9 +1041,16 @@ fn device_fields<'a>(
     listing: bool,
 ) -> HashMap<&'a str, &'a Node> {
     let mut out = HashMap::new();
+    let mut settings: Vec<(&str, crate::sxp::Pos)> = Vec::new();
     for f in dev.children() {
         match f.name() {
             Some(name) if listing && LISTING_DEVICE_FIELDS.contains(&name) => {}
+            Some(name) if XEND_DEVICE_SETTINGS.contains(&name) && extra.is_some() => {
+                settings.push((name, f.pos));
+                if let Some(kept) = extra.as_deref_mut() {
+                    kept.push(crate::sxp::print_value(&f.to_value()));
+                }
+            }
             Some(name) if known.contains(&name) => {
                 if let Some(prev) = out.insert(name, f) {
                     d.error(
@@ -1076,8 +1085,24 @@ fn device_fields<'a>(
             None => d.error(f.pos, format!("{kind}: expected a (field value) list")),
         }
     }
+    if let Some((_, pos)) = settings.first() {
+        let names: Vec<&str> = settings.iter().map(|(n, _)| *n).collect();
+        d.warn(
+            *pos,
+            format!(
+                "{kind}: xend settings kept as written (domus does not use them): {}",
+                names.join(", ")
+            ),
+        );
+    }
     out
 }
+
+/// Device settings xend knew that domus keeps and writes back unused
+/// (the vif's hotplug script, NIC model, rate limit, …).
+pub(super) const XEND_DEVICE_SETTINGS: &[&str] = &[
+    "script", "model", "rate", "vifname", "type", "accel", "backend", "policy", "label",
+];
 
 fn vbd(dev: &Node, d: &mut Diagnostics, listing: bool) -> Option<Vbd> {
     let mut extra = Vec::new();

@@ -39,9 +39,15 @@ impl Engine {
                 "the bootloader {b} runs in Xen's toolstack; this backend boots a kernel or a disk"
             ));
         }
+        // The simulator builds from paths it never opens.
+        let files = self
+            .hv
+            .capabilities()
+            .has(crate::backend::Capability::HostFiles);
         let boot = config.image.boot();
         for (what, path) in [("kernel", &boot.kernel), ("ramdisk", &boot.ramdisk)] {
-            if let Some(p) = path
+            if files
+                && let Some(p) = path
                 && !Path::new(p).is_file()
             {
                 problems.push(format!("{what} {p} does not exist"));
@@ -72,6 +78,14 @@ impl Engine {
                 config.name, d.info.domid
             ));
         }
+        if let Some(uuid) = config.uuid
+            && let Some(d) = domains.iter().find(|d| d.info.uuid == uuid)
+        {
+            problems.push(format!(
+                "uuid {uuid} is already used by {} (id {})",
+                d.info.name, d.info.domid
+            ));
+        }
         for dev in &config.devices {
             match dev {
                 DeviceSpec::Vbd(v) => {
@@ -79,7 +93,7 @@ impl Engine {
                         v.uname.kind,
                         UnameKind::File | UnameKind::Phy | UnameKind::Tap
                     );
-                    if checkable && !Path::new(&v.uname.path).exists() {
+                    if files && checkable && !Path::new(&v.uname.path).exists() {
                         let what = if v.uname.is_image_file() {
                             "file"
                         } else {
@@ -123,7 +137,7 @@ impl Engine {
                     }
                 }
                 DeviceSpec::Pci(p) => {
-                    if !pci_root.join(p.to_string()).exists() {
+                    if files && !pci_root.join(p.to_string()).exists() {
                         problems.push(format!("PCI device {p} does not exist on this host"));
                     }
                 }

@@ -71,6 +71,11 @@ pub enum Done {
         path: PathBuf,
         problems: Vec<String>,
     },
+    Imported {
+        from: PathBuf,
+        /// The new file and its warnings, or why not.
+        result: Result<(PathBuf, usize), String>,
+    },
     Deleted {
         path: PathBuf,
         result: Result<(), String>,
@@ -166,6 +171,8 @@ pub enum Effect {
         text: String,
     },
     DeleteFile(PathBuf),
+    /// `domus import` for one library file.
+    ImportConfig(PathBuf),
     WriteRecovery {
         path: PathBuf,
         text: String,

@@ -671,6 +671,33 @@ impl App {
                     }
                 }
             }
+            Done::Imported { from, result } => {
+                let name = |p: &std::path::Path| {
+                    p.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                match result {
+                    Ok((to, 0)) => self.log(
+                        Level::Ok,
+                        format!("imported {} as {}", name(&from), name(&to)),
+                    ),
+                    Ok((to, n)) => self.log(
+                        Level::Warn,
+                        format!(
+                            "imported {} as {} ({n} warning(s): domus check {} names them)",
+                            name(&from),
+                            name(&to),
+                            name(&from)
+                        ),
+                    ),
+                    Err(e) => self.log(
+                        Level::Error,
+                        format!("importing {} failed: {e}", name(&from)),
+                    ),
+                }
+                effects.push(Effect::LoadLibrary);
+            }
             Done::Deleted { path, result } => {
                 let file = path
                     .file_name()
@@ -1323,7 +1350,11 @@ impl App {
                 self.tab = Tab::ALL[(i + n - 1) % n];
             }
             Command::TabDomains => self.tab = Tab::Domains,
-            Command::TabLibrary => self.tab = Tab::Library,
+            Command::TabLibrary => {
+                self.tab = Tab::Library;
+                // Files copied in by hand show when the tab is opened.
+                return vec![Effect::LoadLibrary];
+            }
             Command::TabEvents => self.tab = Tab::Events,
             Command::TabGone => self.tab = Tab::Gone,
             Command::Up
@@ -1518,6 +1549,19 @@ impl App {
                     });
                 }
             }
+            Command::LibImport => match self.library.selected_entry() {
+                Some(e) if e.dialect == crate::config::xl::Dialect::Xl => {
+                    return vec![Effect::ImportConfig(e.path.clone())];
+                }
+                Some(e) => self.log(
+                    Level::Info,
+                    format!(
+                        "{} is already a domus config (i imports xl.cfg files)",
+                        e.file
+                    ),
+                ),
+                None => {}
+            },
             Command::ConsoleDetach
             | Command::ScrollUp
             | Command::ScrollDown

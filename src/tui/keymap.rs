@@ -67,6 +67,7 @@ pub enum Command {
     LibNew,
     LibBuild,
     LibDelete,
+    LibImport,
     ConsoleDetach,
     ScrollUp,
     ScrollDown,
@@ -416,6 +417,13 @@ pub static BINDINGS: &[Binding] = &[
         "NAME|FILE",
     ),
     b(S::Library, &[k('e')], C::Edit, "edit", "Edit the config"),
+    destructive(b(
+        S::Library,
+        &[k('i')],
+        C::LibImport,
+        "import",
+        "Import the selected xl.cfg into the library as NAME.sxp",
+    )),
     destructive(b(
         S::Library,
         &[k('D')],

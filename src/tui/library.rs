@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::config::MAX_CONFIG_BYTES;
+use crate::config::xl::Dialect;
 use crate::config::xl::parse_any as parse_str;
 use crate::fsx::{self, FsxError};
 
@@ -29,6 +30,69 @@ pub struct LibraryEntry {
     pub name: Option<String>,
     /// Warnings count when valid; the first error when not.
     pub status: Result<usize, String>,
+    /// sxp, or an xl.cfg that `i` imports.
+    pub dialect: Dialect,
+}
+
+/// A config brought into the library by [`import`].
+#[derive(Debug)]
+pub struct Imported {
+    pub target: PathBuf,
+    pub name: String,
+    pub diagnostics: crate::config::Diagnostics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{name} is already in the library ({}); --force replaces it", .path.display())]
+    Exists { name: String, path: PathBuf },
+    #[error(
+        "{name}: as an sxp config it would be {bytes} bytes, over the {} MiB domus reads",
+        MAX_CONFIG_BYTES >> 20
+    )]
+    TooLarge { name: String, bytes: usize },
+    #[error(transparent)]
+    Write(#[from] FsxError),
+}
+
+/// Read `file` (xl.cfg, an xm config of plain assignments, or sxp) and
+/// write it into the library as `NAME.sxp` (0600); an existing file is
+/// replaced only with `force`.
+pub fn import(file: &Path, dir: &Path, force: bool) -> Result<Imported, ImportError> {
+    let (c, diagnostics) = crate::config::load_file(file)?;
+    fsx::ensure_private_dir(dir)?;
+    let target = dir.join(format!("{}.sxp", c.name));
+    if !force && std::fs::symlink_metadata(&target).is_ok() {
+        return Err(ImportError::Exists {
+            name: c.name,
+            path: target,
+        });
+    }
+    let source: String = file
+        .display()
+        .to_string()
+        .chars()
+        .map(|ch| if ch.is_control() { '?' } else { ch })
+        .collect();
+    let text = format!(
+        "# Imported by domus import from {source}\n{}\n",
+        crate::sxp::print_pretty(&c.to_value())
+    );
+    // What domus writes, domus must read back.
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ImportError::TooLarge {
+            name: c.name,
+            bytes: text.len(),
+        });
+    }
+    fsx::write_atomic(&target, text.as_bytes())?;
+    Ok(Imported {
+        target,
+        name: c.name,
+        diagnostics,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +111,7 @@ impl Library {
         self.entries.iter().find(|e| {
             e.file == name_or_file
                 || e.file.strip_suffix(".sxp") == Some(name_or_file)
+                || e.file.strip_suffix(".cfg") == Some(name_or_file)
                 || e.name.as_deref() == Some(name_or_file)
         })
     }
@@ -121,7 +186,15 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sxp" || x == "cfg"))
+        // /etc/xen's configs often have no extension at all.
+        .filter(|p| match p.extension() {
+            Some(x) => x == "sxp" || x == "cfg",
+            None => {
+                !p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+            }
+        })
         .collect();
     paths.sort();
     paths
@@ -134,6 +207,9 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
             // Never read a FIFO or a device (it would block the worker or
             // never end): it is listed as what it is.
             let text = fsx::read_to_string_bounded(&path, MAX_CONFIG_BYTES);
+            let dialect = text
+                .as_deref()
+                .map_or(Dialect::Sxp, crate::config::xl::detect);
             let (name, status) = match text {
                 Err(FsxError::NotRegular { kind, .. }) => {
                     (None, Err(format!("not a regular file ({kind})")))
@@ -152,6 +228,7 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
                 file,
                 name,
                 status,
+                dialect,
             }
         })
         .collect()

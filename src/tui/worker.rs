@@ -363,6 +363,12 @@ impl Worker {
                 let problems = self.preflight(&path, &text);
                 Action::Done(Done::Preflight { path, problems })
             }
+            Effect::ImportConfig(path) => {
+                let result = library::import(&path, &self.library_dir, false)
+                    .map(|i| (i.target, i.diagnostics.warnings.len()))
+                    .map_err(|e| e.to_string());
+                Action::Done(Done::Imported { from: path, result })
+            }
             Effect::DeleteFile(path) => {
                 let result = std::fs::remove_file(&path).map_err(|x| x.to_string());
                 Action::Done(Done::Deleted { path, result })

@@ -539,6 +539,7 @@ impl Hypervisor for QemuHypervisor {
             Rename,
             ImageLinux,
             ImageHvm,
+            HostFiles,
         ])
     }
 

@@ -467,6 +467,7 @@ impl Hypervisor for XenHypervisor {
             Rename,
             ImageLinux,
             ImageHvm,
+            HostFiles,
             Bootloader,
         ])
     }

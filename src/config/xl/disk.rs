@@ -26,6 +26,9 @@ struct Fields {
     access: Option<String>,
     cdrom: bool,
     script: Option<String>,
+    backend: Option<String>,
+    /// xend's `file:` was written (a relative path after it is no device).
+    file_prefix: bool,
     /// A deprecated `word:` prefix was seen: the second positional value
     /// is the vdev, not the format.
     deprecated: bool,
@@ -42,6 +45,7 @@ fn strip_prefixes(mut t: &str, f: &mut Fields) -> Result<String, String> {
         }
         if IGNORED_PREFIXES.contains(&word) {
             f.deprecated = true;
+            f.file_prefix |= word == "file";
             // `phy:` kept for the path's sake: a bare name is under /dev.
         } else if FORMAT_PREFIXES.contains(&word) {
             f.deprecated = true;
@@ -79,7 +83,16 @@ pub fn parse(spec: &str) -> Result<DiskSpec, String> {
     while !rest.is_empty() || positional == 0 {
         let part_start = rest.trim_start_matches([' ', '\t']);
         if let Some(t) = part_start.strip_prefix("target=") {
-            // The rest of the string, commas and all.
+            // The rest of the string, commas and all, taken literally.
+            if let Some((word, _)) = t.split_once(':')
+                && (IGNORED_PREFIXES.contains(&word)
+                    || FORMAT_PREFIXES.contains(&word)
+                    || SCRIPT_PREFIXES.contains(&word))
+            {
+                return Err(format!(
+                    "target={word}:…: xl takes target= literally; leave out the {word}: prefix (format= and script= say the rest)"
+                ));
+            }
             set(&mut f.target, t, "target")?;
             break;
         }
@@ -98,8 +111,9 @@ pub fn parse(spec: &str) -> Result<DiskSpec, String> {
                     other => return Err(format!("devtype {other}: expected cdrom or disk")),
                 },
                 "script" => set(&mut f.script, v, "script")?,
-                "backendtype" | "backend" | "specification" | "grant_usage" | "colo-host"
-                | "colo-port" | "colo-export" | "active-disk" | "hidden-disk" => {
+                "backend" => set(&mut f.backend, v, "backend")?,
+                "backendtype" | "specification" | "grant_usage" | "colo-host" | "colo-port"
+                | "colo-export" | "active-disk" | "hidden-disk" => {
                     dropped.push(part.to_string());
                 }
                 other => return Err(format!("unknown disk parameter {other}=")),
@@ -157,11 +171,16 @@ pub fn parse(spec: &str) -> Result<DiskSpec, String> {
             None => break,
         }
     }
-    let vdev_text = f
-        .vdev
-        .clone()
-        .filter(|v| !v.is_empty())
-        .ok_or("no vdev (the guest's name for the disk, e.g. xvda)")?;
+    let vdev_text = match f.vdev.clone().filter(|v| !v.is_empty()) {
+        Some(v) => v,
+        None if f.target.as_deref().is_some_and(|t| t.contains('=')) => {
+            return Err(
+                "no vdev: target= takes the rest of the spec, commas and all, so it must come last"
+                    .into(),
+            );
+        }
+        None => return Err("no vdev (the guest's name for the disk, e.g. xvda)".into()),
+    };
     let vdev_text = vdev_text.strip_prefix("ioemu:").unwrap_or(&vdev_text);
     let (vdev, suffix) = match vdev_text.split_once(':') {
         Some((v, s)) => (v, Some(s)),
@@ -182,6 +201,11 @@ pub fn parse(spec: &str) -> Result<DiskSpec, String> {
         }
     };
     let target = f.target.clone().unwrap_or_default();
+    if f.file_prefix && !target.is_empty() && !target.starts_with('/') {
+        return Err(format!(
+            "file:{target}: a relative path (xl would look under /dev/); write the full path"
+        ));
+    }
     let format = f.format.as_deref().filter(|s| !s.is_empty());
     let uname = if target.is_empty() || format == Some("empty") {
         if !f.cdrom {
@@ -217,7 +241,17 @@ pub fn parse(spec: &str) -> Result<DiskSpec, String> {
             dev,
             mode,
             cdrom: f.cdrom,
-            extra: Vec::new(),
+            // The driver domain serving it, as xend's `(backend …)`.
+            extra: f
+                .backend
+                .iter()
+                .map(|b| {
+                    crate::sxp::print_value(&lexpr::Value::list(vec![
+                        lexpr::Value::string("backend"),
+                        lexpr::Value::string(b.as_str()),
+                    ]))
+                })
+                .collect(),
         },
         dropped,
     })
@@ -225,6 +259,20 @@ pub fn parse(spec: &str) -> Result<DiskSpec, String> {
 
 /// A vbd as an xl disk spec (`target=` last, as xl requires).
 pub fn format(v: &Vbd) -> String {
+    let backend: String = v
+        .extra
+        .iter()
+        .filter_map(|e| crate::sxp::parse(e).ok())
+        .filter(|n| n.name() == Some("backend"))
+        .filter_map(|n| {
+            n.children()
+                .first()
+                .and_then(crate::sxp::Node::atom)
+                .map(str::to_string)
+        })
+        .filter(|b| !b.contains(','))
+        .map(|b| format!(",backend={b}"))
+        .collect();
     let access = if v.mode.writable() && !v.cdrom {
         "rw"
     } else {
@@ -233,15 +281,15 @@ pub fn format(v: &Vbd) -> String {
     let devtype = if v.cdrom { ",devtype=cdrom" } else { "" };
     let format = v.uname.format().unwrap_or("raw");
     match v.uname.kind {
-        UnameKind::Empty => format!("vdev={},access=ro{devtype}", v.dev),
+        UnameKind::Empty => format!("vdev={},access=ro{devtype}{backend}", v.dev),
         UnameKind::Script => format!(
-            "vdev={},access={access}{devtype},script=block-{},target={}",
+            "vdev={},access={access}{devtype}{backend},script=block-{},target={}",
             v.dev,
             v.uname.driver.as_deref().unwrap_or("nbd"),
             v.uname.path
         ),
         UnameKind::Phy | UnameKind::File | UnameKind::Tap => format!(
-            "format={format},vdev={},access={access}{devtype},target={}",
+            "format={format},vdev={},access={access}{devtype}{backend},target={}",
             v.dev, v.uname.path
         ),
     }
@@ -298,6 +346,9 @@ mod tests {
     fn bad_specs_say_why() {
         for (s, want) in [
             ("/x.img,raw", "no vdev"),
+            ("target=/x.img,vdev=xvda", "must come last"),
+            ("file:relative.img,xvda,w", "relative path"),
+            ("vdev=xvda,target=phy:/dev/sda", "takes target= literally"),
             ("sync:/x.img,xvda,w", "unknown deprecated disk prefix sync"),
             ("/x.img,raw,xvda,w!", "no w!"),
             ("/x.img,vmdk,xvda", "format vmdk"),

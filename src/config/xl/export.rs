@@ -4,7 +4,16 @@
 use super::disk;
 use crate::config::{DeviceSpec, DomainConfig, Image, OtherDevice, Pci, Vif};
 
-/// An xl string literal: `"…"` with xl's escapes for what needs one.
+/// Whether xl.cfg can hold `s` as written: its escapes cover `\n \r \t
+/// \a \b \v \f`, no other control character.
+pub fn writable(s: &str) -> bool {
+    !s.chars().any(|c| {
+        c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x07' | '\x08' | '\x0b' | '\x0c')
+    })
+}
+
+/// An xl string literal: `"…"` with xl's escapes for what needs one; a
+/// control character xl has no escape for becomes `?` (see [`writable`]).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -19,6 +28,7 @@ pub fn quote(s: &str) -> String {
             '\x08' => out.push_str("\\b"),
             '\x0b' => out.push_str("\\v"),
             '\x0c' => out.push_str("\\f"),
+            c if c.is_control() => out.push('?'),
             c => out.push(c),
         }
     }
@@ -30,6 +40,8 @@ pub fn quote(s: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Writer {
     out: String,
+    /// Keys whose values held what xl.cfg cannot (written with `?`).
+    pub lossy: Vec<String>,
 }
 
 impl Writer {
@@ -42,6 +54,9 @@ impl Writer {
     }
 
     pub fn string(&mut self, key: &str, v: &str) {
+        if !writable(v) {
+            self.lossy.push(key.to_string());
+        }
         self.raw(key, &quote(v));
     }
 
@@ -51,6 +66,9 @@ impl Writer {
 
     /// A list of strings, one per line when there are several.
     pub fn list(&mut self, key: &str, items: &[String]) {
+        if !items.iter().all(|i| writable(i)) {
+            self.lossy.push(key.to_string());
+        }
         let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
         let v = if quoted.len() <= 1 {
             format!("[{}]", quoted.join(""))
@@ -88,7 +106,10 @@ pub fn nic_spec(v: &Vif) -> String {
         // xend's `(script …)`, `(model …)`, `(rate …)` kept from a config.
         if let Ok(node) = crate::sxp::parse(e)
             && let Some(k) = node.name()
-            && matches!(k, "script" | "model" | "rate" | "vifname" | "type")
+            && matches!(
+                k,
+                "script" | "model" | "rate" | "vifname" | "type" | "backend"
+            )
             && let Some(val) = node.children().first().and_then(crate::sxp::Node::atom)
         {
             let val = if k == "script" {
@@ -96,10 +117,32 @@ pub fn nic_spec(v: &Vif) -> String {
             } else {
                 val
             };
-            a.push(format!("{k}={val}"));
+            if !val.contains(',') {
+                a.push(format!("{k}={val}"));
+            }
         }
     }
     a.join(",")
+}
+
+/// Why a vif cannot be written whole as a NETSPEC (a ',' in a value would
+/// start another setting).
+fn nic_loss(v: &Vif) -> Option<String> {
+    let comma = v.bridge.iter().chain(v.ip.iter()).any(|x| x.contains(','))
+        || v.extra.iter().any(|e| {
+            crate::sxp::parse(e)
+                .ok()
+                .and_then(|n| {
+                    n.children()
+                        .first()
+                        .and_then(crate::sxp::Node::atom)
+                        .map(|a| a.contains(','))
+                })
+                .unwrap_or(false)
+        });
+    comma.then(|| {
+        "a vif: xl's vif spec cannot hold a ',' in a value (that setting is left out)".to_string()
+    })
 }
 
 pub fn pci_spec(p: &Pci) -> String {
@@ -172,25 +215,10 @@ pub fn to_xl(c: &DomainConfig) -> (String, Vec<String>) {
         let args: Vec<String> = a.split_whitespace().map(str::to_string).collect();
         w.list("bootloader_args", &args);
     }
-    // Always written: xl's defaults differ from xend's (on_crash).
-    w.string(
-        "on_poweroff",
-        c.on_poweroff
-            .unwrap_or(crate::config::Policy::Destroy)
-            .as_str(),
-    );
-    w.string(
-        "on_reboot",
-        c.on_reboot
-            .unwrap_or(crate::config::Policy::Restart)
-            .as_str(),
-    );
-    w.string(
-        "on_crash",
-        c.on_crash
-            .unwrap_or(crate::config::Policy::Restart)
-            .as_str(),
-    );
+    // Always written, as domus applies them (xend's defaults differed).
+    w.string("on_poweroff", c.poweroff_policy().as_str());
+    w.string("on_reboot", c.reboot_policy().as_str());
+    w.string("on_crash", c.crash_policy().as_str());
     let mut disks = Vec::new();
     let mut vifs = Vec::new();
     let mut pcis = Vec::new();
@@ -200,9 +228,32 @@ pub fn to_xl(c: &DomainConfig) -> (String, Vec<String>) {
                 if v.mode == crate::config::VbdMode::Shared {
                     lost.push(format!("vbd {}: mode w! is plain rw in xl", v.dev));
                 }
+                for e in &v.extra {
+                    if !e.starts_with("(backend ") {
+                        lost.push(format!("vbd {} setting {e}: xl has no such setting", v.dev));
+                    }
+                }
                 disks.push(disk::format(v));
             }
-            DeviceSpec::Vif(v) => vifs.push(nic_spec(v)),
+            DeviceSpec::Vif(v) => {
+                if let Some(l) = nic_loss(v) {
+                    lost.push(l);
+                }
+                for e in &v.extra {
+                    let known = crate::sxp::parse(e)
+                        .ok()
+                        .and_then(|n| n.name().map(str::to_string));
+                    if !known.as_deref().is_some_and(|k| {
+                        matches!(
+                            k,
+                            "script" | "model" | "rate" | "vifname" | "type" | "backend"
+                        )
+                    }) {
+                        lost.push(format!("vif setting {e}: xl has no such setting"));
+                    }
+                }
+                vifs.push(nic_spec(v));
+            }
             DeviceSpec::Pci(p) => pcis.push(pci_spec(p)),
         }
     }
@@ -216,6 +267,10 @@ pub fn to_xl(c: &DomainConfig) -> (String, Vec<String>) {
         w.list("pci", &pcis);
     }
     let mut vfbs = Vec::new();
+    let has_vfb = c
+        .other_devices
+        .iter()
+        .any(|o| matches!(o, OtherDevice::Vfb(_)));
     for o in &c.other_devices {
         match o {
             OtherDevice::Vfb(v) => {
@@ -226,10 +281,22 @@ pub fn to_xl(c: &DomainConfig) -> (String, Vec<String>) {
                 if v.sdl {
                     parts.push("sdl=1".to_string());
                 }
-                parts.extend(v.settings.iter().map(|(k, val)| format!("{k}={val}")));
+                for (k, val) in &v.settings {
+                    if val.contains(',') {
+                        lost.push(format!(
+                            "vfb {k}: xl's vfb spec cannot hold a ',' in a value"
+                        ));
+                    } else {
+                        parts.push(format!("{k}={val}"));
+                    }
+                }
                 vfbs.push(parts.join(","));
             }
-            // xl pairs a keyboard with each vfb and makes the console.
+            // xl pairs a keyboard with each vfb.
+            OtherDevice::Vkbd if !has_vfb => {
+                lost.push("a vkbd without a vfb: xl adds one only with a vfb".into());
+            }
+            // xl makes the console itself.
             OtherDevice::Vkbd | OtherDevice::Console { .. } => {}
         }
     }
@@ -239,6 +306,14 @@ pub fn to_xl(c: &DomainConfig) -> (String, Vec<String>) {
     // xend settings kept from the source, under their xl names where xl
     // has the same setting.
     let hvm_extra = matches!(c.image, Image::Hvm(_)).then_some(&boot.extra);
+    if !matches!(c.image, Image::Hvm(_)) {
+        for v in &boot.extra {
+            lost.push(format!(
+                "image setting {}: xl has no such setting",
+                crate::sxp::print_value(v)
+            ));
+        }
+    }
     for v in c.extra.iter().chain(hvm_extra.into_iter().flatten()) {
         let Some(items) = v.list_iter().map(|i| i.collect::<Vec<_>>()) else {
             continue;
@@ -280,6 +355,11 @@ pub fn to_xl(c: &DomainConfig) -> (String, Vec<String>) {
         lost.push(format!(
             "backend role {}: xl has no such setting",
             role.as_str()
+        ));
+    }
+    for key in std::mem::take(&mut w.lossy) {
+        lost.push(format!(
+            "{key}: a control character xl.cfg has no escape for (written as '?')"
         ));
     }
     (w.finish(), lost)

@@ -127,6 +127,7 @@ fn nic(spec: &str, pos: Pos, d: &mut Diagnostics) -> Option<Vif> {
         ip: None,
         extra: Vec::new(),
     };
+    let mut kept = Vec::new();
     for token in spec.split(',') {
         let token = token.trim_start();
         if token.is_empty() {
@@ -156,8 +157,10 @@ fn nic(spec: &str, pos: Pos, d: &mut Diagnostics) -> Option<Vif> {
                 d.error(pos, "vif: type=netfront is refused by xl (use type=vif)");
                 return None;
             }
-            // xend's vif knew these: kept as its settings.
+            // xend's vif knew these: kept as its settings (the sxp
+            // reader says so when the config is read back).
             "script" | "model" | "rate" | "vifname" | "type" | "backend" => {
+                kept.push(k);
                 vif.extra.push(crate::sxp::print_value(&Sx::list(vec![
                     Sx::string(k),
                     Sx::string(v),
@@ -168,6 +171,15 @@ fn nic(spec: &str, pos: Pos, d: &mut Diagnostics) -> Option<Vif> {
                 format!("vif: {other}= is not carried (domus has no equivalent)"),
             ),
         }
+    }
+    if !kept.is_empty() {
+        d.warn(
+            pos,
+            format!(
+                "vif: xend settings kept as written (domus does not use them): {}",
+                kept.join(", ")
+            ),
+        );
     }
     Some(vif)
 }
@@ -306,7 +318,7 @@ impl Reader<'_> {
 
 /// Build the config; `None` when an error makes it unusable (the errors
 /// are in `d`).
-pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
+pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<(DomainConfig, Vec<Pos>)> {
     let mut r = Reader { file, d };
     let errors_before = r.d.errors.len();
     let name = match r.get("name") {
@@ -394,6 +406,40 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
     let maxmem = r.num("maxmem").filter(|m| *m != memory);
     let online = r.u32("vcpus");
     let max = r.u32("maxvcpus");
+    let at = |r: &Reader<'_>, key: &str| {
+        r.get(key)
+            .map_or(Pos { line: 1, col: 1 }, |s| s.value.pos())
+    };
+    if let (Some(n), Some(m)) = (online, max)
+        && m < n
+    {
+        let pos = at(&r, "maxvcpus");
+        r.d.error(
+            pos,
+            format!("maxvcpus {m} is below vcpus {n} (xl refuses it too)"),
+        );
+    }
+    for (key, v) in [("vcpus", online), ("maxvcpus", max)] {
+        if let Some(v) = v
+            && !(1..=crate::config::MAX_VCPUS).contains(&v)
+        {
+            let pos = at(&r, key);
+            r.d.error(
+                pos,
+                format!("{key} must be 1 to {}, got {v}", crate::config::MAX_VCPUS),
+            );
+        }
+    }
+    if memory == 0 {
+        let pos = at(&r, "memory");
+        r.d.error(pos, "memory must be a positive number of MiB");
+    }
+    if let Some(m) = maxmem
+        && m < memory
+    {
+        let pos = at(&r, "maxmem");
+        r.d.error(pos, format!("maxmem {m} is below memory {memory}"));
+    }
     let (vcpus, vcpus_online) = match (online, max) {
         (Some(n), Some(m)) if m > n => (m, Some(n.max(1))),
         (Some(n), Some(m)) => (n.max(m), None),
@@ -402,6 +448,12 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
         (None, None) => (1, None),
     };
     let cpu_weight = r.u32("cpu_weight");
+    if let Some(w) = cpu_weight
+        && !(1..=65535).contains(&w)
+    {
+        let pos = at(&r, "cpu_weight");
+        r.d.error(pos, format!("cpu_weight must be 1 to 65535, got {w}"));
+    }
 
     // The kernel command line: `cmdline` whole, else `root=` + `extra`.
     let cmdline = r.text("cmdline");
@@ -442,6 +494,7 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
     };
 
     let mut devices = Vec::new();
+    let mut dev_pos: Vec<Pos> = Vec::new();
     let mut other_devices = Vec::new();
     for (spec, pos) in r.list("disk") {
         match disk::parse(&spec) {
@@ -450,6 +503,7 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
                     r.d.warn(pos, format!("disk: {x} is not carried"));
                 }
                 devices.push(DeviceSpec::Vbd(ds.vbd));
+                dev_pos.push(pos);
             }
             Err(e) => r.d.error(
                 pos,
@@ -460,11 +514,13 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
     for (spec, pos) in r.list("vif") {
         if let Some(v) = nic(&spec, pos, r.d) {
             devices.push(DeviceSpec::Vif(v));
+            dev_pos.push(pos);
         }
     }
     for (spec, pos) in r.list("pci") {
         if let Some(p) = pci(&spec, pos, r.d) {
             devices.push(DeviceSpec::Pci(p));
+            dev_pos.push(pos);
         }
     }
     for (spec, pos) in r.list("vfb") {
@@ -473,9 +529,22 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
         // xl pairs every vfb with a keyboard.
         other_devices.push(OtherDevice::Vkbd);
     }
-    for dev in &devices {
+    for (i, (dev, pos)) in devices.iter().zip(&dev_pos).enumerate() {
         if let Err(e) = crate::config::check_device(dev) {
-            r.d.error(Pos { line: 1, col: 1 }, format!("{}: {e}", dev.type_name()));
+            r.d.error(*pos, e);
+        }
+        // The same disk name, MAC or PCI function twice.
+        let same = devices[..i].iter().position(|x| match (x, dev) {
+            (DeviceSpec::Vbd(a), DeviceSpec::Vbd(b)) => a.dev == b.dev,
+            (DeviceSpec::Vif(a), DeviceSpec::Vif(b)) => a.mac.is_some() && a.mac == b.mac,
+            (DeviceSpec::Pci(a), DeviceSpec::Pci(b)) => a == b,
+            _ => false,
+        });
+        if let Some(j) = same {
+            r.d.error(
+                *pos,
+                format!("{dev} is given twice (first at {})", dev_pos[j]),
+            );
         }
     }
 
@@ -527,7 +596,7 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
         r.d.warn(
             *pos,
             format!(
-                "kept as xend's settings (domus writes them back but does not use them): {}",
+                "xend settings kept as written (domus does not use them): {}",
                 names.join(", ")
             ),
         );
@@ -611,24 +680,27 @@ pub fn convert(file: &XlFile, d: &mut Diagnostics) -> Option<DomainConfig> {
     if r.d.errors.len() > errors_before {
         return None;
     }
-    Some(DomainConfig {
-        name,
-        uuid,
-        memory,
-        maxmem,
-        vcpus: vcpus.max(1),
-        vcpus_online,
-        cpu: None,
-        cpu_weight,
-        image,
-        devices,
-        on_poweroff,
-        on_reboot,
-        on_crash,
-        bootloader,
-        bootloader_args,
-        backends: Vec::new(),
-        other_devices,
-        extra: top_extra,
-    })
+    Some((
+        DomainConfig {
+            name,
+            uuid,
+            memory,
+            maxmem,
+            vcpus: vcpus.max(1),
+            vcpus_online,
+            cpu: None,
+            cpu_weight,
+            image,
+            devices,
+            on_poweroff,
+            on_reboot,
+            on_crash,
+            bootloader,
+            bootloader_args,
+            backends: Vec::new(),
+            other_devices,
+            extra: top_extra,
+        },
+        dev_pos,
+    ))
 }

@@ -72,27 +72,61 @@ pub fn parse_str(text: &str, source: &str) -> Result<(DomainConfig, Diagnostics)
             return Err(ConfigError::Invalid(d));
         }
     };
-    let Some(config) = import::convert(&file, &mut d) else {
+    let Some((config, dev_pos)) = import::convert(&file, &mut d) else {
         return Err(ConfigError::Invalid(d));
     };
     // The result must be a config domus itself accepts: written as sxp and
-    // read back, every check of the sxp reader applies.
+    // read back, every check of the sxp reader applies. Its complaints are
+    // placed at the setting of this file they came from.
     let text = crate::sxp::print_pretty(&config.to_value());
     match super::parse_str(&text, source) {
         Ok((c, _)) => Ok((c, d)),
         Err(e) => {
-            let at = file.get("name").map_or(Pos { line: 1, col: 1 }, |s| s.pos);
+            let fallback = file.get("name").map_or(Pos { line: 1, col: 1 }, |s| s.pos);
+            let generated = crate::sxp::parse(&text).ok();
             match e.diagnostics() {
                 Some(inner) => {
                     for x in &inner.errors {
-                        d.error(at, format!("as a domus config: {}", x.message));
+                        let at = generated
+                            .as_ref()
+                            .and_then(|g| origin(g, x.pos, &file, &dev_pos))
+                            .unwrap_or(fallback);
+                        d.error(at, x.message.clone());
                     }
                 }
-                None => d.error(at, format!("as a domus config: {e}")),
+                None => d.error(fallback, e.to_string()),
             }
             Err(ConfigError::Invalid(d))
         }
     }
+}
+
+/// Where in the xl.cfg the generated sxp's field at `pos` came from.
+fn origin(
+    generated: &crate::sxp::Node,
+    pos: Pos,
+    file: &syntax::XlFile,
+    dev_pos: &[Pos],
+) -> Option<Pos> {
+    let fields = generated.children();
+    let field = fields.iter().rev().find(|f| f.pos <= pos)?;
+    let name = field.name()?;
+    if name == "device" {
+        let index = fields
+            .iter()
+            .filter(|f| f.name() == Some("device"))
+            .position(|f| std::ptr::eq(f, field))?;
+        return dev_pos.get(index).copied();
+    }
+    let keys: &[&str] = match name {
+        "vcpu_avail" => &["vcpus"],
+        "vcpus" => &["maxvcpus", "vcpus"],
+        "image" => &["kernel", "type", "builder"],
+        "cpu_cap" => &["cap"],
+        "pool_name" => &["pool"],
+        other => return file.get(other).map(|s| s.value.pos()),
+    };
+    keys.iter().find_map(|k| file.get(k)).map(|s| s.value.pos())
 }
 
 /// Read a config in any dialect domus knows; XML and JSON are named and
@@ -157,7 +191,7 @@ mod tests {
             w.contains("win.cfg:14:1: warning: spice is not carried"),
             "{w}"
         );
-        assert!(w.contains("kept as xend's settings"), "{w}");
+        assert!(w.contains("xend settings kept as written"), "{w}");
         assert!(w.contains("pci 0000:07:00.1: its options"), "{w}");
     }
 
@@ -196,6 +230,26 @@ mod tests {
                 "name = 'a'\non_crash = 'explode'",
                 "<i>:2:12: on_crash \"explode\"",
             ),
+            (
+                "name = 'a'\nvcpus = 4\nmaxvcpus = 2",
+                "<i>:3:12: maxvcpus 2 is below vcpus 4",
+            ),
+            ("name = 'a'\nmemory = 0", "<i>:2:10: memory must be"),
+            (
+                "name = 'a'\ncpu_weight = 0",
+                "<i>:2:14: cpu_weight must be 1 to 65535",
+            ),
+            (
+                "name = 'a'\ndisk = ['/a,raw,xvda', '/b,raw,xvda']",
+                "<i>:2:24: vbd xvda file:/b (w) is given twice (first at 2:9)",
+            ),
+            (
+                "name = 'a'\nvif = ['bridge=bad bridge']",
+                "<i>:2:8: vif: invalid bridge",
+            ),
+            // A check only the sxp reader makes, placed at its setting.
+            ("name = 'a'\nmemory = 64\nmaxmem = 32", "<i>:3:10: maxmem"),
+            ("name = 'a'\nkernel = \"/k\\nx\"", "<i>:2:10: "),
         ] {
             let e = parse_str(text, "<i>")
                 .err()

@@ -190,10 +190,12 @@ impl Lexer<'_> {
                     }
                     Tok::Num(s)
                 }
-                'a'..='z' => {
+                // Words in any case: the parser says that keys are lower
+                // case, or that `True` is Python.
+                'a'..='z' | 'A'..='Z' | '_' => {
                     let mut s = String::new();
                     while let Some(&d) = self.chars.peek() {
-                        if d.is_ascii_lowercase() || d.is_ascii_digit() || d == '_' || d == '.' {
+                        if d.is_ascii_alphanumeric() || d == '_' || d == '.' {
                             s.push(d);
                             self.bump();
                         } else {
@@ -206,7 +208,7 @@ impl Lexer<'_> {
                     Tok::Key(s)
                 }
                 other => {
-                    if "-.():%{}()*/\\".contains(other) || other.is_ascii_uppercase() {
+                    if "-.():%{}()*/\\".contains(other) {
                         self.python_chars = true;
                     }
                     return Err(self.err(pos, format!("unexpected {}", describe(other))));
@@ -267,10 +269,11 @@ impl Lexer<'_> {
 }
 
 fn describe(c: char) -> String {
-    if c.is_control() {
-        format!("control character U+{:04X}", c as u32)
-    } else if c.is_ascii_uppercase() {
-        format!("'{c}' (xl.cfg keys are lower case)")
+    // Invisible or direction-changing characters are named, never shown.
+    let invisible =
+        matches!(c as u32, 0x200b..=0x200f | 0x202a..=0x202e | 0x2066..=0x2069 | 0xfeff);
+    if c.is_control() || invisible || c.is_whitespace() {
+        format!("character U+{:04X}", c as u32)
     } else {
         format!("'{c}'")
     }
@@ -307,6 +310,21 @@ pub fn parse(text: &str) -> Result<XlFile, SyntaxError> {
         };
         let key = match tok {
             Tok::End => continue,
+            Tok::Key(k)
+                if k.starts_with(|c: char| c.is_ascii_lowercase())
+                    && !k.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
+                k
+            }
+            Tok::Key(k) if !k.contains('.') => {
+                return Err(lx.err(
+                    pos,
+                    format!(
+                        "{}: xl.cfg keys are lower case letters, digits, '_' and '.', starting with a letter",
+                        crate::config::error::shown(&k)
+                    ),
+                ));
+            }
             Tok::Key(k) => k,
             other => {
                 return Err(lx.err(
@@ -445,19 +463,29 @@ fn value(lx: &mut Lexer<'_>) -> Result<Value, SyntaxError> {
                 None
             }
             t => {
-                let python = matches!(t, Some((Tok::Key(ref k), _)) if k == "true" || k == "false")
-                    || matches!(t, Some((Tok::Key(_), _)));
                 let pos = t.as_ref().map_or(lx.pos(), |(_, p)| *p);
-                let mut e = lx.err(
-                    pos,
-                    format!(
+                let message = match &t {
+                    // Most often a string without its quotes; a Python
+                    // name shows itself by other signs (`.`, `%`, calls).
+                    Some((Tok::Key(word), _))
+                        if matches!(word.as_str(), "True" | "False" | "None") =>
+                    {
+                        let mut e =
+                            lx.err(pos, format!("found Python's {word}; xl.cfg writes 1 or 0"));
+                        e.python = true;
+                        return Err(e);
+                    }
+                    Some((Tok::Key(word), _)) => format!(
+                        "found the bare word {}: xl.cfg strings are quoted (\"{}\")",
+                        crate::config::error::shown(word),
+                        crate::config::error::shown(word)
+                    ),
+                    _ => format!(
                         "expected a value (a quoted string, a number or a [list]), found {}",
                         describe_tok(&t)
                     ),
-                );
-                // A bare word as a value: a Python name (`True`, a variable).
-                e.python |= python;
-                return Err(e);
+                };
+                return Err(lx.err(pos, message));
             }
         };
         if let Some(v) = done {

@@ -357,11 +357,41 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     let config = row.view.config();
     if let Some(c) = &config {
         let boot = c.image.boot();
+        // What boots the guest: a kernel, a bootloader, or the firmware's
+        // boot order.
+        let how = match (&c.image, &c.bootloader, &boot.kernel) {
+            (crate::config::Image::Hvm(h), _, None) => {
+                let order: Vec<&str> = h
+                    .boot_order()
+                    .chars()
+                    .filter_map(|x| match x {
+                        'c' => Some("disk"),
+                        'd' => Some("CD"),
+                        'n' => Some("network"),
+                        _ => None,
+                    })
+                    .collect();
+                format!("boots from {}", order.join(", then "))
+            }
+            (_, Some(b), None) => format!(
+                "bootloader {}{}",
+                crate::tui::ui::one_line(b),
+                c.bootloader_args
+                    .as_deref()
+                    .map_or(String::new(), |a| format!(
+                        " {}",
+                        crate::tui::ui::one_line(a)
+                    ))
+            ),
+            (_, _, k) => format!(
+                "kernel {} · cmdline \"{}\"",
+                k.as_deref().unwrap_or("-"),
+                crate::tui::ui::one_line(&boot.cmdline())
+            ),
+        };
         lines.push(Line::from(format!(
-            " image {} · kernel {} · cmdline \"{}\"",
-            c.image.type_name(),
-            boot.kernel.as_deref().unwrap_or("-"),
-            crate::tui::ui::one_line(&boot.cmdline())
+            " image {} · {how}",
+            c.image.type_name()
         )));
         lines.push(Line::from(format!(
             " on_poweroff {} · on_reboot {} · on_crash {}",

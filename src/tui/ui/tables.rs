@@ -227,11 +227,25 @@ pub fn library(frame: &mut Frame, app: &App, area: Rect) {
         .skip(offset)
         .take(height)
         .map(|(i, e)| {
-            let (mark, mark_style, status) = match &e.status {
+            let (mark, mark_style, mut status) = match &e.status {
                 Ok(0) => ("✔", t.ok(), "valid".to_string()),
                 Ok(n) => ("✔", t.warning(), format!("valid, {n} warning(s)")),
                 Err(err) => ("✘", t.error(), crate::tui::ui::one_line(err)),
             };
+            if e.dialect == crate::config::xl::Dialect::Xl {
+                let imported = e
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| lib.entries.iter().any(|o| o.file == format!("{n}.sxp")));
+                status = match (&e.status, imported) {
+                    (Ok(_), false) => format!("xl.cfg · i imports · {status}"),
+                    (Ok(_), true) => format!(
+                        "xl.cfg · imported as {}.sxp · {status}",
+                        e.name.as_deref().unwrap_or("")
+                    ),
+                    (Err(_), _) => format!("xl.cfg · {status}"),
+                };
+            }
             let style = if i == lib.selected {
                 t.selection()
             } else {
