@@ -797,3 +797,71 @@ fn details_show_an_hvm_domains_boot_order() {
     assert!(!screen.contains("hvmloader"), "{screen}");
     insta::assert_snapshot!("details_hvm_boot_order", screen);
 }
+
+/// An attach the engine refuses keeps the form open with the reason and
+/// the input, to correct and try again.
+#[test]
+fn a_failed_attach_keeps_the_form_and_its_input() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('a'));
+    h.ctrl('u');
+    h.type_text("file:/srv/data.img");
+    h.key(KeyCode::Down);
+    h.ctrl('u');
+    h.type_text("xvda"); // web1 already has an xvda
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        matches!(h.app.mode, domus::tui::app::Mode::Form(_)),
+        "the form stays open:\n{screen}"
+    );
+    assert!(screen.contains("✘ ") && screen.contains("xvda"), "{screen}");
+    assert!(
+        screen.contains("file:/srv/data.img"),
+        "the input is kept:\n{screen}"
+    );
+    insta::assert_snapshot!("attach_refused_keeps_form", screen);
+    // Corrected, it goes through and the form closes.
+    h.ctrl('u');
+    h.type_text("xvdc");
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    assert!(matches!(h.app.mode, domus::tui::app::Mode::Normal));
+    assert!(h.screen().contains("attached vbd xvdc"), "{}", h.screen());
+}
+
+/// Messages give way to newer results and expire; an unknown theme is
+/// named; one domain is "1 domain".
+#[test]
+fn messages_expire_and_say_what_was_wrong() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char(':'));
+    h.type_text("theme nosuch\r");
+    assert!(
+        h.screen().contains("no theme nosuch; themes: "),
+        "{}",
+        h.screen()
+    );
+    // A later success replaces the error at once.
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause web1\r");
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(!screen.contains("no theme nosuch"), "{screen}");
+    // And every message goes after a while (the Events tab keeps it).
+    h.tick(70.0);
+    let screen = h.screen();
+    assert!(!screen.contains("paused web1"), "{screen}");
+    h.key(KeyCode::Char(':'));
+    h.type_text("destroy web1\r");
+    h.key(KeyCode::Char('y'));
+    h.key(KeyCode::Char(':'));
+    h.type_text("destroy plan9term\r");
+    h.key(KeyCode::Char('y'));
+    h.tick(71.0);
+    assert!(h.screen().contains(" 1 domain: "), "{}", h.screen());
+}

@@ -23,11 +23,7 @@ fn the_binary_draws_answers_keys_and_restores_the_terminal() {
         lflag_before = m.get_termios().map(|t| t.local_flags.bits());
     });
     pty.wait_for("Domain-0", "the domain table", 30);
-    assert!(
-        pty.text().contains("1 domains: 1 running"),
-        "{}",
-        pty.text()
-    );
+    assert!(pty.text().contains("1 domain: 1 running"), "{}", pty.text());
 
     // Build web1 from the library tab, then see it in the table.
     pty.press(b"2");

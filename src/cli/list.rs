@@ -37,6 +37,58 @@ pub fn table(domains: &[DomainView]) -> String {
     out
 }
 
+/// `xm list -l`: each domain as xend's `(domain …)` listing, its runtime
+/// fields first, then its config (a domain domus did not build has only
+/// the runtime fields).
+pub fn long(domains: &[DomainView]) -> String {
+    use lexpr::Value;
+    let mut out = String::new();
+    for d in domains {
+        let i = &d.info;
+        let field = |k: &str, v: String| Value::list(vec![Value::string(k), Value::string(v)]);
+        let mut fields = vec![
+            Value::string("domain"),
+            field("domid", i.domid.to_string()),
+            field("name", i.name.clone()),
+            field("uuid", i.uuid.to_string()),
+            field("state", i.state_string()),
+            field(
+                "cpu_time",
+                format!("{:.3}", i.cpu_time_ns as f64 / NS_PER_SEC as f64),
+            ),
+            field("online_vcpus", i.vcpus.to_string()),
+        ];
+        match d.config() {
+            Some(c) => {
+                let value = c.to_value();
+                // The config's fields, less the name already given.
+                if let Some(items) = value.list_iter() {
+                    fields.extend(
+                        items
+                            .skip(1)
+                            .filter(|f| {
+                                f.list_iter()
+                                    .and_then(|mut l| l.next())
+                                    .and_then(Value::as_str)
+                                    != Some("name")
+                            })
+                            .cloned(),
+                    );
+                }
+            }
+            None => {
+                fields.push(field("memory", (i.memory_kib / 1024).to_string()));
+                fields.push(field("maxmem", (i.max_memory_kib / 1024).to_string()));
+                fields.push(field("vcpus", i.vcpus.to_string()));
+            }
+        }
+        // `say` shows any control character as '?'.
+        out.push_str(&crate::sxp::print_pretty(&Value::list(fields)));
+        out.push('\n');
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct JsonHost<'a> {
     hostname: &'a str,

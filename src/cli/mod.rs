@@ -79,8 +79,15 @@ pub enum Command {
     /// List domains, as `xl list` does.
     List {
         /// Machine-readable output.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "long")]
         json: bool,
+        /// The long form, as `xm list -l`: each domain as xend's
+        /// `(domain …)` listing, runtime fields and config (domus reads it
+        /// back as a config).
+        #[arg(short, long)]
+        long: bool,
+        /// Only these domains (names or ids), in this order.
+        domains: Vec<String>,
     },
     /// Build a domain from a config file (sxp or xl.cfg).
     Create {
@@ -451,10 +458,29 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         }
     }
     match command {
-        Command::List { json } => {
-            let domains = e.domains()?;
+        Command::List {
+            json,
+            long,
+            domains: wanted,
+        } => {
+            let mut domains = e.domains()?;
+            if !wanted.is_empty() {
+                // As xl: each one named must exist; listed in the order asked.
+                let mut picked = Vec::with_capacity(wanted.len());
+                for w in wanted {
+                    let id = w.parse::<DomId>().ok();
+                    let d = domains
+                        .iter()
+                        .find(|d| d.info.name == *w || Some(d.info.domid) == id)
+                        .ok_or_else(|| Failure::new(format!("no domain {w}")))?;
+                    picked.push(d.clone());
+                }
+                domains = picked;
+            }
             let text = if *json {
                 list::json(&e.host_info()?, &domains)?
+            } else if *long {
+                list::long(&domains)
             } else {
                 list::table(&domains)
             };

@@ -195,7 +195,7 @@ pub struct App {
     /// The theme before the picker opened, for Esc.
     theme_before: Theme,
     /// When the status line was set: routine news waits behind a recent error.
-    status_at: u64,
+    pub status_at: u64,
     ticks: u64,
 }
 
@@ -286,9 +286,11 @@ impl App {
 
     pub fn log(&mut self, level: Level, text: impl Into<String>) {
         let text = text.into();
+        // A problem of the last seconds is not hidden by chatter; a newer
+        // result (success or failure) replaces it.
         let recent_problem = matches!(self.status, Some((Level::Error | Level::Warn, _)))
             && self.now_ns.saturating_sub(self.status_at) < 5_000_000_000;
-        if !(recent_problem && matches!(level, Level::Info | Level::Ok)) {
+        if !(recent_problem && level == Level::Info) {
             self.status = Some((level, text.clone()));
             self.status_at = self.now_ns;
         }
@@ -613,7 +615,29 @@ impl App {
                     self.log(Level::Error, e);
                 }
             },
-            Done::Attached { name, result } | Done::Detached { name, result } => match result {
+            Done::Attached { name, result } => {
+                // The form that asked closes on success and shows a
+                // failure, its input kept.
+                let asked = matches!(&self.mode, Mode::Form(f) if f.pending && f.name == name);
+                match result {
+                    Ok(what) => {
+                        if asked {
+                            self.mode = Mode::Normal;
+                        }
+                        self.announce(Level::Ok, format!("{name}: {what}"));
+                    }
+                    Err(e) => {
+                        if let Mode::Form(f) = &mut self.mode
+                            && asked
+                        {
+                            f.pending = false;
+                            f.failure = Some(e.clone());
+                        }
+                        self.log(Level::Error, format!("{name}: {e}"));
+                    }
+                }
+            }
+            Done::Detached { name, result } => match result {
                 Ok(what) => self.announce(Level::Ok, format!("{name}: {what}")),
                 Err(e) => self.log(Level::Error, format!("{name}: {e}")),
             },
@@ -767,10 +791,7 @@ impl App {
                     None if self.read_only
                         && keymap::lookup(&key, &self.scopes(), false).is_some() =>
                     {
-                        self.status = Some((
-                            Level::Warn,
-                            "read-only mode: that action is not available".into(),
-                        ));
+                        self.announce(Level::Warn, "read-only mode: that action is not available");
                         Vec::new()
                     }
                     None => Vec::new(),
@@ -855,7 +876,7 @@ impl App {
                     (Mode::Normal, self.confirmed(c.pending))
                 }
                 KeyCode::Char('n') | KeyCode::Esc => {
-                    self.status = Some((Level::Info, "cancelled".into()));
+                    self.announce(Level::Info, "cancelled");
                     (Mode::Normal, Vec::new())
                 }
                 _ => (Mode::Confirm(c), Vec::new()),
@@ -876,8 +897,10 @@ impl App {
                             true
                         }
                         None => {
-                            self.status =
-                                Some((Level::Error, format!("{r} is not offered by this backend")));
+                            self.announce(
+                                Level::Error,
+                                format!("{r} is not offered by this backend"),
+                            );
                             false
                         }
                     },
@@ -1045,8 +1068,11 @@ impl App {
                         .consoles
                         .get_mut(&domid)
                         .is_some_and(|c| c.search(&input.text));
-                    if !found {
-                        self.status = Some((Level::Warn, format!("not found: {}", input.text)));
+                    // A later search's outcome replaces an earlier one's.
+                    if found {
+                        self.announce(Level::Info, format!("found: {}", input.text));
+                    } else {
+                        self.announce(Level::Warn, format!("not found: {}", input.text));
                     }
                     return (
                         Mode::Console {
@@ -1129,7 +1155,7 @@ impl App {
                 )
             }
             _ if self.read_only => {
-                self.status = Some((Level::Warn, "read-only: console input is disabled".into()));
+                self.announce(Level::Warn, "read-only: console input is disabled");
                 (
                     Mode::Console {
                         domid,
@@ -1172,9 +1198,16 @@ impl App {
         let picker_focus = form.kind == FormKind::Pci && form.focus == form.fields.len() + 1;
         match key.code {
             KeyCode::Esc => return (Mode::Normal, Vec::new()),
+            // One attach at a time; the form stays open for its outcome.
+            KeyCode::Enter if form.pending => return (Mode::Form(form), Vec::new()),
             KeyCode::Enter => {
                 return match form.validate() {
-                    Some(dev) => (Mode::Normal, vec![Effect::Attach(form.domid, dev)]),
+                    Some(dev) => {
+                        form.pending = true;
+                        form.failure = None;
+                        let d = form.domid;
+                        (Mode::Form(form), vec![Effect::Attach(d, dev)])
+                    }
                     None => (Mode::Form(form), Vec::new()),
                 };
             }
@@ -1499,7 +1532,8 @@ impl App {
                 if let Some(row) = self.table.selected_row() {
                     let info = &row.view.info;
                     if info.devices.is_empty() {
-                        self.status = Some((Level::Info, format!("{} has no devices", row.name)));
+                        let msg = format!("{} has no devices", row.name);
+                        self.announce(Level::Info, msg);
                     } else {
                         let items = info
                             .devices
@@ -1770,7 +1804,11 @@ impl App {
                 Some(t) => self.theme = t.clone(),
                 None => {
                     let names: Vec<&str> = self.themes.iter().map(|t| t.name.as_str()).collect();
-                    self.log(Level::Error, format!("themes: {}", names.join(", ")));
+                    let msg = match args.first() {
+                        Some(n) => format!("no theme {n}; themes: {}", names.join(", ")),
+                        None => format!("theme NAME, one of: {}", names.join(", ")),
+                    };
+                    self.log(Level::Error, msg);
                 }
             },
             "create" => {

@@ -55,6 +55,10 @@ pub struct DeviceForm {
     pub pci: Vec<HostPci>,
     pub pci_selected: usize,
     pub completions: Vec<String>,
+    /// The attach is under way: the form waits for its outcome.
+    pub pending: bool,
+    /// Why the last attach failed; the input is kept to correct.
+    pub failure: Option<String>,
 }
 
 impl DeviceForm {
@@ -69,6 +73,8 @@ impl DeviceForm {
             pci: Vec::new(),
             pci_selected: 0,
             completions: Vec::new(),
+            pending: false,
+            failure: None,
         };
         f.set_kind(FormKind::Vbd, &next_vdev, mac_seed);
         f

@@ -78,8 +78,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             let shutdown = count(&|i| i.flags.shutdown && !i.is_crashed());
             lines.push(Line::from(Span::styled(
                 format!(
-                    " {} domains: {running} running, {blocked} blocked, {paused} paused, {crashed} crashed, {dying} dying, {shutdown} shutdown",
-                    rows.len()
+                    " {} domain{}: {running} running, {blocked} blocked, {paused} paused, {crashed} crashed, {dying} dying, {shutdown} shutdown",
+                    rows.len(),
+                    if rows.len() == 1 { "" } else { "s" }
                 ),
                 t.base(),
             )));

@@ -94,6 +94,17 @@ fn status_line(frame: &mut Frame, app: &App, area: ratatui::layout::Rect) {
                 Span::styled(format!("  {hint}"), app.theme.muted()),
             ])
         }
+        // Messages expire: results after 15 s, problems after a minute
+        // (the Events tab keeps them all).
+        (_, Some((level, _)))
+            if app.now_ns.saturating_sub(app.status_at)
+                > match level {
+                    Level::Info | Level::Ok => 15,
+                    Level::Warn | Level::Error => 60,
+                } * 1_000_000_000 =>
+        {
+            Line::from("")
+        }
         (_, Some((level, said))) => {
             let text = format!(" {}", one_line(said));
             let room = usize::from(area.width);

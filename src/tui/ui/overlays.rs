@@ -239,8 +239,18 @@ fn device_form(frame: &mut Frame, app: &App, area: Rect, f: &DeviceForm) {
         }
     }
     lines.push(Line::from(""));
+    if let Some(why) = &f.failure {
+        // Wrapped, never cut: the operator corrects the input from it.
+        for part in crate::tui::ui::wrap(&crate::tui::ui::one_line(&format!("✘ {why}")), 72) {
+            lines.push(Line::from(Span::styled(format!(" {part}"), t.error())));
+        }
+    }
     lines.push(Line::from(Span::styled(
-        " Enter attach · ↑/↓ field · Tab next/complete · Esc cancel",
+        if f.pending {
+            " attaching… · Esc closes (the attach goes on)"
+        } else {
+            " Enter attach · ↑/↓ field · Tab next/complete · Esc cancel"
+        },
         t.muted(),
     )));
     let h = lines.len() as u16 + 2;
