@@ -865,3 +865,61 @@ fn messages_expire_and_say_what_was_wrong() {
     h.tick(71.0);
     assert!(h.screen().contains(" 1 domain: "), "{}", h.screen());
 }
+
+/// What is offered fits the domain's state: a preserved shut-down domain
+/// offers start, not pause or shutdown; `S` builds it again.
+#[test]
+fn a_shut_down_domain_offers_start_not_pause() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let cfg = d.config.join("keep.sxp");
+    std::fs::write(
+        &cfg,
+        "(vm (name keep) (memory 64) (image (linux (kernel /k))) (on_poweroff preserve))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    build(&mut h, &cfg);
+    h.tick(1.0);
+    select(&mut h, "keep");
+    h.key(KeyCode::Char('c'));
+    h.type_text("poweroff\r");
+    h.ctrl(']');
+    h.tick(1.0);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("---s--"), "{screen}");
+    let footer = screen.lines().last().unwrap_or_default().to_string();
+    assert!(footer.contains("S start"), "{footer}");
+    assert!(
+        !footer.contains("p pause") && !footer.contains("s shutdown"),
+        "{footer}"
+    );
+    let row = screen
+        .lines()
+        .find(|l| l.contains(" keep "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("---s--") && !row.contains("0:00:0"),
+        "no uptime once shut down: {row}"
+    );
+    insta::assert_snapshot!("shut_down_offers_start", screen);
+    h.key(KeyCode::Char('p'));
+    assert!(
+        h.screen().contains("keep is shut down (S starts it again"),
+        "{}",
+        h.screen()
+    );
+    h.key(KeyCode::Char('S'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("started keep"), "{screen}");
+    let row = h
+        .app
+        .table
+        .rows
+        .iter()
+        .find(|r| r.name == "keep")
+        .map(|r| r.view.info.flags.shutdown);
+    assert_eq!(row, Some(false), "{screen}");
+}

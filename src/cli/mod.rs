@@ -109,6 +109,25 @@ pub enum Command {
         /// Domain name or id.
         domain: String,
     },
+    /// Reboot a domain: its guest shuts down and on_reboot applies (as
+    /// `shutdown --reboot`).
+    Reboot {
+        /// Domain name or id.
+        domain: String,
+        /// Wait until the reboot's policy has run; exit 1 if it has not
+        /// within --timeout.
+        #[arg(long, short)]
+        wait: bool,
+        /// With --wait: how long to wait, in seconds.
+        #[arg(long, default_value_t = 60, requires = "wait")]
+        timeout: u64,
+    },
+    /// Start a shut-down domain again from its config (one whose policy
+    /// preserved it, `---s--`): same uuid, a new id.
+    Start {
+        /// Domain name or id.
+        domain: String,
+    },
     /// Ask a domain to shut down (power off unless told otherwise).
     Shutdown {
         /// Domain name or id.
@@ -498,6 +517,24 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         Command::Destroy { domain } => e.destroy(domid(&ctx, domain)?)?,
         Command::Pause { domain } => e.pause(domid(&ctx, domain)?)?,
         Command::Unpause { domain } => e.unpause(domid(&ctx, domain)?)?,
+        Command::Start { domain } => {
+            let new = e.start_domain(domid(&ctx, domain)?)?;
+            say(&format!("{domain} started as domain {new}\n"));
+        }
+        Command::Reboot {
+            domain,
+            wait,
+            timeout,
+        } => {
+            let id = domid(&ctx, domain)?;
+            let since = wait::mark(&ctx)?;
+            e.shutdown(id, ShutdownReason::Reboot)?;
+            if *wait {
+                wait::shutdown(&ctx, id, since, std::time::Duration::from_secs(*timeout))?;
+            } else {
+                apply_policies(e)?;
+            }
+        }
         Command::Shutdown {
             domain,
             reboot,

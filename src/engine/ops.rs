@@ -224,7 +224,7 @@ impl Engine {
     }
 
     /// An operation on one existing domain, with nothing to reserve or undo.
-    fn domain_op<T>(
+    pub(super) fn domain_op<T>(
         &self,
         kind: OpKind,
         info: &DomainInfo,

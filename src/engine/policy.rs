@@ -177,6 +177,48 @@ impl Engine {
         }
     }
 
+    /// Build a shut-down domain again from its config, as its `restart`
+    /// policy would (same uuid, a new domid): how an operator starts a
+    /// domain whose policy preserved it.
+    pub fn start_domain(&self, domid: DomId) -> EngineResult<DomId> {
+        let info = self.info(domid)?;
+        if !info.flags.shutdown {
+            return Err(EngineError::InvalidState {
+                name: info.name.clone(),
+                state: if info.flags.paused {
+                    "paused"
+                } else {
+                    "running"
+                },
+                op: "start",
+            });
+        }
+        let record = self
+            .store
+            .read(|tx| tx.record_by_domid(domid))?
+            .filter(|r| r.uuid == info.uuid)
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "{} has no config with domus (it was not built by domus)",
+                    info.name
+                ))
+            })?;
+        let outcome = self.domain_op(OpKind::Policy, &info, Some("start".into()), |op| {
+            self.rebuild(op, &info, &record, false, false)
+        })?;
+        match outcome {
+            PolicyOutcome::Restarted { new_domid } => Ok(new_domid),
+            PolicyOutcome::RestartFailed { error } => Err(EngineError::Invalid(format!(
+                "starting {} failed: {error}",
+                info.name
+            ))),
+            other => Err(EngineError::Invalid(format!(
+                "starting {}: {other:?}",
+                info.name
+            ))),
+        }
+    }
+
     /// Claim a shutdown in one transaction: mark it handled, record the
     /// intent and the `shut_down` event. A claim left by a dead process is
     /// taken over.
@@ -340,6 +382,19 @@ impl Engine {
         record: &DomainRecord,
         rename: bool,
     ) -> EngineResult<PolicyOutcome> {
+        self.rebuild(op, info, record, rename, true)
+    }
+
+    /// [`Self::restart`]; `by_policy` false: an operator's start, which the
+    /// restart-loop guard does not count.
+    fn rebuild(
+        &self,
+        op: &Op<'_>,
+        info: &DomainInfo,
+        record: &DomainRecord,
+        rename: bool,
+        by_policy: bool,
+    ) -> EngineResult<PolicyOutcome> {
         let old = info.domid;
         let actor = self.actor;
         let mut config = record.config.clone();
@@ -404,8 +459,10 @@ impl Engine {
                     rec.phase = Phase::Live;
                     rec.handled_shutdown = None;
                     rec.state = Some("running".into());
-                    rec.last_restart_ns = Some(now);
-                    rec.restarts += 1;
+                    if by_policy {
+                        rec.last_restart_ns = Some(now);
+                        rec.restarts += 1;
+                    }
                     tx.put_record(&rec)?;
                     tx.append(now, s, actor, &DomainEvent::Restarted { new_domid })?;
                     let new_subject = Subject {

@@ -147,6 +147,8 @@ pub enum Effect {
     Unpause(Vec<DomId>),
     Shutdown(Vec<DomId>, ShutdownReason),
     Destroy(Vec<DomId>),
+    /// Build shut-down domains again from their configs.
+    Start(Vec<DomId>),
     Build(PathBuf),
     Create(Box<DomainConfig>),
     Attach(DomId, DeviceSpec),

@@ -578,6 +578,7 @@ impl App {
                     "pause/unpause" => "done:",
                     "unpause" => "unpaused",
                     "destroy" => "destroyed",
+                    "start" => "started",
                     "shutdown" => "asked to shut down:",
                     "reboot" => "asked to reboot:",
                     "suspend" => "asked to suspend:",
@@ -1358,9 +1359,77 @@ impl App {
         Vec::new()
     }
 
+    /// Why `cmd` does not fit the selected (or tagged) domains' state, if
+    /// it does not: the footer leaves it out and the key says so.
+    pub fn why_not(&self, cmd: Command) -> Option<String> {
+        if self.tab != Tab::Domains {
+            return None;
+        }
+        let rows: Vec<&crate::tui::table::Row> = self
+            .table
+            .targets()
+            .iter()
+            .filter_map(|d| self.table.row(*d))
+            .collect();
+        let first = rows.first()?;
+        let fits =
+            |f: &dyn Fn(&crate::backend::DomainInfo) -> bool| rows.iter().any(|r| f(&r.view.info));
+        let live = |i: &crate::backend::DomainInfo| !i.flags.shutdown && !i.flags.dying;
+        let state = |i: &crate::backend::DomainInfo| {
+            if i.flags.shutdown {
+                "shut down"
+            } else if i.flags.dying {
+                "dying"
+            } else if i.flags.paused {
+                "paused"
+            } else {
+                "running"
+            }
+        };
+        let ok = match cmd {
+            Command::Pause | Command::Attach | Command::MemTarget => {
+                fits(&|i| live(i) && i.domid != 0) || cmd == Command::MemTarget && fits(&live)
+            }
+            Command::Detach => fits(&|i| live(i) && !i.devices.is_empty()),
+            // A paused guest cannot answer the button.
+            Command::Shutdown => fits(&|i| live(i) && !i.flags.paused && i.domid != 0),
+            Command::Start => fits(&|i| i.flags.shutdown),
+            Command::Destroy => fits(&|i| i.domid != 0),
+            _ => true,
+        };
+        (!ok).then(|| {
+            let i = &first.view.info;
+            if i.domid == 0 && rows.len() == 1 {
+                let verb = match cmd {
+                    Command::Pause => "paused",
+                    Command::Shutdown => "shut down",
+                    Command::Destroy => "destroyed",
+                    Command::Start => "started",
+                    _ => "given devices",
+                };
+                return format!("Domain-0 cannot be {verb}");
+            }
+            let what = match cmd {
+                Command::Start => "start (it is not shut down)".to_string(),
+                _ if i.flags.shutdown => {
+                    format!(
+                        "that: {} is shut down (S starts it again, d destroys it)",
+                        first.name
+                    )
+                }
+                _ => format!("that: {} is {}", first.name, state(i)),
+            };
+            format!("not offered for {what}")
+        })
+    }
+
     fn command(&mut self, cmd: Command) -> Vec<Effect> {
         let (_, height) = layout::table_rows(self.size);
         let page = height.max(1) as isize;
+        if let Some(why) = self.why_not(cmd) {
+            self.announce(Level::Info, why);
+            return Vec::new();
+        }
         match cmd {
             Command::Quit => self.quit = true,
             Command::Help => self.mode = Mode::Help(0),
@@ -1472,6 +1541,21 @@ impl App {
             }
             Command::Edit => return self.edit_selected(),
             Command::Pause => return self.pause_toggle(),
+            Command::Start => {
+                let targets: Vec<DomId> = self
+                    .table
+                    .targets()
+                    .into_iter()
+                    .filter(|d| {
+                        self.table
+                            .row(*d)
+                            .is_some_and(|r| r.view.info.flags.shutdown)
+                    })
+                    .collect();
+                if !targets.is_empty() {
+                    return vec![Effect::Start(targets)];
+                }
+            }
             Command::CancelQueued => return self.cancel_queued(self.table.targets()),
             Command::Shutdown => {
                 let targets = self.guest_targets("shut down");
@@ -1858,6 +1942,11 @@ impl App {
                             Vec::new()
                         }
                     };
+                }
+            }
+            "start" => {
+                if let Some(d) = need_dom(self) {
+                    return vec![Effect::Start(vec![d])];
                 }
             }
             "cancel" => {

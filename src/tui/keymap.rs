@@ -64,6 +64,7 @@ pub enum Command {
     CancelQueued,
     Details,
     Theme,
+    Start,
     LibNew,
     LibBuild,
     LibDelete,
@@ -306,6 +307,17 @@ pub static BINDINGS: &[Binding] = &[
     verb(
         destructive(b(
             S::Domains,
+            &[k('S')],
+            C::Start,
+            "start",
+            "Start a shut-down domain again from its config",
+        )),
+        "start",
+        "DOM",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
             &[k('d')],
             C::Destroy,
             "destroy",
@@ -540,12 +552,27 @@ pub fn key_for(command: Command) -> Option<String> {
 
 /// Footer hints for a scope: `(key, hint)` pairs.
 pub fn hints(scope: Scope, read_only: bool) -> Vec<(String, &'static str)> {
+    hints_of(scope, read_only)
+        .into_iter()
+        .map(|(_, k, h)| (k, h))
+        .collect()
+}
+
+/// [`hints`] with the command each one runs, for a footer that offers only
+/// what fits the selection.
+pub fn hints_of(scope: Scope, read_only: bool) -> Vec<(Command, String, &'static str)> {
     BINDINGS
         .iter()
         .filter(|b| (b.scope == scope || b.scope == Scope::Global) && !b.hint.is_empty())
         .filter(|b| !(read_only && b.destructive))
         .filter(|b| b.scope != Scope::Global || !matches!(scope, Scope::Console | Scope::Editor))
-        .map(|b| (b.keys.first().map(key_label).unwrap_or_default(), b.hint))
+        .map(|b| {
+            (
+                b.command,
+                b.keys.first().map(key_label).unwrap_or_default(),
+                b.hint,
+            )
+        })
         .collect()
 }
 

@@ -47,7 +47,8 @@ pub fn lane_of(effect: &Effect) -> Lane {
         | Effect::TogglePause(ids)
         | Effect::Unpause(ids)
         | Effect::Shutdown(ids, _)
-        | Effect::Destroy(ids) => ids.first().map_or(Lane::Files, |d| Lane::Domain(*d)),
+        | Effect::Destroy(ids)
+        | Effect::Start(ids) => ids.first().map_or(Lane::Files, |d| Lane::Domain(*d)),
         Effect::Save(d, _)
         | Effect::Attach(d, _)
         | Effect::Detach(d, _)
@@ -68,6 +69,7 @@ fn split(effect: &Effect) -> Option<Vec<Effect>> {
         Effect::TogglePause(ids) => one(ids, &Effect::TogglePause),
         Effect::Unpause(ids) => one(ids, &Effect::Unpause),
         Effect::Destroy(ids) => one(ids, &Effect::Destroy),
+        Effect::Start(ids) => one(ids, &Effect::Start),
         Effect::Shutdown(ids, r) => one(ids, &|v| Effect::Shutdown(v, *r)),
         _ => None,
     }
@@ -85,6 +87,7 @@ fn label_of(effect: &Effect) -> &'static str {
             _ => "shutdown",
         },
         Effect::Destroy(_) => "destroy",
+        Effect::Start(_) => "start",
         Effect::Save(_, _) => "save",
         Effect::Attach(_, _) => "attach",
         Effect::Detach(_, _) => "detach",

@@ -193,7 +193,11 @@ impl DomainTable {
         self.rows.iter().find(|r| r.view.info.domid == domid)
     }
 
+    /// How long it has been up; a shut-down or dying domain is not up.
     pub fn uptime_secs(&self, info: &DomainInfo) -> Option<u64> {
+        if info.flags.shutdown || info.flags.dying {
+            return None;
+        }
         info.start_ns
             .map(|s| self.now_ns.saturating_sub(s) / 1_000_000_000)
     }
@@ -349,7 +353,13 @@ impl DomainTable {
                 Column::CpuPct => rows[i].cpu.pct,
                 Column::Mem => info.memory_kib as f64,
                 Column::Vcpus => f64::from(info.vcpus),
-                Column::Uptime => info.start_ns.map_or(0.0, |s| now.saturating_sub(s) as f64),
+                Column::Uptime => {
+                    if info.flags.shutdown || info.flags.dying {
+                        0.0
+                    } else {
+                        info.start_ns.map_or(0.0, |s| now.saturating_sub(s) as f64)
+                    }
+                }
                 Column::Devices => info.devices.len() as f64,
                 _ => 0.0,
             }

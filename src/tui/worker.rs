@@ -226,6 +226,9 @@ impl Worker {
             Effect::Destroy(ids) => self.each("destroy", &ids, |e, d| {
                 e.destroy(d).map_err(|x| x.to_string())
             }),
+            Effect::Start(ids) => self.each("start", &ids, |e, d| {
+                e.start_domain(d).map(drop).map_err(|x| x.to_string())
+            }),
             Effect::Shutdown(ids, reason) => {
                 let op = match reason {
                     crate::backend::ShutdownReason::Reboot => "reboot",

@@ -210,10 +210,40 @@ pub fn footer(frame: &mut Frame, app: &App, scope: Scope, area: ratatui::layout:
         .iter()
         .map(|s| s.content.chars().count())
         .sum::<usize>();
-    for (key, hint) in keymap::hints(scope, app.read_only) {
+    // What fits the selection: no pause for a shut-down domain, start for
+    // one; `p` reads unpause on a paused one.
+    let hints: Vec<(String, String)> = keymap::hints_of(scope, app.read_only)
+        .into_iter()
+        .filter(|(cmd, _, _)| app.why_not(*cmd).is_none())
+        .map(|(cmd, key, hint)| {
+            let paused = app
+                .table
+                .selected_row()
+                .is_some_and(|r| r.view.info.flags.paused);
+            let hint = if cmd == keymap::Command::Pause && paused {
+                "unpause"
+            } else {
+                hint
+            };
+            (key, hint.to_string())
+        })
+        .collect();
+    // When they do not all fit, the last place says where the rest are.
+    let more = keymap::key_for(keymap::Command::Help).map(|k| format!(" … {k} all keys"));
+    let room = usize::from(area.width);
+    for (i, (key, hint)) in hints.iter().enumerate() {
         let (k, h) = (format!(" {key}"), format!(" {hint}"));
         let w = k.chars().count() + h.chars().count();
-        if used + w > usize::from(area.width) {
+        let last = i + 1 == hints.len();
+        let reserve = if last {
+            0
+        } else {
+            more.as_ref().map_or(0, |m| m.chars().count())
+        };
+        if used + w + reserve > room {
+            if let Some(m) = &more {
+                spans.push(Span::styled(m.clone(), app.theme.muted()));
+            }
             break;
         }
         used += w;
