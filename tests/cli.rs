@@ -525,3 +525,25 @@ fn mem_set_below_the_floor_needs_force() {
         .assert()
         .success();
 }
+
+/// `domus create NAME` finds the library's config by file or domain name.
+#[test]
+fn create_resolves_library_names() {
+    let host = Host::new();
+    let lib = host.dir.path().join("lib");
+    let lib_s = lib.to_string_lossy().to_string();
+    // The library is seeded with the examples on this first create.
+    let (ok, out, err) = host.run(&["--config-dir", &lib_s, "create", "web1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("web1 created"), "{out}");
+    // plan9.sxp holds the domain plan9term: either name works.
+    let (ok, out, err) = host.run(&["--config-dir", &lib_s, "create", "plan9term"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("plan9term created"), "{out}");
+    let (ok, _, err) = host.run(&["--config-dir", &lib_s, "create", "nosuch"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no config of that name in the library"),
+        "{err}"
+    );
+}

@@ -277,6 +277,13 @@ fn editor_syntax_error_then_fixed_and_saved() {
         "{screen}"
     );
     insta::assert_snapshot!("editor_error", screen);
+    // Saving a broken config keeps the text and says it will not build.
+    h.ctrl('s');
+    let screen = h.screen();
+    assert!(
+        screen.contains("saved db1.sxp; it will not build: 4:13: memory must be"),
+        "{screen}"
+    );
     h.key(KeyCode::Backspace);
     let screen = h.screen();
     assert!(screen.contains("✔ valid"), "{screen}");

@@ -91,7 +91,8 @@ pub enum Command {
     },
     /// Build a domain from a config file (sxp or xl.cfg).
     Create {
-        /// The config file: sxp or xl.cfg (see README: Config format).
+        /// The config file: sxp or xl.cfg (see README: Config format), or
+        /// the name of a config in the library.
         file: PathBuf,
     },
     /// Destroy a domain at once.
@@ -263,6 +264,30 @@ fn parse_delay(s: &str) -> Result<f64, String> {
         Ok(d) if (0.1..=3600.0).contains(&d) => Ok(d),
         _ => Err(format!("expected seconds between 0.1 and 3600, got {s:?}")),
     }
+}
+
+/// `create NAME`: a file when there is one by that name here, else the
+/// library's config of that name (file name with or without `.sxp`/`.cfg`,
+/// or the domain name inside).
+fn library_config(cli: &Cli, file: &Path) -> CliResult<PathBuf> {
+    if file.exists() || file.components().count() > 1 {
+        return Ok(file.to_path_buf());
+    }
+    let dir = library_dir(cli);
+    let lib = crate::tui::library::Library {
+        entries: crate::tui::library::scan(&dir),
+        dir,
+        selected: 0,
+    };
+    lib.find(&file.to_string_lossy())
+        .map(|e| e.path.clone())
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "no file {}, and no config of that name in the library ({})",
+                file.display(),
+                lib.dir.display()
+            ))
+        })
 }
 
 /// The config library: `--config-dir`, else the user's.
@@ -506,6 +531,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             say(&text);
         }
         Command::Create { file } => {
+            let file = &library_config(cli, file)?;
             let (config, diags) = config::load_file(file).map_err(|e| config_failure(e, file))?;
             for w in diags.warning_lines() {
                 tell(&w);

@@ -30,6 +30,16 @@ pub fn parse_with_warnings(text: &str) -> Result<(Node, Vec<ReadWarning>), Parse
     }
     let node = reader.node()?;
     reader.skip_blank();
+    if let (Some(word), Some(_)) = (node.atom(), reader.peek()) {
+        // Stray text before the config: say so where it is.
+        return Err(ParseError {
+            pos: node.pos,
+            message: format!(
+                "unexpected text \"{}\" before the config (expected it to start with '(')",
+                crate::fsx::excerpt(word, 60)
+            ),
+        });
+    }
     if reader.peek().is_some() {
         return Err(reader.error_here(
             "unexpected text after the end of the first expression (one config per file)",
@@ -433,6 +443,15 @@ mod tests {
         let text = "(".repeat(100_000);
         let err = parse(&text).err().map(|e| e.message);
         assert_eq!(err.as_deref(), Some("lists nested deeper than 256 levels"));
+    }
+
+    #[test]
+    fn stray_text_before_the_config_is_placed_where_it_is() {
+        let err = parse("oops\n(vm\n (name a))").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("1:1: unexpected text \"oops\" before the config (expected it to start with '(')")
+        );
     }
 
     #[test]

@@ -653,13 +653,29 @@ impl App {
                     .unwrap_or_default();
                 match result {
                     Ok(()) => {
+                        // Saved as typed, but said when it will not build.
+                        let mut broken = None;
                         if let Mode::Editor(ed) = &mut self.mode
                             && ed.path == path
                         {
                             ed.saved_text = ed.text();
-                            ed.message = Some(format!("saved {file}"));
+                            broken = ed
+                                .diagnostics
+                                .errors
+                                .first()
+                                .map(|d| format!("{}: {}", d.pos, d.message));
+                            ed.message = Some(match &broken {
+                                Some(why) => format!("saved {file}; it will not build: {why}"),
+                                None => format!("saved {file}"),
+                            });
                         }
-                        self.log(Level::Ok, format!("saved {file}"));
+                        match broken {
+                            Some(why) => self.log(
+                                Level::Warn,
+                                format!("saved {file}; it will not build: {why}"),
+                            ),
+                            None => self.log(Level::Ok, format!("saved {file}")),
+                        }
                         effects.push(Effect::ClearRecovery(path.clone()));
                         effects.push(Effect::LoadLibrary);
                         if then_build {

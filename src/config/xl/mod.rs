@@ -48,7 +48,19 @@ pub fn detect(text: &str) -> Dialect {
         Some('(') | None => Dialect::Sxp,
         Some('<') => Dialect::Xml,
         Some('{' | '[') => Dialect::Json,
-        Some(_) => Dialect::Xl,
+        Some(_) => {
+            // Stray text before an S-expression: a '(' before any '='.
+            let code: String = text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("\n");
+            match (code.find('('), code.find('=')) {
+                (Some(p), Some(e)) if p < e => Dialect::Sxp,
+                (Some(_), None) => Dialect::Sxp,
+                _ => Dialect::Xl,
+            }
+        }
     }
 }
 
@@ -165,6 +177,9 @@ mod tests {
         assert_eq!(detect("\n# c\nname = 'a'"), Dialect::Xl);
         assert_eq!(detect("<domain type='kvm'>"), Dialect::Xml);
         assert_eq!(detect("{\"name\": 1}"), Dialect::Json);
+        assert_eq!(detect("oops (vm (name a))"), Dialect::Sxp);
+        assert_eq!(detect("oops\n(vm (name a))"), Dialect::Sxp);
+        assert_eq!(detect("extra = '(hd0,0)/grub'"), Dialect::Xl);
     }
 
     #[test]
