@@ -930,3 +930,92 @@ fn a_shut_down_domain_offers_start_not_pause() {
         .map(|r| r.view.info.flags.shutdown);
     assert_eq!(row, Some(false), "{screen}");
 }
+
+/// What was said before the first refresh gets the start-up time in
+/// Events, not a dash; a console whose domain went keeps its name.
+#[test]
+fn early_events_have_a_time_and_a_gone_consoles_title_its_name() {
+    use domus::tui::app::{App, Level};
+    let d = dirs();
+    let mut h = harness_with(&d, "dark", false);
+    let (themes, _) = domus::tui::theme::Theme::load_all(None);
+    h.app = App::new(
+        themes[0].clone(),
+        themes,
+        false,
+        d.config.clone(),
+        (120, 36),
+    );
+    h.app.log(Level::Warn, "said before the clock was read");
+    h.tick(0.0);
+    assert!(
+        h.app.events.iter().all(|e| e.at_ns != 0),
+        "every event has a time"
+    );
+    h.key(KeyCode::Char('3'));
+    let screen = h.screen();
+    assert!(
+        screen.contains("2026-11-22 00:00:00") && screen.contains("said before"),
+        "{screen}"
+    );
+
+    h.key(KeyCode::Char('1'));
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('c'));
+    h.tick(1.0);
+    let web1 = h
+        .engine()
+        .resolve("web1")
+        .map(|i| i.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.engine().destroy(web1).unwrap_or_else(|e| panic!("{e}"));
+    h.tick(1.0);
+    h.tick(1.0);
+    let title = h.screen().lines().next().unwrap_or_default().to_string();
+    assert!(title.contains(" web1 "), "{title}");
+}
+
+/// At 80×24 the header leaves out whole parts (never a word cut in half),
+/// the footer ends by pointing at the help, and the help's long command
+/// synopses stand on their own line above their text.
+#[test]
+fn at_80x24_nothing_is_cut_mid_word() {
+    let d = dirs();
+    let mut h = Harness::new(HarnessOptions {
+        size: (80, 24),
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+        state_dir: None,
+    });
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    select(&mut h, "web1");
+    let screen = h.screen();
+    let lines: Vec<&str> = screen.lines().collect();
+    assert_eq!(
+        lines[0].trim_end(),
+        " domus  simhost · sim backend · 4 CPUs",
+        "{screen}"
+    );
+    assert!(lines[1].trim_end().ends_with("GiB free"), "{screen}");
+    assert!(
+        lines.last().is_some_and(|l| l.contains("… ? all keys")),
+        "{screen}"
+    );
+    h.key(KeyCode::Char('?'));
+    h.key(KeyCode::End);
+    let help = h.screen();
+    let at = help
+        .lines()
+        .position(|l| l.contains("attach DOM vbd"))
+        .unwrap_or_else(|| panic!("{help}"));
+    let synopsis = help.lines().nth(at).unwrap_or_default();
+    let text = help.lines().nth(at + 1).unwrap_or_default();
+    assert!(!synopsis.contains("Attach"), "{help}");
+    assert!(text.contains("Attach"), "{help}");
+    insta::assert_snapshot!("help_80x24_end", help);
+}

@@ -461,6 +461,16 @@ impl App {
 
     fn on_snapshot(&mut self, s: Snapshot) {
         self.now_ns = s.at_ns;
+        if !self.loaded {
+            // What was said before the clock was first read happened at
+            // start-up: give it that time rather than none.
+            for e in self.events.iter_mut().filter(|e| e.at_ns == 0) {
+                e.at_ns = s.at_ns;
+            }
+            if self.status_at == 0 {
+                self.status_at = s.at_ns;
+            }
+        }
         self.loaded = true;
         self.host = Some(s.host);
         self.caps = s.capabilities;
@@ -1810,7 +1820,9 @@ impl App {
         // Every open starts a fresh buffer and stream: the backend replays
         // the console from the domain's start.
         let (rows, cols) = layout::console_size(self.size);
-        self.consoles.insert(domid, ConsoleBuffer::new(rows, cols));
+        let mut buffer = ConsoleBuffer::new(rows, cols);
+        buffer.name = self.table.name_of(domid);
+        self.consoles.insert(domid, buffer);
         vec![
             Effect::OpenConsole(domid),
             Effect::ConsoleResize(domid, cols, rows),

@@ -38,6 +38,9 @@ pub struct ConsoleBuffer {
     /// Guest bytes received, before filtering.
     pub bytes: u64,
     pub closed: bool,
+    /// The domain's name when the console was opened: kept for the title
+    /// once the domain is gone.
+    pub name: String,
 }
 
 impl ConsoleBuffer {
@@ -52,6 +55,7 @@ impl ConsoleBuffer {
             raw: VecDeque::new(),
             bytes: 0,
             closed: false,
+            name: String::new(),
         }
     }
 

@@ -12,8 +12,12 @@ use crate::tui::keymap::Scope;
 pub fn draw(frame: &mut Frame, app: &App, domid: DomId, search: Option<&LineInput>) {
     let t = &app.theme;
     let area = frame.area();
-    let name = app.table.name_of(domid);
     let console = app.consoles.get(&domid);
+    let name = match (app.table.row(domid), console) {
+        (Some(r), _) => r.name.clone(),
+        (None, Some(c)) if !c.name.is_empty() => c.name.clone(),
+        _ => app.table.name_of(domid),
+    };
     let mut title = vec![
         Span::styled(format!(" {name} "), t.title()),
         Span::styled(format!(" console · domain {domid} "), t.muted()),

@@ -27,22 +27,39 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 .as_deref()
                 .map(|a| format!(" · {a}"))
                 .unwrap_or_default();
+            // Whole parts only, the least useful left out first when the
+            // terminal is narrow (the version string is the longest).
+            let room = usize::from(area.width);
+            let head = format!(" domus  {} ", h.hostname);
+            let backend = format!("· {} backend{accel}", h.backend);
+            let cpus = format!(" · {} CPUs", h.cpus);
+            let version = format!(" · {}", h.version);
+            let fits = |x: &str| head.chars().count() + x.chars().count() <= room;
+            let rest = [
+                format!("{backend}{version}{cpus}"),
+                format!("{backend}{cpus}"),
+                backend.clone(),
+            ]
+            .into_iter()
+            .find(|x| fits(x))
+            .unwrap_or(backend);
             lines.push(Line::from(vec![
                 Span::styled(" domus ", t.title()),
                 Span::styled(
                     format!(" {} ", h.hostname),
                     t.base().add_modifier(ratatui::style::Modifier::BOLD),
                 ),
-                Span::styled(
-                    format!(
-                        "· {} backend{accel} · {} · {} CPUs",
-                        h.backend, h.version, h.cpus
-                    ),
-                    t.muted(),
-                ),
+                Span::styled(rest, t.muted()),
             ]));
             let used = h.total_kib.saturating_sub(h.free_kib);
-            let width = 30usize;
+            let text = format!(
+                " {} used / {} total · {} free",
+                gib(used),
+                gib(h.total_kib),
+                gib(h.free_kib)
+            );
+            // The gauge gives way to the figures.
+            let width = 30usize.min(room.saturating_sub(5 + text.chars().count()));
             let filled = if h.total_kib == 0 {
                 0
             } else {
@@ -55,15 +72,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                     "░".repeat(width - filled.min(width)),
                     t.base().fg(t.gauge_free),
                 ),
-                Span::styled(
-                    format!(
-                        " {} used / {} total · {} free",
-                        gib(used),
-                        gib(h.total_kib),
-                        gib(h.free_kib)
-                    ),
-                    t.base(),
-                ),
+                Span::styled(text, t.base()),
             ]));
             // xentop's summary line.
             let rows = &app.table.rows;

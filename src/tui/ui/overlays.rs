@@ -267,7 +267,14 @@ fn device_form(frame: &mut Frame, app: &App, area: Rect, f: &DeviceForm) {
 /// the update clamps to it, so Up works at once after End or PgDn.
 pub fn help_max_scroll(app: &App, size: (u16, u16)) -> usize {
     let area = Rect::new(0, 0, size.0, size.1);
-    help_lines(app).len().saturating_sub(help_visible(area))
+    help_lines(app, help_width(area))
+        .len()
+        .saturating_sub(help_visible(area))
+}
+
+/// Columns inside the help's frame.
+fn help_width(area: Rect) -> usize {
+    usize::from(help_area(area).width.saturating_sub(2))
 }
 
 fn help_area(area: Rect) -> Rect {
@@ -279,7 +286,7 @@ fn help_visible(area: Rect) -> usize {
 }
 
 fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
-    let lines = help_lines(app);
+    let lines = help_lines(app, help_width(area));
     let popup_area = help_area(area);
     let scroll = scroll.min(lines.len().saturating_sub(help_visible(area)));
     let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
@@ -292,7 +299,39 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
     frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
 }
 
-fn help_lines(app: &App) -> Vec<Line<'static>> {
+/// One help entry: the keys (or the command) in a column, the text after
+/// it wrapped to the width; keys wider than their column get a line of
+/// their own, so they never run into the text.
+fn help_entry(
+    lines: &mut Vec<Line<'static>>,
+    app: &App,
+    keys: String,
+    text: &str,
+    column: usize,
+    width: usize,
+) {
+    let t = &app.theme;
+    let indent = " ".repeat(column + 3);
+    let room = width.saturating_sub(column + 3).max(10);
+    let wrapped = crate::tui::ui::wrap(text, room);
+    if keys.chars().count() > column {
+        lines.push(Line::from(Span::styled(format!("  {keys}"), t.key())));
+        for w in wrapped {
+            lines.push(Line::from(Span::styled(format!("{indent}{w}"), t.base())));
+        }
+        return;
+    }
+    for (i, w) in wrapped.into_iter().enumerate() {
+        let lead = if i == 0 {
+            Span::styled(format!("  {keys:<column$} "), t.key())
+        } else {
+            Span::raw(indent.clone())
+        };
+        lines.push(Line::from(vec![lead, Span::styled(w, t.base())]));
+    }
+}
+
+fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
     let mut lines = Vec::new();
     for scope in [
@@ -313,19 +352,22 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
                     keys.push(label);
                 }
             }
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<16} ", keys.join(" ")), t.key()),
-                Span::styled(b.help, t.base()),
-            ]));
+            help_entry(&mut lines, app, keys.join(" "), b.help, 16, width);
         }
         lines.push(Line::from(""));
     }
     lines.push(Line::from(Span::styled("Commands (:)", t.title())));
+    // The synopses' column: as wide as most need, at most half the help.
+    let column = (width / 2).clamp(16, 46);
     for (verb, args, help) in keymap::palette_verbs(app.read_only) {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {:<46} ", format!("{verb} {args}")), t.key()),
-            Span::styled(help, t.base()),
-        ]));
+        help_entry(
+            &mut lines,
+            app,
+            format!("{verb} {args}"),
+            help,
+            column,
+            width,
+        );
     }
     lines
 }
