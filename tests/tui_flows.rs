@@ -460,10 +460,20 @@ fn state_colours() {
     // Only the table area: the styled cells of the STATE column.
     let buffer = h.buffer();
     let (top, _) = domus::tui::ui::layout::table_rows((120, 36));
-    let state_x = 1 + 5 + 1 + 24 + 1;
+    // Where the columns are at this width (NAME takes what is left).
+    let mut x = 1;
+    let (mut name_x, mut name_w, mut state_x) = (0, 0, 0);
+    for (col, w) in domus::tui::table::visible_columns(120) {
+        match col {
+            domus::tui::table::Column::Name => (name_x, name_w) = (x, w),
+            domus::tui::table::Column::State => state_x = x,
+            _ => {}
+        }
+        x += w + 1;
+    }
     let mut cells = String::new();
     for y in top..top + states.len() as u16 {
-        let name: String = (7..31)
+        let name: String = (name_x..name_x + name_w)
             .map(|x| buffer[(x, y)].symbol().to_string())
             .collect();
         let cell = &buffer[(state_x, y)];
@@ -472,7 +482,28 @@ fn state_colours() {
             .collect();
         cells.push_str(&format!("{:<10} {text} fg={:?}\n", name.trim(), cell.fg));
     }
+    assert!(
+        cells.contains("--p---") && cells.contains("---sc-"),
+        "{cells}"
+    );
     insta::assert_snapshot!("state_colours", cells);
+
+    // On the selected row the selection's colours win in every theme
+    // (high-contrast's cyan state on its yellow bar could not be read).
+    for theme in ["dark", "light", "high-contrast"] {
+        h.key(KeyCode::Char(':'));
+        h.type_text(&format!("theme {theme}\r"));
+        select(&mut h, "paused");
+        let sel = h.app.theme.selection();
+        let buffer = h.buffer();
+        let row = top + h.app.table.selected as u16 - h.app.table.offset as u16;
+        let cell = &buffer[(state_x, row)];
+        assert_eq!(
+            (cell.fg, cell.bg),
+            (sel.fg.unwrap_or_default(), sel.bg.unwrap_or_default()),
+            "{theme}"
+        );
+    }
 }
 
 #[test]
@@ -1018,4 +1049,39 @@ fn at_80x24_nothing_is_cut_mid_word() {
     assert!(!synopsis.contains("Attach"), "{help}");
     assert!(text.contains("Attach"), "{help}");
     insta::assert_snapshot!("help_80x24_end", help);
+}
+
+/// On a wide terminal NAME grows (a long name and its operation note fit)
+/// and DEVICES does not take the rest.
+#[test]
+fn at_200x60_name_grows_and_devices_stays_its_size() {
+    let d = dirs();
+    let mut h = Harness::new(HarnessOptions {
+        size: (200, 60),
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+        state_dir: None,
+    });
+    let long = d.config.join("long.sxp");
+    std::fs::write(
+        &long,
+        "(vm (name a-rather-long-domain-name-of-an-operator-fleet-01) (memory 64) (image (linux (kernel /k))))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    build(&mut h, &long);
+    h.tick(1.0);
+    let cols = domus::tui::table::visible_columns(200);
+    let name = cols
+        .iter()
+        .find(|(c, _)| *c == domus::tui::table::Column::Name)
+        .map(|(_, w)| *w);
+    assert!(name.is_some_and(|w| w >= 64), "{cols:?}");
+    let screen = h.screen();
+    assert!(
+        screen.contains("a-rather-long-domain-name-of-an-operator-fleet-01 "),
+        "{screen}"
+    );
+    insta::assert_snapshot!("wide_200x60", screen);
 }

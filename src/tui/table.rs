@@ -92,13 +92,11 @@ pub fn visible_columns(width: u16) -> Vec<(Column, u16)> {
         }
         cols.retain(|c| *c != drop);
     }
+    // NAME takes what the others leave, up to a whole name (64) with an
+    // operation's note after it; beyond that the table ends early rather
+    // than stretch DEVICES.
     let fixed = total(&cols, 0);
-    let name = avail.saturating_sub(fixed).clamp(
-        8,
-        Column::Name
-            .width()
-            .max(avail.saturating_sub(fixed).min(40)),
-    );
+    let name = avail.saturating_sub(fixed).clamp(8, 80);
     cols.into_iter()
         .map(|c| (c, if c == Column::Name { name } else { c.width() }))
         .collect()

@@ -158,7 +158,12 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
             .map(|(c, w)| match c {
                 Column::Id => Cell::from(format!("{mark}{:>4}", info.domid)),
                 Column::Name => name_cell(app, row, usize::from(*w)),
-                // Only the colour: the row keeps its (selection) background.
+                // Only the colour: the row keeps its background. On the
+                // selected row the selection's own colours win (a state
+                // colour on the selection bar can be unreadable: cyan on
+                // high-contrast yellow).
+                Column::State if start + i == tbl.selected => Cell::from(info.state_string())
+                    .style(t.selection().add_modifier(Modifier::BOLD)),
                 Column::State => Cell::from(info.state_string())
                     .style(ratatui::style::Style::default().fg(t.state(info).fg.unwrap_or(t.fg))),
                 Column::CpuTime => Cell::from(format!(
@@ -191,6 +196,7 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
+        .flex(ratatui::layout::Flex::Start)
         .block(block(app, title));
     frame.render_widget(table, area);
     if tbl.order.is_empty() && !tbl.rows.is_empty() {
