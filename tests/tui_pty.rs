@@ -28,6 +28,13 @@ fn the_binary_draws_answers_keys_and_restores_the_terminal() {
     // Build web1 from the library tab, then see it in the table.
     pty.press(b"2");
     pty.wait_for("web1.sxp", "the config library", 30);
+    // A config copied in by hand (scp, vim) shows without a key pressed.
+    std::fs::write(
+        dir.path().join("domains").join("copied.cfg"),
+        "name = \"copied\"\nmemory = 64\nkernel = \"/k\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    pty.wait_for("copied.cfg", "the copied config, from the library watch", 5);
     pty.press(b"G");
     pty.press(b"\r");
     pty.wait_for("built web1 as domain 1", "the build", 30);

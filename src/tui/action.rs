@@ -105,6 +105,8 @@ pub enum Action {
     Completions(Vec<String>),
     /// Some domus process committed to the state store: refresh.
     StoreChanged,
+    /// A file in the config library appeared, changed or went.
+    LibraryChanged,
     /// The operations waiting their turn on a domain (none: the list is
     /// empty again).
     Queued {

@@ -415,6 +415,7 @@ impl App {
             }
             Action::Completions(list) => self.on_completions(list),
             Action::StoreChanged => vec![Effect::Refresh],
+            Action::LibraryChanged => vec![Effect::LoadLibrary],
             Action::Tick => {
                 // Most ticks read only what changes by itself; now and then
                 // a whole refresh catches what no event announced.

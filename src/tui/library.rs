@@ -181,6 +181,42 @@ pub fn offer_test_guest(dir: &Path, guest_dir: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Call `changed` whenever a config in `dir` appears, changes or goes (a
+/// file copied in with `scp`, saved by `vim`); `None` where the directory
+/// cannot be watched (the Library tab still re-reads when opened).
+pub fn watch(
+    dir: &Path,
+    changed: impl Fn() + Send + 'static,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let handler = move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        if matches!(ev.kind, EventKind::Access(_)) {
+            return;
+        }
+        // Temporaries (ours and editors') start with '.' or end in '~'.
+        let relevant = ev.paths.iter().any(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| !n.starts_with('.') && !n.ends_with('~') && !n.ends_with(".swp"))
+        });
+        if relevant {
+            changed();
+        }
+    };
+    let watcher = notify::recommended_watcher(handler).and_then(|mut w| {
+        w.watch(dir, RecursiveMode::NonRecursive)?;
+        Ok(w)
+    });
+    match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config library");
+            None
+        }
+    }
+}
+
 pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()

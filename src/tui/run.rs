@@ -122,6 +122,12 @@ async fn event_loop(
         })
         .map_err(|e| format!("starting the store watcher: {e}"))?;
 
+    // Configs copied into the library by hand show within a moment.
+    let library_tx = action_tx.clone();
+    let _library_watch = super::library::watch(&opts.config_dir, move || {
+        let _ = library_tx.send(Action::LibraryChanged);
+    });
+
     let send = |effects: Vec<Effect>| {
         for e in effects {
             lanes.submit(e);
