@@ -1085,3 +1085,32 @@ fn at_200x60_name_grows_and_devices_stays_its_size() {
     );
     insta::assert_snapshot!("wide_200x60", screen);
 }
+
+/// Tab in the palette completes the word being typed from what fits its
+/// place, and keeps what was typed before it.
+#[test]
+fn palette_tab_completes_and_keeps_the_arguments() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause pl");
+    h.key(KeyCode::Tab);
+    let screen = h.screen();
+    assert!(screen.contains(" : pause plan9term ▏"), "{screen}");
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    assert!(h.screen().contains("paused plan9term"), "{}", h.screen());
+    h.key(KeyCode::Char(':'));
+    h.type_text("shutdown web1 reb");
+    h.key(KeyCode::Tab);
+    assert!(
+        h.screen().contains(" : shutdown web1 reboot ▏"),
+        "{}",
+        h.screen()
+    );
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char(':'));
+    h.type_text("create hv");
+    h.key(KeyCode::Tab);
+    assert!(h.screen().contains(" : create hvm ▏"), "{}", h.screen());
+}

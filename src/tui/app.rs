@@ -846,20 +846,10 @@ impl App {
                     return (Mode::Normal, self.run_palette(&input.text));
                 }
                 if key.code == KeyCode::Tab {
-                    let word = input
-                        .text
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let verbs = keymap::palette_verbs(self.read_only);
-                    let found: Vec<&str> = verbs
-                        .iter()
-                        .map(|v| v.0)
-                        .filter(|v| v.starts_with(&word))
-                        .collect();
-                    if let [only] = found.as_slice() {
-                        input = LineInput::new(format!("{only} "));
+                    if let Some(text) =
+                        crate::tui::complete::complete(&input.text, &self.palette_candidates())
+                    {
+                        input = LineInput::new(text);
                     }
                     return (Mode::Palette(input), Vec::new());
                 }
@@ -1384,6 +1374,26 @@ impl App {
         }
         self.table.scroll_into_view(height);
         Vec::new()
+    }
+
+    /// What the palette's Tab completes from.
+    fn palette_candidates(&self) -> crate::tui::complete::Candidates {
+        let mut library = Vec::new();
+        for e in &self.library.entries {
+            if let Some(stem) = e.path.file_stem() {
+                library.push(stem.to_string_lossy().into_owned());
+            }
+            library.extend(e.name.clone());
+        }
+        crate::tui::complete::Candidates {
+            verbs: keymap::palette_verbs(self.read_only)
+                .into_iter()
+                .map(|(v, a, _)| (v, a))
+                .collect(),
+            domains: self.table.rows.iter().map(|r| r.name.clone()).collect(),
+            library,
+            themes: self.themes.iter().map(|t| t.name.clone()).collect(),
+        }
     }
 
     /// Why `cmd` does not fit the selected (or tagged) domains' state, if

@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod app;
+pub mod complete;
 pub mod console;
 pub mod editor;
 pub mod feed;
