@@ -1114,3 +1114,51 @@ fn palette_tab_completes_and_keeps_the_arguments() {
     h.key(KeyCode::Tab);
     assert!(h.screen().contains(" : create hvm ▏"), "{}", h.screen());
 }
+
+/// The editor's undo is Ctrl-Z and redo Ctrl-Y; Ctrl-U deletes to the
+/// start of the line as in every other input; the help says so.
+#[test]
+fn editor_undo_redo_and_ctrl_u() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::Char('n'));
+    h.type_text("ed1\r");
+    let original = match &h.app.mode {
+        domus::tui::app::Mode::Editor(ed) => ed.text(),
+        _ => panic!("no editor"),
+    };
+    let text = |h: &domus::tui::testing::Harness| match &h.app.mode {
+        domus::tui::app::Mode::Editor(ed) => ed.text(),
+        _ => panic!("no editor"),
+    };
+    h.type_text("xyz");
+    assert_ne!(text(&h), original);
+    for _ in 0..3 {
+        h.ctrl('z');
+    }
+    assert_eq!(text(&h), original, "Ctrl-Z undoes, one character at a time");
+    for _ in 0..3 {
+        h.ctrl('y');
+    }
+    assert!(text(&h).contains("xyz"), "Ctrl-Y redoes");
+    h.key(KeyCode::End);
+    h.ctrl('u');
+    let first = text(&h).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.is_empty(),
+        "Ctrl-U deleted to the start of the line: {first:?}"
+    );
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('?'));
+    let mut help = h.screen();
+    for _ in 0..10 {
+        h.key(KeyCode::PageDown);
+        help.push_str(&h.screen());
+    }
+    assert!(
+        help.contains("Ctrl-Z") && help.contains("Undo") && help.contains("Ctrl-Y"),
+        "{help}"
+    );
+}

@@ -1303,6 +1303,29 @@ impl App {
                 }];
                 return (Mode::Editor(ed), effects);
             }
+            Some(cmd @ (Command::EditorUndo | Command::EditorRedo | Command::EditorKillLine)) => {
+                if self.read_only {
+                    ed.message = Some("read-only: the editor cannot change files".into());
+                    return (Mode::Editor(ed), Vec::new());
+                }
+                let what = match cmd {
+                    Command::EditorUndo => crate::tui::editor::EditorEdit::Undo,
+                    Command::EditorRedo => crate::tui::editor::EditorEdit::Redo,
+                    _ => crate::tui::editor::EditorEdit::KillLine,
+                };
+                let changed = ed.edit(what);
+                ed.scroll_into_view(height);
+                let effects = if changed {
+                    ed.message = None;
+                    vec![Effect::WriteRecovery {
+                        path: ed.path.clone(),
+                        text: ed.text(),
+                    }]
+                } else {
+                    Vec::new()
+                };
+                return (Mode::Editor(ed), effects);
+            }
             Some(Command::EditorBuild) => {
                 if !ed.diagnostics.errors.is_empty() {
                     ed.message = Some("fix the errors before building".into());
@@ -1722,6 +1745,9 @@ impl App {
             | Command::ScrollDown
             | Command::ConsoleSearch
             | Command::EditorSave
+            | Command::EditorUndo
+            | Command::EditorRedo
+            | Command::EditorKillLine
             | Command::EditorBuild
             | Command::EditorClose => {}
         }

@@ -26,6 +26,15 @@ pub struct Editor {
     pub message: Option<String>,
 }
 
+/// Edits the editor makes by command rather than by the text area's own
+/// keys, so the keymap (and the help) names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditorEdit {
+    Undo,
+    Redo,
+    KillLine,
+}
+
 impl Editor {
     pub fn new(path: PathBuf, text: &str, saved_text: &str) -> Self {
         let file = path
@@ -72,6 +81,31 @@ impl Editor {
                 d
             }),
         };
+    }
+
+    /// Undo, redo, or delete to the start of the line; true if the text
+    /// changed.
+    pub fn edit(&mut self, what: EditorEdit) -> bool {
+        let before = self.textarea.lines().to_vec();
+        match what {
+            EditorEdit::Undo => {
+                self.textarea.undo();
+            }
+            EditorEdit::Redo => {
+                self.textarea.redo();
+            }
+            EditorEdit::KillLine => {
+                self.textarea.delete_line_by_head();
+            }
+        }
+        let changed = self.textarea.lines() != before.as_slice();
+        if changed {
+            self.confirm_discard = false;
+            self.build_anyway = false;
+            self.preflight.clear();
+            self.validate();
+        }
+        changed
     }
 
     /// Feed a key to the text area; true if the text changed.

@@ -75,6 +75,9 @@ pub enum Command {
     ConsoleSearch,
     EditorSave,
     EditorBuild,
+    EditorUndo,
+    EditorRedo,
+    EditorKillLine,
     EditorClose,
 }
 
@@ -486,6 +489,15 @@ pub static BINDINGS: &[Binding] = &[
         "save+build",
         "Save and build",
     )),
+    b(S::Editor, &[ctrl('z')], C::EditorUndo, "undo", "Undo"),
+    b(S::Editor, &[ctrl('y')], C::EditorRedo, "redo", "Redo"),
+    b(
+        S::Editor,
+        &[ctrl('u')],
+        C::EditorKillLine,
+        "",
+        "Delete to the start of the line (as Ctrl-U does in every input)",
+    ),
     b(
         S::Editor,
         &[code(KeyCode::Esc)],
