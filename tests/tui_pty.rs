@@ -72,3 +72,54 @@ fn the_binary_draws_answers_keys_and_restores_the_terminal() {
     let lflag_after = pty.master.get_termios().map(|t| t.local_flags.bits());
     assert_eq!(lflag_after, lflag_before, "terminal local modes restored");
 }
+
+/// The theme, sort and filter chosen are there again at the next start.
+#[test]
+fn preferences_persist_between_runs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let start = || {
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_domus"));
+        cmd.args(["--backend", "sim", "--state-dir"]);
+        cmd.arg(dir.path().join("state"));
+        cmd.arg("--config-dir");
+        cmd.arg(dir.path().join("domains"));
+        cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
+        cmd.env("TERM", "xterm-256color");
+        Pty::spawn(cmd, 36, 120, |_| {})
+    };
+    let mut pty = start();
+    pty.wait_for("Domain-0", "the domain table", 30);
+    pty.press(b":theme light\r");
+    pty.wait_for("theme: light", "the theme switched", 10);
+    pty.press(b">");
+    pty.wait_for("sort: NAME", "the sort switched", 10);
+    pty.press(b"/dom\r");
+    std::thread::sleep(Duration::from_millis(300));
+    pty.press(b"q");
+    pty.wait_exit("q");
+    let prefs = dir.path().join("config/domus/prefs.json");
+    let text =
+        std::fs::read_to_string(&prefs).unwrap_or_else(|e| panic!("{}: {e}", prefs.display()));
+    assert!(
+        text.contains("\"light\"") && text.contains("\"NAME\""),
+        "{text}"
+    );
+    let mode = std::fs::metadata(&prefs)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap_or(0);
+    assert_eq!(mode, 0o600);
+
+    let mut pty = start();
+    pty.wait_for("Domain-0", "the domain table again", 30);
+    let text = pty.text();
+    assert!(
+        text.contains("theme: light") && text.contains("sort: NAME"),
+        "{text}"
+    );
+    assert!(
+        text.contains("filter: dom") || text.contains("Domains (1 of"),
+        "{text}"
+    );
+    pty.press(b"q");
+    pty.wait_exit("q");
+}

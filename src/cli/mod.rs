@@ -58,9 +58,10 @@ pub struct Cli {
     #[arg(long, env = "DOMUS_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
 
-    /// TUI theme: dark, light, high-contrast, or one from $XDG_CONFIG_HOME/domus/themes.
-    #[arg(long, default_value = "dark")]
-    pub theme: String,
+    /// TUI theme: dark, light, high-contrast, or one from
+    /// $XDG_CONFIG_HOME/domus/themes [default: the last one chosen, else dark].
+    #[arg(long)]
+    pub theme: Option<String>,
 
     /// TUI: no action that changes a domain or a file.
     #[arg(long)]
@@ -303,6 +304,7 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
         let config_root = crate::paths::default_config_dir();
         let opts = crate::tui::TuiOptions {
             theme: cli.theme.clone(),
+            prefs_path: config_root.join("prefs.json"),
             read_only: cli.read_only,
             delay: std::time::Duration::from_secs_f64(cli.delay),
             config_dir: library_dir(cli),

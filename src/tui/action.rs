@@ -177,6 +177,8 @@ pub enum Effect {
     DeleteFile(PathBuf),
     /// `domus import` for one library file.
     ImportConfig(PathBuf),
+    /// Keep the operator's choices (theme, sort, filter) for next time.
+    SavePrefs(super::prefs::Prefs),
     WriteRecovery {
         path: PathBuf,
         text: String,

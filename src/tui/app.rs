@@ -163,6 +163,8 @@ pub enum Mode {
 }
 
 pub struct App {
+    /// The preferences as last kept: a change makes a `SavePrefs`.
+    pub prefs_kept: crate::tui::prefs::Prefs,
     pub theme: Theme,
     pub themes: Vec<Theme>,
     pub read_only: bool,
@@ -247,6 +249,7 @@ impl App {
         size: (u16, u16),
     ) -> Self {
         App {
+            prefs_kept: crate::tui::prefs::Prefs::default(),
             theme_before: theme.clone(),
             status_at: 0,
             theme,
@@ -339,7 +342,47 @@ impl App {
         self.caps.has(cap)
     }
 
+    /// The operator's choices as they are now.
+    pub fn prefs(&self) -> crate::tui::prefs::Prefs {
+        crate::tui::prefs::Prefs {
+            theme: Some(self.theme.name.clone()),
+            sort: Some(self.table.column().title().to_string()),
+            descending: self.table.descending,
+            filter: self.table.filter.clone(),
+        }
+    }
+
+    /// Take saved preferences (at start): they become what is kept.
+    pub fn apply_prefs(&mut self, p: &crate::tui::prefs::Prefs, theme_given: bool) {
+        if !theme_given
+            && let Some(t) = p
+                .theme
+                .as_ref()
+                .and_then(|n| self.themes.iter().find(|t| t.name == *n))
+        {
+            self.theme = t.clone();
+        }
+        if let Some(col) = &p.sort {
+            self.table.set_sort(col, p.descending);
+        }
+        self.table.set_filter(&p.filter);
+        self.prefs_kept = self.prefs();
+    }
+
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = self.update_inner(action);
+        // Outside the filter prompt (typing changes it on every key).
+        if !matches!(self.mode, Mode::Filter(_)) {
+            let now = self.prefs();
+            if now != self.prefs_kept {
+                self.prefs_kept = now.clone();
+                effects.push(Effect::SavePrefs(now));
+            }
+        }
+        effects
+    }
+
+    fn update_inner(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Key(key) => self.on_key(key),
             Action::Mouse(m) => self.on_mouse(m),

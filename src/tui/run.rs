@@ -20,7 +20,10 @@ use crate::engine::Engine;
 use crate::store::follow::Changes;
 
 pub struct TuiOptions {
-    pub theme: String,
+    /// `--theme`; `None`: the saved preference, else dark.
+    pub theme: Option<String>,
+    /// Where the TUI keeps its preferences (theme, sort, filter).
+    pub prefs_path: PathBuf,
     pub read_only: bool,
     pub delay: Duration,
     pub config_dir: PathBuf,
@@ -32,7 +35,9 @@ pub struct TuiOptions {
 /// way out, panics included.
 pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
     let (themes, problems) = Theme::load_all(Some(&opts.user_theme_dir));
-    let theme = pick(&themes, &opts.theme).map_err(|e| e.to_string())?;
+    let (prefs, prefs_problem) = super::prefs::Prefs::load(&opts.prefs_path);
+    let theme =
+        pick(&themes, opts.theme.as_deref().unwrap_or("dark")).map_err(|e| e.to_string())?;
     let seeded = super::library::seed(&opts.config_dir).map_err(|e| {
         format!(
             "cannot create the config directory {}: {e}",
@@ -66,6 +71,10 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
         .map(|s| (s.width, s.height))
         .unwrap_or((80, 24));
     let mut app = App::new(theme, themes, opts.read_only, opts.config_dir.clone(), size);
+    app.apply_prefs(&prefs, opts.theme.is_some());
+    if let Some(p) = prefs_problem {
+        app.log(Level::Warn, p);
+    }
     for p in problems {
         app.log(Level::Warn, format!("theme skipped: {p}"));
     }
@@ -95,12 +104,14 @@ async fn event_loop(
     let sink: super::worker::Sink = Arc::new(move |a| {
         let _ = sink_tx.send(a);
     });
-    let worker = Arc::new(Worker::new(
+    let mut worker = Worker::new(
         engine,
         opts.config_dir.clone(),
         opts.state_dir.join("recovery"),
         Some(Arc::clone(&sink)),
-    ));
+    );
+    worker.set_prefs_path(opts.prefs_path.clone());
+    let worker = Arc::new(worker);
     let lanes = Lanes::new(worker, sink);
 
     // Any domus process's commit to the state store (a CLI command, a

@@ -302,6 +302,17 @@ impl DomainTable {
         self.reorder(keep);
     }
 
+    /// Sort by the column headed `title`, in the given direction (the
+    /// saved preference); an unknown title leaves the sort as it is.
+    pub fn set_sort(&mut self, title: &str, descending: bool) {
+        if let Some(idx) = Column::ALL.iter().position(|c| c.title() == title) {
+            self.sort = idx;
+            self.descending = descending;
+            let keep = self.selected_domid();
+            self.reorder(keep);
+        }
+    }
+
     pub fn reverse(&mut self) {
         self.descending = !self.descending;
         let keep = self.selected_domid();

@@ -35,6 +35,8 @@ pub struct Worker {
     /// Stop flags of the reader threads, one per open console.
     pumps: Mutex<HashMap<DomId, Arc<AtomicBool>>>,
     pci_root: PathBuf,
+    /// Where the preferences go; `None` (tests): not kept.
+    prefs_path: Option<PathBuf>,
     /// The newest journal entry already handed to the app.
     journal_seq: AtomicI64,
 }
@@ -65,8 +67,14 @@ impl Worker {
             sink,
             pumps: Mutex::default(),
             pci_root: PathBuf::from("/sys/bus/pci/devices"),
+            prefs_path: None,
             journal_seq: AtomicI64::new(0),
         }
+    }
+
+    /// Keep the TUI's preferences in this file.
+    pub fn set_prefs_path(&mut self, path: PathBuf) {
+        self.prefs_path = Some(path);
     }
 
     /// Read host PCI devices from elsewhere (tests).
@@ -365,6 +373,17 @@ impl Worker {
             Effect::Preflight { path, text } => {
                 let problems = self.preflight(&path, &text);
                 Action::Done(Done::Preflight { path, problems })
+            }
+            Effect::SavePrefs(prefs) => {
+                if let Some(path) = &self.prefs_path
+                    && let Err(e) = prefs.save(path)
+                {
+                    return vec![Action::Done(Done::Error(format!(
+                        "cannot keep the preferences in {}: {e}",
+                        path.display()
+                    )))];
+                }
+                return Vec::new();
             }
             Effect::ImportConfig(path) => {
                 let result = library::import(&path, &self.library_dir, false)
