@@ -645,3 +645,37 @@ fn an_xend_hvm_domain_gets_its_boot_order_cd_tap_format_and_online_vcpus() {
     );
     assert!(qemu_processes_under(&rig.runtime()).is_empty());
 }
+
+/// On QEMU the library marks what QEMU cannot build (plan9, a pygrub
+/// domain) as not valid, with the reason; the simulator's marks differ.
+#[test]
+fn library_marks_fit_the_backend() {
+    let rig = qemu_rig();
+    let lib = rig.root.path().join("lib");
+    domus::tui::library::seed(&lib).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        lib.join("grub.sxp"),
+        "(vm (name grub) (memory 64) (bootloader pygrub) (device (vbd (uname phy:/dev/vg/g) (dev xvda) (mode w))))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let entries =
+        domus::tui::library::scan_with(&lib, |c| rig.engine.unbuildable(c).into_iter().next());
+    let status = |file: &str| {
+        entries
+            .iter()
+            .find(|e| e.file == file)
+            .map(|e| e.status.clone())
+            .unwrap_or_else(|| panic!("{file} not listed"))
+    };
+    assert!(
+        status("plan9.sxp").is_err_and(|e| e.contains("does not build plan9 images")),
+        "{:?}",
+        status("plan9.sxp")
+    );
+    assert!(
+        status("grub.sxp").is_err_and(|e| e.contains("pygrub")),
+        "{:?}",
+        status("grub.sxp")
+    );
+    assert!(status("web1.sxp").is_ok(), "{:?}", status("web1.sxp"));
+}

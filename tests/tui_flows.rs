@@ -1162,3 +1162,44 @@ fn editor_undo_redo_and_ctrl_u() {
         "{help}"
     );
 }
+
+/// N in the library starts a copy of the selected config: a new name, no
+/// uuid, no MACs (fresh ones at build), so it builds beside the original.
+#[test]
+fn a_config_is_copied_with_a_fresh_identity() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::Home);
+    while h
+        .app
+        .library
+        .selected_entry()
+        .is_some_and(|e| e.file != "web1.sxp")
+    {
+        h.key(KeyCode::Down);
+    }
+    h.key(KeyCode::Char('N'));
+    assert!(
+        h.screen().contains("Name of the copy of web1.sxp"),
+        "{}",
+        h.screen()
+    );
+    h.key(KeyCode::Enter);
+    h.tick(0.0);
+    let text = match &h.app.mode {
+        domus::tui::app::Mode::Editor(ed) => ed.text(),
+        _ => panic!("no editor:\n{}", h.screen()),
+    };
+    assert!(text.contains("(name web1-copy)"), "{text}");
+    assert!(
+        !text.contains("(mac ") && !text.contains("(uuid "),
+        "{text}"
+    );
+    // The disk is still web1's: Ctrl-B's check says so before building.
+    h.ctrl('b');
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("already attached to web1"), "{screen}");
+    insta::assert_snapshot!("library_copy_checked", screen);
+}

@@ -7,19 +7,20 @@ use super::Engine;
 use crate::config::{DeviceSpec, DomainConfig, UnameKind};
 
 impl Engine {
-    /// Every problem building `config` on this host would meet; `pci_root`
-    /// is where the host's PCI functions are listed (`/sys/bus/pci/devices`).
-    pub fn preflight(&self, config: &DomainConfig, pci_root: &Path) -> Vec<String> {
+    /// Why this backend cannot build `config` at all, whatever the host
+    /// holds (the image type, a bootloader, nothing to boot): the library's
+    /// validity marks and the start of [`Self::preflight`].
+    pub fn unbuildable(&self, config: &DomainConfig) -> Vec<String> {
         let mut problems = Vec::new();
-        let host = self.host_info().ok();
         let type_name = config.image.type_name();
+        let caps = self.hv.capabilities();
+        let backend = self
+            .host_info()
+            .map_or("this".to_string(), |h| h.backend.to_string());
         match self.registry.image(type_name) {
             None => problems.push(format!("domus builds no {type_name} images")),
             Some(h) => {
-                if !self.hv.capabilities().has(h.capability()) {
-                    let backend = host
-                        .as_ref()
-                        .map_or("this".to_string(), |h| h.backend.to_string());
+                if !caps.has(h.capability()) {
                     problems.push(format!(
                         "the {backend} backend does not build {type_name} images"
                     ));
@@ -30,15 +31,20 @@ impl Engine {
             }
         }
         if let Some(b) = &config.bootloader
-            && !self
-                .hv
-                .capabilities()
-                .has(crate::backend::Capability::Bootloader)
+            && !caps.has(crate::backend::Capability::Bootloader)
         {
             problems.push(format!(
-                "the bootloader {b} runs in Xen's toolstack; this backend boots a kernel or a disk"
+                "the bootloader {b} runs in Xen's toolstack; the {backend} backend boots a kernel or a disk"
             ));
         }
+        problems
+    }
+
+    /// Every problem building `config` on this host would meet; `pci_root`
+    /// is where the host's PCI functions are listed (`/sys/bus/pci/devices`).
+    pub fn preflight(&self, config: &DomainConfig, pci_root: &Path) -> Vec<String> {
+        let mut problems = self.unbuildable(config);
+        let host = self.host_info().ok();
         // The simulator builds from paths it never opens.
         let files = self
             .hv

@@ -107,6 +107,11 @@ pub enum Action {
     StoreChanged,
     /// A file in the config library appeared, changed or went.
     LibraryChanged,
+    /// A copy of a config to edit, not yet saved.
+    Cloned {
+        path: PathBuf,
+        text: String,
+    },
     /// The operations waiting their turn on a domain (none: the list is
     /// empty again).
     Queued {
@@ -177,6 +182,12 @@ pub enum Effect {
     DeleteFile(PathBuf),
     /// `domus import` for one library file.
     ImportConfig(PathBuf),
+    /// Read `from` and open a copy named `name` (to be saved at `to`).
+    CloneConfig {
+        from: PathBuf,
+        to: PathBuf,
+        name: String,
+    },
     /// Keep the operator's choices (theme, sort, filter) for next time.
     SavePrefs(super::prefs::Prefs),
     WriteRecovery {

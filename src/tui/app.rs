@@ -152,7 +152,8 @@ pub enum Mode {
         domid: DomId,
         input: LineInput,
     },
-    NewConfig(LineInput),
+    /// A new config's name; with a source: a copy of that config.
+    NewConfig(LineInput, Option<PathBuf>),
     Editor(Box<Editor>),
     Recover {
         path: PathBuf,
@@ -459,6 +460,10 @@ impl App {
             Action::Completions(list) => self.on_completions(list),
             Action::StoreChanged => vec![Effect::Refresh],
             Action::LibraryChanged => vec![Effect::LoadLibrary],
+            Action::Cloned { path, text } => {
+                self.mode = Mode::Editor(Box::new(Editor::new(path, &text, "")));
+                Vec::new()
+            }
             Action::Tick => {
                 // Most ticks read only what changes by itself; now and then
                 // a whole refresh catches what no event announced.
@@ -1022,17 +1027,15 @@ impl App {
                 (Mode::Memory { domid, input }, Vec::new())
             }
             Mode::Form(form) => self.form_key(form, key),
-            Mode::NewConfig(mut input) => {
+            Mode::NewConfig(mut input, from) => {
                 if esc {
                     return (Mode::Normal, Vec::new());
                 }
                 if enter {
                     let name = input.text.trim().to_string();
-                    let valid = crate::config::parse_str(&library::template(&name), "new").is_ok();
-                    if !valid || name.is_empty() {
-                        self.status =
-                            Some((Level::Error, format!("'{name}' is not a valid domain name")));
-                        return (Mode::NewConfig(input), Vec::new());
+                    if let Err(why) = crate::config::validate_name(&name) {
+                        self.announce(Level::Error, format!("'{name}': {why}"));
+                        return (Mode::NewConfig(input, from), Vec::new());
                     }
                     let path = self.library.dir.join(format!("{name}.sxp"));
                     if self.library.entries.iter().any(|e| e.path == path) {
@@ -1040,16 +1043,27 @@ impl App {
                             Level::Error,
                             format!("{name}.sxp already exists; press e to edit it"),
                         );
-                        return (Mode::NewConfig(input), Vec::new());
+                        return (Mode::NewConfig(input, from), Vec::new());
                     }
-                    let text = library::template(&name);
+                    if let Some(from) = from {
+                        return (
+                            Mode::Normal,
+                            vec![Effect::CloneConfig {
+                                from,
+                                to: path,
+                                name,
+                            }],
+                        );
+                    }
+                    let backend = self.host.as_ref().map(|h| h.backend);
+                    let text = library::template_for(&name, backend);
                     return (
                         Mode::Editor(Box::new(Editor::new(path, &text, ""))),
                         Vec::new(),
                     );
                 }
                 input.handle(&key);
-                (Mode::NewConfig(input), Vec::new())
+                (Mode::NewConfig(input, from), Vec::new())
             }
             Mode::Editor(ed) => self.editor_key(ed, key),
             Mode::Recover {
@@ -1747,7 +1761,20 @@ impl App {
                     };
                 }
             }
-            Command::LibNew => self.mode = Mode::NewConfig(LineInput::default()),
+            Command::LibNew => self.mode = Mode::NewConfig(LineInput::default(), None),
+            Command::LibClone => {
+                if let Some(e) = self.library.selected_entry() {
+                    if let Err(why) = &e.status {
+                        self.log(Level::Error, format!("{} does not read: {why}", e.file));
+                    } else {
+                        let base = e.name.clone().unwrap_or_default();
+                        self.mode = Mode::NewConfig(
+                            LineInput::new(format!("{base}-copy")),
+                            Some(e.path.clone()),
+                        );
+                    }
+                }
+            }
             Command::LibBuild => {
                 if let Some(e) = self.library.selected_entry() {
                     if let Err(err) = &e.status {
@@ -2015,7 +2042,8 @@ impl App {
                 return vec![Effect::Build(path)];
             }
             "new" => {
-                self.mode = Mode::NewConfig(LineInput::new(args.first().copied().unwrap_or("")));
+                self.mode =
+                    Mode::NewConfig(LineInput::new(args.first().copied().unwrap_or("")), None);
             }
             "console" => {
                 if let Some(d) = need_dom(self) {

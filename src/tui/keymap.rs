@@ -66,6 +66,7 @@ pub enum Command {
     Theme,
     Start,
     LibNew,
+    LibClone,
     LibBuild,
     LibDelete,
     LibImport,
@@ -432,6 +433,13 @@ pub static BINDINGS: &[Binding] = &[
         "NAME|FILE",
     ),
     b(S::Library, &[k('e')], C::Edit, "edit", "Edit the config"),
+    destructive(b(
+        S::Library,
+        &[k('N')],
+        C::LibClone,
+        "copy",
+        "New config from the selected one (new name, fresh uuid and MACs)",
+    )),
     destructive(b(
         S::Library,
         &[k('i')],

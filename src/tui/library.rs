@@ -16,6 +16,24 @@ pub const EXAMPLES: [(&str, &str); 3] = [
 ];
 
 /// What `n` starts a new config from.
+/// What `n` starts a new config from on `backend`: QEMU boots an hvm
+/// guest from a disk image (with the `qemu-img` line that makes it) or a
+/// clone of a config that boots here; Xen and the simulator a PV guest.
+pub fn template_for(name: &str, backend: Option<crate::backend::BackendKind>) -> String {
+    match backend {
+        Some(crate::backend::BackendKind::Qemu) => format!(
+            "# New domain. Ctrl-S saves, Ctrl-B saves and builds, Esc closes.\n\
+             # QEMU boots a kernel directly or, as here, a disk by the boot order\n\
+             # (c disk, d CD, n network). Make the disk with\n\
+             #   qemu-img create -f qcow2 /var/lib/domus/images/{name}.qcow2 8G\n\
+             # and put an installer in the CD drive, or clone a config that boots\n\
+             # here (N in the library, e.g. on tiny.sxp).\n\
+             (vm\n    (name {name})\n    (memory 512)\n    (vcpus 1)\n    (image (hvm (boot cd)))\n    (device (vbd (uname file:/var/lib/domus/images/{name}.qcow2) (dev hda) (mode w)))\n    (device (vbd (dev hdc:cdrom) (mode r)))\n    (device (vif))\n    (on_crash restart))\n"
+        ),
+        _ => template(name),
+    }
+}
+
 pub fn template(name: &str) -> String {
     format!(
         "# New domain. Ctrl-S saves, Ctrl-B saves and builds, Esc closes.\n\
@@ -181,6 +199,25 @@ pub fn offer_test_guest(dir: &Path, guest_dir: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// A copy of `c` to build beside it: the new name, a fresh uuid and fresh
+/// MACs (given at build), as sxp text.
+pub fn clone_text(c: &crate::config::DomainConfig, name: &str, from: &str) -> String {
+    let mut c = c.clone();
+    c.name = name.to_string();
+    c.uuid = None;
+    for d in &mut c.devices {
+        if let crate::config::DeviceSpec::Vif(v) = d {
+            v.mac = None;
+        }
+    }
+    format!(
+        "# New from {from}. Ctrl-S saves, Ctrl-B saves and builds, Esc closes.\n\
+         # Its disks and PCI functions are the original's: change them to build\n\
+         # it beside the original (Ctrl-B's check says what is in use).\n{}\n",
+        crate::sxp::print_pretty(&c.to_value())
+    )
+}
+
 /// Call `changed` whenever a config in `dir` appears, changes or goes (a
 /// file copied in with `scp`, saved by `vim`); `None` where the directory
 /// cannot be watched (the Library tab still re-reads when opened).
@@ -218,6 +255,15 @@ pub fn watch(
 }
 
 pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
+    scan_with(dir, |_| None)
+}
+
+/// [`scan`], marking a config that reads but that the backend in use
+/// cannot build (`unbuildable` says why) as not valid.
+pub fn scan_with(
+    dir: &Path,
+    unbuildable: impl Fn(&crate::config::DomainConfig) -> Option<String>,
+) -> Vec<LibraryEntry> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -252,7 +298,10 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
                 }
                 Err(e) => (None, Err(e.to_string())),
                 Ok(text) => match parse_str(&text, &file) {
-                    Ok((c, d)) => (Some(c.name), Ok(d.warnings.len())),
+                    Ok((c, d)) => match unbuildable(&c) {
+                        Some(why) => (Some(c.name), Err(why)),
+                        None => (Some(c.name), Ok(d.warnings.len())),
+                    },
                     Err(e) => {
                         let first = e.to_string().lines().next().unwrap_or_default().to_string();
                         (None, Err(first))
@@ -273,6 +322,17 @@ pub fn scan(dir: &Path) -> Vec<LibraryEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_fit_the_backend_and_read() {
+        let q = template_for("q1", Some(crate::backend::BackendKind::Qemu));
+        let (c, _) = crate::config::parse_str(&q, "q1.sxp").unwrap_or_else(|e| panic!("{e}\n{q}"));
+        assert_eq!(c.image.type_name(), "hvm");
+        assert!(q.contains("qemu-img create -f qcow2"), "{q}");
+        assert!(!q.contains("xenbr0") && !q.contains("/boot/vmlinuz"), "{q}");
+        let x = template_for("x1", Some(crate::backend::BackendKind::Xen));
+        assert!(crate::config::parse_str(&x, "x1.sxp").is_ok(), "{x}");
+    }
 
     #[test]
     fn a_fifo_in_the_library_is_listed_as_such_and_never_read() {

@@ -336,7 +336,10 @@ impl Worker {
                     console_tail: tail,
                 }
             }
-            Effect::LoadLibrary => Action::Library(library::scan(&self.library_dir)),
+            // Marked for the backend in use: plan9 is no valid config on QEMU.
+            Effect::LoadLibrary => Action::Library(library::scan_with(&self.library_dir, |c| {
+                self.engine.unbuildable(c).into_iter().next()
+            })),
             // Bounded reads of regular files only: a FIFO in the library
             // must not block the worker, nor /dev/zero fill its memory.
             Effect::OpenFile(path) => {
@@ -385,6 +388,23 @@ impl Worker {
                 }
                 return Vec::new();
             }
+            Effect::CloneConfig { from, to, name } => match crate::config::load_file(&from) {
+                Ok((c, _)) => {
+                    let file = from
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    Action::Cloned {
+                        path: to,
+                        text: library::clone_text(&c, &name, &file),
+                    }
+                }
+                Err(e) => Action::Done(Done::Error(format!(
+                    "cannot copy {}: {}",
+                    from.display(),
+                    e.to_string().lines().next().unwrap_or_default()
+                ))),
+            },
             Effect::ImportConfig(path) => {
                 let result = library::import(&path, &self.library_dir, false)
                     .map(|i| (i.target, i.diagnostics.warnings.len()))

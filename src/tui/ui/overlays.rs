@@ -81,9 +81,18 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             ];
             frame_popup(frame, app, centered(area, 50, 5), "Memory target", lines);
         }
-        Mode::NewConfig(input) => {
+        Mode::NewConfig(input, from) => {
+            let ask = match from {
+                Some(p) => format!(
+                    " Name of the copy of {} (the file is NAME.sxp):",
+                    p.file_name()
+                        .map(|f| f.to_string_lossy())
+                        .unwrap_or_default()
+                ),
+                None => " Name of the new domain (the file is NAME.sxp):".to_string(),
+            };
             let lines = vec![
-                Line::from(" Name of the new domain (the file is NAME.sxp):"),
+                Line::from(ask),
                 Line::from(vec![
                     Span::raw(" "),
                     Span::styled(format!("{}▏", input.text), app.theme.key()),
