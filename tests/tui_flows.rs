@@ -1203,3 +1203,36 @@ fn a_config_is_copied_with_a_fresh_identity() {
     assert!(screen.contains("already attached to web1"), "{screen}");
     insta::assert_snapshot!("library_copy_checked", screen);
 }
+
+/// One rule for long messages: the editor's line is cut after a word and
+/// points at the Events tab, as the status line does.
+#[test]
+fn the_editor_cuts_a_long_message_as_the_status_line_does() {
+    let d = dirs();
+    let mut h = Harness::new(HarnessOptions {
+        size: (80, 24),
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+        state_dir: None,
+    });
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::Char('n'));
+    h.type_text("longmsg\r");
+    for _ in 0..3 {
+        h.key(KeyCode::Down);
+    }
+    h.key(KeyCode::End);
+    h.key(KeyCode::Left);
+    h.type_text("x");
+    h.ctrl('s');
+    let screen = h.screen();
+    let line = screen
+        .lines()
+        .find(|l| l.contains("saved longmsg.sxp"))
+        .unwrap_or_else(|| panic!("{screen}"))
+        .to_string();
+    assert!(line.trim_end().ends_with("… (3: Events)"), "{line}");
+    assert!(!line.contains("MiB, g…"), "cut after a whole word: {line}");
+}

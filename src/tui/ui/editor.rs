@@ -120,13 +120,14 @@ pub fn draw(frame: &mut Frame, app: &App, ed: &Editor) {
     };
     let pos = format!("{}:{}", crow + 1, ccol + 1);
     let msg = ed.message.clone().unwrap_or_default();
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled(format!(" {pos:<8}"), t.muted()),
-            Span::styled(crate::tui::ui::one_line(&msg), t.warning()),
-        ])),
-        msg_area,
-    );
+    let mut spans = vec![Span::styled(format!(" {pos:<7}"), t.muted())];
+    spans.extend(crate::tui::ui::one_line_in(
+        app,
+        &msg,
+        usize::from(area.width).saturating_sub(9),
+        t.warning(),
+    ));
+    frame.render_widget(Paragraph::new(Line::from(spans)), msg_area);
     crate::tui::ui::footer(
         frame,
         app,

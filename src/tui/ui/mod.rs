@@ -105,28 +105,52 @@ fn status_line(frame: &mut Frame, app: &App, area: ratatui::layout::Rect) {
         {
             Line::from("")
         }
-        (_, Some((level, said))) => {
-            let text = format!(" {}", one_line(said));
-            let room = usize::from(area.width);
-            if text.width() <= room {
-                Line::from(Span::styled(text, level_style(app, *level)))
-            } else {
-                // Cut, and say where the whole text is.
-                let logged = app.events.iter().rev().take(8).any(|e| e.text == *said);
-                let more = match keymap::key_for(keymap::Command::TabEvents) {
-                    Some(k) if logged => format!("… ({k}: Events)"),
-                    _ => "…".to_string(),
-                };
-                let cut = fit(&text, room.saturating_sub(more.width()));
-                Line::from(vec![
-                    Span::styled(cut, level_style(app, *level)),
-                    Span::styled(more, app.theme.muted()),
-                ])
-            }
-        }
+        (_, Some((level, said))) => Line::from(one_line_in(
+            app,
+            said,
+            usize::from(area.width),
+            level_style(app, *level),
+        )),
         (_, None) => Line::from(""),
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The one rule for a message on a line too short for it (status line,
+/// editor): cut after a whole word, then `…` and, when the Events tab
+/// holds the whole text, where to find it.
+pub fn one_line_in(
+    app: &App,
+    said: &str,
+    room: usize,
+    style: ratatui::style::Style,
+) -> Vec<Span<'static>> {
+    let text = format!(" {}", one_line(said));
+    if text.width() <= room {
+        return vec![Span::styled(text, style)];
+    }
+    let logged = app.events.iter().rev().take(8).any(|e| e.text == said);
+    let more = match keymap::key_for(keymap::Command::TabEvents) {
+        Some(k) if logged => format!("… ({k}: Events)"),
+        _ => "…".to_string(),
+    };
+    let cut = fit_words(&text, room.saturating_sub(more.width()));
+    vec![
+        Span::styled(cut, style),
+        Span::styled(more, app.theme.muted()),
+    ]
+}
+
+/// [`fit`], ending after a whole word when one ends in its last third.
+pub fn fit_words(text: &str, cols: usize) -> String {
+    let cut = fit(text, cols);
+    if cut.len() == text.len() {
+        return cut;
+    }
+    match cut.rfind(' ') {
+        Some(i) if i > 0 && cut[..i].width() * 3 >= cols * 2 => cut[..i].to_string(),
+        _ => cut,
+    }
 }
 
 /// A path as the operator knows it: relative to the config library's

@@ -480,8 +480,16 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     for d in &info.devices {
         lines.push(Line::from(format!("   {d}")));
     }
+    // Wrapped at words under their label, never cut.
+    let room = usize::from(area.width).saturating_sub(16);
     for n in &info.notes {
-        lines.push(Line::from(Span::styled(format!("   note: {n}"), t.muted())));
+        for (i, part) in crate::tui::ui::wrap(&crate::tui::ui::one_line(n), room)
+            .into_iter()
+            .enumerate()
+        {
+            let lead = if i == 0 { "   note: " } else { "         " };
+            lines.push(Line::from(Span::styled(format!("{lead}{part}"), t.muted())));
+        }
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(" Timeline", t.title())));
