@@ -1236,3 +1236,42 @@ fn the_editor_cuts_a_long_message_as_the_status_line_does() {
     assert!(line.trim_end().ends_with("… (3: Events)"), "{line}");
     assert!(!line.contains("MiB, g…"), "cut after a whole word: {line}");
 }
+
+/// The PCI picker names each host device (vendor and device from pci.ids)
+/// and its current driver.
+#[test]
+fn the_pci_picker_names_devices_and_drivers() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let root = d.config.parent().unwrap_or(&d.config).join("sys-pci");
+    let dev = root.join("0000:00:1f.2");
+    std::fs::create_dir_all(&dev).unwrap_or_else(|e| panic!("{e}"));
+    for (f, v) in [
+        ("vendor", "0x8086\n"),
+        ("device", "0x2922\n"),
+        ("class", "0x010601\n"),
+    ] {
+        std::fs::write(dev.join(f), v).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let drivers = root.join("drivers/ahci");
+    std::fs::create_dir_all(&drivers).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(&drivers, dev.join("driver")).unwrap_or_else(|e| panic!("{e}"));
+    let ids = root.join("pci.ids");
+    std::fs::write(
+        &ids,
+        "8086  Intel Corporation\n\t2922  82801IR/IO/IH (ICH9R/DO/DH) 6 port SATA Controller [AHCI mode]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    h.worker.set_pci_root(root.clone(), Some(ids));
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('a'));
+    h.key(KeyCode::Up);
+    h.key(KeyCode::Right);
+    h.key(KeyCode::Right);
+    h.tick(0.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("0000:00:1f.2 driver ahci · Intel Corporation 82801IR/IO/IH"),
+        "{screen}"
+    );
+}

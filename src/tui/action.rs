@@ -30,6 +30,11 @@ pub struct HostPci {
     pub vendor: String,
     pub device: String,
     pub class: String,
+    /// From pci.ids, where the host has it.
+    pub vendor_name: Option<String>,
+    pub device_name: Option<String>,
+    /// The driver bound now (`vfio-pci` is what passthrough needs).
+    pub driver: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,7 @@ pub mod input;
 pub mod keymap;
 pub mod lanes;
 pub mod library;
+pub mod pci_names;
 pub mod prefs;
 mod run;
 pub mod table;

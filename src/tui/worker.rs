@@ -35,6 +35,8 @@ pub struct Worker {
     /// Stop flags of the reader threads, one per open console.
     pumps: Mutex<HashMap<DomId, Arc<AtomicBool>>>,
     pci_root: PathBuf,
+    /// The pci.ids database to name devices from; `None`: Debian's places.
+    pci_ids: Option<PathBuf>,
     /// Where the preferences go; `None` (tests): not kept.
     prefs_path: Option<PathBuf>,
     /// The newest journal entry already handed to the app.
@@ -68,6 +70,7 @@ impl Worker {
             pumps: Mutex::default(),
             pci_root: PathBuf::from("/sys/bus/pci/devices"),
             prefs_path: None,
+            pci_ids: None,
             journal_seq: AtomicI64::new(0),
         }
     }
@@ -77,9 +80,10 @@ impl Worker {
         self.prefs_path = Some(path);
     }
 
-    /// Read host PCI devices from elsewhere (tests).
-    pub fn set_pci_root(&mut self, root: PathBuf) {
+    /// Read host PCI devices (and their names) from elsewhere (tests).
+    pub fn set_pci_root(&mut self, root: PathBuf, ids: Option<PathBuf>) {
         self.pci_root = root;
+        self.pci_ids = ids;
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -430,7 +434,15 @@ impl Worker {
                 let _ = std::fs::remove_file(self.recovery_path(&path));
                 return Vec::new();
             }
-            Effect::ScanPci => Action::PciDevices(scan_pci(&self.pci_root)),
+            Effect::ScanPci => {
+                let ids = self
+                    .pci_ids
+                    .as_ref()
+                    .map_or_else(crate::tui::pci_names::load, |p| {
+                        crate::tui::pci_names::read(p)
+                    });
+                Action::PciDevices(scan_pci(&self.pci_root, ids.as_deref()))
+            }
             Effect::CompletePath(prefix) => Action::Completions(complete_uname(&prefix)),
         };
         vec![action]
@@ -594,18 +606,27 @@ fn read_trim(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-pub fn scan_pci(root: &Path) -> Vec<HostPci> {
+pub fn scan_pci(root: &Path, ids: Option<&str>) -> Vec<HostPci> {
     let mut list: Vec<HostPci> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
         .map(|e| {
             let p = e.path();
+            let (vendor, device) = (read_trim(&p.join("vendor")), read_trim(&p.join("device")));
+            let (vendor_name, device_name) = ids
+                .map(|db| crate::tui::pci_names::lookup(db, &vendor, &device))
+                .unwrap_or((None, None));
             HostPci {
                 bdf: e.file_name().to_string_lossy().into_owned(),
-                vendor: read_trim(&p.join("vendor")),
-                device: read_trim(&p.join("device")),
+                vendor,
+                device,
                 class: read_trim(&p.join("class")),
+                vendor_name,
+                device_name,
+                driver: std::fs::read_link(p.join("driver"))
+                    .ok()
+                    .and_then(|l| l.file_name().map(|n| n.to_string_lossy().into_owned())),
             }
         })
         .collect();

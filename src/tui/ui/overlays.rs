@@ -242,7 +242,26 @@ fn device_form(frame: &mut Frame, app: &App, area: Rect, f: &DeviceForm) {
                 t.base()
             };
             lines.push(Line::from(Span::styled(
-                format!("   {} {}:{} class {}", d.bdf, d.vendor, d.device, d.class),
+                {
+                    let ids = format!(
+                        "{}:{}",
+                        d.vendor.trim_start_matches("0x"),
+                        d.device.trim_start_matches("0x")
+                    );
+                    let what = match (&d.vendor_name, &d.device_name) {
+                        (Some(v), Some(dev)) => format!("{v} {dev} [{ids}]"),
+                        (Some(v), None) => format!("{v} [{ids}]"),
+                        _ => format!("[{ids}] class {}", d.class),
+                    };
+                    let driver = d
+                        .driver
+                        .as_deref()
+                        .map_or("no driver".to_string(), |x| format!("driver {x}"));
+                    crate::tui::ui::fit(
+                        &crate::tui::ui::one_line(&format!("   {} {driver} · {what}", d.bdf)),
+                        72,
+                    )
+                },
                 style,
             )));
         }
