@@ -24,7 +24,7 @@ fn parse(text: &str) -> domus::config::DomainConfig {
 }
 
 fn device(kind: &str, args: &[String]) -> DeviceSpec {
-    domus::cli::device_args::parse_device_args(kind, args).unwrap_or_else(|e| panic!("{e}"))
+    domus::config::device_args::parse_device_args(kind, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn vbd_count(devices: &[DeviceSpec]) -> usize {

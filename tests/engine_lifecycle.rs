@@ -341,7 +341,7 @@ fn hot_plugged_devices_show_in_the_guest_and_survive_a_restart() {
     let out = type_line(&r.engine, d, "cat /proc/partitions");
     assert!(out.contains(" 202        0    8388608 xvda"), "{out}");
     assert!(!out.contains("xvdb"));
-    let vbd = domus::cli::device_args::parse_device_args(
+    let vbd = domus::config::device_args::parse_device_args(
         "vbd",
         &["file:/srv/extra.img".into(), "xvdb".into(), "r".into()],
     )
@@ -490,4 +490,55 @@ fn watchdog_and_crash_name_the_field_that_applied() {
     );
     let (field, _) = domus::engine::policy_for(&with_policy(""), ShutdownReason::SoftReset);
     assert_eq!(field, "on_reboot");
+}
+
+/// An attach of what the domain already has (its own MAC, the same disk
+/// writable twice, a disk name twice) is refused before anything is
+/// recorded: the stored config stays readable and whole (it once got the
+/// MAC twice, became unreadable, and a later attach replaced it with a
+/// stand-in that had lost the kernel and the policies).
+#[test]
+fn attaching_what_the_domain_already_has_leaves_its_record_whole() {
+    let r = rig();
+    let cfg = config(
+        "(vm (name keep) (memory 64) (image (linux (kernel /k)))
+           (device (vbd (uname file:/srv/keep.img) (dev xvda) (mode w)))
+           (device (vif (mac 00:16:3e:00:00:42)))
+           (on_poweroff preserve))",
+    );
+    let d = r
+        .engine
+        .create(&cfg, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dup = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        domus::config::device_args::parse_device_args(&args[0], &args[1..])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for dev in [
+        dup(&["vif", "mac=00:16:3e:00:00:42"]),
+        dup(&["vbd", "file:/srv/keep.img", "xvdc", "w"]),
+        dup(&["vbd", "file:/srv/other.img", "xvda", "r"]),
+    ] {
+        let err = r
+            .engine
+            .attach(d, &dev)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("keep already has"), "{dev}: {err}");
+    }
+    // A fine attach afterwards keeps everything the config said.
+    r.engine
+        .attach(d, &dup(&["vbd", "file:/srv/data.img", "xvdb", "r"]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let view = r.engine.view(d).unwrap_or_else(|e| panic!("{e}"));
+    let rec = view.record.unwrap_or_else(|| panic!("no record"));
+    assert!(rec.note.is_none(), "{:?}", rec.note);
+    assert_eq!(rec.config.image.boot().kernel.as_deref(), Some("/k"));
+    assert_eq!(
+        rec.config.on_poweroff,
+        Some(domus::config::Policy::Preserve)
+    );
+    assert_eq!(rec.config.devices.len(), 3, "{:?}", rec.config.devices);
 }

@@ -383,7 +383,7 @@ fn save_and_restore_keep_the_guest_and_its_disk() {
         .create(&config, None)
         .unwrap_or_else(|e| panic!("{e}"));
     wait_for_shell(&rig.engine, domid);
-    let disk = domus::cli::device_args::parse_device_args(
+    let disk = domus::config::device_args::parse_device_args(
         "vbd",
         &[format!("file:{}", img.display()), "xvdb".into(), "w".into()],
     )

@@ -144,7 +144,7 @@ fn recreate_reattaches_configs_after_a_restart_of_domus() {
                 Some(std::path::Path::new("/etc/domus/pol.sxp")),
             )
             .unwrap_or_else(|e| panic!("{e}"));
-        let vbd = domus::cli::device_args::parse_device_args(
+        let vbd = domus::config::device_args::parse_device_args(
             "vbd",
             &["file:/srv/hot.img".into(), "xvdc".into()],
         )

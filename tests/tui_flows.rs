@@ -1275,3 +1275,86 @@ fn the_pci_picker_names_devices_and_drivers() {
         "{screen}"
     );
 }
+
+/// From the newcomer trial: Esc in the theme picker returns to the theme
+/// in use (also one chosen with :theme); Domain-0's footer offers no
+/// console or edit; `<`/`>` sort only by columns on screen.
+#[test]
+fn theme_picker_footer_and_sort_fit_what_is_shown() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char(':'));
+    h.type_text("theme light\r");
+    h.key(KeyCode::Char('T'));
+    h.key(KeyCode::Down);
+    h.key(KeyCode::Esc);
+    assert_eq!(h.app.theme.name, "light");
+    select(&mut h, "Domain-0");
+    let footer = h.screen().lines().last().unwrap_or_default().to_string();
+    assert!(
+        !footer.contains("c console") && !footer.contains("e edit"),
+        "{footer}"
+    );
+    let mut narrow = Harness::new(HarnessOptions {
+        size: (80, 24),
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+        state_dir: None,
+    });
+    let shown: Vec<domus::tui::table::Column> = domus::tui::table::visible_columns(80)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    for _ in 0..12 {
+        narrow.key(KeyCode::Char('<'));
+        assert!(
+            shown.contains(&narrow.app.table.column()),
+            "{:?}",
+            narrow.app.table.column()
+        );
+    }
+}
+
+/// On a small terminal the Details' timeline scrolls back to the start.
+#[test]
+fn the_details_timeline_scrolls_at_80x24() {
+    let d = dirs();
+    let mut h = Harness::new(HarnessOptions {
+        size: (80, 24),
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+        state_dir: None,
+    });
+    build(&mut h, &d.config.join("web1.sxp"));
+    let web1 = h
+        .engine()
+        .resolve("web1")
+        .map(|i| i.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..6 {
+        h.engine().pause(web1).unwrap_or_else(|e| panic!("{e}"));
+        h.engine().unpause(web1).unwrap_or_else(|e| panic!("{e}"));
+    }
+    h.tick(1.0);
+    select(&mut h, "web1");
+    h.key(KeyCode::Enter);
+    h.tick(0.0);
+    let screen = h.screen();
+    assert!(screen.contains("↑/↓ PgUp/PgDn the timeline"), "{screen}");
+    assert!(
+        !screen.contains("] created"),
+        "the newest at first:\n{screen}"
+    );
+    h.key(KeyCode::Home);
+    let screen = h.screen();
+    assert!(
+        screen.contains("] created"),
+        "scrolled back to the start:\n{screen}"
+    );
+    h.key(KeyCode::End);
+    assert!(!h.screen().contains("] created"));
+}

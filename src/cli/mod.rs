@@ -4,7 +4,7 @@
 
 mod console;
 mod convert;
-pub mod device_args;
+use crate::config::device_args;
 mod events;
 mod list;
 mod wait;

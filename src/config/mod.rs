@@ -2,6 +2,7 @@
 //! with validation that names file:line:col and what was expected.
 
 mod device;
+pub mod device_args;
 mod emit;
 mod error;
 mod limits;

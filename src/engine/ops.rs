@@ -500,6 +500,13 @@ impl Engine {
                     return Err(crate::store::StoreError::DeviceTaken { message });
                 }
                 if let Some(mut r) = tx.record_by_domid(domid)?.filter(|r| r.uuid == uuid) {
+                    // The domain's own devices: the same disk name, MAC or
+                    // PCI function, or the same disk writable twice.
+                    if let Some(have) = r.config.devices.iter().find(|d| same_in_domain(d, &dev)) {
+                        return Err(crate::store::StoreError::DeviceTaken {
+                            message: format!("{} already has {have}", info.name),
+                        });
+                    }
                     r.config.devices.push(dev.clone());
                     tx.put_record(&r)?;
                 }
@@ -547,6 +554,21 @@ impl Engine {
         owner: Option<uuid::Uuid>,
     ) -> EngineResult<Option<String>> {
         Ok(self.store.read(|tx| conflict_in(tx, dev, owner))?)
+    }
+}
+
+/// Whether a domain that has `have` may not also get `dev`.
+fn same_in_domain(have: &DeviceSpec, dev: &DeviceSpec) -> bool {
+    match (have, dev) {
+        (DeviceSpec::Vbd(a), DeviceSpec::Vbd(b)) => {
+            a.dev == b.dev
+                || (!a.uname.is_empty()
+                    && a.uname.identity() == b.uname.identity()
+                    && (a.mode.writable() || b.mode.writable()))
+        }
+        (DeviceSpec::Vif(a), DeviceSpec::Vif(b)) => a.mac.is_some() && a.mac == b.mac,
+        (DeviceSpec::Pci(a), DeviceSpec::Pci(b)) => a == b,
+        _ => false,
     }
 }
 

@@ -66,6 +66,9 @@ pub struct DomainRecord {
     pub gone_ns: Option<u64>,
     /// Bumped on every write, so readers can fetch only what changed.
     pub rev: i64,
+    /// The stored config text when this build could not read it: written
+    /// back as it was, never replaced by the stand-in `config`.
+    pub unreadable_config: Option<String>,
 }
 
 impl DomainRecord {
@@ -85,6 +88,7 @@ impl DomainRecord {
             created_ns: now_ns,
             gone_ns: None,
             rev: 0,
+            unreadable_config: None,
         }
     }
 
@@ -152,9 +156,11 @@ impl Tx<'_> {
         let name: String = r.get(1)?;
         let text: String = r.get(4)?;
         let mut note: Option<String> = r.get(10)?;
+        let mut unreadable_config = None;
         let config = match crate::config::parse_str(&text, "<record>") {
             Ok((c, _)) => c,
             Err(e) => {
+                unreadable_config = Some(text.clone());
                 // Written by another build whose dialect this one no
                 // longer reads: keep the record, say what is missing.
                 tracing::warn!(%name, error = %e, "a stored config does not parse");
@@ -179,6 +185,7 @@ impl Tx<'_> {
             created_ns: ns(r.get(11)?).unwrap_or(0),
             gone_ns: ns(r.get(12)?),
             rev: r.get(13)?,
+            unreadable_config,
         })
     }
 
@@ -254,7 +261,24 @@ impl Tx<'_> {
         if let Some(d) = rec.domid {
             self.raise("max_domid", i64::from(d))?;
         }
-        let text = rec.config.to_sxp_string();
+        let text = match &rec.unreadable_config {
+            Some(raw) => raw.clone(),
+            None => {
+                let text = rec.config.to_sxp_string();
+                // What is stored must read back: a config the reader refuses
+                // (a MAC twice) would come back as a stand-in. (A build's
+                // record is checked by its validate stage, right after.)
+                if rec.phase != Phase::Building
+                    && let Err(e) = crate::config::parse_str(&text, "<record>")
+                {
+                    return Err(StoreError::Corrupt {
+                        what: "config (refused before writing)",
+                        message: e.to_string().lines().next().unwrap_or_default().to_string(),
+                    });
+                }
+                text
+            }
+        };
         let result = self
             .conn
             .prepare_cached(

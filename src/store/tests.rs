@@ -325,3 +325,46 @@ fn old_json_records_are_imported_once_with_their_timelines() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].event, DomainEvent::Vanished { cause: None });
 }
+
+/// A live record whose config would not read back (a MAC twice) is
+/// refused; one stored by a build that wrote what this one cannot read
+/// keeps its stored text through later writes.
+#[test]
+fn configs_that_would_not_read_back_are_never_stored_over_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), "sim").unwrap();
+    let mut r = record("twice");
+    let vif = crate::config::DeviceSpec::Vif(crate::config::Vif {
+        mac: "00:16:3e:00:00:07".parse().ok(),
+        bridge: None,
+        ip: None,
+        extra: Vec::new(),
+    });
+    r.config.devices = vec![vif.clone(), vif];
+    let err = store.write(|tx| tx.put_record(&r)).map(drop).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+
+    let good = record("odd");
+    store.write(|tx| tx.put_record(&good)).unwrap();
+    // Another build's dialect: text this one does not read.
+    store
+        .lock()
+        .execute(
+            "UPDATE domains SET config = '(vm (name odd) (future-only-field' WHERE uuid = ?1",
+            [good.uuid.to_string()],
+        )
+        .unwrap();
+    let mut back = store.read(|tx| tx.record(good.uuid)).unwrap().unwrap();
+    assert!(back.unreadable_config.is_some() && back.note.is_some());
+    back.state = Some("paused".into());
+    store.write(|tx| tx.put_record(&back)).unwrap();
+    let text: String = store
+        .lock()
+        .query_row(
+            "SELECT config FROM domains WHERE uuid = ?1",
+            [good.uuid.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(text, "(vm (name odd) (future-only-field", "kept as stored");
+}

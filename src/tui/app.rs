@@ -19,7 +19,7 @@ use super::table::DomainTable;
 use super::theme::Theme;
 use super::ui::layout;
 use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
-use crate::cli::device_args::parse_device_args;
+use crate::config::device_args::parse_device_args;
 use crate::config::{DeviceRef, DeviceSpec};
 use crate::engine::{DomainEvent, JournalEntry, device_ref};
 
@@ -137,7 +137,9 @@ pub enum Mode {
     Filter(LineInput),
     Palette(LineInput),
     Help(usize),
-    Details(DomId),
+    /// A domain's details; the timeline scrolled this many entries back
+    /// from the newest.
+    Details(DomId, usize),
     /// The details of a domain that is gone.
     GoneDetails(uuid::Uuid),
     Console {
@@ -921,14 +923,29 @@ impl App {
                 };
                 (Mode::Help(to.min(max)), Vec::new())
             }
-            Mode::Details(domid) => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
-                    self.feed.details = None;
-                    (Mode::Normal, Vec::new())
-                }
-                KeyCode::Char('c') => (Mode::Normal, self.open_console(domid)),
-                _ => (Mode::Details(domid), Vec::new()),
-            },
+            Mode::Details(domid, back) => {
+                // Scrolling back through the timeline, newest at the bottom.
+                let entries = self.table.row(domid).map_or(0, |r| {
+                    crate::tui::ui::overlays::timeline_len(self, r.view.info.uuid)
+                });
+                let page = usize::from(self.size.1 / 2).max(1);
+                let max = entries.saturating_sub(1);
+                let back = match key.code {
+                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                        self.feed.details = None;
+                        return (Mode::Normal, Vec::new());
+                    }
+                    KeyCode::Char('c') => return (Mode::Normal, self.open_console(domid)),
+                    KeyCode::Up | KeyCode::Char('k') => back + 1,
+                    KeyCode::Down | KeyCode::Char('j') => back.saturating_sub(1),
+                    KeyCode::PageUp => back + page,
+                    KeyCode::PageDown => back.saturating_sub(page),
+                    KeyCode::Home | KeyCode::Char('g') => max,
+                    KeyCode::End | KeyCode::Char('G') => 0,
+                    _ => back,
+                };
+                (Mode::Details(domid, back.min(max)), Vec::new())
+            }
             Mode::GoneDetails(uuid) => match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
                     self.feed.details = None;
@@ -1488,7 +1505,21 @@ impl App {
             .iter()
             .filter_map(|d| self.table.row(*d))
             .collect();
-        let first = rows.first()?;
+        let domain_cmd = matches!(
+            cmd,
+            Command::Pause
+                | Command::Shutdown
+                | Command::Destroy
+                | Command::Start
+                | Command::Attach
+                | Command::Detach
+                | Command::MemTarget
+                | Command::Console
+                | Command::Edit
+        );
+        let Some(first) = rows.first() else {
+            return domain_cmd.then(|| "no domain is selected".to_string());
+        };
         let fits =
             |f: &dyn Fn(&crate::backend::DomainInfo) -> bool| rows.iter().any(|r| f(&r.view.info));
         let live = |i: &crate::backend::DomainInfo| !i.flags.shutdown && !i.flags.dying;
@@ -1511,23 +1542,26 @@ impl App {
             // A paused guest cannot answer the button.
             Command::Shutdown => fits(&|i| live(i) && !i.flags.paused && i.domid != 0),
             Command::Start => fits(&|i| i.flags.shutdown),
-            Command::Destroy => fits(&|i| i.domid != 0),
+            Command::Destroy | Command::Console => fits(&|i| i.domid != 0),
+            Command::Edit => rows.iter().any(|r| r.view.record.is_some()),
             _ => true,
         };
         (!ok).then(|| {
             let i = &first.view.info;
             if i.domid == 0 && rows.len() == 1 {
-                let verb = match cmd {
-                    Command::Pause => "paused",
-                    Command::Shutdown => "shut down",
-                    Command::Destroy => "destroyed",
-                    Command::Start => "started",
-                    _ => "given devices",
+                return match cmd {
+                    Command::Pause => "Domain-0 cannot be paused".into(),
+                    Command::Shutdown => "Domain-0 cannot be shut down".into(),
+                    Command::Destroy => "Domain-0 cannot be destroyed".into(),
+                    Command::Start => "Domain-0 cannot be started".into(),
+                    Command::Console => "Domain-0's console is this host's terminal".into(),
+                    Command::Edit => "Domain-0 has no config with domus".into(),
+                    _ => "Domain-0 cannot be given devices from here".into(),
                 };
-                return format!("Domain-0 cannot be {verb}");
             }
             let what = match cmd {
                 Command::Start => "start (it is not shut down)".to_string(),
+                Command::Edit => format!("edit: {} has no config with domus", first.name),
                 _ if i.flags.shutdown => {
                     format!(
                         "that: {} is shut down (S starts it again, d destroys it)",
@@ -1557,6 +1591,8 @@ impl App {
                     .iter()
                     .position(|t| t.name == self.theme.name)
                     .unwrap_or(0);
+                // Esc goes back to the theme in use now, however it was chosen.
+                self.theme_before = self.theme.clone();
                 self.mode = Mode::Themes(cur);
             }
             Command::NextTab => {
@@ -1615,8 +1651,20 @@ impl App {
                     }
                 }
             }
-            Command::SortNext => self.table.cycle_sort(true),
-            Command::SortPrev => self.table.cycle_sort(false),
+            // Only columns on screen: a sort by a hidden one shows nowhere.
+            Command::SortNext | Command::SortPrev => {
+                let shown: Vec<crate::tui::table::Column> =
+                    crate::tui::table::visible_columns(self.size.0)
+                        .into_iter()
+                        .map(|(c, _)| c)
+                        .collect();
+                for _ in 0..crate::tui::table::Column::ALL.len() {
+                    self.table.cycle_sort(cmd == Command::SortNext);
+                    if shown.contains(&self.table.column()) {
+                        break;
+                    }
+                }
+            }
             Command::SortReverse => self.table.reverse(),
             Command::Filter => self.mode = Mode::Filter(LineInput::new(self.table.filter.clone())),
             Command::Tag => {
@@ -1635,7 +1683,7 @@ impl App {
                 _ => {
                     if let Some(row) = self.table.selected_row() {
                         let (d, uuid) = (row.view.info.domid, row.view.info.uuid);
-                        self.mode = Mode::Details(d);
+                        self.mode = Mode::Details(d, 0);
                         return self.load_timeline(uuid);
                     }
                 }
@@ -1696,21 +1744,11 @@ impl App {
                     );
                 }
             }
+            // One confirmation, for the key and the palette alike.
             Command::Destroy => {
                 let targets = self.guest_targets("destroyed");
                 if !targets.is_empty() {
-                    let names: Vec<String> = targets
-                        .iter()
-                        .map(|d| format!("{} (domain {d})", self.table.name_of(*d)))
-                        .collect();
-                    self.mode = Mode::Confirm(Confirm {
-                        title: "Destroy".into(),
-                        message: format!(
-                            "Destroy {}?\nThe guest stops at once, without shutting down.",
-                            names.join(", ")
-                        ),
-                        pending: Pending::Destroy(targets),
-                    });
+                    self.confirm_destroy(targets);
                 }
             }
             Command::Attach => {
@@ -1778,8 +1816,9 @@ impl App {
             Command::LibBuild => {
                 if let Some(e) = self.library.selected_entry() {
                     if let Err(err) = &e.status {
-                        self.status =
-                            Some((Level::Error, format!("{} is not valid: {err}", e.file)));
+                        // Logged: the Events tab holds what the line cuts.
+                        let msg = format!("{} is not valid: {err}", e.file);
+                        self.log(Level::Error, msg);
                     } else {
                         return vec![Effect::Build(e.path.clone())];
                     }
@@ -2071,7 +2110,8 @@ impl App {
                         return Vec::new();
                     }
                     return match verb {
-                        "pause" => vec![Effect::Pause(vec![d])],
+                        // As the key: pause, or unpause a paused domain.
+                        "pause" => vec![Effect::TogglePause(vec![d])],
                         "unpause" => vec![Effect::Unpause(vec![d])],
                         _ => {
                             self.confirm_destroy(vec![d]);

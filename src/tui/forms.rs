@@ -2,7 +2,7 @@
 //! before the engine is called.
 
 use crate::backend::DomId;
-use crate::cli::device_args::parse_device_args;
+use crate::config::device_args::parse_device_args;
 use crate::config::{DeviceSpec, Mac, Pci};
 
 use super::action::HostPci;
@@ -83,6 +83,8 @@ impl DeviceForm {
     pub fn set_kind(&mut self, kind: FormKind, next_vdev: &str, mac_seed: u64) {
         self.kind = kind;
         self.completions.clear();
+        // A refusal was about the other kind's input.
+        self.failure = None;
         self.fields = match kind {
             FormKind::Vbd => vec![
                 field(

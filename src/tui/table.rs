@@ -203,6 +203,9 @@ impl DomainTable {
     /// Take a new snapshot of the domains, updating CPU% from deltas.
     pub fn update(&mut self, views: Vec<DomainView>, at_ns: u64) {
         let keep = self.selected_domid();
+        // A domain rebuilt under a new id (start, a restart policy) stays
+        // selected: found again by its name.
+        let keep_name = self.selected_row().map(|r| r.name.clone());
         self.now_ns = at_ns;
         let live: BTreeSet<DomId> = views.iter().map(|v| v.info.domid).collect();
         self.tags.retain(|d| live.contains(d));
@@ -229,6 +232,12 @@ impl DomainTable {
             .enumerate()
             .map(|(i, r)| (r.view.info.domid, i))
             .collect();
+        let keep = keep.filter(|d| self.by_domid.contains_key(d)).or_else(|| {
+            self.rows
+                .iter()
+                .find(|r| Some(&r.name) == keep_name.as_ref())
+                .map(|r| r.view.info.domid)
+        });
         self.reorder(keep);
     }
 

@@ -32,7 +32,7 @@ fn frame_popup(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.mode {
         Mode::Help(scroll) => help(frame, app, area, *scroll),
-        Mode::Details(domid) => details(frame, app, area, *domid),
+        Mode::Details(domid, back) => details(frame, app, area, *domid, *back),
         Mode::GoneDetails(uuid) => gone_details(frame, app, area, *uuid),
         Mode::Confirm(c) => {
             let mut lines: Vec<Line> = c
@@ -400,7 +400,12 @@ fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     lines
 }
 
-fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
+/// How many timeline entries the details of `uuid` have (for scrolling).
+pub fn timeline_len(app: &App, uuid: uuid::Uuid) -> usize {
+    timeline_of(app, uuid).len()
+}
+
+fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32, back: usize) {
     let t = &app.theme;
     let popup_area = centered(
         area,
@@ -519,14 +524,19 @@ fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32) {
     if timeline.is_empty() {
         lines.push(Line::from(Span::styled("   nothing recorded", t.muted())));
     }
-    for e in timeline.iter().skip(timeline.len().saturating_sub(room)) {
+    // The newest entries that fit, or older ones scrolled back to.
+    let back = back.min(timeline.len().saturating_sub(room));
+    let end = timeline.len() - back;
+    for e in &timeline[end.saturating_sub(room)..end] {
         lines.push(timeline_line(app, e));
     }
+    let title = if timeline.len() > room {
+        "Details · Esc closes · c console · ↑/↓ PgUp/PgDn the timeline"
+    } else {
+        "Details · Esc closes · c console"
+    };
     frame.render_widget(Clear, popup_area);
-    frame.render_widget(
-        Paragraph::new(lines).block(popup(app, "Details · Esc closes · c console")),
-        popup_area,
-    );
+    frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
     // The CPU sparkline along the bottom of the pop-up.
     let history: Vec<u64> = app
         .table

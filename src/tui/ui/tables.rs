@@ -261,7 +261,12 @@ pub fn library(frame: &mut Frame, app: &App, area: Rect) {
                 Cell::from(mark).style(mark_style),
                 Cell::from(e.file.clone()),
                 Cell::from(e.name.clone().unwrap_or_default()),
-                Cell::from(status),
+                // Cut with '…' (Enter on a config that is not valid logs
+                // the whole reason to Events).
+                Cell::from(ellipsize(
+                    &status,
+                    usize::from(area.width).saturating_sub(2 + 2 + 24 + 20 + 3),
+                )),
             ])
             .style(style)
         });
