@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::action::{Action, Done, Effect, Snapshot};
+use super::components::device_form::DeviceForm;
 use super::console::ConsoleBuffer;
 use super::editor::Editor;
 use super::feed::{DetailTimeline, Feed};
-use super::forms::{DeviceForm, FormKind};
 use super::input::LineInput;
 use super::keymap::{self, Command, Scope};
 use super::library::{self, Library};
@@ -1287,63 +1287,13 @@ impl App {
             .row(form.domid)
             .map(|r| next_vdev(&r.view.info.devices))
             .unwrap_or_else(|| "xvdb".into());
-        let picker_focus = form.kind == FormKind::Pci && form.focus == form.fields.len() + 1;
-        match key.code {
-            KeyCode::Esc => return (Mode::Normal, Vec::new()),
-            // One attach at a time; the form stays open for its outcome.
-            KeyCode::Enter if form.pending => return (Mode::Form(form), Vec::new()),
-            KeyCode::Enter => {
-                return match form.validate() {
-                    Some(dev) => {
-                        form.pending = true;
-                        form.failure = None;
-                        let d = form.domid;
-                        (Mode::Form(form), vec![Effect::Attach(d, dev)])
-                    }
-                    None => (Mode::Form(form), Vec::new()),
-                };
-            }
-            KeyCode::Down if picker_focus => {
-                form.pci_selected = (form.pci_selected + 1).min(form.pci.len().saturating_sub(1))
-            }
-            KeyCode::Up if picker_focus && form.pci_selected > 0 => form.pci_selected -= 1,
-            KeyCode::Down | KeyCode::BackTab if key.code == KeyCode::Down => {
-                let max = form.fields.len() + usize::from(form.kind == FormKind::Pci);
-                form.focus = (form.focus + 1).min(max);
-            }
-            KeyCode::Up => form.focus = form.focus.saturating_sub(1),
-            KeyCode::Tab => {
-                if form.kind == FormKind::Vbd && form.focus == 1 {
-                    let prefix = form.fields[0].input.text.clone();
-                    return (Mode::Form(form), vec![Effect::CompletePath(prefix)]);
-                }
-                let max = form.fields.len() + usize::from(form.kind == FormKind::Pci);
-                form.focus = if form.focus >= max { 0 } else { form.focus + 1 };
-            }
-            KeyCode::Left | KeyCode::Right if form.focus == 0 => {
-                let i = FormKind::ALL
-                    .iter()
-                    .position(|k| *k == form.kind)
-                    .unwrap_or(0);
-                let n = FormKind::ALL.len();
-                let j = if key.code == KeyCode::Right {
-                    (i + 1) % n
-                } else {
-                    (i + n - 1) % n
-                };
-                form.set_kind(FormKind::ALL[j], &next, seed);
-                if form.kind == FormKind::Pci && form.pci.is_empty() {
-                    return (Mode::Form(form), vec![Effect::ScanPci]);
-                }
-            }
-            _ => {
-                if let Some(f) = form.focused() {
-                    f.input.handle(&key);
-                    f.error = None;
-                }
-            }
-        }
-        (Mode::Form(form), Vec::new())
+        let out = form.on_key(key, &next, seed);
+        let mode = if out.close {
+            Mode::Normal
+        } else {
+            Mode::Form(form)
+        };
+        (mode, out.effects)
     }
 
     fn on_completions(&mut self, list: Vec<String>) -> Vec<Effect> {

@@ -9,10 +9,10 @@
 pub mod action;
 pub mod app;
 pub mod complete;
+pub mod components;
 pub mod console;
 pub mod editor;
 pub mod feed;
-pub mod forms;
 pub mod input;
 pub mod keymap;
 pub mod lanes;

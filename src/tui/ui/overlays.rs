@@ -8,7 +8,6 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline, Wrap};
 use super::layout::centered;
 use crate::clock::{NS_PER_SEC, format_utc};
 use crate::tui::app::{App, Mode, Picker};
-use crate::tui::forms::{DeviceForm, FormKind};
 use crate::tui::keymap::{self, BINDINGS, Scope};
 
 fn popup<'a>(app: &App, title: &str) -> Block<'a> {
@@ -19,7 +18,13 @@ fn popup<'a>(app: &App, title: &str) -> Block<'a> {
         .style(app.theme.base())
 }
 
-fn frame_popup(frame: &mut Frame, app: &App, area: Rect, title: &str, lines: Vec<Line<'_>>) {
+pub(crate) fn frame_popup(
+    frame: &mut Frame,
+    app: &App,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line<'_>>,
+) {
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
@@ -104,7 +109,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             ];
             frame_popup(frame, app, centered(area, 56, 5), "New config", lines);
         }
-        Mode::Form(form) => device_form(frame, app, area, form),
+        Mode::Form(form) => form.draw(frame, app, area),
         Mode::Themes(sel) => {
             let mut lines: Vec<Line> = app
                 .themes
@@ -168,125 +173,6 @@ fn picker<T>(frame: &mut Frame, app: &App, area: Rect, p: &Picker<T>, hint: &str
         app,
         centered(area, w, lines.len() as u16 + 2),
         &p.title,
-        lines,
-    );
-}
-
-fn device_form(frame: &mut Frame, app: &App, area: Rect, f: &DeviceForm) {
-    let t = &app.theme;
-    let mut lines = Vec::new();
-    let mut kinds = vec![Span::raw(" type: ")];
-    for k in FormKind::ALL {
-        let style = if k == f.kind {
-            if f.focus == 0 { t.selection() } else { t.key() }
-        } else {
-            t.muted()
-        };
-        kinds.push(Span::styled(format!(" {} ", k.name()), style));
-    }
-    if f.focus == 0 {
-        kinds.push(Span::styled("  ←/→ change", t.muted()));
-    }
-    lines.push(Line::from(kinds));
-    lines.push(Line::from(""));
-    for (i, field) in f.fields.iter().enumerate() {
-        let focused = f.focus == i + 1;
-        let label_style = if focused { t.key() } else { t.base() };
-        let cursor = if focused { "▏" } else { "" };
-        lines.push(Line::from(vec![
-            Span::styled(format!(" {:>7}: ", field.label), label_style),
-            Span::styled(
-                format!("{}{cursor}", field.input.text),
-                if focused { t.selection() } else { t.base() },
-            ),
-        ]));
-        match &field.error {
-            Some(e) => lines.push(Line::from(Span::styled(
-                format!("          ✘ {e}"),
-                t.error(),
-            ))),
-            None => lines.push(Line::from(Span::styled(
-                format!("          {}", field.help),
-                t.muted(),
-            ))),
-        }
-    }
-    if f.kind == FormKind::Vbd && !f.completions.is_empty() {
-        let shown: Vec<&str> = f.completions.iter().take(6).map(String::as_str).collect();
-        lines.push(Line::from(Span::styled(
-            format!("          {}", shown.join("  ")),
-            t.muted(),
-        )));
-    }
-    if f.kind == FormKind::Pci {
-        let picker_focus = f.focus == f.fields.len() + 1;
-        lines.push(Line::from(Span::styled(
-            if picker_focus {
-                " host devices (↑/↓ pick, leave bdf empty):"
-            } else {
-                " host devices:"
-            },
-            if picker_focus { t.key() } else { t.base() },
-        )));
-        if f.pci.is_empty() {
-            lines.push(Line::from(Span::styled(
-                "   (none found in /sys/bus/pci/devices)",
-                t.muted(),
-            )));
-        }
-        let start = f.pci_selected.saturating_sub(4);
-        for (i, d) in f.pci.iter().enumerate().skip(start).take(6) {
-            let style = if picker_focus && i == f.pci_selected {
-                t.selection()
-            } else {
-                t.base()
-            };
-            lines.push(Line::from(Span::styled(
-                {
-                    let ids = format!(
-                        "{}:{}",
-                        d.vendor.trim_start_matches("0x"),
-                        d.device.trim_start_matches("0x")
-                    );
-                    let what = match (&d.vendor_name, &d.device_name) {
-                        (Some(v), Some(dev)) => format!("{v} {dev} [{ids}]"),
-                        (Some(v), None) => format!("{v} [{ids}]"),
-                        _ => format!("[{ids}] class {}", d.class),
-                    };
-                    let driver = d
-                        .driver
-                        .as_deref()
-                        .map_or("no driver".to_string(), |x| format!("driver {x}"));
-                    crate::tui::ui::fit(
-                        &crate::tui::ui::one_line(&format!("   {} {driver} · {what}", d.bdf)),
-                        72,
-                    )
-                },
-                style,
-            )));
-        }
-    }
-    lines.push(Line::from(""));
-    if let Some(why) = &f.failure {
-        // Wrapped, never cut: the operator corrects the input from it.
-        for part in crate::tui::ui::wrap(&crate::tui::ui::one_line(&format!("✘ {why}")), 72) {
-            lines.push(Line::from(Span::styled(format!(" {part}"), t.error())));
-        }
-    }
-    lines.push(Line::from(Span::styled(
-        if f.pending {
-            " attaching… · Esc closes (the attach goes on)"
-        } else {
-            " Enter attach · ↑/↓ field · Tab next/complete · Esc cancel"
-        },
-        t.muted(),
-    )));
-    let h = lines.len() as u16 + 2;
-    frame_popup(
-        frame,
-        app,
-        centered(area, 76, h),
-        &format!("Attach a device to {}", f.name),
         lines,
     );
 }
