@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::action::{Action, Done, Effect, Snapshot};
+use super::components::confirm::{Answer, Confirm, Pending};
 use super::components::device_form::DeviceForm;
 use super::console::ConsoleBuffer;
 use super::editor::Editor;
@@ -105,25 +106,11 @@ impl LogLine {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Pending {
-    Destroy(Vec<DomId>),
-    DeleteFile(PathBuf),
-    MemTarget(DomId, u64),
-}
-
 /// Below these (MiB) a memory target asks first: a guest's kernel starts
 /// killing processes, and a starved Domain-0 takes the host's toolstack
 /// with it.
 const LOW_GUEST_MIB: u64 = 64;
 const LOW_DOM0_MIB: u64 = 512;
-
-#[derive(Debug, Clone)]
-pub struct Confirm {
-    pub title: String,
-    pub message: String,
-    pub pending: Pending,
-}
 
 #[derive(Debug, Clone)]
 pub struct Picker<T> {
@@ -954,15 +941,13 @@ impl App {
                 _ => (Mode::GoneDetails(uuid), Vec::new()),
             },
             Mode::Console { domid, search } => self.console_key(domid, search, key),
-            Mode::Confirm(c) => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    (Mode::Normal, self.confirmed(c.pending))
-                }
-                KeyCode::Char('n') | KeyCode::Esc => {
+            Mode::Confirm(c) => match c.on_key(&key) {
+                Some(Answer::Yes) => (Mode::Normal, self.confirmed(c.pending)),
+                Some(Answer::No) => {
                     self.announce(Level::Info, "cancelled");
                     (Mode::Normal, Vec::new())
                 }
-                _ => (Mode::Confirm(c), Vec::new()),
+                None => (Mode::Confirm(c), Vec::new()),
             },
             Mode::Shutdown(mut picker, targets) => {
                 let hot = match key.code {
@@ -1803,6 +1788,8 @@ impl App {
             | Command::ScrollUp
             | Command::ScrollDown
             | Command::ConsoleSearch
+            | Command::ConfirmYes
+            | Command::ConfirmNo
             | Command::EditorSave
             | Command::EditorUndo
             | Command::EditorRedo

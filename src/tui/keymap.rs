@@ -14,6 +14,8 @@ pub enum Scope {
     Gone,
     Console,
     Editor,
+    /// A question asked before a destructive action.
+    Confirm,
 }
 
 impl Scope {
@@ -26,6 +28,7 @@ impl Scope {
             Scope::Gone => "Gone tab",
             Scope::Console => "Console view",
             Scope::Editor => "Config editor",
+            Scope::Confirm => "Questions (destroy, delete, a low memory target)",
         }
     }
 }
@@ -76,6 +79,8 @@ pub enum Command {
     ConsoleSearch,
     EditorSave,
     EditorBuild,
+    ConfirmYes,
+    ConfirmNo,
     EditorUndo,
     EditorRedo,
     EditorKillLine,
@@ -454,6 +459,14 @@ pub static BINDINGS: &[Binding] = &[
         "delete",
         "Delete the config file (asks first)",
     )),
+    b(S::Confirm, &[k('y'), k('Y')], C::ConfirmYes, "yes", "Do it"),
+    b(
+        S::Confirm,
+        &[k('n'), k('N'), code(KeyCode::Esc)],
+        C::ConfirmNo,
+        "no",
+        "Cancel",
+    ),
     // Legacy terminals send Ctrl-] as byte 0x1d, which crossterm reports as Ctrl-5.
     b(
         S::Console,
@@ -585,7 +598,10 @@ pub fn hints_of(scope: Scope, read_only: bool) -> Vec<(Command, String, &'static
         .iter()
         .filter(|b| (b.scope == scope || b.scope == Scope::Global) && !b.hint.is_empty())
         .filter(|b| !(read_only && b.destructive))
-        .filter(|b| b.scope != Scope::Global || !matches!(scope, Scope::Console | Scope::Editor))
+        .filter(|b| {
+            b.scope != Scope::Global
+                || !matches!(scope, Scope::Console | Scope::Editor | Scope::Confirm)
+        })
         .map(|b| {
             (
                 b.command,

@@ -5,6 +5,7 @@
 //! IO. More of the overlays in `app.rs` and `ui/overlays.rs` move here in
 //! turn.
 
+pub mod confirm;
 pub mod device_form;
 
 use super::action::Effect;

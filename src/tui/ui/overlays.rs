@@ -39,24 +39,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Mode::Help(scroll) => help(frame, app, area, *scroll),
         Mode::Details(domid, back) => details(frame, app, area, *domid, *back),
         Mode::GoneDetails(uuid) => gone_details(frame, app, area, *uuid),
-        Mode::Confirm(c) => {
-            let mut lines: Vec<Line> = c
-                .message
-                .lines()
-                .map(|l| Line::from(format!(" {l}")))
-                .collect();
-            lines.push(Line::from(""));
-            lines.push(Line::from(vec![
-                Span::styled(" y", app.theme.key()),
-                Span::raw(" yes   "),
-                Span::styled("n", app.theme.key()),
-                Span::raw("/"),
-                Span::styled("Esc", app.theme.key()),
-                Span::raw(" no"),
-            ]));
-            let h = lines.len() as u16 + 2;
-            frame_popup(frame, app, centered(area, 64, h), &c.title, lines);
-        }
+        Mode::Confirm(c) => c.draw(frame, app, area),
         Mode::Shutdown(p, _) => {
             // Hints only for the reasons on offer.
             let mut hint: Vec<String> = p
@@ -254,6 +237,7 @@ fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
         Scope::Library,
         Scope::Console,
         Scope::Editor,
+        Scope::Confirm,
     ] {
         lines.push(Line::from(Span::styled(scope.title(), t.title())));
         for b in BINDINGS
