@@ -1358,3 +1358,46 @@ fn the_details_timeline_scrolls_at_80x24() {
     h.key(KeyCode::End);
     assert!(!h.screen().contains("] created"));
 }
+
+/// The keys of questions, pickers and the shutdown menu are in the keymap
+/// table, so the help lists them; and the shutdown menu's letters act.
+#[test]
+fn mode_keys_are_in_the_keymap_and_the_help() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char('?'));
+    let mut help = h.screen();
+    for _ in 0..12 {
+        h.key(KeyCode::PageDown);
+        help.push_str(&h.screen());
+    }
+    for want in [
+        "Questions",
+        "Lists to pick from",
+        "Shutdown menu",
+        "Power off",
+        "Reboot (on_reboot applies)",
+    ] {
+        assert!(help.contains(want), "{want} missing from the help:\n{help}");
+    }
+    h.key(KeyCode::Esc);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('s'));
+    h.key(KeyCode::Char('j'));
+    h.key(KeyCode::Char('k'));
+    let before = h
+        .engine()
+        .resolve("web1")
+        .map(|i| i.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.key(KeyCode::Char('r'));
+    h.tick(1.0);
+    h.tick(1.0);
+    // The sim's guest reboots at once and on_reboot restart builds it anew.
+    let after = h
+        .engine()
+        .resolve("web1")
+        .map(|i| i.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(before, after, "r rebooted web1:\n{}", h.screen());
+}

@@ -10,6 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use super::action::{Action, Done, Effect, Snapshot};
 use super::components::confirm::{Answer, Confirm, Pending};
 use super::components::device_form::DeviceForm;
+use super::components::picker::{Pick, Picker};
 use super::console::ConsoleBuffer;
 use super::editor::Editor;
 use super::feed::{DetailTimeline, Feed};
@@ -111,13 +112,6 @@ impl LogLine {
 /// with it.
 const LOW_GUEST_MIB: u64 = 64;
 const LOW_DOM0_MIB: u64 = 512;
-
-#[derive(Debug, Clone)]
-pub struct Picker<T> {
-    pub title: String,
-    pub items: Vec<(String, T)>,
-    pub selected: usize,
-}
 
 pub enum Mode {
     Normal,
@@ -950,10 +944,10 @@ impl App {
                 None => (Mode::Confirm(c), Vec::new()),
             },
             Mode::Shutdown(mut picker, targets) => {
-                let hot = match key.code {
-                    KeyCode::Char('p') => Some(ShutdownReason::Poweroff),
-                    KeyCode::Char('r') => Some(ShutdownReason::Reboot),
-                    KeyCode::Char('s') => Some(ShutdownReason::Suspend),
+                let hot = match keymap::lookup(&key, &[Scope::Shutdown], self.read_only) {
+                    Some(Command::ShutPoweroff) => Some(ShutdownReason::Poweroff),
+                    Some(Command::ShutReboot) => Some(ShutdownReason::Reboot),
+                    Some(Command::ShutSuspend) => Some(ShutdownReason::Suspend),
                     _ => None,
                 };
                 // A letter for a reason this backend lacks does nothing
@@ -974,33 +968,28 @@ impl App {
                     },
                     None => false,
                 };
-                if enter || hot {
-                    let reason = picker
-                        .items
-                        .get(picker.selected)
-                        .map(|(_, r)| *r)
-                        .unwrap_or(ShutdownReason::Poweroff);
-                    return (Mode::Normal, vec![Effect::Shutdown(targets, reason)]);
+                let pick = if hot {
+                    Pick::Chosen
+                } else {
+                    picker.on_key(&key)
+                };
+                match pick {
+                    Pick::Chosen => {
+                        let reason = picker.chosen().copied().unwrap_or(ShutdownReason::Poweroff);
+                        (Mode::Normal, vec![Effect::Shutdown(targets, reason)])
+                    }
+                    Pick::Cancelled => (Mode::Normal, Vec::new()),
+                    Pick::Stay => (Mode::Shutdown(picker, targets), Vec::new()),
                 }
-                if esc {
-                    return (Mode::Normal, Vec::new());
-                }
-                move_picker(&mut picker, &key);
-                (Mode::Shutdown(picker, targets), Vec::new())
             }
-            Mode::Detach(mut picker, domid) => {
-                if esc {
-                    return (Mode::Normal, Vec::new());
-                }
-                if enter {
-                    return match picker.items.get(picker.selected) {
-                        Some((_, r)) => (Mode::Normal, vec![Effect::Detach(domid, r.clone())]),
-                        None => (Mode::Normal, Vec::new()),
-                    };
-                }
-                move_picker(&mut picker, &key);
-                (Mode::Detach(picker, domid), Vec::new())
-            }
+            Mode::Detach(mut picker, domid) => match picker.on_key(&key) {
+                Pick::Chosen => match picker.chosen() {
+                    Some(r) => (Mode::Normal, vec![Effect::Detach(domid, r.clone())]),
+                    None => (Mode::Normal, Vec::new()),
+                },
+                Pick::Cancelled => (Mode::Normal, Vec::new()),
+                Pick::Stay => (Mode::Detach(picker, domid), Vec::new()),
+            },
             Mode::Memory { domid, mut input } => {
                 if esc {
                     return (Mode::Normal, Vec::new());
@@ -1790,6 +1779,13 @@ impl App {
             | Command::ConsoleSearch
             | Command::ConfirmYes
             | Command::ConfirmNo
+            | Command::PickUp
+            | Command::PickDown
+            | Command::PickChoose
+            | Command::PickCancel
+            | Command::ShutPoweroff
+            | Command::ShutReboot
+            | Command::ShutSuspend
             | Command::EditorSave
             | Command::EditorUndo
             | Command::EditorRedo
@@ -2137,16 +2133,6 @@ impl App {
             _ => {}
         }
         Vec::new()
-    }
-}
-
-fn move_picker<T>(p: &mut Picker<T>, key: &KeyEvent) {
-    match key.code {
-        KeyCode::Down | KeyCode::Char('j') => {
-            p.selected = (p.selected + 1).min(p.items.len().saturating_sub(1))
-        }
-        KeyCode::Up | KeyCode::Char('k') => p.selected = p.selected.saturating_sub(1),
-        _ => {}
     }
 }
 

@@ -16,6 +16,10 @@ pub enum Scope {
     Editor,
     /// A question asked before a destructive action.
     Confirm,
+    /// A list to pick from (the shutdown menu, the detach list).
+    Picker,
+    /// The shutdown menu's letters.
+    Shutdown,
 }
 
 impl Scope {
@@ -29,6 +33,8 @@ impl Scope {
             Scope::Console => "Console view",
             Scope::Editor => "Config editor",
             Scope::Confirm => "Questions (destroy, delete, a low memory target)",
+            Scope::Picker => "Lists to pick from (shutdown menu, detach)",
+            Scope::Shutdown => "Shutdown menu",
         }
     }
 }
@@ -81,6 +87,13 @@ pub enum Command {
     EditorBuild,
     ConfirmYes,
     ConfirmNo,
+    PickUp,
+    PickDown,
+    PickChoose,
+    PickCancel,
+    ShutPoweroff,
+    ShutReboot,
+    ShutSuspend,
     EditorUndo,
     EditorRedo,
     EditorKillLine,
@@ -467,6 +480,43 @@ pub static BINDINGS: &[Binding] = &[
         "no",
         "Cancel",
     ),
+    b(S::Picker, &[code(KeyCode::Up), k('k')], C::PickUp, "", "Up"),
+    b(
+        S::Picker,
+        &[code(KeyCode::Down), k('j')],
+        C::PickDown,
+        "",
+        "Down",
+    ),
+    b(
+        S::Picker,
+        &[code(KeyCode::Enter)],
+        C::PickChoose,
+        "",
+        "Choose",
+    ),
+    b(
+        S::Picker,
+        &[code(KeyCode::Esc)],
+        C::PickCancel,
+        "",
+        "Cancel",
+    ),
+    b(S::Shutdown, &[k('p')], C::ShutPoweroff, "", "Power off"),
+    b(
+        S::Shutdown,
+        &[k('r')],
+        C::ShutReboot,
+        "",
+        "Reboot (on_reboot applies)",
+    ),
+    b(
+        S::Shutdown,
+        &[k('s')],
+        C::ShutSuspend,
+        "",
+        "Suspend (to save it)",
+    ),
     // Legacy terminals send Ctrl-] as byte 0x1d, which crossterm reports as Ctrl-5.
     b(
         S::Console,
@@ -600,7 +650,14 @@ pub fn hints_of(scope: Scope, read_only: bool) -> Vec<(Command, String, &'static
         .filter(|b| !(read_only && b.destructive))
         .filter(|b| {
             b.scope != Scope::Global
-                || !matches!(scope, Scope::Console | Scope::Editor | Scope::Confirm)
+                || !matches!(
+                    scope,
+                    Scope::Console
+                        | Scope::Editor
+                        | Scope::Confirm
+                        | Scope::Picker
+                        | Scope::Shutdown
+                )
         })
         .map(|b| {
             (

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline, Wrap};
 
 use super::layout::centered;
 use crate::clock::{NS_PER_SEC, format_utc};
-use crate::tui::app::{App, Mode, Picker};
+use crate::tui::app::{App, Mode};
 use crate::tui::keymap::{self, BINDINGS, Scope};
 
 fn popup<'a>(app: &App, title: &str) -> Block<'a> {
@@ -48,9 +48,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 .map(|(label, _)| format!("{} {label}", label.chars().next().unwrap_or(' ')))
                 .collect();
             hint.push("Esc cancel".into());
-            picker(frame, app, area, p, &hint.join(" · "))
+            p.draw(frame, app, area, &hint.join(" · "))
         }
-        Mode::Detach(p, _) => picker(frame, app, area, p, "Enter detach · Esc cancel"),
+        Mode::Detach(p, _) => p.draw(frame, app, area, "Enter detach · Esc cancel"),
         Mode::Memory { domid, input } => {
             let max = app
                 .table
@@ -121,43 +121,6 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }
         _ => {}
     }
-}
-
-fn picker<T>(frame: &mut Frame, app: &App, area: Rect, p: &Picker<T>, hint: &str) {
-    let mut lines: Vec<Line> = p
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, (label, _))| {
-            let style = if i == p.selected {
-                app.theme.selection()
-            } else {
-                app.theme.base()
-            };
-            Line::from(Span::styled(format!(" {label} "), style))
-        })
-        .collect();
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        format!(" {hint}"),
-        app.theme.muted(),
-    )));
-    let w = p
-        .items
-        .iter()
-        .map(|(l, _)| l.len())
-        .max()
-        .unwrap_or(10)
-        .max(hint.len())
-        .max(p.title.len()) as u16
-        + 6;
-    frame_popup(
-        frame,
-        app,
-        centered(area, w, lines.len() as u16 + 2),
-        &p.title,
-        lines,
-    );
 }
 
 /// How far the help can scroll on a terminal of `size` (columns, rows):
@@ -238,6 +201,8 @@ fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
         Scope::Console,
         Scope::Editor,
         Scope::Confirm,
+        Scope::Picker,
+        Scope::Shutdown,
     ] {
         lines.push(Line::from(Span::styled(scope.title(), t.title())));
         for b in BINDINGS

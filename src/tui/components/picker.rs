@@ -1,0 +1,81 @@
+//! A list to pick one item from (the shutdown menu, the detach list):
+//! its state, its keys (the keymap's `Scope::Picker`: ↑/k, ↓/j, Enter,
+//! Esc) and its drawing.
+
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::tui::app::App;
+use crate::tui::keymap::{self, Command, Scope};
+use crate::tui::ui::layout::centered;
+use crate::tui::ui::overlays::frame_popup;
+
+#[derive(Debug, Clone)]
+pub struct Picker<T> {
+    pub title: String,
+    pub items: Vec<(String, T)>,
+    pub selected: usize,
+}
+
+/// What a key did to the picker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Moved, or nothing: it stays open.
+    Stay,
+    Chosen,
+    Cancelled,
+}
+
+impl<T> Picker<T> {
+    pub fn on_key(&mut self, key: &KeyEvent) -> Pick {
+        match keymap::lookup(key, &[Scope::Picker], false) {
+            Some(Command::PickUp) => self.selected = self.selected.saturating_sub(1),
+            Some(Command::PickDown) => {
+                self.selected = (self.selected + 1).min(self.items.len().saturating_sub(1))
+            }
+            Some(Command::PickChoose) => return Pick::Chosen,
+            Some(Command::PickCancel) => return Pick::Cancelled,
+            _ => {}
+        }
+        Pick::Stay
+    }
+
+    pub fn chosen(&self) -> Option<&T> {
+        self.items.get(self.selected).map(|(_, t)| t)
+    }
+
+    /// The list as a pop-up, with `hint` (its keys) below it.
+    pub fn draw(&self, frame: &mut Frame, app: &App, area: Rect, hint: &str) {
+        let mut lines: Vec<Line> = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                let style = if i == self.selected {
+                    app.theme.selection()
+                } else {
+                    app.theme.base()
+                };
+                Line::from(Span::styled(format!(" {label} "), style))
+            })
+            .collect();
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            format!(" {hint}"),
+            app.theme.muted(),
+        )));
+        let w = self
+            .items
+            .iter()
+            .map(|(l, _)| l.len())
+            .max()
+            .unwrap_or(10)
+            .max(hint.len())
+            .max(self.title.len()) as u16
+            + 6;
+        let h = lines.len() as u16 + 2;
+        frame_popup(frame, app, centered(area, w, h), &self.title, lines);
+    }
+}
