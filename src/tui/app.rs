@@ -10,6 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use super::action::{Action, Done, Effect, Snapshot};
 use super::components::confirm::{Answer, Confirm, Pending};
 use super::components::device_form::DeviceForm;
+use super::components::memory_form::{MemoryForm, MemoryKey};
 use super::components::picker::{Pick, Picker};
 use super::console::ConsoleBuffer;
 use super::editor::Editor;
@@ -131,10 +132,7 @@ pub enum Mode {
     Shutdown(Picker<ShutdownReason>, Vec<DomId>),
     Form(Box<DeviceForm>),
     Detach(Picker<DeviceRef>, DomId),
-    Memory {
-        domid: DomId,
-        input: LineInput,
-    },
+    Memory(MemoryForm),
     /// A new config's name; with a source: a copy of that config.
     NewConfig(LineInput, Option<PathBuf>),
     Editor(Box<Editor>),
@@ -990,33 +988,15 @@ impl App {
                 Pick::Cancelled => (Mode::Normal, Vec::new()),
                 Pick::Stay => (Mode::Detach(picker, domid), Vec::new()),
             },
-            Mode::Memory { domid, mut input } => {
-                if esc {
-                    return (Mode::Normal, Vec::new());
+            Mode::Memory(mut form) => match form.on_key(&key) {
+                MemoryKey::Cancel => (Mode::Normal, Vec::new()),
+                MemoryKey::Set(mib) => self.mem_target(form.domid, mib),
+                MemoryKey::Invalid(why) => {
+                    self.log(Level::Error, why);
+                    (Mode::Memory(form), Vec::new())
                 }
-                if enter {
-                    return match input.text.trim().parse::<u64>() {
-                        Ok(mib) if mib > 0 => self.mem_target(domid, mib),
-                        _ => {
-                            self.log(
-                                Level::Error,
-                                format!(
-                                    "memory target must be a positive number of MiB, got {:?}",
-                                    input.text
-                                ),
-                            );
-                            (Mode::Memory { domid, input }, Vec::new())
-                        }
-                    };
-                }
-                // Digits only; editing keys (Ctrl-U, Ctrl-A, …) still work.
-                let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-                if matches!(key.code, KeyCode::Char(c) if !c.is_ascii_digit() && !ctrl) {
-                    return (Mode::Memory { domid, input }, Vec::new());
-                }
-                input.handle(&key);
-                (Mode::Memory { domid, input }, Vec::new())
-            }
+                MemoryKey::Stay => (Mode::Memory(form), Vec::new()),
+            },
             Mode::Form(form) => self.form_key(form, key),
             Mode::NewConfig(mut input, from) => {
                 if esc {
@@ -1717,10 +1697,7 @@ impl App {
             Command::MemTarget => {
                 if let Some(row) = self.table.selected_row() {
                     let info = &row.view.info;
-                    self.mode = Mode::Memory {
-                        domid: info.domid,
-                        input: LineInput::new((info.memory_kib / 1024).to_string()),
-                    };
+                    self.mode = Mode::Memory(MemoryForm::new(info.domid, info.memory_kib / 1024));
                 }
             }
             Command::LibNew => self.mode = Mode::NewConfig(LineInput::default(), None),

@@ -7,6 +7,7 @@
 
 pub mod confirm;
 pub mod device_form;
+pub mod memory_form;
 pub mod picker;
 
 use super::action::Effect;

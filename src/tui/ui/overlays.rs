@@ -51,24 +51,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             p.draw(frame, app, area, &hint.join(" · "))
         }
         Mode::Detach(p, _) => p.draw(frame, app, area, "Enter detach · Esc cancel"),
-        Mode::Memory { domid, input } => {
-            let max = app
-                .table
-                .row(*domid)
-                .map_or(0, |r| r.view.info.max_memory_kib / 1024);
-            let lines = vec![
-                Line::from(format!(
-                    " {} · maximum {max} MiB",
-                    app.table.name_of(*domid)
-                )),
-                Line::from(vec![
-                    Span::raw(" target MiB: "),
-                    Span::styled(format!("{}▏", input.text), app.theme.key()),
-                ]),
-                Line::from(Span::styled(" Enter set · Esc cancel", app.theme.muted())),
-            ];
-            frame_popup(frame, app, centered(area, 50, 5), "Memory target", lines);
-        }
+        Mode::Memory(form) => form.draw(frame, app, area),
         Mode::NewConfig(input, from) => {
             let ask = match from {
                 Some(p) => format!(
