@@ -141,7 +141,8 @@ pub enum Mode {
         text: String,
         recovery: String,
     },
-    Themes(usize),
+    /// The theme picker; moving previews each theme.
+    Themes(Picker<usize>),
 }
 
 pub struct App {
@@ -1062,33 +1063,28 @@ impl App {
                     Vec::new(),
                 ),
             },
-            Mode::Themes(mut sel) => match key.code {
-                KeyCode::Esc | KeyCode::Char('q') => {
-                    self.theme = self.theme_before.clone();
-                    (Mode::Normal, Vec::new())
-                }
-                KeyCode::Enter => {
-                    if let Some(t) = self.themes.get(sel) {
-                        self.theme = t.clone();
+            Mode::Themes(mut picker) => {
+                let pick = picker.on_key(&key);
+                let highlighted = picker.chosen().and_then(|i| self.themes.get(*i)).cloned();
+                match pick {
+                    Pick::Cancelled => {
+                        self.theme = self.theme_before.clone();
+                        (Mode::Normal, Vec::new())
                     }
-                    (Mode::Normal, Vec::new())
-                }
-                KeyCode::Down | KeyCode::Char('j') => {
-                    sel = (sel + 1).min(self.themes.len().saturating_sub(1));
-                    if let Some(t) = self.themes.get(sel) {
-                        self.theme = t.clone();
+                    Pick::Chosen => {
+                        if let Some(t) = highlighted {
+                            self.theme = t;
+                        }
+                        (Mode::Normal, Vec::new())
                     }
-                    (Mode::Themes(sel), Vec::new())
-                }
-                KeyCode::Up | KeyCode::Char('k') => {
-                    sel = sel.saturating_sub(1);
-                    if let Some(t) = self.themes.get(sel) {
-                        self.theme = t.clone();
+                    Pick::Stay => {
+                        if let Some(t) = highlighted {
+                            self.theme = t;
+                        }
+                        (Mode::Themes(picker), Vec::new())
                     }
-                    (Mode::Themes(sel), Vec::new())
                 }
-                _ => (Mode::Themes(sel), Vec::new()),
-            },
+            }
         }
     }
 
@@ -1497,7 +1493,16 @@ impl App {
                     .unwrap_or(0);
                 // Esc goes back to the theme in use now, however it was chosen.
                 self.theme_before = self.theme.clone();
-                self.mode = Mode::Themes(cur);
+                self.mode = Mode::Themes(Picker {
+                    title: "Theme".into(),
+                    items: self
+                        .themes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.name.clone(), i))
+                        .collect(),
+                    selected: cur,
+                });
             }
             Command::NextTab => {
                 let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);

@@ -76,32 +76,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             frame_popup(frame, app, centered(area, 56, 5), "New config", lines);
         }
         Mode::Form(form) => form.draw(frame, app, area),
-        Mode::Themes(sel) => {
-            let mut lines: Vec<Line> = app
-                .themes
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let style = if i == *sel {
-                        app.theme.selection()
-                    } else {
-                        app.theme.base()
-                    };
-                    Line::from(Span::styled(format!(" {} ", t.name), style))
-                })
-                .collect();
-            lines.push(Line::from(Span::styled(
-                " Enter keep · Esc back",
-                app.theme.muted(),
-            )));
-            frame_popup(
-                frame,
-                app,
-                centered(area, 30, lines.len() as u16 + 2),
-                "Theme",
-                lines,
-            );
-        }
+        Mode::Themes(p) => p.draw(frame, app, area, "Enter keep · Esc back"),
         _ => {}
     }
 }
