@@ -11,6 +11,7 @@ use super::action::{Action, Done, Effect, Snapshot};
 use super::components::confirm::{Answer, Confirm, Pending};
 use super::components::device_form::DeviceForm;
 use super::components::memory_form::{MemoryForm, MemoryKey};
+use super::components::name_prompt::{NameKey, NamePrompt};
 use super::components::picker::{Pick, Picker};
 use super::console::ConsoleBuffer;
 use super::editor::Editor;
@@ -134,7 +135,7 @@ pub enum Mode {
     Detach(Picker<DeviceRef>, DomId),
     Memory(MemoryForm),
     /// A new config's name; with a source: a copy of that config.
-    NewConfig(LineInput, Option<PathBuf>),
+    NewConfig(NamePrompt),
     Editor(Box<Editor>),
     Recover {
         path: PathBuf,
@@ -999,43 +1000,40 @@ impl App {
                 MemoryKey::Stay => (Mode::Memory(form), Vec::new()),
             },
             Mode::Form(form) => self.form_key(form, key),
-            Mode::NewConfig(mut input, from) => {
-                if esc {
-                    return (Mode::Normal, Vec::new());
+            Mode::NewConfig(mut prompt) => {
+                let name = match prompt.on_key(&key) {
+                    NameKey::Cancel => return (Mode::Normal, Vec::new()),
+                    NameKey::Stay => return (Mode::NewConfig(prompt), Vec::new()),
+                    NameKey::Submit(name) => name,
+                };
+                if let Err(why) = crate::config::validate_name(&name) {
+                    self.announce(Level::Error, format!("'{name}': {why}"));
+                    return (Mode::NewConfig(prompt), Vec::new());
                 }
-                if enter {
-                    let name = input.text.trim().to_string();
-                    if let Err(why) = crate::config::validate_name(&name) {
-                        self.announce(Level::Error, format!("'{name}': {why}"));
-                        return (Mode::NewConfig(input, from), Vec::new());
-                    }
-                    let path = self.library.dir.join(format!("{name}.sxp"));
-                    if self.library.entries.iter().any(|e| e.path == path) {
-                        self.log(
-                            Level::Error,
-                            format!("{name}.sxp already exists; press e to edit it"),
-                        );
-                        return (Mode::NewConfig(input, from), Vec::new());
-                    }
-                    if let Some(from) = from {
-                        return (
-                            Mode::Normal,
-                            vec![Effect::CloneConfig {
-                                from,
-                                to: path,
-                                name,
-                            }],
-                        );
-                    }
-                    let backend = self.host.as_ref().map(|h| h.backend);
-                    let text = library::template_for(&name, backend);
+                let path = self.library.dir.join(format!("{name}.sxp"));
+                if self.library.entries.iter().any(|e| e.path == path) {
+                    self.log(
+                        Level::Error,
+                        format!("{name}.sxp already exists; press e to edit it"),
+                    );
+                    return (Mode::NewConfig(prompt), Vec::new());
+                }
+                if let Some(from) = prompt.from {
                     return (
-                        Mode::Editor(Box::new(Editor::new(path, &text, ""))),
-                        Vec::new(),
+                        Mode::Normal,
+                        vec![Effect::CloneConfig {
+                            from,
+                            to: path,
+                            name,
+                        }],
                     );
                 }
-                input.handle(&key);
-                (Mode::NewConfig(input, from), Vec::new())
+                let backend = self.host.as_ref().map(|h| h.backend);
+                let text = library::template_for(&name, backend);
+                (
+                    Mode::Editor(Box::new(Editor::new(path, &text, ""))),
+                    Vec::new(),
+                )
             }
             Mode::Editor(ed) => self.editor_key(ed, key),
             Mode::Recover {
@@ -1705,17 +1703,17 @@ impl App {
                     self.mode = Mode::Memory(MemoryForm::new(info.domid, info.memory_kib / 1024));
                 }
             }
-            Command::LibNew => self.mode = Mode::NewConfig(LineInput::default(), None),
+            Command::LibNew => self.mode = Mode::NewConfig(NamePrompt::new("", None)),
             Command::LibClone => {
                 if let Some(e) = self.library.selected_entry() {
                     if let Err(why) = &e.status {
                         self.log(Level::Error, format!("{} does not read: {why}", e.file));
                     } else {
                         let base = e.name.clone().unwrap_or_default();
-                        self.mode = Mode::NewConfig(
-                            LineInput::new(format!("{base}-copy")),
+                        self.mode = Mode::NewConfig(NamePrompt::new(
+                            &format!("{base}-copy"),
                             Some(e.path.clone()),
-                        );
+                        ));
                     }
                 }
             }
@@ -1997,7 +1995,7 @@ impl App {
             }
             "new" => {
                 self.mode =
-                    Mode::NewConfig(LineInput::new(args.first().copied().unwrap_or("")), None);
+                    Mode::NewConfig(NamePrompt::new(args.first().copied().unwrap_or(""), None));
             }
             "console" => {
                 if let Some(d) = need_dom(self) {

@@ -8,6 +8,7 @@
 pub mod confirm;
 pub mod device_form;
 pub mod memory_form;
+pub mod name_prompt;
 pub mod picker;
 
 use super::action::Effect;

@@ -52,29 +52,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }
         Mode::Detach(p, _) => p.draw(frame, app, area, "Enter detach · Esc cancel"),
         Mode::Memory(form) => form.draw(frame, app, area),
-        Mode::NewConfig(input, from) => {
-            let ask = match from {
-                Some(p) => format!(
-                    " Name of the copy of {} (the file is NAME.sxp):",
-                    p.file_name()
-                        .map(|f| f.to_string_lossy())
-                        .unwrap_or_default()
-                ),
-                None => " Name of the new domain (the file is NAME.sxp):".to_string(),
-            };
-            let lines = vec![
-                Line::from(ask),
-                Line::from(vec![
-                    Span::raw(" "),
-                    Span::styled(format!("{}▏", input.text), app.theme.key()),
-                ]),
-                Line::from(Span::styled(
-                    " Enter opens the editor · Esc cancel",
-                    app.theme.muted(),
-                )),
-            ];
-            frame_popup(frame, app, centered(area, 56, 5), "New config", lines);
-        }
+        Mode::NewConfig(prompt) => prompt.draw(frame, app, area),
         Mode::Form(form) => form.draw(frame, app, area),
         Mode::Themes(p) => p.draw(frame, app, area, "Enter keep · Esc back"),
         _ => {}
