@@ -9,6 +9,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 
 use super::action::{Action, Done, Effect, Snapshot};
 use super::components::confirm::{Answer, Confirm, Pending};
+use super::components::details::{Details, DetailsKey};
 use super::components::device_form::DeviceForm;
 use super::components::memory_form::{MemoryForm, MemoryKey};
 use super::components::name_prompt::{NameKey, NamePrompt};
@@ -120,9 +121,7 @@ pub enum Mode {
     Filter(LineInput),
     Palette(LineInput),
     Help(usize),
-    /// A domain's details; the timeline scrolled this many entries back
-    /// from the newest.
-    Details(DomId, usize),
+    Details(Details),
     /// The details of a domain that is gone.
     GoneDetails(uuid::Uuid),
     Console {
@@ -904,28 +903,19 @@ impl App {
                 };
                 (Mode::Help(to.min(max)), Vec::new())
             }
-            Mode::Details(domid, back) => {
-                // Scrolling back through the timeline, newest at the bottom.
-                let entries = self.table.row(domid).map_or(0, |r| {
+            Mode::Details(mut d) => {
+                let entries = self.table.row(d.domid).map_or(0, |r| {
                     crate::tui::ui::overlays::timeline_len(self, r.view.info.uuid)
                 });
                 let page = usize::from(self.size.1 / 2).max(1);
-                let max = entries.saturating_sub(1);
-                let back = match key.code {
-                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                match d.on_key(&key, entries, page) {
+                    DetailsKey::Close => {
                         self.feed.details = None;
-                        return (Mode::Normal, Vec::new());
+                        (Mode::Normal, Vec::new())
                     }
-                    KeyCode::Char('c') => return (Mode::Normal, self.open_console(domid)),
-                    KeyCode::Up | KeyCode::Char('k') => back + 1,
-                    KeyCode::Down | KeyCode::Char('j') => back.saturating_sub(1),
-                    KeyCode::PageUp => back + page,
-                    KeyCode::PageDown => back.saturating_sub(page),
-                    KeyCode::Home | KeyCode::Char('g') => max,
-                    KeyCode::End | KeyCode::Char('G') => 0,
-                    _ => back,
-                };
-                (Mode::Details(domid, back.min(max)), Vec::new())
+                    DetailsKey::Console => (Mode::Normal, self.open_console(d.domid)),
+                    DetailsKey::Stay => (Mode::Details(d), Vec::new()),
+                }
             }
             Mode::GoneDetails(uuid) => match key.code {
                 KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
@@ -1590,7 +1580,7 @@ impl App {
                 _ => {
                     if let Some(row) = self.table.selected_row() {
                         let (d, uuid) = (row.view.info.domid, row.view.info.uuid);
-                        self.mode = Mode::Details(d, 0);
+                        self.mode = Mode::Details(Details::new(d));
                         return self.load_timeline(uuid);
                     }
                 }
@@ -1759,6 +1749,7 @@ impl App {
             | Command::ConsoleSearch
             | Command::ConfirmYes
             | Command::ConfirmNo
+            | Command::DetailsClose
             | Command::PickUp
             | Command::PickDown
             | Command::PickChoose

@@ -20,6 +20,8 @@ pub enum Scope {
     Picker,
     /// The shutdown menu's letters.
     Shutdown,
+    /// A domain's details.
+    Details,
 }
 
 impl Scope {
@@ -35,6 +37,7 @@ impl Scope {
             Scope::Confirm => "Questions (destroy, delete, a low memory target)",
             Scope::Picker => "Lists to pick from (shutdown menu, detach)",
             Scope::Shutdown => "Shutdown menu",
+            Scope::Details => "Details of a domain",
         }
     }
 }
@@ -87,6 +90,7 @@ pub enum Command {
     EditorBuild,
     ConfirmYes,
     ConfirmNo,
+    DetailsClose,
     PickUp,
     PickDown,
     PickChoose,
@@ -516,6 +520,62 @@ pub static BINDINGS: &[Binding] = &[
         C::ShutSuspend,
         "",
         "Suspend (to save it)",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::Up), k('k')],
+        C::Up,
+        "",
+        "Scroll the timeline back",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::Down), k('j')],
+        C::Down,
+        "",
+        "Scroll the timeline on",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::PageUp)],
+        C::PageUp,
+        "",
+        "A page back",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::PageDown)],
+        C::PageDown,
+        "",
+        "A page on",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::Home), k('g')],
+        C::Top,
+        "",
+        "The timeline's start",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::End), k('G')],
+        C::Bottom,
+        "",
+        "The newest (followed live)",
+    ),
+    b(
+        S::Details,
+        &[k('c')],
+        C::Console,
+        "",
+        "The domain's console",
+    ),
+    b(
+        S::Details,
+        &[code(KeyCode::Esc), code(KeyCode::Enter), k('q')],
+        C::DetailsClose,
+        "",
+        "Close",
     ),
     // Legacy terminals send Ctrl-] as byte 0x1d, which crossterm reports as Ctrl-5.
     b(

@@ -6,6 +6,7 @@
 //! turn.
 
 pub mod confirm;
+pub mod details;
 pub mod device_form;
 pub mod memory_form;
 pub mod name_prompt;

@@ -3,14 +3,14 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::layout::centered;
-use crate::clock::{NS_PER_SEC, format_utc};
+use crate::clock::format_utc;
 use crate::tui::app::{App, Mode};
 use crate::tui::keymap::{self, BINDINGS, Scope};
 
-fn popup<'a>(app: &App, title: &str) -> Block<'a> {
+pub(crate) fn popup<'a>(app: &App, title: &str) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
         .border_style(app.theme.border().fg(app.theme.accent))
@@ -37,7 +37,7 @@ pub(crate) fn frame_popup(
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.mode {
         Mode::Help(scroll) => help(frame, app, area, *scroll),
-        Mode::Details(domid, back) => details(frame, app, area, *domid, *back),
+        Mode::Details(d) => d.draw(frame, app, area),
         Mode::GoneDetails(uuid) => gone_details(frame, app, area, *uuid),
         Mode::Confirm(c) => c.draw(frame, app, area),
         Mode::Shutdown(p, _) => {
@@ -139,6 +139,7 @@ fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
         Scope::Confirm,
         Scope::Picker,
         Scope::Shutdown,
+        Scope::Details,
     ] {
         lines.push(Line::from(Span::styled(scope.title(), t.title())));
         for b in BINDINGS
@@ -176,174 +177,6 @@ pub fn timeline_len(app: &App, uuid: uuid::Uuid) -> usize {
     timeline_of(app, uuid).len()
 }
 
-fn details(frame: &mut Frame, app: &App, area: Rect, domid: u32, back: usize) {
-    let t = &app.theme;
-    let popup_area = centered(
-        area,
-        area.width.saturating_sub(4),
-        area.height.saturating_sub(2),
-    );
-    let Some(row) = app.table.row(domid) else {
-        frame_popup(
-            frame,
-            app,
-            centered(area, 40, 3),
-            "Details",
-            vec![Line::from(" the domain is gone")],
-        );
-        return;
-    };
-    let info = &row.view.info;
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled(format!(" {} ", row.name), t.title()),
-            Span::styled(format!(" domain {}  ", info.domid), t.muted()),
-            Span::styled(info.state_string(), t.state(info)),
-            Span::styled(format!(" ({})", info.state_word()), t.state(info)),
-        ]),
-        Line::from(format!(
-            " uuid {} · {} MiB (max {} MiB) · {} vCPU · CPU {:.1} s",
-            info.uuid,
-            info.memory_kib / 1024,
-            info.max_memory_kib / 1024,
-            info.vcpus,
-            info.cpu_time_ns as f64 / NS_PER_SEC as f64
-        )),
-    ];
-    let config = row.view.config();
-    if let Some(c) = &config {
-        let boot = c.image.boot();
-        // What boots the guest: a kernel, a bootloader, or the firmware's
-        // boot order.
-        let how = match (&c.image, &c.bootloader, &boot.kernel) {
-            (crate::config::Image::Hvm(h), _, None) => {
-                let order: Vec<&str> = h
-                    .boot_order()
-                    .chars()
-                    .filter_map(|x| match x {
-                        'c' => Some("disk"),
-                        'd' => Some("CD"),
-                        'n' => Some("network"),
-                        _ => None,
-                    })
-                    .collect();
-                format!("boots from {}", order.join(", then "))
-            }
-            (_, Some(b), None) => format!(
-                "bootloader {}{}",
-                crate::tui::ui::one_line(b),
-                c.bootloader_args
-                    .as_deref()
-                    .map_or(String::new(), |a| format!(
-                        " {}",
-                        crate::tui::ui::one_line(a)
-                    ))
-            ),
-            (_, _, k) => format!(
-                "kernel {} · cmdline \"{}\"",
-                k.as_deref().unwrap_or("-"),
-                crate::tui::ui::one_line(&boot.cmdline())
-            ),
-        };
-        lines.push(Line::from(format!(
-            " image {} · {how}",
-            c.image.type_name()
-        )));
-        lines.push(Line::from(format!(
-            " on_poweroff {} · on_reboot {} · on_crash {}",
-            c.poweroff_policy(),
-            c.reboot_policy(),
-            c.crash_policy()
-        )));
-        if let Some(src) = row.view.record.as_ref().and_then(|r| r.source.as_ref()) {
-            lines.push(Line::from(Span::styled(
-                format!(" config file {}", crate::tui::ui::show_path(app, src)),
-                t.muted(),
-            )));
-        }
-    } else {
-        lines.push(Line::from(Span::styled(
-            " not built by domus: no config",
-            t.muted(),
-        )));
-    }
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(" Devices", t.title())));
-    if info.devices.is_empty() {
-        lines.push(Line::from(Span::styled("   none", t.muted())));
-    }
-    for d in &info.devices {
-        lines.push(Line::from(format!("   {d}")));
-    }
-    // Wrapped at words under their label, never cut.
-    let room = usize::from(area.width).saturating_sub(16);
-    for n in &info.notes {
-        for (i, part) in crate::tui::ui::wrap(&crate::tui::ui::one_line(n), room)
-            .into_iter()
-            .enumerate()
-        {
-            let lead = if i == 0 { "   note: " } else { "         " };
-            lines.push(Line::from(Span::styled(format!("{lead}{part}"), t.muted())));
-        }
-    }
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(" Timeline", t.title())));
-    let uuid = row.view.info.uuid;
-    let timeline = timeline_of(app, uuid);
-    let inner_h = usize::from(popup_area.height.saturating_sub(2));
-    let room = inner_h.saturating_sub(lines.len() + 4);
-    if timeline.is_empty() {
-        lines.push(Line::from(Span::styled("   nothing recorded", t.muted())));
-    }
-    // The newest entries that fit, or older ones scrolled back to.
-    let back = back.min(timeline.len().saturating_sub(room));
-    let end = timeline.len() - back;
-    for e in &timeline[end.saturating_sub(room)..end] {
-        lines.push(timeline_line(app, e));
-    }
-    let title = if timeline.len() > room {
-        "Details · Esc closes · c console · ↑/↓ PgUp/PgDn the timeline"
-    } else {
-        "Details · Esc closes · c console"
-    };
-    frame.render_widget(Clear, popup_area);
-    frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
-    // The CPU sparkline along the bottom of the pop-up.
-    let history: Vec<u64> = app
-        .table
-        .row(domid)
-        .map(|r| r.cpu.history.iter().copied().collect())
-        .unwrap_or_default();
-    let spark_area = Rect {
-        x: popup_area.x + 2,
-        y: popup_area.y + popup_area.height.saturating_sub(3),
-        width: popup_area.width.saturating_sub(4),
-        height: 2,
-    };
-    let pct = app.table.row(domid).map_or(0.0, |r| r.cpu.pct);
-    frame.render_widget(
-        Paragraph::new(Span::styled(
-            format!("CPU {pct:.1} % (last {} samples)", history.len()),
-            t.muted(),
-        )),
-        Rect {
-            height: 1,
-            ..spark_area
-        },
-    );
-    frame.render_widget(
-        Sparkline::default()
-            .data(&history)
-            .max(100.max(history.iter().copied().max().unwrap_or(0)))
-            .style(t.base().fg(t.sparkline)),
-        Rect {
-            y: spark_area.y + 1,
-            height: 1,
-            ..spark_area
-        },
-    );
-}
-
 pub fn recover(frame: &mut Frame, app: &App, file: &str) {
     let area = frame.area();
     let lines = vec![
@@ -365,7 +198,7 @@ pub fn recover(frame: &mut Frame, app: &App, file: &str) {
 /// A domain's timeline for the details: the whole of it once loaded, with
 /// what has happened since; the bookkeeping of operations and consoles
 /// left out.
-fn timeline_of(app: &App, uuid: uuid::Uuid) -> Vec<&crate::engine::JournalEntry> {
+pub(crate) fn timeline_of(app: &App, uuid: uuid::Uuid) -> Vec<&crate::engine::JournalEntry> {
     let keep = |e: &&crate::engine::JournalEntry| !e.event.is_op() && !e.event.is_console();
     match app.feed.details.as_ref().filter(|d| d.uuid == uuid) {
         Some(d) => d.entries.iter().filter(keep).collect(),
@@ -378,7 +211,7 @@ fn timeline_of(app: &App, uuid: uuid::Uuid) -> Vec<&crate::engine::JournalEntry>
     }
 }
 
-fn timeline_line<'a>(app: &App, e: &crate::engine::JournalEntry) -> Line<'a> {
+pub(crate) fn timeline_line<'a>(app: &App, e: &crate::engine::JournalEntry) -> Line<'a> {
     let t = &app.theme;
     let dom = e.domid.map_or_else(String::new, |d| format!("[{d}] "));
     // Who did it, unless it was this TUI.

@@ -1,0 +1,223 @@
+//! A domain's details: its state, config summary, devices, notes, the
+//! whole timeline (followed live, scrolled back with the keymap's
+//! `Scope::Details` keys) and a CPU sparkline.
+
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Sparkline};
+
+use crate::backend::DomId;
+use crate::clock::NS_PER_SEC;
+use crate::tui::app::App;
+use crate::tui::keymap::{self, Command, Scope};
+use crate::tui::ui::layout::centered;
+use crate::tui::ui::overlays::{frame_popup, popup, timeline_line, timeline_of};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Details {
+    pub domid: DomId,
+    /// Timeline entries scrolled back from the newest.
+    pub back: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailsKey {
+    Stay,
+    Close,
+    Console,
+}
+
+impl Details {
+    pub fn new(domid: DomId) -> Self {
+        Details { domid, back: 0 }
+    }
+
+    /// `entries`: how long the timeline is; `page`: a screenful.
+    pub fn on_key(&mut self, key: &KeyEvent, entries: usize, page: usize) -> DetailsKey {
+        let max = entries.saturating_sub(1);
+        self.back = match keymap::lookup(key, &[Scope::Details], false) {
+            Some(Command::DetailsClose) => return DetailsKey::Close,
+            Some(Command::Console) => return DetailsKey::Console,
+            Some(Command::Up) => self.back + 1,
+            Some(Command::Down) => self.back.saturating_sub(1),
+            Some(Command::PageUp) => self.back + page,
+            Some(Command::PageDown) => self.back.saturating_sub(page),
+            Some(Command::Top) => max,
+            Some(Command::Bottom) => 0,
+            _ => self.back,
+        }
+        .min(max);
+        DetailsKey::Stay
+    }
+
+    pub fn draw(&self, frame: &mut Frame, app: &App, area: Rect) {
+        let (domid, back) = (self.domid, self.back);
+        let t = &app.theme;
+        let popup_area = centered(
+            area,
+            area.width.saturating_sub(4),
+            area.height.saturating_sub(2),
+        );
+        let Some(row) = app.table.row(domid) else {
+            frame_popup(
+                frame,
+                app,
+                centered(area, 40, 3),
+                "Details",
+                vec![Line::from(" the domain is gone")],
+            );
+            return;
+        };
+        let info = &row.view.info;
+        let mut lines = vec![
+            Line::from(vec![
+                Span::styled(format!(" {} ", row.name), t.title()),
+                Span::styled(format!(" domain {}  ", info.domid), t.muted()),
+                Span::styled(info.state_string(), t.state(info)),
+                Span::styled(format!(" ({})", info.state_word()), t.state(info)),
+            ]),
+            Line::from(format!(
+                " uuid {} · {} MiB (max {} MiB) · {} vCPU · CPU {:.1} s",
+                info.uuid,
+                info.memory_kib / 1024,
+                info.max_memory_kib / 1024,
+                info.vcpus,
+                info.cpu_time_ns as f64 / NS_PER_SEC as f64
+            )),
+        ];
+        let config = row.view.config();
+        if let Some(c) = &config {
+            let boot = c.image.boot();
+            // What boots the guest: a kernel, a bootloader, or the firmware's
+            // boot order.
+            let how = match (&c.image, &c.bootloader, &boot.kernel) {
+                (crate::config::Image::Hvm(h), _, None) => {
+                    let order: Vec<&str> = h
+                        .boot_order()
+                        .chars()
+                        .filter_map(|x| match x {
+                            'c' => Some("disk"),
+                            'd' => Some("CD"),
+                            'n' => Some("network"),
+                            _ => None,
+                        })
+                        .collect();
+                    format!("boots from {}", order.join(", then "))
+                }
+                (_, Some(b), None) => format!(
+                    "bootloader {}{}",
+                    crate::tui::ui::one_line(b),
+                    c.bootloader_args
+                        .as_deref()
+                        .map_or(String::new(), |a| format!(
+                            " {}",
+                            crate::tui::ui::one_line(a)
+                        ))
+                ),
+                (_, _, k) => format!(
+                    "kernel {} · cmdline \"{}\"",
+                    k.as_deref().unwrap_or("-"),
+                    crate::tui::ui::one_line(&boot.cmdline())
+                ),
+            };
+            lines.push(Line::from(format!(
+                " image {} · {how}",
+                c.image.type_name()
+            )));
+            lines.push(Line::from(format!(
+                " on_poweroff {} · on_reboot {} · on_crash {}",
+                c.poweroff_policy(),
+                c.reboot_policy(),
+                c.crash_policy()
+            )));
+            if let Some(src) = row.view.record.as_ref().and_then(|r| r.source.as_ref()) {
+                lines.push(Line::from(Span::styled(
+                    format!(" config file {}", crate::tui::ui::show_path(app, src)),
+                    t.muted(),
+                )));
+            }
+        } else {
+            lines.push(Line::from(Span::styled(
+                " not built by domus: no config",
+                t.muted(),
+            )));
+        }
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(" Devices", t.title())));
+        if info.devices.is_empty() {
+            lines.push(Line::from(Span::styled("   none", t.muted())));
+        }
+        for d in &info.devices {
+            lines.push(Line::from(format!("   {d}")));
+        }
+        // Wrapped at words under their label, never cut.
+        let room = usize::from(area.width).saturating_sub(16);
+        for n in &info.notes {
+            for (i, part) in crate::tui::ui::wrap(&crate::tui::ui::one_line(n), room)
+                .into_iter()
+                .enumerate()
+            {
+                let lead = if i == 0 { "   note: " } else { "         " };
+                lines.push(Line::from(Span::styled(format!("{lead}{part}"), t.muted())));
+            }
+        }
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(" Timeline", t.title())));
+        let uuid = row.view.info.uuid;
+        let timeline = timeline_of(app, uuid);
+        let inner_h = usize::from(popup_area.height.saturating_sub(2));
+        let room = inner_h.saturating_sub(lines.len() + 4);
+        if timeline.is_empty() {
+            lines.push(Line::from(Span::styled("   nothing recorded", t.muted())));
+        }
+        // The newest entries that fit, or older ones scrolled back to.
+        let back = back.min(timeline.len().saturating_sub(room));
+        let end = timeline.len() - back;
+        for e in &timeline[end.saturating_sub(room)..end] {
+            lines.push(timeline_line(app, e));
+        }
+        let title = if timeline.len() > room {
+            "Details · Esc closes · c console · ↑/↓ PgUp/PgDn the timeline"
+        } else {
+            "Details · Esc closes · c console"
+        };
+        frame.render_widget(Clear, popup_area);
+        frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
+        // The CPU sparkline along the bottom of the pop-up.
+        let history: Vec<u64> = app
+            .table
+            .row(domid)
+            .map(|r| r.cpu.history.iter().copied().collect())
+            .unwrap_or_default();
+        let spark_area = Rect {
+            x: popup_area.x + 2,
+            y: popup_area.y + popup_area.height.saturating_sub(3),
+            width: popup_area.width.saturating_sub(4),
+            height: 2,
+        };
+        let pct = app.table.row(domid).map_or(0.0, |r| r.cpu.pct);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                format!("CPU {pct:.1} % (last {} samples)", history.len()),
+                t.muted(),
+            )),
+            Rect {
+                height: 1,
+                ..spark_area
+            },
+        );
+        frame.render_widget(
+            Sparkline::default()
+                .data(&history)
+                .max(100.max(history.iter().copied().max().unwrap_or(0)))
+                .style(t.base().fg(t.sparkline)),
+            Rect {
+                y: spark_area.y + 1,
+                height: 1,
+                ..spark_area
+            },
+        );
+    }
+}
