@@ -34,6 +34,18 @@ fn harness_with(d: &Dirs, theme: &str, read_only: bool) -> Harness {
     })
 }
 
+/// A harness of another size, dark, on the simulator in memory.
+fn sized(d: &Dirs, size: (u16, u16)) -> Harness {
+    Harness::new(HarnessOptions {
+        size,
+        theme: "dark",
+        read_only: false,
+        config_dir: &d.config,
+        recovery_dir: &d.recovery,
+        state_dir: None,
+    })
+}
+
 fn build(h: &mut Harness, file: &Path) {
     let (config, _) = domus::config::load_file(file).unwrap_or_else(|e| panic!("{e}"));
     h.engine()
@@ -509,14 +521,7 @@ fn state_colours() {
 #[test]
 fn narrow_terminals_drop_columns_instead_of_cutting_numbers() {
     let d = dirs();
-    let mut h = Harness::new(HarnessOptions {
-        size: (80, 24),
-        theme: "dark",
-        read_only: false,
-        config_dir: &d.config,
-        recovery_dir: &d.recovery,
-        state_dir: None,
-    });
+    let mut h = sized(&d, (80, 24));
     build(&mut h, &d.config.join("web1.sxp"));
     h.tick(1.0);
     let screen = h.screen();
@@ -1014,14 +1019,7 @@ fn early_events_have_a_time_and_a_gone_consoles_title_its_name() {
 #[test]
 fn at_80x24_nothing_is_cut_mid_word() {
     let d = dirs();
-    let mut h = Harness::new(HarnessOptions {
-        size: (80, 24),
-        theme: "dark",
-        read_only: false,
-        config_dir: &d.config,
-        recovery_dir: &d.recovery,
-        state_dir: None,
-    });
+    let mut h = sized(&d, (80, 24));
     build(&mut h, &d.config.join("web1.sxp"));
     h.tick(1.0);
     select(&mut h, "web1");
@@ -1056,14 +1054,7 @@ fn at_80x24_nothing_is_cut_mid_word() {
 #[test]
 fn at_200x60_name_grows_and_devices_stays_its_size() {
     let d = dirs();
-    let mut h = Harness::new(HarnessOptions {
-        size: (200, 60),
-        theme: "dark",
-        read_only: false,
-        config_dir: &d.config,
-        recovery_dir: &d.recovery,
-        state_dir: None,
-    });
+    let mut h = sized(&d, (200, 60));
     let long = d.config.join("long.sxp");
     std::fs::write(
         &long,
@@ -1209,14 +1200,7 @@ fn a_config_is_copied_with_a_fresh_identity() {
 #[test]
 fn the_editor_cuts_a_long_message_as_the_status_line_does() {
     let d = dirs();
-    let mut h = Harness::new(HarnessOptions {
-        size: (80, 24),
-        theme: "dark",
-        read_only: false,
-        config_dir: &d.config,
-        recovery_dir: &d.recovery,
-        state_dir: None,
-    });
+    let mut h = sized(&d, (80, 24));
     h.key(KeyCode::Char('2'));
     h.key(KeyCode::Char('n'));
     h.type_text("longmsg\r");
@@ -1295,14 +1279,7 @@ fn theme_picker_footer_and_sort_fit_what_is_shown() {
         !footer.contains("c console") && !footer.contains("e edit"),
         "{footer}"
     );
-    let mut narrow = Harness::new(HarnessOptions {
-        size: (80, 24),
-        theme: "dark",
-        read_only: false,
-        config_dir: &d.config,
-        recovery_dir: &d.recovery,
-        state_dir: None,
-    });
+    let mut narrow = sized(&d, (80, 24));
     let shown: Vec<domus::tui::table::Column> = domus::tui::table::visible_columns(80)
         .into_iter()
         .map(|(c, _)| c)
@@ -1321,14 +1298,7 @@ fn theme_picker_footer_and_sort_fit_what_is_shown() {
 #[test]
 fn the_details_timeline_scrolls_at_80x24() {
     let d = dirs();
-    let mut h = Harness::new(HarnessOptions {
-        size: (80, 24),
-        theme: "dark",
-        read_only: false,
-        config_dir: &d.config,
-        recovery_dir: &d.recovery,
-        state_dir: None,
-    });
+    let mut h = sized(&d, (80, 24));
     build(&mut h, &d.config.join("web1.sxp"));
     let web1 = h
         .engine()

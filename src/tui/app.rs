@@ -1276,17 +1276,7 @@ impl App {
                     _ => crate::tui::editor::EditorEdit::KillLine,
                 };
                 let changed = ed.edit(what);
-                ed.scroll_into_view(height);
-                let effects = if changed {
-                    ed.message = None;
-                    vec![Effect::WriteRecovery {
-                        path: ed.path.clone(),
-                        text: ed.text(),
-                    }]
-                } else {
-                    Vec::new()
-                };
-                return (Mode::Editor(ed), effects);
+                return edited(ed, changed, height);
             }
             Some(Command::EditorBuild) => {
                 if !ed.diagnostics.errors.is_empty() {
@@ -1316,17 +1306,7 @@ impl App {
             return (Mode::Editor(ed), Vec::new());
         }
         let changed = ed.input(key);
-        ed.scroll_into_view(height);
-        let effects = if changed {
-            ed.message = None;
-            vec![Effect::WriteRecovery {
-                path: ed.path.clone(),
-                text: ed.text(),
-            }]
-        } else {
-            Vec::new()
-        };
-        (Mode::Editor(ed), effects)
+        edited(ed, changed, height)
     }
 
     fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
@@ -2105,6 +2085,22 @@ impl App {
         }
         Vec::new()
     }
+}
+
+/// The editor after an edit: in view, and its recovery copy kept when the
+/// text changed.
+fn edited(mut ed: Box<Editor>, changed: bool, height: usize) -> (Mode, Vec<Effect>) {
+    ed.scroll_into_view(height);
+    let effects = if changed {
+        ed.message = None;
+        vec![Effect::WriteRecovery {
+            path: ed.path.clone(),
+            text: ed.text(),
+        }]
+    } else {
+        Vec::new()
+    };
+    (Mode::Editor(ed), effects)
 }
 
 fn common_prefix(list: &[String]) -> Option<String> {

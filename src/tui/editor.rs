@@ -86,32 +86,27 @@ impl Editor {
     /// Undo, redo, or delete to the start of the line; true if the text
     /// changed.
     pub fn edit(&mut self, what: EditorEdit) -> bool {
-        let before = self.textarea.lines().to_vec();
-        match what {
-            EditorEdit::Undo => {
-                self.textarea.undo();
-            }
-            EditorEdit::Redo => {
-                self.textarea.redo();
-            }
-            EditorEdit::KillLine => {
-                self.textarea.delete_line_by_head();
-            }
-        }
-        let changed = self.textarea.lines() != before.as_slice();
-        if changed {
-            self.confirm_discard = false;
-            self.build_anyway = false;
-            self.preflight.clear();
-            self.validate();
-        }
-        changed
+        self.changing(|t| {
+            let _ = match what {
+                EditorEdit::Undo => t.undo(),
+                EditorEdit::Redo => t.redo(),
+                EditorEdit::KillLine => t.delete_line_by_head(),
+            };
+        })
     }
 
     /// Feed a key to the text area; true if the text changed.
     pub fn input(&mut self, key: KeyEvent) -> bool {
+        self.changing(|t| {
+            let _ = t.input(key);
+        })
+    }
+
+    /// Run an edit; when it changed the text, what was checked of the old
+    /// text no longer holds.
+    fn changing(&mut self, f: impl FnOnce(&mut TextArea<'static>)) -> bool {
         let before = self.textarea.lines().to_vec();
-        self.textarea.input(key);
+        f(&mut self.textarea);
         let changed = self.textarea.lines() != before.as_slice();
         if changed {
             self.confirm_discard = false;
