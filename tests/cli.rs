@@ -547,3 +547,35 @@ fn create_resolves_library_names() {
         "{err}"
     );
 }
+
+/// `start` refuses a suspended domain (a fresh boot would lose its
+/// memory); `--wait --timeout` past what a clock holds is no crash.
+#[test]
+fn start_refuses_a_suspended_domain_and_huge_timeouts_do_not_crash() {
+    let host = Host::new();
+    let cfg = host.dir.path().join("s.sxp");
+    std::fs::write(
+        &cfg,
+        "(vm (name susp) (memory 64) (image (linux (kernel /k))) (on_poweroff preserve))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (ok, _, err) = host.run(&["create", &cfg.to_string_lossy()]);
+    assert!(ok, "{err}");
+    let out = host
+        .domus()
+        .args([
+            "reboot",
+            "susp",
+            "--wait",
+            "--timeout",
+            "18446744073709551615",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(out.status.code(), Some(101), "{out:?}");
+    let (ok, _, err) = host.run(&["shutdown", "susp", "--suspend", "--wait"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = host.run(&["start", "susp"]);
+    assert!(!ok);
+    assert!(err.contains("suspended"), "{err}");
+}

@@ -1371,3 +1371,27 @@ fn mode_keys_are_in_the_keymap_and_the_help() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_ne!(before, after, "r rebooted web1:\n{}", h.screen());
 }
+
+/// A burst of library file events is one scan at a time (and one more if
+/// files changed during it), not a scan per event.
+#[test]
+fn library_events_are_coalesced() {
+    use domus::tui::action::{Action, Effect};
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let scans = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::LoadLibrary))
+            .count()
+    };
+    let mut asked = 0;
+    for _ in 0..500 {
+        asked += scans(&h.app.update(Action::LibraryChanged));
+    }
+    assert_eq!(asked, 1, "one scan for the burst");
+    let after = h.app.update(Action::Library(Vec::new()));
+    assert_eq!(scans(&after), 1, "one more for what changed during it");
+    let done = h.app.update(Action::Library(Vec::new()));
+    assert_eq!(scans(&done), 0);
+}

@@ -20,7 +20,11 @@ pub fn shutdown(ctx: &Context, domid: DomId, since: i64, timeout: Duration) -> C
     let e = &ctx.engine;
     let info = e.view(domid)?.info;
     let changes = Changes::watch(&ctx.state_dir);
-    let deadline = Instant::now() + timeout;
+    // A timeout past what a clock can hold waits as good as forever.
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
     loop {
         // Without a supervisor (the simulator), this process applies it.
         if let Some(ev) = e.refresh_one(domid)? {

@@ -182,6 +182,14 @@ impl Engine {
     /// domain whose policy preserved it.
     pub fn start_domain(&self, domid: DomId) -> EngineResult<DomId> {
         let info = self.info(domid)?;
+        if info.shutdown_reason == Some(ShutdownReason::Suspend) {
+            // Its memory is still there: a fresh boot would lose it.
+            return Err(EngineError::InvalidState {
+                name: info.name.clone(),
+                state: "suspended (domus save keeps its state; destroy drops it)",
+                op: "start",
+            });
+        }
         if !info.flags.shutdown {
             return Err(EngineError::InvalidState {
                 name: info.name.clone(),
@@ -209,8 +217,9 @@ impl Engine {
         match outcome {
             PolicyOutcome::Restarted { new_domid } => Ok(new_domid),
             PolicyOutcome::RestartFailed { error } => Err(EngineError::Invalid(format!(
-                "starting {} failed: {error}",
-                info.name
+                "starting {name} failed: {error}; the shut-down domain is gone, its config kept \
+                 (domus export {name} --format sxp > {name}.sxp, then domus create {name}.sxp)",
+                name = info.name
             ))),
             other => Err(EngineError::Invalid(format!(
                 "starting {}: {other:?}",

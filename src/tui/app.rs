@@ -146,6 +146,10 @@ pub enum Mode {
 }
 
 pub struct App {
+    /// A library scan is under way (file events wait for it).
+    library_scan_pending: bool,
+    /// Files changed during that scan: one more scan after it.
+    library_rescan: bool,
     /// The preferences as last kept: a change makes a `SavePrefs`.
     pub prefs_kept: crate::tui::prefs::Prefs,
     pub theme: Theme,
@@ -232,6 +236,8 @@ impl App {
         size: (u16, u16),
     ) -> Self {
         App {
+            library_scan_pending: false,
+            library_rescan: false,
             prefs_kept: crate::tui::prefs::Prefs::default(),
             theme_before: theme.clone(),
             status_at: 0,
@@ -414,6 +420,11 @@ impl App {
                     .library
                     .selected
                     .min(self.library.entries.len().saturating_sub(1));
+                self.library_scan_pending = false;
+                if std::mem::take(&mut self.library_rescan) {
+                    self.library_scan_pending = true;
+                    return vec![Effect::LoadLibrary];
+                }
                 Vec::new()
             }
             Action::FileOpened {
@@ -441,7 +452,16 @@ impl App {
             }
             Action::Completions(list) => self.on_completions(list),
             Action::StoreChanged => vec![Effect::Refresh],
-            Action::LibraryChanged => vec![Effect::LoadLibrary],
+            // A burst of file events (2000 files copied in) is one scan at
+            // a time, not one per event.
+            Action::LibraryChanged if self.library_scan_pending => {
+                self.library_rescan = true;
+                Vec::new()
+            }
+            Action::LibraryChanged => {
+                self.library_scan_pending = true;
+                vec![Effect::LoadLibrary]
+            }
             Action::Cloned { path, text } => {
                 self.mode = Mode::Editor(Box::new(Editor::new(path, &text, "")));
                 Vec::new()
