@@ -25,21 +25,28 @@ pub fn import(files: &[PathBuf], library: &Path, force: bool) -> ExitCode {
     // Two files of one name in one run: the second would replace the first.
     let mut written: HashMap<PathBuf, &Path> = HashMap::new();
     for file in files {
-        if let Ok((c, _)) = config::load_file(file) {
-            let target = library.join(format!("{}.sxp", c.name));
-            if let Some(first) = written.get(&target) {
+        // Each file read once: the name to check, then the import.
+        let (c, diags) = match config::load_file(file) {
+            Ok(x) => x,
+            Err(e) => {
                 failed = true;
-                super::tell(&format!(
-                    "domus: {}: {} was imported from {} in this run; not replaced",
-                    file.display(),
-                    c.name,
-                    first.display()
-                ));
+                super::tell(&format!("domus: {}", super::config_failure(e, file).msg));
                 continue;
             }
-            written.insert(target, file);
+        };
+        let target = library.join(format!("{}.sxp", c.name));
+        if let Some(first) = written.get(&target) {
+            failed = true;
+            super::tell(&format!(
+                "domus: {}: {} was imported from {} in this run; not replaced",
+                file.display(),
+                c.name,
+                first.display()
+            ));
+            continue;
         }
-        match import_one(file, library, force) {
+        written.insert(target, file);
+        match import_one(c, diags, file, library, force) {
             Ok(line) => say(&line),
             Err(f) => {
                 failed = true;
@@ -54,9 +61,15 @@ pub fn import(files: &[PathBuf], library: &Path, force: bool) -> ExitCode {
     }
 }
 
-fn import_one(file: &Path, library: &Path, force: bool) -> CliResult<String> {
-    use crate::tui::library::{ImportError, import};
-    let done = import(file, library, force).map_err(|e| match e {
+fn import_one(
+    c: DomainConfig,
+    diags: config::Diagnostics,
+    file: &Path,
+    library: &Path,
+    force: bool,
+) -> CliResult<String> {
+    use crate::tui::library::{ImportError, import_config};
+    let done = import_config(c, diags, file, library, force).map_err(|e| match e {
         ImportError::Config(e) => super::config_failure(e, file),
         other => Failure::new(other.to_string()),
     })?;

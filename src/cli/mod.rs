@@ -781,14 +781,11 @@ pub(super) fn say_checked(text: &str) -> CliResult<()> {
 fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match config::load_file(file) {
-            Ok((c, diags)) => {
+        match config::load_file_as(file) {
+            Ok((c, diags, dialect)) => {
                 for w in diags.warning_lines() {
                     tell(&w);
                 }
-                let dialect = fsx::read_to_string_bounded(file, config::MAX_CONFIG_BYTES)
-                    .map(|t| config::xl::detect(&t).describe())
-                    .unwrap_or("config");
                 // Knowable from the file alone: an HVM image must find
                 // something to boot.
                 if let Err(why) = c.boot_target() {
@@ -806,14 +803,15 @@ fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
                         continue;
                     }
                 }
-                let hint = if dialect == config::xl::Dialect::Xl.describe() {
+                let hint = if dialect == config::xl::Dialect::Xl {
                     "; `domus import` adds it to the library"
                 } else {
                     ""
                 };
                 say(&format!(
-                    "{}: ok ({dialect}; {} image, {} MiB, {} vCPU{hint})\n",
+                    "{}: ok ({}; {} image, {} MiB, {} vCPU{hint})\n",
                     file.display(),
+                    dialect.describe(),
                     c.image.type_name(),
                     c.memory,
                     c.vcpus

@@ -16,7 +16,7 @@ pub use device::{
 };
 pub use error::{ConfigError, Diagnostic, Diagnostics, QUOTE_CHARS};
 pub use limits::{LOW_DOM0_MIB, LOW_GUEST_MIB, MAX_CONFIG_BYTES, MAX_VCPUS, low_memory_floor};
-pub use parse::{check_device, from_node, load_file, parse_str, validate_name};
+pub use parse::{check_device, from_node, load_file, load_file_as, parse_str, validate_name};
 pub use types::{
     BackendRole, DeviceSpec, DomainConfig, HvmFlavor, HvmImage, Image, KernelImage, OtherDevice,
     Policy, PolicyParseError, Vfb, count_devices,

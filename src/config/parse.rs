@@ -17,11 +17,19 @@ use crate::sxp::{self, Node, Pos};
 /// [`MAX_CONFIG_BYTES`](super::MAX_CONFIG_BYTES); a FIFO or a device is
 /// refused without reading). Warnings come back with the config.
 pub fn load_file(path: &Path) -> Result<(DomainConfig, Diagnostics), ConfigError> {
+    load_file_as(path).map(|(c, d, _)| (c, d))
+}
+
+/// [`load_file`], and the dialect the file was read as (`check` says it).
+pub fn load_file_as(
+    path: &Path,
+) -> Result<(DomainConfig, Diagnostics, super::xl::Dialect), ConfigError> {
     let text = crate::fsx::read_to_string_bounded(path, super::MAX_CONFIG_BYTES)?;
     // Editors on other systems start a file with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let dialect = super::xl::detect(text);
     // An xl.cfg (the operator's /etc/xen/*.cfg) is read as such.
-    super::xl::parse_any(text, &path.display().to_string())
+    super::xl::parse_any(text, &path.display().to_string()).map(|(c, d)| (c, d, dialect))
 }
 
 /// Parse config text; `source` names it in messages (a file name or `<input>`).

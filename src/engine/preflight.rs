@@ -14,9 +14,9 @@ impl Engine {
         let mut problems = Vec::new();
         let type_name = config.image.type_name();
         let caps = self.hv.capabilities();
-        let backend = self
-            .host_info()
-            .map_or("this".to_string(), |h| h.backend.to_string());
+        // The backend's kind, not host_info: the library asks this for
+        // every config it lists.
+        let backend = self.hv.kind();
         match self.registry.image(type_name) {
             None => problems.push(format!("domus builds no {type_name} images")),
             Some(h) => {

@@ -80,6 +80,17 @@ pub enum ImportError {
 /// replaced only with `force`.
 pub fn import(file: &Path, dir: &Path, force: bool) -> Result<Imported, ImportError> {
     let (c, diagnostics) = crate::config::load_file(file)?;
+    import_config(c, diagnostics, file, dir, force)
+}
+
+/// [`import`] of a config already read from `file`.
+pub fn import_config(
+    c: crate::config::DomainConfig,
+    diagnostics: crate::config::Diagnostics,
+    file: &Path,
+    dir: &Path,
+    force: bool,
+) -> Result<Imported, ImportError> {
     fsx::ensure_private_dir(dir)?;
     let target = dir.join(format!("{}.sxp", c.name));
     if !force && std::fs::symlink_metadata(&target).is_ok() {
