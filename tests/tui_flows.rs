@@ -63,6 +63,13 @@ fn started(d: &Dirs, theme: &str, read_only: bool) -> Harness {
     h
 }
 
+/// Whether the table shows `name` paused.
+fn paused(screen: &str, name: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.contains(name) && l.contains("--p---"))
+}
+
 fn select(h: &mut Harness, name: &str) {
     h.key(KeyCode::Home);
     for _ in 0..h.app.table.order.len() {
@@ -142,12 +149,7 @@ fn pause_and_unpause() {
     h.key(KeyCode::Char('p'));
     h.tick(1.0);
     let screen = h.screen();
-    assert!(
-        screen
-            .lines()
-            .any(|l| l.contains("web1") && l.contains("--p---")),
-        "{screen}"
-    );
+    assert!(paused(&screen, "web1"), "{screen}");
     insta::assert_snapshot!("paused", screen);
     h.key(KeyCode::Char('p'));
     h.tick(1.0);
@@ -1394,4 +1396,66 @@ fn library_events_are_coalesced() {
     assert_eq!(scans(&after), 1, "one more for what changed during it");
     let done = h.app.update(Action::Library(Vec::new()));
     assert_eq!(scans(&done), 0);
+}
+
+/// An override moves a command to another key: the key, the footer and
+/// the help all follow; the old key does nothing.
+#[test]
+fn key_overrides_move_keys_footer_and_help() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let notes = h
+        .app
+        .keys
+        .apply(Path::new("keys"), "domains.pause = P  # shifted\n");
+    assert!(notes.is_empty(), "{notes:?}");
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('p'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(!screen.contains("--p---"), "p no longer pauses:\n{screen}");
+    assert!(screen.contains(" P pause"), "the footer names P:\n{screen}");
+    h.key(KeyCode::Char('P'));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(paused(&screen, "web1"), "{screen}");
+    insta::assert_snapshot!("keys_overridden_pause", screen);
+    h.key(KeyCode::Char('?'));
+    let screen = h.screen();
+    assert!(
+        screen.contains("  P                Pause / unpause"),
+        "the help names P:\n{screen}"
+    );
+}
+
+/// A `:` line goes through the same rules as the keys: what does not fit
+/// the domain's state is refused with the reason, and `:theme` alone
+/// opens the picker as `T` does.
+#[test]
+fn palette_lines_meet_the_rules_of_the_keys() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char(':'));
+    h.type_text("unpause web1\r");
+    let screen = h.screen();
+    assert!(
+        screen.contains("not offered for unpause: web1 is not paused"),
+        "{screen}"
+    );
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause Domain-0\r");
+    assert!(h.screen().contains("Domain-0 cannot be paused"));
+    h.key(KeyCode::Char(':'));
+    h.type_text("theme\r");
+    let screen = h.screen();
+    assert!(
+        screen.contains("Theme") && screen.contains("high-contrast"),
+        "{screen}"
+    );
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause web1\r");
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(paused(&screen, "web1"), "{screen}");
 }

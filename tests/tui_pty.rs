@@ -8,17 +8,23 @@ use std::time::Duration;
 use common::pty::Pty;
 use portable_pty::CommandBuilder;
 
+/// The TUI on the simulator, everything it keeps under `dir`.
+fn sim_tui(dir: &std::path::Path) -> CommandBuilder {
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_domus"));
+    cmd.args(["--backend", "sim", "--state-dir"]);
+    cmd.arg(dir.join("state"));
+    cmd.arg("--config-dir");
+    cmd.arg(dir.join("domains"));
+    cmd.env("XDG_CONFIG_HOME", dir.join("config"));
+    cmd.env("TERM", "xterm-256color");
+    cmd
+}
+
 #[test]
 fn the_binary_draws_answers_keys_and_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut lflag_before = None;
-    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_domus"));
-    cmd.args(["--backend", "sim", "--state-dir"]);
-    cmd.arg(dir.path().join("state"));
-    cmd.arg("--config-dir");
-    cmd.arg(dir.path().join("domains"));
-    cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-    cmd.env("TERM", "xterm-256color");
+    let cmd = sim_tui(dir.path());
     let mut pty = Pty::spawn(cmd, 36, 120, |m| {
         lflag_before = m.get_termios().map(|t| t.local_flags.bits());
     });
@@ -77,16 +83,7 @@ fn the_binary_draws_answers_keys_and_restores_the_terminal() {
 #[test]
 fn preferences_persist_between_runs() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let start = || {
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_domus"));
-        cmd.args(["--backend", "sim", "--state-dir"]);
-        cmd.arg(dir.path().join("state"));
-        cmd.arg("--config-dir");
-        cmd.arg(dir.path().join("domains"));
-        cmd.env("XDG_CONFIG_HOME", dir.path().join("config"));
-        cmd.env("TERM", "xterm-256color");
-        Pty::spawn(cmd, 36, 120, |_| {})
-    };
+    let start = || Pty::spawn(sim_tui(dir.path()), 36, 120, |_| {});
     let mut pty = start();
     pty.wait_for("Domain-0", "the domain table", 30);
     pty.press(b":theme light\r");
@@ -122,4 +119,31 @@ fn preferences_persist_between_runs() {
     );
     pty.press(b"q");
     pty.wait_exit("q");
+}
+
+/// The operator's keys file changes the keys of the real binary, and a
+/// bad line is reported at its file:line:col without stopping the TUI.
+#[test]
+fn the_keys_file_rebinds_keys() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let keys = dir.path().join("config/domus/keys");
+    std::fs::create_dir_all(dir.path().join("config/domus")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&keys, "global.quit = Q\nglobal.hlep = h\n").unwrap_or_else(|e| panic!("{e}"));
+    let cmd = sim_tui(dir.path());
+    let mut pty = Pty::spawn(cmd, 36, 120, |_| {});
+    pty.wait_for("Domain-0", "the domain table", 30);
+    pty.wait_for(" Q quit", "the footer names the new key", 10);
+    pty.press(b"3");
+    pty.wait_for(
+        ":2:8: expected a command of global",
+        "the bad line, placed",
+        10,
+    );
+    // `q` no longer quits; `Q` does.
+    pty.press(b"q");
+    std::thread::sleep(Duration::from_millis(500));
+    pty.press(b"1");
+    pty.wait_for("Domain-0", "still running after q", 10);
+    pty.press(b"Q");
+    pty.wait_exit("Q");
 }

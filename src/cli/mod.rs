@@ -251,6 +251,10 @@ pub enum Command {
         /// A file written by `domus save`.
         file: PathBuf,
     },
+    /// Print the TUI's keymap in the keys file's own form (every scope,
+    /// command and key, the overrides in CONFIG/domus/keys applied), and
+    /// any problem with that file; exit 1 if it has one.
+    Keys,
     /// Internal: watch one QEMU domain and apply its restart policy (started
     /// by domus for every domain it builds).
     #[command(hide = true)]
@@ -291,6 +295,25 @@ fn library_config(cli: &Cli, file: &Path) -> CliResult<PathBuf> {
         })
 }
 
+/// `domus keys`: the keymap in use as a keys file, problems on stderr.
+fn print_keys(path: &Path) -> ExitCode {
+    let (keys, problems) = crate::tui::keymap::Keymap::load(path);
+    let mut out = format!(
+        "# domus keys: SCOPE.COMMAND = KEY[, KEY…]; overrides go in {}\n",
+        path.display()
+    );
+    out.push_str(&keys.to_file_text());
+    say(&out);
+    for p in &problems {
+        eprintln!("domus: {}", clean(p));
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 /// The config library: `--config-dir`, else the user's.
 fn library_dir(cli: &Cli) -> PathBuf {
     cli.config_dir
@@ -305,6 +328,7 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
         let opts = crate::tui::TuiOptions {
             theme: cli.theme.clone(),
             prefs_path: config_root.join("prefs.json"),
+            keys_path: config_root.join("keys"),
             read_only: cli.read_only,
             delay: std::time::Duration::from_secs_f64(cli.delay),
             config_dir: library_dir(cli),
@@ -466,6 +490,9 @@ pub fn run(cli: &Cli, command: &Command) -> ExitCode {
 fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
     if let Command::Check { files, host: false } = command {
         return Ok(check(files, None));
+    }
+    if let Command::Keys = command {
+        return Ok(print_keys(&crate::paths::default_config_dir().join("keys")));
     }
     if let Command::Import { files, force } = command {
         let dir = library_dir(cli);
@@ -679,7 +706,10 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                 },
             },
         },
-        Command::Check { .. } | Command::Supervise { .. } | Command::Import { .. } => {}
+        Command::Check { .. }
+        | Command::Supervise { .. }
+        | Command::Import { .. }
+        | Command::Keys => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,8 @@ pub struct TuiOptions {
     pub theme: Option<String>,
     /// Where the TUI keeps its preferences (theme, sort, filter).
     pub prefs_path: PathBuf,
+    /// The operator's key overrides (see `keymap::overrides`).
+    pub keys_path: PathBuf,
     pub read_only: bool,
     pub delay: Duration,
     pub config_dir: PathBuf,
@@ -71,6 +73,11 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
         .map(|s| (s.width, s.height))
         .unwrap_or((80, 24));
     let mut app = App::new(theme, themes, opts.read_only, opts.config_dir.clone(), size);
+    let (keys, key_problems) = super::keymap::Keymap::load(&opts.keys_path);
+    app.keys = keys;
+    for p in key_problems {
+        app.log(Level::Warn, p);
+    }
     app.apply_prefs(&prefs, opts.theme.is_some());
     if let Some(p) = prefs_problem {
         app.log(Level::Warn, p);

@@ -38,8 +38,8 @@ pub enum Answer {
 }
 
 impl Confirm {
-    pub fn on_key(&self, key: &KeyEvent) -> Option<Answer> {
-        match keymap::lookup(key, &[Scope::Confirm], false) {
+    pub fn on_key(&self, key: &KeyEvent, keys: &keymap::Keymap) -> Option<Answer> {
+        match keys.lookup(key, &[Scope::Confirm], false) {
             Some(Command::ConfirmYes) => Some(Answer::Yes),
             Some(Command::ConfirmNo) => Some(Answer::No),
             _ => None,
@@ -56,7 +56,9 @@ impl Confirm {
         lines.push(Line::from(""));
         // Every key of each answer (y, n/Esc), the capitals left out.
         let mut keys = vec![Span::raw(" ")];
-        for b in keymap::BINDINGS
+        for b in app
+            .keys
+            .bindings()
             .iter()
             .filter(|b| b.scope == Scope::Confirm)
         {

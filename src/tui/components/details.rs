@@ -35,9 +35,15 @@ impl Details {
     }
 
     /// `entries`: how long the timeline is; `page`: a screenful.
-    pub fn on_key(&mut self, key: &KeyEvent, entries: usize, page: usize) -> DetailsKey {
+    pub fn on_key(
+        &mut self,
+        key: &KeyEvent,
+        keys: &keymap::Keymap,
+        entries: usize,
+        page: usize,
+    ) -> DetailsKey {
         let max = entries.saturating_sub(1);
-        self.back = match keymap::lookup(key, &[Scope::Details], false) {
+        self.back = match keys.lookup(key, &[Scope::Details], false) {
             Some(Command::DetailsClose) => return DetailsKey::Close,
             Some(Command::Console) => return DetailsKey::Console,
             Some(Command::Up) => self.back + 1,

@@ -399,3 +399,57 @@ impl DeviceForm {
         );
     }
 }
+
+/// The first free `xvdX` for a new disk.
+pub fn next_vdev(devices: &[DeviceSpec]) -> String {
+    let used: std::collections::BTreeSet<&str> = devices
+        .iter()
+        .filter_map(|d| match d {
+            DeviceSpec::Vbd(v) => Some(v.dev.as_str()),
+            _ => None,
+        })
+        .collect();
+    ('a'..='z')
+        .map(|c| format!("xvd{c}"))
+        .find(|n| !used.contains(n.as_str()))
+        .unwrap_or_else(|| "xvdz".into())
+}
+
+impl DeviceForm {
+    /// Paths that complete the first field: one fills it in, several
+    /// extend it to what they share and are listed.
+    pub fn take_completions(&mut self, list: Vec<String>) {
+        let Some(f) = self.fields.first_mut() else {
+            return;
+        };
+        if let [only] = list.as_slice() {
+            f.input = LineInput::new(only.clone());
+            self.completions.clear();
+            return;
+        }
+        if let Some(common) = common_prefix(&list)
+            && common.len() > f.input.text.len()
+        {
+            f.input = LineInput::new(common);
+        }
+        self.completions = list;
+    }
+}
+
+fn common_prefix(list: &[String]) -> Option<String> {
+    let first = list.first()?;
+    let mut len = first.len();
+    for s in &list[1..] {
+        len = len.min(
+            first
+                .bytes()
+                .zip(s.bytes())
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    Some(first[..len].to_string())
+}

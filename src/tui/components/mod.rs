@@ -2,14 +2,18 @@
 //! as gitui's components do: the app hands a component its key and gets
 //! back whether it stays open and the effects to run; drawing is a pure
 //! function of the component (and the theme). `App::update` still does no
-//! IO. More of the overlays in `app.rs` and `ui/overlays.rs` move here in
-//! turn.
+//! IO. The app (`app/`) holds what is shared between them: the table, the
+//! library, the journal, the status line.
 
 pub mod confirm;
+pub mod console_view;
 pub mod details;
 pub mod device_form;
+pub mod editor;
+pub mod help;
 pub mod memory_form;
 pub mod name_prompt;
+pub mod palette;
 pub mod picker;
 
 use super::action::Effect;

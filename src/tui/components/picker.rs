@@ -29,8 +29,8 @@ pub enum Pick {
 }
 
 impl<T> Picker<T> {
-    pub fn on_key(&mut self, key: &KeyEvent) -> Pick {
-        match keymap::lookup(key, &[Scope::Picker], false) {
+    pub fn on_key(&mut self, key: &KeyEvent, keys: &keymap::Keymap) -> Pick {
+        match keys.lookup(key, &[Scope::Picker], false) {
             Some(Command::PickUp) => self.selected = self.selected.saturating_sub(1),
             Some(Command::PickDown) => {
                 self.selected = (self.selected + 1).min(self.items.len().saturating_sub(1))

@@ -1,8 +1,6 @@
 //! Drawing: a pure function of the app state and its theme. Nothing here
 //! does IO or changes state.
 
-mod console;
-mod editor;
 mod header;
 pub mod layout;
 pub mod overlays;
@@ -22,12 +20,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let t = &app.theme;
     frame.render_widget(Block::default().style(t.base()), area);
     match &app.mode {
-        Mode::Console { domid, search } => {
-            return console::draw(frame, app, *domid, search.as_ref());
-        }
-        Mode::Editor(ed) => return editor::draw(frame, app, ed),
-        Mode::Recover { path, .. } => {
-            let file = path
+        Mode::Console(view) => return view.draw(frame, app),
+        Mode::Editor(ed) => return ed.draw(frame, app),
+        Mode::Recover(r) => {
+            let file = r
+                .path
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
@@ -72,28 +69,7 @@ fn status_line(frame: &mut Frame, app: &App, area: ratatui::layout::Rect) {
                 app.theme.muted(),
             ),
         ]),
-        (Mode::Palette(input), _) => {
-            let word = input.text.split_whitespace().next().unwrap_or("");
-            let hint = keymap::palette_verbs(app.read_only)
-                .into_iter()
-                .filter(|(v, _, _)| v.starts_with(word))
-                .map(|(v, a, _)| {
-                    if a.is_empty() {
-                        v.to_string()
-                    } else {
-                        format!("{v} {a}")
-                    }
-                })
-                .take(4)
-                .collect::<Vec<_>>()
-                .join(" · ");
-            Line::from(vec![
-                Span::styled(" : ", app.theme.key()),
-                Span::styled(input.text.clone(), app.theme.base()),
-                Span::styled("▏", app.theme.key()),
-                Span::styled(format!("  {hint}"), app.theme.muted()),
-            ])
-        }
+        (Mode::Palette(p), _) => p.line(app),
         // Messages expire: results after 15 s, problems after a minute
         // (the Events tab keeps them all).
         (_, Some((level, _)))
@@ -130,7 +106,7 @@ pub fn one_line_in(
         return vec![Span::styled(text, style)];
     }
     let logged = app.events.iter().rev().take(8).any(|e| e.text == said);
-    let more = match keymap::key_for(keymap::Command::TabEvents) {
+    let more = match app.keys.key_for(keymap::Command::TabEvents) {
         Some(k) if logged => format!("… ({k}: Events)"),
         _ => "…".to_string(),
     };
@@ -236,7 +212,9 @@ pub fn footer(frame: &mut Frame, app: &App, scope: Scope, area: ratatui::layout:
         .sum::<usize>();
     // What fits the selection: no pause for a shut-down domain, start for
     // one; `p` reads unpause on a paused one.
-    let hints: Vec<(String, String)> = keymap::hints_of(scope, app.read_only)
+    let hints: Vec<(String, String)> = app
+        .keys
+        .hints_of(scope, app.read_only)
         .into_iter()
         .filter(|(cmd, _, _)| app.why_not(*cmd).is_none())
         .map(|(cmd, key, hint)| {
@@ -253,7 +231,10 @@ pub fn footer(frame: &mut Frame, app: &App, scope: Scope, area: ratatui::layout:
         })
         .collect();
     // When they do not all fit, the last place says where the rest are.
-    let more = keymap::key_for(keymap::Command::Help).map(|k| format!(" … {k} all keys"));
+    let more = app
+        .keys
+        .key_for(keymap::Command::Help)
+        .map(|k| format!(" … {k} all keys"));
     let room = usize::from(area.width);
     for (i, (key, hint)) in hints.iter().enumerate() {
         let (k, h) = (format!(" {key}"), format!(" {hint}"));

@@ -8,7 +8,6 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::layout::centered;
 use crate::clock::format_utc;
 use crate::tui::app::{App, Mode};
-use crate::tui::keymap::{self, BINDINGS, Scope};
 
 pub(crate) fn popup<'a>(app: &App, title: &str) -> Block<'a> {
     Block::default()
@@ -36,7 +35,7 @@ pub(crate) fn frame_popup(
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     match &app.mode {
-        Mode::Help(scroll) => help(frame, app, area, *scroll),
+        Mode::Help(h) => h.draw(frame, app, area),
         Mode::Details(d) => d.draw(frame, app, area),
         Mode::GoneDetails(uuid) => gone_details(frame, app, area, *uuid),
         Mode::Confirm(c) => c.draw(frame, app, area),
@@ -57,119 +56,6 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Mode::Themes(p) => p.draw(frame, app, area, "Enter keep · Esc back"),
         _ => {}
     }
-}
-
-/// How far the help can scroll on a terminal of `size` (columns, rows):
-/// the update clamps to it, so Up works at once after End or PgDn.
-pub fn help_max_scroll(app: &App, size: (u16, u16)) -> usize {
-    let area = Rect::new(0, 0, size.0, size.1);
-    help_lines(app, help_width(area))
-        .len()
-        .saturating_sub(help_visible(area))
-}
-
-/// Columns inside the help's frame.
-fn help_width(area: Rect) -> usize {
-    usize::from(help_area(area).width.saturating_sub(2))
-}
-
-fn help_area(area: Rect) -> Rect {
-    centered(area, 110, area.height.saturating_sub(2))
-}
-
-fn help_visible(area: Rect) -> usize {
-    usize::from(help_area(area).height.saturating_sub(2))
-}
-
-fn help(frame: &mut Frame, app: &App, area: Rect, scroll: usize) {
-    let lines = help_lines(app, help_width(area));
-    let popup_area = help_area(area);
-    let scroll = scroll.min(lines.len().saturating_sub(help_visible(area)));
-    let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
-    let title = if app.read_only {
-        "Help (read-only mode) · Esc closes · ↑/↓ PgUp/PgDn scroll"
-    } else {
-        "Help · Esc closes · ↑/↓ PgUp/PgDn scroll"
-    };
-    frame.render_widget(Clear, popup_area);
-    frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
-}
-
-/// One help entry: the keys (or the command) in a column, the text after
-/// it wrapped to the width; keys wider than their column get a line of
-/// their own, so they never run into the text.
-fn help_entry(
-    lines: &mut Vec<Line<'static>>,
-    app: &App,
-    keys: String,
-    text: &str,
-    column: usize,
-    width: usize,
-) {
-    let t = &app.theme;
-    let indent = " ".repeat(column + 3);
-    let room = width.saturating_sub(column + 3).max(10);
-    let wrapped = crate::tui::ui::wrap(text, room);
-    if keys.chars().count() > column {
-        lines.push(Line::from(Span::styled(format!("  {keys}"), t.key())));
-        for w in wrapped {
-            lines.push(Line::from(Span::styled(format!("{indent}{w}"), t.base())));
-        }
-        return;
-    }
-    for (i, w) in wrapped.into_iter().enumerate() {
-        let lead = if i == 0 {
-            Span::styled(format!("  {keys:<column$} "), t.key())
-        } else {
-            Span::raw(indent.clone())
-        };
-        lines.push(Line::from(vec![lead, Span::styled(w, t.base())]));
-    }
-}
-
-fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
-    let t = &app.theme;
-    let mut lines = Vec::new();
-    for scope in [
-        Scope::Global,
-        Scope::Domains,
-        Scope::Library,
-        Scope::Console,
-        Scope::Editor,
-        Scope::Confirm,
-        Scope::Picker,
-        Scope::Shutdown,
-        Scope::Details,
-    ] {
-        lines.push(Line::from(Span::styled(scope.title(), t.title())));
-        for b in BINDINGS
-            .iter()
-            .filter(|b| b.scope == scope && !(app.read_only && b.destructive))
-        {
-            let mut keys: Vec<String> = Vec::new();
-            for label in b.keys.iter().map(keymap::key_label) {
-                if !keys.contains(&label) {
-                    keys.push(label);
-                }
-            }
-            help_entry(&mut lines, app, keys.join(" "), b.help, 16, width);
-        }
-        lines.push(Line::from(""));
-    }
-    lines.push(Line::from(Span::styled("Commands (:)", t.title())));
-    // The synopses' column: as wide as most need, at most half the help.
-    let column = (width / 2).clamp(16, 46);
-    for (verb, args, help) in keymap::palette_verbs(app.read_only) {
-        help_entry(
-            &mut lines,
-            app,
-            format!("{verb} {args}"),
-            help,
-            column,
-            width,
-        );
-    }
-    lines
 }
 
 /// How many timeline entries the details of `uuid` have (for scrolling).

@@ -2,6 +2,9 @@
 //! every change and the drawing (line numbers, S-expression colouring, the
 //! error line) is ours.
 
+mod draw;
+mod keys;
+
 use std::path::PathBuf;
 
 use crossterm::event::KeyEvent;

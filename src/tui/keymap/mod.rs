@@ -1,5 +1,13 @@
 //! The one keymap table: keys, footer hints, the `?` help overlay and the
-//! `:` command palette's verbs are all read from [`BINDINGS`].
+//! `:` command palette's verbs are all read from it. [`BINDINGS`] is the
+//! default; a [`Keymap`] is the table in use, the operator's overrides
+//! (`CONFIG/domus/keys`, see [`overrides`]) applied.
+
+pub mod names;
+pub mod overrides;
+mod table;
+
+pub use table::{Bound, Keymap};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -102,6 +110,12 @@ pub enum Command {
     EditorRedo,
     EditorKillLine,
     EditorClose,
+    /// Palette only: unpause (the `p` key toggles).
+    Unpause,
+    /// Palette only: save a domain's state to a file.
+    Save,
+    /// Palette only: restore a saved domain.
+    Restore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,12 +197,16 @@ use Command as C;
 use Scope as S;
 
 pub static BINDINGS: &[Binding] = &[
-    b(
-        S::Global,
-        &[k('q'), ctrl('c')],
-        C::Quit,
+    verb(
+        b(
+            S::Global,
+            &[k('q'), ctrl('c')],
+            C::Quit,
+            "quit",
+            "Quit domus (domains keep running)",
+        ),
         "quit",
-        "Quit domus (domains keep running)",
+        "",
     ),
     b(
         S::Global,
@@ -243,7 +261,45 @@ pub static BINDINGS: &[Binding] = &[
         "dismiss",
         "Stop showing it",
     ),
-    b(S::Global, &[k('T')], C::Theme, "", "Switch theme"),
+    verb(
+        b(
+            S::Global,
+            &[k('T')],
+            C::Theme,
+            "",
+            "Switch theme (dark, light, high-contrast, …); without a name, pick one",
+        ),
+        "theme",
+        "[NAME]",
+    ),
+    // Palette only: no key of their own.
+    verb(
+        destructive(b(
+            S::Domains,
+            &[],
+            C::Unpause,
+            "",
+            "Unpause a paused domain",
+        )),
+        "unpause",
+        "DOM",
+    ),
+    verb(
+        destructive(b(
+            S::Domains,
+            &[],
+            C::Save,
+            "",
+            "Save a domain's state to a file (it stops)",
+        )),
+        "save",
+        "DOM FILE",
+    ),
+    verb(
+        destructive(b(S::Global, &[], C::Restore, "", "Restore a saved domain")),
+        "restore",
+        "FILE",
+    ),
     b(
         S::Global,
         &[code(KeyCode::Up), k('k')],
@@ -638,24 +694,13 @@ pub static BINDINGS: &[Binding] = &[
     ),
 ];
 
-fn matches(key: &Key, ev: &KeyEvent) -> bool {
+pub(crate) fn matches(key: &Key, ev: &KeyEvent) -> bool {
     let mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
     match (key.code, ev.code) {
         // Shifted characters arrive as the character itself, maybe with SHIFT.
         (KeyCode::Char(a), KeyCode::Char(b)) => a == b && (mods - KeyModifiers::SHIFT) == key.mods,
         (a, b) => a == b && mods == key.mods,
     }
-}
-
-/// The command a key triggers in `scopes` (searched in order).
-pub fn lookup(ev: &KeyEvent, scopes: &[Scope], read_only: bool) -> Option<Command> {
-    scopes.iter().find_map(|scope| {
-        BINDINGS
-            .iter()
-            .filter(|b| b.scope == *scope && !(read_only && b.destructive))
-            .find(|b| b.keys.iter().any(|k| matches(k, ev)))
-            .map(|b| b.command)
-    })
 }
 
 pub fn key_label(key: &Key) -> String {
@@ -682,77 +727,4 @@ pub fn key_label(key: &Key) -> String {
     } else {
         base
     }
-}
-
-/// The first key bound to `command`, as the operator would type it.
-pub fn key_for(command: Command) -> Option<String> {
-    BINDINGS
-        .iter()
-        .find(|b| b.command == command)
-        .and_then(|b| b.keys.first())
-        .map(key_label)
-}
-
-/// Footer hints for a scope: `(key, hint)` pairs.
-pub fn hints(scope: Scope, read_only: bool) -> Vec<(String, &'static str)> {
-    hints_of(scope, read_only)
-        .into_iter()
-        .map(|(_, k, h)| (k, h))
-        .collect()
-}
-
-/// [`hints`] with the command each one runs, for a footer that offers only
-/// what fits the selection.
-pub fn hints_of(scope: Scope, read_only: bool) -> Vec<(Command, String, &'static str)> {
-    BINDINGS
-        .iter()
-        .filter(|b| (b.scope == scope || b.scope == Scope::Global) && !b.hint.is_empty())
-        .filter(|b| !(read_only && b.destructive))
-        .filter(|b| {
-            b.scope != Scope::Global
-                || !matches!(
-                    scope,
-                    Scope::Console
-                        | Scope::Editor
-                        | Scope::Confirm
-                        | Scope::Picker
-                        | Scope::Shutdown
-                )
-        })
-        .map(|b| {
-            (
-                b.command,
-                b.keys.first().map(key_label).unwrap_or_default(),
-                b.hint,
-            )
-        })
-        .collect()
-}
-
-/// Palette verbs available: `(verb, synopsis, help)`.
-pub fn palette_verbs(read_only: bool) -> Vec<(&'static str, &'static str, &'static str)> {
-    let mut verbs: Vec<_> = BINDINGS
-        .iter()
-        .filter(|b| !(read_only && b.destructive))
-        .filter_map(|b| b.palette.map(|(v, a)| (v, a, b.help)))
-        .collect();
-    verbs.push(("unpause", "DOM", "Unpause a paused domain"));
-    if read_only {
-        verbs.retain(|(v, _, _)| *v != "unpause");
-    }
-    if !read_only {
-        verbs.push((
-            "save",
-            "DOM FILE",
-            "Save a domain's state to a file (it stops)",
-        ));
-        verbs.push(("restore", "FILE", "Restore a saved domain"));
-    }
-    verbs.push((
-        "theme",
-        "NAME",
-        "Switch theme (dark, light, high-contrast, …)",
-    ));
-    verbs.push(("quit", "", "Quit domus"));
-    verbs
 }

@@ -1,0 +1,336 @@
+//! Keys and the mouse: a key goes to the open overlay's component (or, in
+//! normal mode, through the keymap to a command); each arm hands over and
+//! turns the component's answer into the next mode.
+
+use crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+
+use super::{App, Level, Mode, Tab};
+use crate::backend::{DomId, ShutdownReason};
+use crate::tui::action::Effect;
+use crate::tui::components::confirm::Answer;
+use crate::tui::components::console_view::{ConsoleKey, ConsoleView};
+use crate::tui::components::details::{Details, DetailsKey};
+use crate::tui::components::device_form::{DeviceForm, next_vdev};
+use crate::tui::components::memory_form::MemoryKey;
+use crate::tui::components::name_prompt::{NameKey, NamePrompt};
+use crate::tui::components::palette::{Palette, PaletteKey};
+use crate::tui::components::picker::{Pick, Picker};
+use crate::tui::editor::Editor;
+use crate::tui::input::LineInput;
+use crate::tui::keymap::{Command, Scope};
+use crate::tui::ui::layout;
+
+type Next = (Mode, Vec<Effect>);
+
+fn stay(mode: Mode) -> Next {
+    (mode, Vec::new())
+}
+
+fn close() -> Next {
+    (Mode::Normal, Vec::new())
+}
+
+impl App {
+    pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let mode = std::mem::replace(&mut self.mode, Mode::Normal);
+        let (mode, effects) = self.key_in_mode(mode, key);
+        // A handler that opened another overlay itself keeps it.
+        if matches!(self.mode, Mode::Normal) {
+            self.mode = mode;
+        }
+        effects
+    }
+
+    /// Hand a key to the mode's component; the mode to stay in and the
+    /// effects come back.
+    fn key_in_mode(&mut self, mode: Mode, key: KeyEvent) -> Next {
+        match mode {
+            Mode::Normal => (Mode::Normal, self.normal_key(&key)),
+            Mode::Filter(input) => self.filter_key(input, &key),
+            Mode::Palette(p) => self.palette_key(p, &key),
+            Mode::Help(mut help) => {
+                let max = crate::tui::components::help::max_scroll(self, self.size);
+                let page = usize::from(self.size.1.saturating_sub(6)).max(1);
+                match help.on_key(&key, &self.keys, max, page) {
+                    true => stay(Mode::Help(help)),
+                    false => close(),
+                }
+            }
+            Mode::Details(d) => self.details_key(d, &key),
+            Mode::GoneDetails(uuid) => match self.keys.lookup(&key, &[Scope::Details], false) {
+                Some(Command::DetailsClose) => {
+                    self.feed.details = None;
+                    close()
+                }
+                _ => stay(Mode::GoneDetails(uuid)),
+            },
+            Mode::Console(view) => self.console_key(view, &key),
+            Mode::Confirm(c) => match c.on_key(&key, &self.keys) {
+                Some(Answer::Yes) => (Mode::Normal, self.confirmed(c.pending)),
+                Some(Answer::No) => {
+                    self.announce(Level::Info, "cancelled");
+                    close()
+                }
+                None => stay(Mode::Confirm(c)),
+            },
+            Mode::Shutdown(picker, targets) => self.shutdown_key(picker, targets, &key),
+            Mode::Detach(mut picker, domid) => match picker.on_key(&key, &self.keys) {
+                Pick::Chosen => match picker.chosen() {
+                    Some(r) => (Mode::Normal, vec![Effect::Detach(domid, r.clone())]),
+                    None => close(),
+                },
+                Pick::Cancelled => close(),
+                Pick::Stay => stay(Mode::Detach(picker, domid)),
+            },
+            Mode::Memory(mut form) => match form.on_key(&key) {
+                MemoryKey::Cancel => close(),
+                MemoryKey::Set(mib) => self.mem_target(form.domid, mib),
+                MemoryKey::Invalid(why) => {
+                    self.log(Level::Error, why);
+                    stay(Mode::Memory(form))
+                }
+                MemoryKey::Stay => stay(Mode::Memory(form)),
+            },
+            Mode::Form(form) => self.form_key(form, key),
+            Mode::NewConfig(prompt) => self.name_key(prompt, &key),
+            Mode::Editor(mut ed) => {
+                let (_, height) = layout::editor_rows(self.size);
+                let out = ed.on_key(key, &self.keys, self.read_only, height);
+                let mode = if out.close {
+                    Mode::Normal
+                } else {
+                    Mode::Editor(ed)
+                };
+                (mode, out.effects)
+            }
+            Mode::Recover(r) => match self.keys.lookup(&key, &[Scope::Confirm], false) {
+                Some(Command::ConfirmYes) => stay(Mode::Editor(Box::new(r.recovered()))),
+                Some(Command::ConfirmNo) => {
+                    let effects = vec![Effect::ClearRecovery(r.path.clone())];
+                    (Mode::Editor(Box::new(r.saved())), effects)
+                }
+                _ => stay(Mode::Recover(r)),
+            },
+            Mode::Themes(picker) => self.themes_key(picker, &key),
+        }
+    }
+
+    fn normal_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        let scopes = [self.tab.scope(), Scope::Global];
+        match self.keys.lookup(key, &scopes, self.read_only) {
+            Some(cmd) => self.command(cmd),
+            None if self.read_only && self.keys.lookup(key, &scopes, false).is_some() => {
+                self.announce(Level::Warn, "read-only mode: that action is not available");
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The filter applies as it is typed; Enter keeps it, Esc clears it.
+    fn filter_key(&mut self, mut input: LineInput, key: &KeyEvent) -> Next {
+        match key.code {
+            crossterm::event::KeyCode::Esc => {
+                self.table.set_filter("");
+                close()
+            }
+            crossterm::event::KeyCode::Enter => close(),
+            _ => {
+                input.handle(key);
+                self.table.set_filter(&input.text);
+                stay(Mode::Filter(input))
+            }
+        }
+    }
+
+    fn palette_key(&mut self, mut p: Palette, key: &KeyEvent) -> Next {
+        match p.on_key(key, || self.palette_candidates()) {
+            PaletteKey::Stay => stay(Mode::Palette(p)),
+            PaletteKey::Close => close(),
+            PaletteKey::Run(line) => (Mode::Normal, self.run_palette(&line)),
+        }
+    }
+
+    fn details_key(&mut self, mut d: Details, key: &KeyEvent) -> Next {
+        let entries = self.table.row(d.domid).map_or(0, |r| {
+            crate::tui::ui::overlays::timeline_len(self, r.view.info.uuid)
+        });
+        let page = usize::from(self.size.1 / 2).max(1);
+        match d.on_key(key, &self.keys, entries, page) {
+            DetailsKey::Close => {
+                self.feed.details = None;
+                close()
+            }
+            DetailsKey::Console => (Mode::Normal, self.open_console(d.domid)),
+            DetailsKey::Stay => stay(Mode::Details(d)),
+        }
+    }
+
+    fn console_key(&mut self, mut view: ConsoleView, key: &KeyEvent) -> Next {
+        let domid = view.domid;
+        let page = (layout::console_size(self.size).0.max(2) - 1) as isize;
+        let buffer = self.consoles.get_mut(&domid);
+        match view.on_key(key, buffer, &self.keys, self.read_only, page) {
+            ConsoleKey::Stay => stay(Mode::Console(view)),
+            ConsoleKey::Detach => (Mode::Normal, vec![Effect::CloseConsole(domid)]),
+            ConsoleKey::Send(bytes) => (
+                Mode::Console(view),
+                vec![Effect::ConsoleInput(domid, bytes)],
+            ),
+            ConsoleKey::Say(level, text) => {
+                self.announce(level, text);
+                stay(Mode::Console(view))
+            }
+            // The domain is gone: its successor of the same name (after a
+            // restart), else stay on what it left.
+            ConsoleKey::Reopen => match self.successor(domid) {
+                Some(next) => (Mode::Normal, self.open_console(next)),
+                None => stay(Mode::Console(view)),
+            },
+        }
+    }
+
+    /// The domain that took over a gone one's name (a restart).
+    fn successor(&self, domid: DomId) -> Option<DomId> {
+        let name = self.table.name_of(domid);
+        self.table
+            .rows
+            .iter()
+            .find(|r| r.name == name && r.view.info.domid != domid)
+            .map(|r| r.view.info.domid)
+    }
+
+    fn shutdown_key(
+        &mut self,
+        mut picker: Picker<ShutdownReason>,
+        targets: Vec<DomId>,
+        key: &KeyEvent,
+    ) -> Next {
+        let hot = match self.keys.lookup(key, &[Scope::Shutdown], self.read_only) {
+            Some(Command::ShutPoweroff) => Some(ShutdownReason::Poweroff),
+            Some(Command::ShutReboot) => Some(ShutdownReason::Reboot),
+            Some(Command::ShutSuspend) => Some(ShutdownReason::Suspend),
+            _ => None,
+        };
+        // A letter for a reason this backend lacks does nothing but say
+        // so; it must never run another reason.
+        let pick = match hot.map(|r| (r, picker.items.iter().position(|(_, x)| *x == r))) {
+            Some((_, Some(i))) => {
+                picker.selected = i;
+                Pick::Chosen
+            }
+            Some((r, None)) => {
+                self.announce(Level::Error, format!("{r} is not offered by this backend"));
+                Pick::Stay
+            }
+            None => picker.on_key(key, &self.keys),
+        };
+        match pick {
+            Pick::Chosen => {
+                let reason = picker.chosen().copied().unwrap_or(ShutdownReason::Poweroff);
+                (Mode::Normal, vec![Effect::Shutdown(targets, reason)])
+            }
+            Pick::Cancelled => close(),
+            Pick::Stay => stay(Mode::Shutdown(picker, targets)),
+        }
+    }
+
+    fn form_key(&mut self, mut form: Box<DeviceForm>, key: KeyEvent) -> Next {
+        let seed = self.now_ns ^ u64::from(form.domid);
+        let next = self
+            .table
+            .row(form.domid)
+            .map(|r| next_vdev(&r.view.info.devices))
+            .unwrap_or_else(|| "xvdb".into());
+        let out = form.on_key(key, &next, seed);
+        let mode = if out.close {
+            Mode::Normal
+        } else {
+            Mode::Form(form)
+        };
+        (mode, out.effects)
+    }
+
+    /// A new config's name: a template for this backend, or a copy.
+    fn name_key(&mut self, mut prompt: NamePrompt, key: &KeyEvent) -> Next {
+        let name = match prompt.on_key(key) {
+            NameKey::Cancel => return close(),
+            NameKey::Stay => return stay(Mode::NewConfig(prompt)),
+            NameKey::Submit(name) => name,
+        };
+        if let Err(why) = crate::config::validate_name(&name) {
+            self.announce(Level::Error, format!("'{name}': {why}"));
+            return stay(Mode::NewConfig(prompt));
+        }
+        let path = self.library.dir.join(format!("{name}.sxp"));
+        if self.library.entries.iter().any(|e| e.path == path) {
+            let msg = format!("{name}.sxp already exists; press e to edit it");
+            self.log(Level::Error, msg);
+            return stay(Mode::NewConfig(prompt));
+        }
+        if let Some(from) = prompt.from {
+            let effects = vec![Effect::CloneConfig {
+                from,
+                to: path,
+                name,
+            }];
+            return (Mode::Normal, effects);
+        }
+        let backend = self.host.as_ref().map(|h| h.backend);
+        let text = crate::tui::library::template_for(&name, backend);
+        stay(Mode::Editor(Box::new(Editor::new(path, &text, ""))))
+    }
+
+    /// Moving through the themes shows each; Esc goes back.
+    fn themes_key(&mut self, mut picker: Picker<usize>, key: &KeyEvent) -> Next {
+        let pick = picker.on_key(key, &self.keys);
+        let highlighted = picker.chosen().and_then(|i| self.themes.get(*i)).cloned();
+        if pick == Pick::Cancelled {
+            self.theme = self.theme_before.clone();
+            return close();
+        }
+        if let Some(t) = highlighted {
+            self.theme = t;
+        }
+        match pick {
+            Pick::Stay => stay(Mode::Themes(picker)),
+            _ => close(),
+        }
+    }
+
+    pub(super) fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
+        if !matches!(self.mode, Mode::Normal) || self.tab != Tab::Domains {
+            return Vec::new();
+        }
+        let (top, height) = layout::table_rows(self.size);
+        match m.kind {
+            MouseEventKind::ScrollDown => self.table.move_by(3),
+            MouseEventKind::ScrollUp => self.table.move_by(-3),
+            // The header row: sort by the clicked column.
+            MouseEventKind::Down(MouseButton::Left) if m.row + 1 == top => {
+                let mut x = 1u16;
+                for (col, w) in crate::tui::table::visible_columns(self.size.0) {
+                    if m.column >= x && m.column < x + w + 1 {
+                        self.table.sort_by(col);
+                        break;
+                    }
+                    x += w + 1;
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left)
+                if m.row >= top && usize::from(m.row - top) < height =>
+            {
+                let idx = self.table.offset + usize::from(m.row - top);
+                if idx < self.table.order.len() {
+                    self.table.selected = idx;
+                }
+            }
+            _ => {}
+        }
+        self.table.scroll_into_view(height);
+        Vec::new()
+    }
+}

@@ -1,0 +1,534 @@
+//! The app's state and `update`: the only place state changes. `update`
+//! turns an [`Action`] into state changes and a list of [`Effect`]s for the
+//! runtime to carry out; it does no IO itself.
+
+mod commands;
+mod done;
+mod inputs;
+mod keys;
+mod ops;
+mod rules;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+
+use super::action::{Action, Effect, Snapshot};
+use super::components::confirm::Confirm;
+use super::components::console_view::ConsoleView;
+use super::components::details::Details;
+use super::components::device_form::DeviceForm;
+use super::components::help::Help;
+use super::components::memory_form::MemoryForm;
+use super::components::name_prompt::NamePrompt;
+use super::components::palette::Palette;
+use super::components::picker::Picker;
+use super::console::ConsoleBuffer;
+use super::editor::Editor;
+use super::feed::{DetailTimeline, Feed};
+use super::input::LineInput;
+use super::keymap::{Command, Keymap, Scope};
+use super::library::Library;
+use super::table::DomainTable;
+use super::theme::Theme;
+use super::ui::layout;
+use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
+use crate::config::DeviceRef;
+use crate::engine::{DomainEvent, JournalEntry};
+
+const EVENTS_CAP: usize = 500;
+/// Every this many ticks the whole view is read again.
+const FULL_REFRESH_EVERY: u64 = 60;
+/// How often (in ticks) the TUI looks whether another process's operation
+/// in flight was left by a process that died.
+const CHECK_OTHERS_EVERY: u64 = 5;
+/// How many journal entries the app keeps for timelines.
+const JOURNAL_CAP: usize = 5000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Domains,
+    Library,
+    Events,
+    Gone,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Domains, Tab::Library, Tab::Events, Tab::Gone];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Domains => "Domains",
+            Tab::Library => "Library",
+            Tab::Events => "Events",
+            Tab::Gone => "Gone",
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Tab::Domains => Scope::Domains,
+            Tab::Library => Scope::Library,
+            Tab::Events => Scope::Events,
+            Tab::Gone => Scope::Gone,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at_ns: u64,
+    pub level: Level,
+    /// Whose line: "web1 [3] · cli 1234" for a journal entry, empty for
+    /// this TUI's own messages.
+    pub who: String,
+    pub text: String,
+}
+
+impl LogLine {
+    /// A journal entry as an Events line.
+    pub fn from_journal(e: &JournalEntry) -> LogLine {
+        let level = match &e.event {
+            DomainEvent::OpFailed { .. } | DomainEvent::RestartFailed { .. } => Level::Error,
+            ev if ev.is_important() => Level::Warn,
+            DomainEvent::Warning { .. } => Level::Warn,
+            DomainEvent::Created { .. } | DomainEvent::Restarted { .. } => Level::Ok,
+            _ => Level::Info,
+        };
+        let subject = super::feed::subject(e);
+        let who = if subject.is_empty() {
+            e.source.to_string()
+        } else {
+            format!("{subject} · {}", e.source)
+        };
+        LogLine {
+            at_ns: e.at_ns,
+            level,
+            who,
+            text: e.event.to_string(),
+        }
+    }
+}
+
+pub enum Mode {
+    Normal,
+    Filter(LineInput),
+    Palette(Palette),
+    Help(Help),
+    Details(Details),
+    /// The details of a domain that is gone.
+    GoneDetails(uuid::Uuid),
+    Console(ConsoleView),
+    Confirm(Confirm),
+    Shutdown(Picker<ShutdownReason>, Vec<DomId>),
+    Form(Box<DeviceForm>),
+    Detach(Picker<DeviceRef>, DomId),
+    Memory(MemoryForm),
+    /// A new config's name; with a source: a copy of that config.
+    NewConfig(NamePrompt),
+    Editor(Box<Editor>),
+    /// Unsaved edits from an earlier session: recover them or not.
+    Recover(Recover),
+    /// The theme picker; moving previews each theme.
+    Themes(Picker<usize>),
+}
+
+/// A file with a recovery copy of unsaved edits.
+pub struct Recover {
+    pub path: PathBuf,
+    /// The file as saved.
+    pub text: String,
+    /// The edits.
+    pub recovery: String,
+}
+
+impl Recover {
+    fn recovered(self) -> Editor {
+        Editor::new(self.path, &self.recovery, &self.text)
+    }
+
+    fn saved(self) -> Editor {
+        Editor::new(self.path, &self.text, &self.text)
+    }
+}
+
+pub struct App {
+    /// The keymap in use: the defaults with the operator's overrides.
+    pub keys: Keymap,
+    /// A library scan is under way (file events wait for it).
+    library_scan_pending: bool,
+    /// Files changed during that scan: one more scan after it.
+    library_rescan: bool,
+    /// The preferences as last kept: a change makes a `SavePrefs`.
+    pub prefs_kept: crate::tui::prefs::Prefs,
+    pub theme: Theme,
+    pub themes: Vec<Theme>,
+    pub read_only: bool,
+    pub tab: Tab,
+    pub mode: Mode,
+    pub host: Option<HostInfo>,
+    pub caps: Capabilities,
+    pub table: DomainTable,
+    pub library: Library,
+    pub events: VecDeque<LogLine>,
+    pub events_selected: usize,
+    /// The newest journal entries (every domus process's), oldest first.
+    pub journal: VecDeque<JournalEntry>,
+    /// What the TUI follows of the journal beyond the table.
+    pub feed: Feed,
+    /// Operations waiting their turn on each domain (the lanes say).
+    pub queued: HashMap<DomId, Vec<&'static str>>,
+    /// This process, to tell its own journal entries from others'.
+    pub pid: u32,
+    pub status: Option<(Level, String)>,
+    pub consoles: HashMap<DomId, ConsoleBuffer>,
+    pub size: (u16, u16),
+    pub now_ns: u64,
+    pub loaded: bool,
+    pub quit: bool,
+    /// Build from the editor: the file whose build should close the editor.
+    building_from_editor: Option<PathBuf>,
+    /// A domain to select once a snapshot shows it (after a build).
+    pending_select: Option<DomId>,
+    /// The theme before the picker opened, for Esc.
+    theme_before: Theme,
+    /// When the status line was set: routine news waits behind a recent error.
+    pub status_at: u64,
+    ticks: u64,
+}
+
+impl App {
+    pub fn new(
+        theme: Theme,
+        themes: Vec<Theme>,
+        read_only: bool,
+        config_dir: PathBuf,
+        size: (u16, u16),
+    ) -> Self {
+        App {
+            keys: Keymap::default(),
+            library_scan_pending: false,
+            library_rescan: false,
+            prefs_kept: crate::tui::prefs::Prefs::default(),
+            theme_before: theme.clone(),
+            status_at: 0,
+            theme,
+            themes,
+            read_only,
+            tab: Tab::Domains,
+            mode: Mode::Normal,
+            host: None,
+            caps: Capabilities::default(),
+            table: DomainTable::default(),
+            library: Library {
+                dir: config_dir,
+                ..Default::default()
+            },
+            events: VecDeque::new(),
+            events_selected: 0,
+            journal: VecDeque::new(),
+            feed: Feed::default(),
+            queued: HashMap::new(),
+            pid: std::process::id(),
+            status: None,
+            consoles: HashMap::new(),
+            size,
+            now_ns: 0,
+            loaded: false,
+            quit: false,
+            building_from_editor: None,
+            pending_select: None,
+            ticks: 0,
+        }
+    }
+
+    /// What the runtime should do first.
+    pub fn init() -> Vec<Effect> {
+        vec![Effect::Refresh, Effect::LoadLibrary]
+    }
+
+    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+        let text = text.into();
+        // A problem of the last seconds is not hidden by chatter; a newer
+        // result (success or failure) replaces it.
+        let recent_problem = matches!(self.status, Some((Level::Error | Level::Warn, _)))
+            && self.now_ns.saturating_sub(self.status_at) < 5_000_000_000;
+        if !(recent_problem && level == Level::Info) {
+            self.status = Some((level, text.clone()));
+            self.status_at = self.now_ns;
+        }
+        self.push_event(level, text);
+    }
+
+    /// Show on the status line only: the outcome of an operation that the
+    /// journal (and so the Events tab) records anyway.
+    fn announce(&mut self, level: Level, text: impl Into<String>) {
+        self.status = Some((level, text.into()));
+        self.status_at = self.now_ns;
+    }
+
+    /// Add to the Events log. A selection on the newest line follows new
+    /// lines (like `tail -f`); one further up stays on its line.
+    fn push_event(&mut self, level: Level, text: String) {
+        self.push_line(LogLine {
+            at_ns: self.now_ns,
+            level,
+            who: String::new(),
+            text,
+        });
+    }
+
+    fn push_line(&mut self, line: LogLine) {
+        let following = self.events_selected + 1 >= self.events.len();
+        self.events.push_back(line);
+        while self.events.len() > EVENTS_CAP {
+            self.events.pop_front();
+            self.events_selected = self.events_selected.saturating_sub(1);
+        }
+        if following {
+            self.events_selected = self.events.len() - 1;
+        }
+    }
+
+    /// Whether another process has an operation in flight on a domain.
+    fn others_at_work(&self) -> bool {
+        self.table
+            .rows
+            .iter()
+            .any(|r| r.view.pending.iter().any(|i| i.owner.pid != self.pid))
+    }
+
+    fn can(&self, cap: Capability) -> bool {
+        self.caps.has(cap)
+    }
+
+    /// The operator's choices as they are now.
+    pub fn prefs(&self) -> crate::tui::prefs::Prefs {
+        crate::tui::prefs::Prefs {
+            theme: Some(self.theme.name.clone()),
+            sort: Some(self.table.column().title().to_string()),
+            descending: self.table.descending,
+            filter: self.table.filter.clone(),
+        }
+    }
+
+    /// Take saved preferences (at start): they become what is kept.
+    pub fn apply_prefs(&mut self, p: &crate::tui::prefs::Prefs, theme_given: bool) {
+        if !theme_given
+            && let Some(t) = p
+                .theme
+                .as_ref()
+                .and_then(|n| self.themes.iter().find(|t| t.name == *n))
+        {
+            self.theme = t.clone();
+        }
+        if let Some(col) = &p.sort {
+            self.table.set_sort(col, p.descending);
+        }
+        self.table.set_filter(&p.filter);
+        self.prefs_kept = self.prefs();
+    }
+
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = self.update_inner(action);
+        // Outside the filter prompt (typing changes it on every key).
+        if !matches!(self.mode, Mode::Filter(_)) {
+            let now = self.prefs();
+            if now != self.prefs_kept {
+                self.prefs_kept = now.clone();
+                effects.push(Effect::SavePrefs(now));
+            }
+        }
+        effects
+    }
+
+    fn update_inner(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Key(key) => self.on_key(key),
+            Action::Mouse(m) => self.on_mouse(m),
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                self.resize_consoles()
+            }
+            Action::Snapshot(s) => {
+                self.on_snapshot(*s);
+                Vec::new()
+            }
+            Action::Done(done) => self.on_done(done),
+            Action::Queued { domid, ops } => {
+                if ops.is_empty() {
+                    self.queued.remove(&domid);
+                } else {
+                    self.queued.insert(domid, ops);
+                }
+                Vec::new()
+            }
+            Action::ConsoleBytes(domid, bytes) => self.on_console_bytes(domid, &bytes),
+            Action::ConsoleClosed(domid) => {
+                if let Some(c) = self.consoles.get_mut(&domid) {
+                    c.closed = true;
+                }
+                Vec::new()
+            }
+            Action::ConsoleFailed(domid) => self.on_console_failed(domid),
+            Action::Library(entries) => self.on_library(entries),
+            Action::FileOpened {
+                path,
+                text,
+                recovery,
+            } => {
+                self.mode = match recovery {
+                    Some(recovery) => Mode::Recover(Recover {
+                        path,
+                        text,
+                        recovery,
+                    }),
+                    None => Mode::Editor(Box::new(Editor::new(path, &text, &text))),
+                };
+                Vec::new()
+            }
+            Action::PciDevices(list) => {
+                if let Mode::Form(f) = &mut self.mode {
+                    f.pci = list;
+                }
+                Vec::new()
+            }
+            Action::Completions(list) => {
+                if let Mode::Form(form) = &mut self.mode {
+                    form.take_completions(list);
+                }
+                Vec::new()
+            }
+            Action::StoreChanged => vec![Effect::Refresh],
+            Action::LibraryChanged => self.on_library_changed(),
+            Action::Cloned { path, text } => {
+                self.mode = Mode::Editor(Box::new(Editor::new(path, &text, "")));
+                Vec::new()
+            }
+            Action::Tick => self.on_tick(),
+            Action::Stats { at_ns, stats } => self.on_stats(at_ns, &stats),
+            Action::Timeline {
+                uuid,
+                entries,
+                console_tail,
+            } => {
+                if let Some(d) = self.feed.details.as_mut().filter(|d| d.uuid == uuid) {
+                    // Entries that arrived live meanwhile are in `entries` too.
+                    d.entries = entries;
+                    d.console_tail = console_tail;
+                    d.loaded = true;
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_snapshot(&mut self, s: Snapshot) {
+        self.now_ns = s.at_ns;
+        if !self.loaded {
+            // What was said before the clock was first read happened at
+            // start-up: give it that time rather than none.
+            for e in self.events.iter_mut().filter(|e| e.at_ns == 0) {
+                e.at_ns = s.at_ns;
+            }
+            if self.status_at == 0 {
+                self.status_at = s.at_ns;
+            }
+        }
+        self.loaded = true;
+        self.host = Some(s.host);
+        self.caps = s.capabilities;
+        self.table.update(s.domains, s.at_ns);
+        if let Some(d) = self.pending_select
+            && let Some(pos) = self
+                .table
+                .order
+                .iter()
+                .position(|i| self.table.rows[*i].view.info.domid == d)
+        {
+            self.table.selected = pos;
+            self.pending_select = None;
+        }
+        self.feed.gone = s.gone;
+        self.feed.gone_selected = self
+            .feed
+            .gone_selected
+            .min(self.feed.gone.len().saturating_sub(1));
+        // Every process's events, in the Events tab; the important ones
+        // others caused on the status line.
+        let pid = self.pid;
+        for e in s.journal.iter().filter(|e| super::feed::shown(e, pid)) {
+            self.push_line(LogLine::from_journal(e));
+        }
+        for e in self.feed.take(&s.journal, self.pid) {
+            let who = super::feed::subject(&e);
+            self.announce(Level::Warn, format!("{who}: {} ({})", e.event, e.source));
+        }
+        let live: Vec<uuid::Uuid> = self.table.rows.iter().map(|r| r.view.info.uuid).collect();
+        self.feed.retain_live(&live);
+        for p in self.feed.timed_out(self.now_ns) {
+            let key = self
+                .keys
+                .key_for(Command::Destroy)
+                .unwrap_or_else(|| "d".into());
+            self.announce(
+                Level::Warn,
+                format!(
+                    "{} has not shut down {} s after the request: select it and press {key} to destroy it",
+                    p.name,
+                    super::feed::SHUTDOWN_TIMEOUT_NS / 1_000_000_000
+                ),
+            );
+        }
+        self.journal.extend(s.journal);
+        while self.journal.len() > JOURNAL_CAP {
+            self.journal.pop_front();
+        }
+        let (_, h) = layout::table_rows(self.size);
+        self.table.scroll_into_view(h);
+    }
+
+    fn resize_consoles(&mut self) -> Vec<Effect> {
+        let (rows, cols) = layout::console_size(self.size);
+        let mut effects = Vec::new();
+        for (domid, c) in &mut self.consoles {
+            c.resize(rows, cols);
+            effects.push(Effect::ConsoleResize(*domid, cols, rows));
+        }
+        let (_, h) = layout::table_rows(self.size);
+        self.table.scroll_into_view(h);
+        effects
+    }
+
+    /// Open the details' timeline: the whole of it is loaded, then
+    /// followed live.
+    fn load_timeline(&mut self, uuid: uuid::Uuid) -> Vec<Effect> {
+        let entries = self
+            .journal
+            .iter()
+            .filter(|e| e.uuid == Some(uuid))
+            .cloned()
+            .collect();
+        self.feed.details = Some(DetailTimeline {
+            uuid,
+            entries,
+            console_tail: Vec::new(),
+            loaded: false,
+        });
+        vec![Effect::LoadTimeline(uuid)]
+    }
+
+    fn select_after_refresh(&mut self, domid: DomId) {
+        // The new domain arrives with the next snapshot; select it by its
+        // position once it is there, else keep the current selection.
+        self.table.tags.clear();
+        self.pending_select = Some(domid);
+    }
+}

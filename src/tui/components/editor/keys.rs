@@ -1,0 +1,95 @@
+//! The editor's keys: save, build, undo/redo, close from the keymap
+//! (`Scope::Editor`), the rest to the text area.
+
+use crossterm::event::KeyEvent;
+
+use super::{Editor, EditorEdit};
+use crate::tui::action::Effect;
+use crate::tui::components::KeyOutcome;
+use crate::tui::keymap::{Command, Keymap, Scope};
+
+const READ_ONLY: &str = "read-only: the editor cannot change files";
+
+impl Editor {
+    /// A key; `height` is the rows the text shows in.
+    pub fn on_key(
+        &mut self,
+        key: KeyEvent,
+        keys: &Keymap,
+        read_only: bool,
+        height: usize,
+    ) -> KeyOutcome {
+        match keys.lookup(&key, &[Scope::Editor], read_only) {
+            Some(Command::EditorSave) => {
+                self.message = None;
+                KeyOutcome::stay_with(vec![Effect::SaveFile {
+                    path: self.path.clone(),
+                    text: self.text(),
+                    then_build: false,
+                }])
+            }
+            Some(cmd @ (Command::EditorUndo | Command::EditorRedo | Command::EditorKillLine)) => {
+                if read_only {
+                    self.message = Some(READ_ONLY.into());
+                    return KeyOutcome::stay();
+                }
+                let what = match cmd {
+                    Command::EditorUndo => EditorEdit::Undo,
+                    Command::EditorRedo => EditorEdit::Redo,
+                    _ => EditorEdit::KillLine,
+                };
+                let changed = self.edit(what);
+                self.edited(changed, height)
+            }
+            Some(Command::EditorBuild) => {
+                if !self.diagnostics.errors.is_empty() {
+                    self.message = Some("fix the errors before building".into());
+                    return KeyOutcome::stay();
+                }
+                KeyOutcome::stay_with(vec![Effect::Preflight {
+                    path: self.path.clone(),
+                    text: self.text(),
+                }])
+            }
+            Some(Command::EditorClose) => self.close(),
+            _ if read_only => {
+                self.message = Some(READ_ONLY.into());
+                KeyOutcome::stay()
+            }
+            _ => {
+                let changed = self.input(key);
+                self.edited(changed, height)
+            }
+        }
+    }
+
+    /// Close, unless there are unsaved changes: then the next Esc does.
+    fn close(&mut self) -> KeyOutcome {
+        if self.dirty() && !self.confirm_discard {
+            self.confirm_discard = true;
+            self.message = Some("unsaved changes: Esc again discards them, Ctrl-S saves".into());
+            return KeyOutcome::stay();
+        }
+        KeyOutcome {
+            close: true,
+            effects: vec![
+                Effect::ClearRecovery(self.path.clone()),
+                Effect::LoadLibrary,
+            ],
+        }
+    }
+
+    /// After an edit: in view, and its recovery copy kept when the text
+    /// changed.
+    fn edited(&mut self, changed: bool, height: usize) -> KeyOutcome {
+        self.scroll_into_view(height);
+        if !changed {
+            return KeyOutcome::stay();
+        }
+        self.message = None;
+        KeyOutcome::stay_with(vec![Effect::WriteRecovery {
+            path: self.path.clone(),
+            text: self.text(),
+        }])
+    }
+}

@@ -1,0 +1,390 @@
+//! The operator's key overrides, from `CONFIG/domus/keys`: one line per
+//! binding, `SCOPE.COMMAND = KEY[, KEY…]`, `#` comments, e.g.
+//!
+//! ```text
+//! domains.pause = P
+//! global.quit = q, Ctrl-C
+//! console.detach-console = Ctrl-A
+//! ```
+//!
+//! A line replaces that binding's keys. A key another command of the same
+//! scope had moves to the new one (with a warning), unless it was that
+//! command's only key: then the line is refused, so no overlay loses its
+//! way out. `domus keys` lists every scope, command and key.
+
+use std::path::{Path, PathBuf};
+
+use crossterm::event::{KeyCode, KeyModifiers};
+
+use super::names::{COMMANDS, command_name, scope_name, scope_named};
+use super::{Key, Keymap, key_label};
+
+/// Larger than any sensible keys file.
+const MAX_BYTES: u64 = 64 * 1024;
+
+/// A line that could not be used, placed at its file:line:col.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{col}: {message}", path.display())]
+pub struct KeysProblem {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// Parse one key as the help writes it: `q`, `Space`, `Enter`, `F2`,
+/// `Ctrl-X`, `Alt-x`, `Shift-Tab`, `PgUp` …
+pub fn parse_key(text: &str) -> Result<Key, String> {
+    let mut mods = KeyModifiers::NONE;
+    let mut rest = text;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let (m, len) = if lower.starts_with("ctrl-") && rest.len() > 5 {
+            (KeyModifiers::CONTROL, 5)
+        } else if lower.starts_with("alt-") && rest.len() > 4 {
+            (KeyModifiers::ALT, 4)
+        } else if lower.starts_with("shift-") && rest.len() > 6 {
+            (KeyModifiers::SHIFT, 6)
+        } else {
+            break;
+        };
+        mods |= m;
+        rest = &rest[len..];
+    }
+    let named = match rest.to_ascii_lowercase().as_str() {
+        "space" => Some(KeyCode::Char(' ')),
+        "enter" | "return" => Some(KeyCode::Enter),
+        "esc" | "escape" => Some(KeyCode::Esc),
+        "tab" if mods.contains(KeyModifiers::SHIFT) => Some(KeyCode::BackTab),
+        "tab" => Some(KeyCode::Tab),
+        "backtab" => Some(KeyCode::BackTab),
+        "backspace" => Some(KeyCode::Backspace),
+        "delete" | "del" => Some(KeyCode::Delete),
+        "insert" => Some(KeyCode::Insert),
+        "up" | "↑" => Some(KeyCode::Up),
+        "down" | "↓" => Some(KeyCode::Down),
+        "left" => Some(KeyCode::Left),
+        "right" => Some(KeyCode::Right),
+        "pgup" | "pageup" => Some(KeyCode::PageUp),
+        "pgdn" | "pagedown" => Some(KeyCode::PageDown),
+        "home" => Some(KeyCode::Home),
+        "end" => Some(KeyCode::End),
+        f if f.len() > 1 && f.starts_with('f') => f[1..]
+            .parse::<u8>()
+            .ok()
+            .filter(|n| (1..=12).contains(n))
+            .map(KeyCode::F),
+        _ => None,
+    };
+    let code = match named {
+        Some(c) => c,
+        None => {
+            let mut chars = rest.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if !c.is_control() => {
+                    // A control character arrives lower-case with CONTROL.
+                    if mods.contains(KeyModifiers::CONTROL) {
+                        KeyCode::Char(c.to_ascii_lowercase())
+                    } else {
+                        KeyCode::Char(c)
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "expected a key (a character, Space, Enter, Esc, Tab, F1–F12, Up, PgUp, Home …, \
+                         maybe after Ctrl-, Alt- or Shift-), found '{}'",
+                        crate::fsx::excerpt(text, 40)
+                    ));
+                }
+            }
+        }
+    };
+    // Shift with a character is the character itself (`Shift-a` is `A`).
+    if let KeyCode::Char(c) = code
+        && mods.contains(KeyModifiers::SHIFT)
+    {
+        mods -= KeyModifiers::SHIFT;
+        return Ok(Key {
+            code: KeyCode::Char(c.to_ascii_uppercase()),
+            mods,
+        });
+    }
+    if code == KeyCode::BackTab {
+        mods |= KeyModifiers::SHIFT;
+    }
+    Ok(Key { code, mods })
+}
+
+/// Column (1-based) of `part` inside `line`.
+fn col_of(line: &str, part: &str) -> usize {
+    let offset = (part.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
+    line[..offset.min(line.len())].chars().count() + 1
+}
+
+impl Keymap {
+    /// The default keymap with the overrides in `path` applied, and what
+    /// was wrong with it (each line that could not be used is skipped).
+    /// A missing file is no overrides.
+    pub fn load(path: &Path) -> (Keymap, Vec<String>) {
+        let mut keymap = Keymap::default();
+        match crate::fsx::read_to_string_bounded(path, MAX_BYTES) {
+            Ok(text) => {
+                let notes = keymap.apply(path, &text);
+                (keymap, notes)
+            }
+            Err(crate::fsx::FsxError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                (keymap, Vec::new())
+            }
+            Err(e) => (keymap, vec![format!("key overrides ignored: {e}")]),
+        }
+    }
+
+    /// Apply the overrides in `text`; returns the problems and warnings,
+    /// each at its file:line:col.
+    pub fn apply(&mut self, path: &Path, text: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("");
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = |part: &str, message: String| {
+                KeysProblem {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    col: col_of(raw, part),
+                    message,
+                }
+                .to_string()
+            };
+            match self.apply_line(raw, line, &at) {
+                Ok(warnings) => notes.extend(warnings),
+                Err(problem) => notes.push(problem),
+            }
+        }
+        notes
+    }
+
+    fn apply_line(
+        &mut self,
+        raw: &str,
+        line: &str,
+        at: &dyn Fn(&str, String) -> String,
+    ) -> Result<Vec<String>, String> {
+        let Some((lhs, rhs)) = line.split_once('=') else {
+            return Err(at(
+                line.trim_start(),
+                "expected SCOPE.COMMAND = KEY[, KEY…] (e.g. domains.pause = P)".into(),
+            ));
+        };
+        let lhs_t = lhs.trim();
+        let Some((scope_s, cmd_s)) = lhs_t.split_once('.') else {
+            return Err(at(
+                lhs_t,
+                format!(
+                    "expected SCOPE.COMMAND before '=', found '{}'",
+                    crate::fsx::excerpt(lhs_t, 40)
+                ),
+            ));
+        };
+        let Some(scope) = scope_named(scope_s) else {
+            let all: Vec<&str> = super::names::SCOPES.iter().map(|(_, n)| *n).collect();
+            return Err(at(
+                lhs_t,
+                format!(
+                    "expected a scope ({}), found '{}'",
+                    all.join(", "),
+                    crate::fsx::excerpt(scope_s, 40)
+                ),
+            ));
+        };
+        let positions: Vec<usize> = self
+            .bound
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.scope == scope && command_name(b.command) == cmd_s)
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&target) = positions.first() else {
+            let here: Vec<&str> = COMMANDS
+                .iter()
+                .filter(|(c, _)| {
+                    self.bound
+                        .iter()
+                        .any(|b| b.scope == scope && b.command == *c)
+                })
+                .map(|(_, n)| *n)
+                .collect();
+            return Err(at(
+                cmd_s,
+                format!(
+                    "expected a command of {scope_s} ({}), found '{}'",
+                    here.join(", "),
+                    crate::fsx::excerpt(cmd_s, 40)
+                ),
+            ));
+        };
+        let mut keys = Vec::new();
+        for part in rhs.split(',') {
+            let t = part.trim();
+            if t.is_empty() {
+                return Err(at(
+                    if t.is_empty() { rhs } else { t },
+                    "expected a key after '=' or ','".into(),
+                ));
+            }
+            let key = parse_key(t).map_err(|e| at(t, e))?;
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        // A key another command of this scope has moves here, unless it
+        // was that command's only one.
+        let mut warnings = Vec::new();
+        for key in &keys {
+            for (i, b) in self.bound.iter_mut().enumerate() {
+                if b.scope != scope || positions.contains(&i) || !b.keys.contains(key) {
+                    continue;
+                }
+                if b.keys.len() == 1 {
+                    return Err(at(
+                        raw.trim_start(),
+                        format!(
+                            "{} is the only key of {scope_s}.{}: give that command another key first",
+                            key_label(key),
+                            command_name(b.command)
+                        ),
+                    ));
+                }
+                b.keys.retain(|k| k != key);
+                warnings.push(at(
+                    raw.trim_start(),
+                    format!(
+                        "{} moved from {}.{} to {}.{cmd_s}",
+                        key_label(key),
+                        scope_name(scope),
+                        command_name(b.command),
+                        scope_name(scope)
+                    ),
+                ));
+            }
+        }
+        self.bound[target].keys = keys;
+        for &other in &positions[1..] {
+            self.bound[other].keys.clear();
+        }
+        Ok(warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::keymap::{Command, Scope};
+    use crossterm::event::KeyEvent;
+
+    fn ev(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn an_override_moves_a_command_to_its_new_key() {
+        let mut k = Keymap::default();
+        let notes = k.apply(Path::new("keys"), "# mine\ndomains.pause = P\n");
+        assert!(notes.is_empty(), "{notes:?}");
+        let scopes = [Scope::Domains, Scope::Global];
+        let pause = k.lookup(&ev(KeyCode::Char('P'), KeyModifiers::SHIFT), &scopes, false);
+        assert_eq!(pause, Some(Command::Pause));
+        assert_eq!(
+            k.lookup(&ev(KeyCode::Char('p'), KeyModifiers::NONE), &scopes, false),
+            None
+        );
+        assert_eq!(k.key_for(Command::Pause).as_deref(), Some("P"));
+        assert!(
+            k.hints(Scope::Domains, false)
+                .contains(&("P".into(), "pause"))
+        );
+    }
+
+    #[test]
+    fn a_taken_key_moves_with_a_warning_but_an_only_key_stays() {
+        let mut k = Keymap::default();
+        // `c` was console's only key: refused, nothing changes.
+        let notes = k.apply(Path::new("/k"), "domains.edit = c\n");
+        assert_eq!(
+            notes,
+            vec![
+                "/k:1:1: c is the only key of domains.console: give that command another key first"
+            ]
+        );
+        assert_eq!(k, Keymap::default());
+        // Ctrl-C is one of quit's two keys: it moves.
+        let notes = k.apply(Path::new("/k"), "global.help = ?, Ctrl-C\n");
+        assert_eq!(
+            notes,
+            vec!["/k:1:1: Ctrl-C moved from global.quit to global.help"]
+        );
+        let help = k.lookup(
+            &ev(KeyCode::Char('c'), KeyModifiers::CONTROL),
+            &[Scope::Global],
+            false,
+        );
+        assert_eq!(help, Some(Command::Help));
+    }
+
+    #[test]
+    fn problems_name_line_and_column_and_what_was_expected() {
+        let mut k = Keymap::default();
+        let text = "domains.pause P\nnowhere.pause = P\ndomains.fly = x\n  domains.pause = Ctrl-\u{1b}\ndomains.pause = ,\n";
+        let notes = k.apply(Path::new("/k"), text);
+        assert_eq!(notes.len(), 5, "{notes:?}");
+        assert!(
+            notes[0].starts_with("/k:1:1: expected SCOPE.COMMAND = KEY"),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[1].starts_with("/k:2:1: expected a scope (global, domains"),
+            "{}",
+            notes[1]
+        );
+        assert!(
+            notes[2].starts_with("/k:3:9: expected a command of domains ("),
+            "{}",
+            notes[2]
+        );
+        assert!(
+            notes[3].starts_with("/k:4:19: expected a key"),
+            "{}",
+            notes[3]
+        );
+        assert!(
+            notes[3].contains("\\u{1b}"),
+            "control bytes are escaped: {}",
+            notes[3]
+        );
+        assert!(notes[4].starts_with("/k:5:"), "{}", notes[4]);
+        assert_eq!(k, Keymap::default(), "bad lines change nothing");
+    }
+
+    #[test]
+    fn keys_parse_as_the_help_writes_them() {
+        for (text, code, mods) in [
+            ("q", KeyCode::Char('q'), KeyModifiers::NONE),
+            ("Space", KeyCode::Char(' '), KeyModifiers::NONE),
+            ("Ctrl-]", KeyCode::Char(']'), KeyModifiers::CONTROL),
+            ("ctrl-X", KeyCode::Char('x'), KeyModifiers::CONTROL),
+            ("Shift-a", KeyCode::Char('A'), KeyModifiers::NONE),
+            ("Shift-Tab", KeyCode::BackTab, KeyModifiers::SHIFT),
+            ("F12", KeyCode::F(12), KeyModifiers::NONE),
+            ("Alt-PgDn", KeyCode::PageDown, KeyModifiers::ALT),
+        ] {
+            assert_eq!(parse_key(text), Ok(Key { code, mods }), "{text}");
+        }
+        for bad in ["", "F13", "Ctrl-", "ab", "\u{7}"] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+    }
+}
