@@ -1459,3 +1459,28 @@ fn palette_lines_meet_the_rules_of_the_keys() {
     let screen = h.screen();
     assert!(paused(&screen, "web1"), "{screen}");
 }
+
+/// Saved preferences naming a theme or a column that no longer exists
+/// are said, and the defaults kept.
+#[test]
+fn stale_saved_preferences_are_reported() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    let prefs = domus::tui::prefs::Prefs {
+        theme: Some("solarized".into()),
+        sort: Some("BOGUS".into()),
+        descending: true,
+        filter: String::new(),
+    };
+    h.app.apply_prefs(&prefs, false);
+    let said: Vec<&str> = h.app.events.iter().map(|e| e.text.as_str()).collect();
+    assert!(
+        said.contains(&"the saved theme 'solarized' is not installed; using dark"),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&"the saved sort column 'BOGUS' does not exist; sorting by ID"),
+        "{said:?}"
+    );
+    assert_eq!(h.app.theme.name, "dark");
+}

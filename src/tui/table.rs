@@ -313,13 +313,16 @@ impl DomainTable {
 
     /// Sort by the column headed `title`, in the given direction (the
     /// saved preference); an unknown title leaves the sort as it is.
-    pub fn set_sort(&mut self, title: &str, descending: bool) {
-        if let Some(idx) = Column::ALL.iter().position(|c| c.title() == title) {
-            self.sort = idx;
-            self.descending = descending;
-            let keep = self.selected_domid();
-            self.reorder(keep);
-        }
+    /// Sort by the column of this heading; false when there is none.
+    pub fn set_sort(&mut self, title: &str, descending: bool) -> bool {
+        let Some(idx) = Column::ALL.iter().position(|c| c.title() == title) else {
+            return false;
+        };
+        self.sort = idx;
+        self.descending = descending;
+        let keep = self.selected_domid();
+        self.reorder(keep);
+        true
     }
 
     pub fn reverse(&mut self) {

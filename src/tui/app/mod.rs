@@ -319,18 +319,32 @@ impl App {
         }
     }
 
-    /// Take saved preferences (at start): they become what is kept.
+    /// Take saved preferences (at start): they become what is kept. A
+    /// saved theme or column that no longer exists is said, not dropped
+    /// silently.
     pub fn apply_prefs(&mut self, p: &crate::tui::prefs::Prefs, theme_given: bool) {
-        if !theme_given
-            && let Some(t) = p
-                .theme
-                .as_ref()
-                .and_then(|n| self.themes.iter().find(|t| t.name == *n))
-        {
-            self.theme = t.clone();
+        if let Some(name) = p.theme.as_ref().filter(|_| !theme_given) {
+            match self.themes.iter().find(|t| t.name == *name) {
+                Some(t) => self.theme = t.clone(),
+                None => self.log(
+                    Level::Warn,
+                    format!(
+                        "the saved theme '{}' is not installed; using {}",
+                        crate::fsx::excerpt(name, 40),
+                        self.theme.name
+                    ),
+                ),
+            }
         }
-        if let Some(col) = &p.sort {
-            self.table.set_sort(col, p.descending);
+        if let Some(col) = &p.sort
+            && !self.table.set_sort(col, p.descending)
+        {
+            let msg = format!(
+                "the saved sort column '{}' does not exist; sorting by {}",
+                crate::fsx::excerpt(col, 40),
+                self.table.column().title()
+            );
+            self.log(Level::Warn, msg);
         }
         self.table.set_filter(&p.filter);
         self.prefs_kept = self.prefs();
