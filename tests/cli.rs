@@ -579,3 +579,40 @@ fn start_refuses_a_suspended_domain_and_huge_timeouts_do_not_crash() {
     assert!(!ok);
     assert!(err.contains("suspended"), "{err}");
 }
+
+/// `domus keys` prints the keymap in the keys file's form with the
+/// operator's overrides applied; a moved key is a note (exit 0), a line
+/// that cannot be used a problem at file:line:col (exit 1).
+#[test]
+fn keys_prints_the_keymap_and_judges_the_keys_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let keys = dir.path().join("domus/keys");
+    std::fs::create_dir_all(dir.path().join("domus")).unwrap_or_else(|e| panic!("{e}"));
+    let run = |text: &str| {
+        std::fs::write(&keys, text).unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::cargo_bin("domus").unwrap_or_else(|e| panic!("{e}"));
+        cmd.env("XDG_CONFIG_HOME", dir.path()).arg("keys");
+        cmd.assert()
+    };
+    run("# none\n")
+        .success()
+        .stdout(predicate::str::contains(
+            "domains.pause = p  # Pause / unpause",
+        ))
+        .stdout(predicate::str::contains("global.prev-tab = Shift-Tab  #"))
+        .stderr("");
+    run("global.quit = j\n")
+        .success()
+        .stdout(predicate::str::contains("global.quit = j  #"))
+        .stderr(format!(
+            "domus: {}:1:15: j moved from global.down to global.quit\n",
+            keys.display()
+        ));
+    run("domains.pause = Alt-p\ndomains.pause = :\n")
+        .code(1)
+        .stdout(predicate::str::contains("domains.pause = Alt-p  #"))
+        .stderr(predicate::str::contains(format!(
+            "{}:2:17: : is the only key of global.palette",
+            keys.display()
+        )));
+}

@@ -116,6 +116,46 @@ fn a_crash_a_restart_and_the_loop_guard_reach_a_tui_that_did_nothing() {
     insta::assert_snapshot!("gone_details", h.screen());
 }
 
+/// What happened before a TUI started is history: it is in the Events
+/// tab, not announced on the status line as news at every start.
+#[test]
+fn a_new_tui_does_not_announce_old_events_as_news() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    let mut first = tui_on(dir.path(), &state);
+    let sim = shared_sim(&state, first.clock.clone());
+    let other = Engine::persistent(Arc::new(sim), first.clock.clone(), &state)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_source(Source {
+            kind: SourceKind::Cli,
+            pid: Some(777),
+        });
+    let cfg = common::config("(vm (name crashy) (memory 64) (image (linux (kernel /k))))");
+    let d = other.create(&cfg, None).unwrap_or_else(|e| panic!("{e}"));
+    common::type_line(&other, d, "crash");
+    other.refresh().unwrap_or_else(|e| panic!("{e}"));
+    first.dispatch(domus::tui::action::Action::StoreChanged);
+    let status = |screen: &str| screen.lines().rev().nth(1).unwrap_or("").to_string();
+    let news = status(&first.screen());
+    assert!(
+        news.contains("crashy") && news.contains("crashed"),
+        "news to a running TUI: {news}"
+    );
+    first.clock.advance_secs(60.0);
+    let mut later = tui_on(dir.path(), &state);
+    let screen = later.screen();
+    assert!(
+        !status(&screen).contains("crashy"),
+        "old news on the status line:\n{screen}"
+    );
+    later.key(KeyCode::Char('3'));
+    let events = later.screen();
+    assert!(
+        events.contains("crashy") && events.contains("crashed"),
+        "{events}"
+    );
+}
+
 /// The same story through the real binary: `domus events --json` says what
 /// happened, who did it and why.
 #[test]

@@ -1458,6 +1458,16 @@ fn palette_lines_meet_the_rules_of_the_keys() {
     h.tick(1.0);
     let screen = h.screen();
     assert!(paused(&screen, "web1"), "{screen}");
+    // `:pause` pauses, as `domus pause` does: a paused domain stays so.
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause web1\r");
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(paused(&screen, "web1"), "{screen}");
+    assert!(
+        screen.contains("web1 is paused already (:unpause web1 resumes it)"),
+        "{screen}"
+    );
 }
 
 /// Saved preferences naming a theme or a column that no longer exists
@@ -1483,4 +1493,41 @@ fn stale_saved_preferences_are_reported() {
         "{said:?}"
     );
     assert_eq!(h.app.theme.name, "dark");
+}
+
+/// A domain that goes and comes back (a restart policy destroys, then
+/// builds it again under a new id) is selected again, not whatever row slid
+/// under the cursor meanwhile, unless the operator moved.
+#[test]
+fn the_selection_follows_a_domain_through_its_restart() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    let old = h
+        .app
+        .table
+        .selected_domid()
+        .unwrap_or_else(|| panic!("web1"));
+    h.engine().destroy(old).unwrap_or_else(|e| panic!("{e}"));
+    h.tick(1.0);
+    let between = h.app.table.selected_row().map(|r| r.name.clone());
+    assert_ne!(between.as_deref(), Some("web1"), "web1 is gone for now");
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    let row = h
+        .app
+        .table
+        .selected_row()
+        .unwrap_or_else(|| panic!("a row"));
+    assert_eq!(row.name, "web1");
+    assert_ne!(row.view.info.domid, old);
+    // Moving meanwhile keeps the operator's choice.
+    let now = row.view.info.domid;
+    h.engine().destroy(now).unwrap_or_else(|e| panic!("{e}"));
+    h.tick(1.0);
+    h.key(KeyCode::Char('g'));
+    let chosen = h.app.table.selected_row().map(|r| r.name.clone());
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    assert_eq!(h.app.table.selected_row().map(|r| r.name.clone()), chosen);
 }

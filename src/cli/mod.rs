@@ -304,10 +304,10 @@ fn print_keys(path: &Path) -> ExitCode {
     );
     out.push_str(&keys.to_file_text());
     say(&out);
-    for p in &problems {
+    for p in problems.problems.iter().chain(&problems.moved) {
         eprintln!("domus: {}", clean(p));
     }
-    if problems.is_empty() {
+    if problems.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -23,6 +23,8 @@ pub enum Op {
     Edit(DomId),
     /// Pause, or unpause the paused (the `p` key).
     TogglePause(Vec<DomId>),
+    /// Pause only (`:pause`, as `domus pause`): a paused domain is refused.
+    Pause(Vec<DomId>),
     Unpause(Vec<DomId>),
     Start(Vec<DomId>),
     /// Shut down; no reason: the menu.
@@ -50,7 +52,7 @@ impl Op {
             Op::Create(_) => Command::LibBuild,
             Op::Console(_) => Command::Console,
             Op::Edit(_) => Command::Edit,
-            Op::TogglePause(_) => Command::Pause,
+            Op::TogglePause(_) | Op::Pause(_) => Command::Pause,
             Op::Unpause(_) => Command::Unpause,
             Op::Start(_) => Command::Start,
             Op::Shutdown(..) => Command::Shutdown,
@@ -74,6 +76,7 @@ impl Op {
             | Op::MemTarget(d, _)
             | Op::Save(d, _) => vec![*d],
             Op::TogglePause(v)
+            | Op::Pause(v)
             | Op::Unpause(v)
             | Op::Start(v)
             | Op::Shutdown(v, _)

@@ -73,11 +73,9 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
         .map(|s| (s.width, s.height))
         .unwrap_or((80, 24));
     let mut app = App::new(theme, themes, opts.read_only, opts.config_dir.clone(), size);
-    let (keys, key_problems) = super::keymap::Keymap::load(&opts.keys_path);
+    let (keys, notes) = super::keymap::Keymap::load(&opts.keys_path);
     app.keys = keys;
-    for p in key_problems {
-        app.log(Level::Warn, p);
-    }
+    app.key_notes(&notes);
     app.apply_prefs(&prefs, opts.theme.is_some());
     if let Some(p) = prefs_problem {
         app.log(Level::Warn, p);

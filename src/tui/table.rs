@@ -149,6 +149,11 @@ pub struct DomainTable {
     pub filter_error: Option<String>,
     pub tags: BTreeSet<DomId>,
     pub now_ns: u64,
+    /// The selected domain went away (a restart policy between its destroy
+    /// and its rebuild): selected again when it comes back, unless the
+    /// operator has moved meanwhile. Else the next `d` would meet whatever
+    /// row slid under the cursor.
+    pub vanished: Option<(uuid::Uuid, String)>,
 }
 
 /// Where a domain goes when sorting by STATE: live ones first, then paused,
@@ -204,8 +209,11 @@ impl DomainTable {
     pub fn update(&mut self, views: Vec<DomainView>, at_ns: u64) {
         let keep = self.selected_domid();
         // A domain rebuilt under a new id (start, a restart policy) stays
-        // selected: found again by its name.
-        let keep_name = self.selected_row().map(|r| r.name.clone());
+        // selected: found again by its uuid or name, also when a snapshot
+        // in between did not have it.
+        let previous = self
+            .selected_row()
+            .map(|r| (r.view.info.uuid, r.name.clone()));
         self.now_ns = at_ns;
         let live: BTreeSet<DomId> = views.iter().map(|v| v.info.domid).collect();
         self.tags.retain(|d| live.contains(d));
@@ -232,12 +240,25 @@ impl DomainTable {
             .enumerate()
             .map(|(i, r)| (r.view.info.domid, i))
             .collect();
-        let keep = keep.filter(|d| self.by_domid.contains_key(d)).or_else(|| {
-            self.rows
-                .iter()
-                .find(|r| Some(&r.name) == keep_name.as_ref())
+        let find = |rows: &[Row], (uuid, name): &(uuid::Uuid, String)| {
+            rows.iter()
+                .find(|r| r.view.info.uuid == *uuid || r.name == *name)
                 .map(|r| r.view.info.domid)
-        });
+        };
+        let keep = match self.vanished.as_ref().and_then(|v| find(&self.rows, v)) {
+            Some(back) => {
+                self.vanished = None;
+                Some(back)
+            }
+            None => {
+                let here = keep.filter(|d| self.by_domid.contains_key(d));
+                let again = here.or_else(|| previous.as_ref().and_then(|p| find(&self.rows, p)));
+                if again.is_none() && self.vanished.is_none() {
+                    self.vanished = previous;
+                }
+                again
+            }
+        };
         self.reorder(keep);
     }
 
@@ -415,6 +436,7 @@ impl DomainTable {
     }
 
     pub fn move_by(&mut self, delta: isize) {
+        self.vanished = None;
         if self.order.is_empty() {
             self.selected = 0;
             return;

@@ -75,6 +75,7 @@ impl App {
             Command::Theme => Op::Theme(None),
             Command::LibNew => Op::New(String::new()),
             Command::Pause => Op::TogglePause(targets()),
+            Command::Unpause => Op::Unpause(targets()),
             Command::Start => Op::Start(
                 targets()
                     .into_iter()

@@ -267,7 +267,8 @@ impl App {
         }
         let path = self.library.dir.join(format!("{name}.sxp"));
         if self.library.entries.iter().any(|e| e.path == path) {
-            let msg = format!("{name}.sxp already exists; press e to edit it");
+            let msg =
+                format!("{name}.sxp already exists: choose another name (Esc, then e edits it)");
             self.log(Level::Error, msg);
             return stay(Mode::NewConfig(prompt));
         }

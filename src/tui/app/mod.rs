@@ -319,6 +319,30 @@ impl App {
         }
     }
 
+    /// Say what the keys file did, a few lines at most (a file of
+    /// garbage must not flood the Events tab): `domus keys` lists all.
+    pub fn key_notes(&mut self, notes: &crate::tui::keymap::overrides::KeyNotes) {
+        const SHOWN: usize = 5;
+        let all: Vec<&String> = notes.problems.iter().chain(&notes.moved).collect();
+        for n in all.iter().take(SHOWN) {
+            self.log(Level::Warn, n.as_str());
+        }
+        if all.len() > SHOWN {
+            let msg = format!(
+                "keys file: {} more note(s); domus keys lists them all",
+                all.len() - SHOWN
+            );
+            self.log(Level::Warn, msg);
+        }
+        if !notes.problems.is_empty() {
+            let msg = format!(
+                "keys file: {} line(s) not used (3: Events; domus keys lists them)",
+                notes.problems.len()
+            );
+            self.log(Level::Error, msg);
+        }
+    }
+
     /// Take saved preferences (at start): they become what is kept. A
     /// saved theme or column that no longer exists is said, not dropped
     /// silently.
@@ -445,6 +469,7 @@ impl App {
     }
 
     fn on_snapshot(&mut self, s: Snapshot) {
+        let first = !self.loaded;
         self.now_ns = s.at_ns;
         if !self.loaded {
             // What was said before the clock was first read happened at
@@ -481,7 +506,10 @@ impl App {
         for e in s.journal.iter().filter(|e| super::feed::shown(e, pid)) {
             self.push_line(LogLine::from_journal(e));
         }
-        for e in self.feed.take(&s.journal, self.pid) {
+        // The first snapshot brings history: it goes to the Events tab,
+        // not on the status line as news.
+        let announced = self.feed.take(&s.journal, self.pid);
+        for e in announced.into_iter().filter(|_| !first) {
             let who = super::feed::subject(&e);
             self.announce(Level::Warn, format!("{who}: {} ({})", e.event, e.source));
         }

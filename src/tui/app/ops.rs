@@ -46,6 +46,26 @@ impl App {
             Op::Console(d) => return self.open_console(d),
             Op::Edit(d) => return self.edit_domain(d),
             Op::TogglePause(t) => return self.on_guests(t, "paused", Effect::TogglePause),
+            Op::Pause(t) => {
+                let paused: Vec<String> = t
+                    .iter()
+                    .filter(|d| {
+                        self.table
+                            .row(**d)
+                            .is_some_and(|r| r.view.info.flags.paused)
+                    })
+                    .map(|d| self.table.name_of(*d))
+                    .collect();
+                if !paused.is_empty() {
+                    let names = paused.join(", ");
+                    self.announce(
+                        Level::Info,
+                        format!("{names} is paused already (:unpause {names} resumes it)"),
+                    );
+                    return Vec::new();
+                }
+                return self.on_guests(t, "paused", Effect::TogglePause);
+            }
             Op::Unpause(t) => return self.on_guests(t, "unpaused", Effect::Unpause),
             Op::Start(t) => return vec![Effect::Start(t)],
             Op::Shutdown(t, None) => self.shutdown_menu(t),

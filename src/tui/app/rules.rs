@@ -79,7 +79,7 @@ impl App {
                 };
             }
             let what = match cmd {
-                Command::Start => "start (it is not shut down)".to_string(),
+                Command::Start => format!("start: {} is not shut down", first.name),
                 Command::Unpause => format!("unpause: {} is not paused", first.name),
                 Command::Edit => format!("edit: {} has no config with domus", first.name),
                 _ if i.flags.shutdown => {

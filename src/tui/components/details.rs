@@ -184,13 +184,25 @@ impl Details {
         for e in &timeline[end.saturating_sub(room)..end] {
             lines.push(timeline_line(app, e));
         }
+        // The keys in use (the operator may have changed them).
+        let key = |c: Command, default: &str| app.keys.key_for(c).unwrap_or_else(|| default.into());
+        let close = key(Command::DetailsClose, "Esc");
+        let console = match app
+            .keys
+            .bindings()
+            .iter()
+            .find(|b| b.scope == Scope::Details && b.command == Command::Console)
+        {
+            Some(b) => b.keys.first().map(keymap::key_label).unwrap_or_default(),
+            None => "c".into(),
+        };
         let title = if timeline.len() > room {
-            "Details · Esc closes · c console · ↑/↓ PgUp/PgDn the timeline"
+            format!("Details · {close} closes · {console} console · ↑/↓ PgUp/PgDn the timeline")
         } else {
-            "Details · Esc closes · c console"
+            format!("Details · {close} closes · {console} console")
         };
         frame.render_widget(Clear, popup_area);
-        frame.render_widget(Paragraph::new(lines).block(popup(app, title)), popup_area);
+        frame.render_widget(Paragraph::new(lines).block(popup(app, &title)), popup_area);
         // The CPU sparkline along the bottom of the pop-up.
         let history: Vec<u64> = app
             .table

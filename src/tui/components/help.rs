@@ -117,6 +117,7 @@ fn help_lines(app: &App, width: usize) -> Vec<Line<'static>> {
         Scope::Global,
         Scope::Domains,
         Scope::Library,
+        Scope::Gone,
         Scope::Console,
         Scope::Editor,
         Scope::Confirm,

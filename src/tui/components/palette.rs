@@ -110,6 +110,19 @@ pub fn parse(
         resolve(name).ok_or_else(|| format!("no domain {name}"))
     };
     let arg = |i: usize| args.get(i).copied().ok_or_else(usage);
+    // Words beyond the synopsis are refused, not dropped.
+    let most = synopsis.split_whitespace().count();
+    if !synopsis.contains('…') && args.len() > most {
+        return Err(format!(
+            "{verb} takes {}; '{}' is one word too many",
+            if most == 0 {
+                "no arguments".to_string()
+            } else {
+                synopsis.to_string()
+            },
+            crate::fsx::excerpt(args[most], 40)
+        ));
+    }
     let op = match bound.command {
         Command::Quit => Op::Quit,
         Command::Theme => Op::Theme(args.first().map(|s| s.to_string())),
@@ -121,7 +134,7 @@ pub fn parse(
         ),
         Command::Console => Op::Console(dom()?),
         Command::Edit => Op::Edit(dom()?),
-        Command::Pause => Op::TogglePause(vec![dom()?]),
+        Command::Pause => Op::Pause(vec![dom()?]),
         Command::Unpause => Op::Unpause(vec![dom()?]),
         Command::Start => Op::Start(vec![dom()?]),
         Command::Destroy => Op::Destroy(vec![dom()?]),
@@ -153,11 +166,18 @@ pub fn parse(
         }
         Command::MemTarget => {
             let d = dom()?;
-            let mib = args
-                .get(1)
-                .and_then(|m| m.parse::<u64>().ok())
+            let given = arg(1)?;
+            let mib = given
+                .parse::<u64>()
+                .ok()
                 .filter(|m| *m > 0)
-                .ok_or("mem-set DOM MIB")?;
+                .ok_or_else(|| {
+                    format!(
+                        "{}: MIB is a whole number above 0, not '{}'",
+                        usage(),
+                        crate::fsx::excerpt(given, 20)
+                    )
+                })?;
             Op::MemTarget(d, Some(mib))
         }
         Command::Save => {
@@ -188,7 +208,7 @@ mod tests {
     #[test]
     fn lines_become_the_ops_the_keys_run() {
         assert_eq!(p(""), Ok(None));
-        assert_eq!(p("pause web1"), Ok(Some(Op::TogglePause(vec![3]))));
+        assert_eq!(p("pause web1"), Ok(Some(Op::Pause(vec![3]))));
         assert_eq!(p("destroy 3"), Ok(Some(Op::Destroy(vec![3]))));
         assert_eq!(
             p("shutdown web1 reboot"),
@@ -204,7 +224,14 @@ mod tests {
         assert_eq!(p("pause"), Err("pause needs a domain name or id".into()));
         assert_eq!(p("pause nosuch"), Err("no domain nosuch".into()));
         assert_eq!(p("save web1"), Err("save DOM FILE".into()));
-        assert_eq!(p("mem-set web1 0"), Err("mem-set DOM MIB".into()));
+        assert_eq!(
+            p("mem-set web1 0"),
+            Err("mem-set DOM MIB: MIB is a whole number above 0, not '0'".into())
+        );
+        assert_eq!(
+            p("pause web1 extra"),
+            Err("pause takes DOM; 'extra' is one word too many".into())
+        );
         assert!(p("fly").is_err_and(|e| e.starts_with("unknown command 'fly'")));
         assert_eq!(
             parse("destroy web1", &Keymap::default(), true, &resolve),

@@ -163,6 +163,9 @@ pub struct Binding {
     pub destructive: bool,
     /// The verb in the `:` palette, with its argument synopsis.
     pub palette: Option<(&'static str, &'static str)>,
+    /// The palette's description when the key's would mislead (`p`
+    /// toggles, `:pause` pauses).
+    pub palette_help: Option<&'static str>,
 }
 
 const fn b(
@@ -180,7 +183,13 @@ const fn b(
         help,
         destructive: false,
         palette: None,
+        palette_help: None,
     }
+}
+
+const fn says(mut x: Binding, palette_help: &'static str) -> Binding {
+    x.palette_help = Some(palette_help);
+    x
 }
 
 const fn destructive(mut x: Binding) -> Binding {
@@ -261,16 +270,19 @@ pub static BINDINGS: &[Binding] = &[
         "dismiss",
         "Stop showing it",
     ),
-    verb(
-        b(
-            S::Global,
-            &[k('T')],
-            C::Theme,
-            "",
-            "Switch theme (dark, light, high-contrast, …); without a name, pick one",
+    says(
+        verb(
+            b(
+                S::Global,
+                &[k('T')],
+                C::Theme,
+                "",
+                "Switch theme (dark, light, high-contrast, …)",
+            ),
+            "theme",
+            "[NAME]",
         ),
-        "theme",
-        "[NAME]",
+        "Switch theme (dark, light, high-contrast, …); without a name, pick one",
     ),
     // Palette only: no key of their own.
     verb(
@@ -364,27 +376,33 @@ pub static BINDINGS: &[Binding] = &[
         "edit",
         "DOM",
     ),
-    verb(
-        destructive(b(
-            S::Domains,
-            &[k('p')],
-            C::Pause,
+    says(
+        verb(
+            destructive(b(
+                S::Domains,
+                &[k('p')],
+                C::Pause,
+                "pause",
+                "Pause / unpause (tagged or selected)",
+            )),
             "pause",
-            "Pause / unpause (tagged or selected)",
-        )),
-        "pause",
-        "DOM",
+            "DOM",
+        ),
+        "Pause a domain (one already paused stays so)",
     ),
-    verb(
-        destructive(b(
-            S::Domains,
-            &[k('s')],
-            C::Shutdown,
+    says(
+        verb(
+            destructive(b(
+                S::Domains,
+                &[k('s')],
+                C::Shutdown,
+                "shutdown",
+                "Shutdown menu: poweroff, reboot, suspend",
+            )),
             "shutdown",
-            "Shutdown menu: poweroff, reboot, suspend",
-        )),
-        "shutdown",
-        "DOM [poweroff|reboot|suspend]",
+            "DOM [poweroff|reboot|suspend]",
+        ),
+        "Shut a domain down (poweroff unless a reason is given)",
     ),
     verb(
         destructive(b(
@@ -419,16 +437,19 @@ pub static BINDINGS: &[Binding] = &[
         "attach",
         "DOM vbd UNAME DEV [r|w] | vif [mac=…] [bridge=…] | pci BDF",
     ),
-    verb(
-        destructive(b(
-            S::Domains,
-            &[k('x')],
-            C::Detach,
+    says(
+        verb(
+            destructive(b(
+                S::Domains,
+                &[k('x')],
+                C::Detach,
+                "detach",
+                "Detach a device (pick from its list)",
+            )),
             "detach",
-            "Detach a device (pick from its list)",
-        )),
-        "detach",
-        "DOM DEVICE",
+            "DOM DEVICE",
+        ),
+        "Detach a device: xvdb, a MAC or vifN, or a PCI address",
     ),
     verb(
         destructive(b(
@@ -441,16 +462,19 @@ pub static BINDINGS: &[Binding] = &[
         "mem-set",
         "DOM MIB",
     ),
-    verb(
-        destructive(b(
-            S::Domains,
-            &[k('C')],
-            C::CancelQueued,
-            "",
-            "Cancel operations still waiting their turn (tagged or selected)",
-        )),
-        "cancel",
-        "DOM",
+    says(
+        verb(
+            destructive(b(
+                S::Domains,
+                &[k('C')],
+                C::CancelQueued,
+                "",
+                "Cancel operations still waiting their turn (tagged or selected)",
+            )),
+            "cancel",
+            "DOM",
+        ),
+        "Cancel a domain's operations still waiting their turn",
     ),
     b(
         S::Domains,
@@ -720,11 +744,20 @@ pub fn key_label(key: &Key) -> String {
         KeyCode::End => "End".into(),
         other => format!("{other:?}"),
     };
+    let mut out = String::new();
     if key.mods.contains(KeyModifiers::CONTROL) {
-        format!("Ctrl-{}", base.to_uppercase())
-    } else if key.mods.contains(KeyModifiers::SHIFT) {
-        format!("Shift-{base}")
-    } else {
-        base
+        out.push_str("Ctrl-");
     }
+    if key.mods.contains(KeyModifiers::ALT) {
+        out.push_str("Alt-");
+    }
+    if key.mods.contains(KeyModifiers::SHIFT) {
+        out.push_str("Shift-");
+    }
+    if key.mods.contains(KeyModifiers::CONTROL) {
+        out.push_str(&base.to_uppercase());
+    } else {
+        out.push_str(&base);
+    }
+    out
 }

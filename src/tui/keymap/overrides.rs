@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crossterm::event::{KeyCode, KeyModifiers};
 
 use super::names::{COMMANDS, command_name, scope_name, scope_named};
-use super::{Key, Keymap, key_label};
+use super::{Command, Key, Keymap, Scope, key_label};
 
 /// Larger than any sensible keys file.
 const MAX_BYTES: u64 = 64 * 1024;
@@ -115,6 +115,33 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
     Ok(Key { code, mods })
 }
 
+/// Whether keys of scopes `a` and `b` are read together: a tab's keys
+/// are looked up before the global ones, so one would hide the other.
+fn overlap(a: Scope, b: Scope) -> bool {
+    let tab = |s: Scope| {
+        matches!(
+            s,
+            Scope::Domains | Scope::Library | Scope::Events | Scope::Gone
+        )
+    };
+    a == b || (a == Scope::Global && tab(b)) || (tab(a) && b == Scope::Global)
+}
+
+/// A key this binding may not have, and why.
+fn refused(scope: Scope, command: Command, key: &Key) -> Option<&'static str> {
+    let plain = matches!(key.code, KeyCode::Char(_) | KeyCode::Enter) && key.mods.is_empty();
+    match (scope, command) {
+        (Scope::Console, Command::ConsoleSearch) => None,
+        (Scope::Console, _) if plain => Some(
+            "the console sends that key to the guest; use a Ctrl-, Alt- or Shift- key or F1–F12",
+        ),
+        (Scope::Confirm, Command::ConfirmYes) if key.code == KeyCode::Esc => {
+            Some("Esc never says yes")
+        }
+        _ => None,
+    }
+}
+
 /// Column (1-based) of `part` inside `line`.
 fn col_of(line: &str, part: &str) -> usize {
     let offset = (part.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
@@ -125,7 +152,7 @@ impl Keymap {
     /// The default keymap with the overrides in `path` applied, and what
     /// was wrong with it (each line that could not be used is skipped).
     /// A missing file is no overrides.
-    pub fn load(path: &Path) -> (Keymap, Vec<String>) {
+    pub fn load(path: &Path) -> (Keymap, KeyNotes) {
         let mut keymap = Keymap::default();
         match crate::fsx::read_to_string_bounded(path, MAX_BYTES) {
             Ok(text) => {
@@ -135,16 +162,25 @@ impl Keymap {
             Err(crate::fsx::FsxError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                (keymap, Vec::new())
+                (keymap, KeyNotes::default())
             }
-            Err(e) => (keymap, vec![format!("key overrides ignored: {e}")]),
+            Err(e) => {
+                let problems = vec![format!("key overrides ignored: {e}")];
+                let notes = KeyNotes {
+                    problems,
+                    moved: Vec::new(),
+                };
+                (keymap, notes)
+            }
         }
     }
 
-    /// Apply the overrides in `text`; returns the problems and warnings,
-    /// each at its file:line:col.
-    pub fn apply(&mut self, path: &Path, text: &str) -> Vec<String> {
-        let mut notes = Vec::new();
+    /// Apply the overrides in `text`; returns the problems (lines not
+    /// used) and the keys that moved, each at its file:line:col.
+    pub fn apply(&mut self, path: &Path, text: &str) -> KeyNotes {
+        let mut notes = KeyNotes::default();
+        // An editor's byte-order mark is not part of the first line.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, raw) in text.lines().enumerate() {
             let line = raw.split('#').next().unwrap_or("");
             if line.trim().is_empty() {
@@ -159,9 +195,9 @@ impl Keymap {
                 }
                 .to_string()
             };
-            match self.apply_line(raw, line, &at) {
-                Ok(warnings) => notes.extend(warnings),
-                Err(problem) => notes.push(problem),
+            match self.apply_line(line, &at) {
+                Ok(moved) => notes.moved.extend(moved),
+                Err(problem) => notes.problems.push(problem),
             }
         }
         notes
@@ -169,7 +205,6 @@ impl Keymap {
 
     fn apply_line(
         &mut self,
-        raw: &str,
         line: &str,
         at: &dyn Fn(&str, String) -> String,
     ) -> Result<Vec<String>, String> {
@@ -208,74 +243,107 @@ impl Keymap {
             .map(|(i, _)| i)
             .collect();
         let Some(&target) = positions.first() else {
-            let here: Vec<&str> = COMMANDS
-                .iter()
-                .filter(|(c, _)| {
-                    self.bound
-                        .iter()
-                        .any(|b| b.scope == scope && b.command == *c)
-                })
-                .map(|(_, n)| *n)
-                .collect();
+            return Err(self.no_such_command(scope, scope_s, cmd_s, at));
+        };
+        let command = self.bound[target].command;
+        if matches!(command, Command::Save | Command::Restore) {
+            let verb = self.bound[target].palette.map_or("", |(v, _)| v);
             return Err(at(
                 cmd_s,
-                format!(
-                    "expected a command of {scope_s} ({}), found '{}'",
-                    here.join(", "),
-                    crate::fsx::excerpt(cmd_s, 40)
-                ),
+                format!("{cmd_s} needs a file: it is a palette command only (:{verb} …)"),
             ));
-        };
-        let mut keys = Vec::new();
+        }
+        let mut keys: Vec<(Key, &str)> = Vec::new();
         for part in rhs.split(',') {
             let t = part.trim();
             if t.is_empty() {
-                return Err(at(
-                    if t.is_empty() { rhs } else { t },
-                    "expected a key after '=' or ','".into(),
-                ));
+                // At the empty item itself.
+                return Err(at(part, "expected a key after '=' or ','".into()));
             }
             let key = parse_key(t).map_err(|e| at(t, e))?;
-            if !keys.contains(&key) {
-                keys.push(key);
+            if let Some(why) = refused(scope, command, &key) {
+                return Err(at(t, format!("{}: {why}", key_label(&key))));
+            }
+            if !keys.iter().any(|(k, _)| *k == key) {
+                keys.push((key, t));
             }
         }
-        // A key another command of this scope has moves here, unless it
-        // was that command's only one.
-        let mut warnings = Vec::new();
-        for key in &keys {
+        // A key that another command read together with this one has (the
+        // same scope, or global beside a tab) moves here, unless it was
+        // that command's only one.
+        let mut moved = Vec::new();
+        for (key, key_text) in &keys {
             for (i, b) in self.bound.iter_mut().enumerate() {
-                if b.scope != scope || positions.contains(&i) || !b.keys.contains(key) {
+                if !overlap(b.scope, scope) || positions.contains(&i) || !b.keys.contains(key) {
                     continue;
                 }
+                let other = format!("{}.{}", scope_name(b.scope), command_name(b.command));
                 if b.keys.len() == 1 {
                     return Err(at(
-                        raw.trim_start(),
+                        key_text,
                         format!(
-                            "{} is the only key of {scope_s}.{}: give that command another key first",
-                            key_label(key),
-                            command_name(b.command)
+                            "{} is the only key of {other}: give that command another key first",
+                            key_label(key)
                         ),
                     ));
                 }
                 b.keys.retain(|k| k != key);
-                warnings.push(at(
-                    raw.trim_start(),
-                    format!(
-                        "{} moved from {}.{} to {}.{cmd_s}",
-                        key_label(key),
-                        scope_name(scope),
-                        command_name(b.command),
-                        scope_name(scope)
-                    ),
-                ));
+                let msg = format!("{} moved from {other} to {scope_s}.{cmd_s}", key_label(key));
+                moved.push(at(key_text, msg));
             }
         }
-        self.bound[target].keys = keys;
+        self.bound[target].keys = keys.into_iter().map(|(k, _)| k).collect();
         for &other in &positions[1..] {
             self.bound[other].keys.clear();
         }
-        Ok(warnings)
+        Ok(moved)
+    }
+
+    fn no_such_command(
+        &self,
+        scope: Scope,
+        scope_s: &str,
+        cmd_s: &str,
+        at: &dyn Fn(&str, String) -> String,
+    ) -> String {
+        let here: Vec<&str> = COMMANDS
+            .iter()
+            .filter(|(c, _)| {
+                self.bound
+                    .iter()
+                    .any(|b| b.scope == scope && b.command == *c)
+            })
+            .map(|(_, n)| *n)
+            .collect();
+        if here.is_empty() {
+            return at(
+                cmd_s,
+                format!("{scope_s} has no keys of its own (the global ones apply there)"),
+            );
+        }
+        at(
+            cmd_s,
+            format!(
+                "expected a command of {scope_s} ({}), found '{}'",
+                here.join(", "),
+                crate::fsx::excerpt(cmd_s, 40)
+            ),
+        )
+    }
+}
+
+/// What applying a keys file said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyNotes {
+    /// Lines not used, with why.
+    pub problems: Vec<String>,
+    /// Keys taken from another command (the line was used).
+    pub moved: Vec<String>,
+}
+
+impl KeyNotes {
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty() && self.moved.is_empty()
     }
 }
 
@@ -314,18 +382,33 @@ mod tests {
         // `c` was console's only key: refused, nothing changes.
         let notes = k.apply(Path::new("/k"), "domains.edit = c\n");
         assert_eq!(
-            notes,
+            notes.problems,
             vec![
-                "/k:1:1: c is the only key of domains.console: give that command another key first"
+                "/k:1:16: c is the only key of domains.console: give that command another key first"
             ]
         );
         assert_eq!(k, Keymap::default());
         // Ctrl-C is one of quit's two keys: it moves.
         let notes = k.apply(Path::new("/k"), "global.help = ?, Ctrl-C\n");
         assert_eq!(
-            notes,
-            vec!["/k:1:1: Ctrl-C moved from global.quit to global.help"]
+            notes.moved,
+            vec!["/k:1:18: Ctrl-C moved from global.quit to global.help"]
         );
+        // A tab's key hides a global one: `q` is quit's (with Ctrl-C gone,
+        // its only key), so the Domains tab may not take it.
+        let notes = k.apply(Path::new("/k"), "domains.pause = q\n");
+        assert!(
+            notes.problems[0].contains("q is the only key of global.quit"),
+            "{notes:?}"
+        );
+        // Console keys a guest needs, and an Esc that says yes, are refused.
+        let notes = k.apply(
+            Path::new("/k"),
+            "console.scroll-up = a\nconfirm.yes = Esc\n",
+        );
+        assert_eq!(notes.problems.len(), 2, "{notes:?}");
+        assert!(notes.problems[0].starts_with("/k:1:21: a: the console sends"));
+        assert!(notes.problems[1].starts_with("/k:2:15: Esc: Esc never says yes"));
         let help = k.lookup(
             &ev(KeyCode::Char('c'), KeyModifiers::CONTROL),
             &[Scope::Global],
@@ -337,8 +420,8 @@ mod tests {
     #[test]
     fn problems_name_line_and_column_and_what_was_expected() {
         let mut k = Keymap::default();
-        let text = "domains.pause P\nnowhere.pause = P\ndomains.fly = x\n  domains.pause = Ctrl-\u{1b}\ndomains.pause = ,\n";
-        let notes = k.apply(Path::new("/k"), text);
+        let text = "\u{feff}domains.pause P\nnowhere.pause = P\ndomains.fly = x\n  domains.pause = Ctrl-\u{1b}\ndomains.pause = P,,Q\n";
+        let notes = k.apply(Path::new("/k"), text).problems;
         assert_eq!(notes.len(), 5, "{notes:?}");
         assert!(
             notes[0].starts_with("/k:1:1: expected SCOPE.COMMAND = KEY"),
@@ -365,7 +448,11 @@ mod tests {
             "control bytes are escaped: {}",
             notes[3]
         );
-        assert!(notes[4].starts_with("/k:5:"), "{}", notes[4]);
+        assert!(
+            notes[4].starts_with("/k:5:19: expected a key after"),
+            "{}",
+            notes[4]
+        );
         assert_eq!(k, Keymap::default(), "bad lines change nothing");
     }
 

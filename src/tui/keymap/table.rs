@@ -17,6 +17,8 @@ pub struct Bound {
     pub destructive: bool,
     /// The verb in the `:` palette, with its argument synopsis.
     pub palette: Option<(&'static str, &'static str)>,
+    /// The palette's own description, if not the key's.
+    pub palette_help: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +39,7 @@ impl Default for Keymap {
                     help: b.help,
                     destructive: b.destructive,
                     palette: b.palette,
+                    palette_help: b.palette_help,
                 })
                 .collect(),
         }
@@ -103,8 +106,12 @@ impl Keymap {
             .iter()
             .filter(|b| !(read_only && b.destructive))
             .filter_map(|b| {
-                b.palette
-                    .map(|(v, a)| (b.scope == Scope::Global, (v, a, b.help)))
+                b.palette.map(|(v, a)| {
+                    (
+                        b.scope == Scope::Global,
+                        (v, a, b.palette_help.unwrap_or(b.help)),
+                    )
+                })
             })
             .collect();
         verbs.sort_by_key(|(global, _)| *global);
@@ -121,7 +128,12 @@ impl Keymap {
     pub fn to_file_text(&self) -> String {
         let mut out = String::new();
         for b in self.bound.iter().filter(|b| !b.keys.is_empty()) {
-            let keys: Vec<String> = b.keys.iter().map(key_label).collect();
+            let mut keys: Vec<String> = Vec::new();
+            for label in b.keys.iter().map(key_label) {
+                if !keys.contains(&label) {
+                    keys.push(label);
+                }
+            }
             out.push_str(&format!(
                 "{}.{} = {}  # {}\n",
                 super::names::scope_name(b.scope),

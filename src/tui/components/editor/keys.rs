@@ -51,7 +51,7 @@ impl Editor {
                     text: self.text(),
                 }])
             }
-            Some(Command::EditorClose) => self.close(),
+            Some(Command::EditorClose) => self.close(keys),
             _ if read_only => {
                 self.message = Some(READ_ONLY.into());
                 KeyOutcome::stay()
@@ -64,10 +64,18 @@ impl Editor {
     }
 
     /// Close, unless there are unsaved changes: then the next Esc does.
-    fn close(&mut self) -> KeyOutcome {
+    fn close(&mut self, keys: &Keymap) -> KeyOutcome {
         if self.dirty() && !self.confirm_discard {
             self.confirm_discard = true;
-            self.message = Some("unsaved changes: Esc again discards them, Ctrl-S saves".into());
+            let close = keys
+                .key_for(Command::EditorClose)
+                .unwrap_or_else(|| "Esc".into());
+            let save = keys
+                .key_for(Command::EditorSave)
+                .unwrap_or_else(|| "Ctrl-S".into());
+            self.message = Some(format!(
+                "unsaved changes: {close} again discards them, {save} saves"
+            ));
             return KeyOutcome::stay();
         }
         KeyOutcome {
