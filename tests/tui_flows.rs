@@ -1531,3 +1531,51 @@ fn the_selection_follows_a_domain_through_its_restart() {
     h.tick(1.0);
     assert_eq!(h.app.table.selected_row().map(|r| r.name.clone()), chosen);
 }
+
+/// At 80×24 a long name is cut with `…` where it must be, and the
+/// overlays keep their keys line and their frame inside the screen: the
+/// destroy question names the domain, details keep the state whole.
+#[test]
+fn at_80x24_overlays_with_a_long_name_keep_their_keys_and_state() {
+    let d = dirs();
+    let mut h = sized(&d, (80, 24));
+    let long = d.config.join("long.sxp");
+    std::fs::write(
+        &long,
+        "(vm (name a-very-long-domain-name-for-the-test-01) (uuid 5a1e0000-0000-4000-8000-000000000001) (memory 64) (image (linux (kernel /k))) (device (vbd (uname file:/x.img) (dev xvda) (mode w))))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    build(&mut h, &long);
+    h.tick(1.0);
+    select(&mut h, "a-very-long-domain-name-for-the-test-01");
+    h.key(KeyCode::Char('d'));
+    let screen = h.screen();
+    assert!(
+        screen.contains("Destroy a-very-long-domain-name-for-the-test-01 (domain 1)?"),
+        "the whole name in the question:\n{screen}"
+    );
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('m'));
+    let screen = h.screen();
+    assert!(screen.contains("Enter set · Esc cancel"), "{screen}");
+    insta::assert_snapshot!("memory_form_80x24_long_name", screen);
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Enter);
+    let screen = h.screen();
+    assert!(
+        screen.contains("-b---- (blocked)") || screen.contains("r----- (running)"),
+        "{screen}"
+    );
+    assert!(screen.contains("vCPU · CPU"), "{screen}");
+    insta::assert_snapshot!("details_80x24_long_name", screen);
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('x'));
+    let screen = h.screen();
+    assert!(screen.contains("Enter detach · Esc cancel"), "{screen}");
+    // The frame of the table shows on both sides of the pop-up.
+    let row = screen
+        .lines()
+        .find(|l| l.contains("xvda"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.starts_with('│') && row.ends_with('│'), "{screen}");
+}

@@ -182,7 +182,8 @@ impl App {
             .iter()
             .take(5)
             .map(|d| {
-                let name = crate::tui::ui::tables::ellipsize(&self.table.name_of(*d), 30);
+                // Whole where the dialog has room: here the name matters most.
+                let name = crate::tui::ui::tables::ellipsize(&self.table.name_of(*d), 40);
                 format!("{name} (domain {d})")
             })
             .collect();

@@ -213,10 +213,12 @@ impl ConsoleView {
                     .filter(|(l, _)| *l == crate::tui::app::Level::Warn);
                 match status {
                     Some((level, text)) => frame.render_widget(
-                        Paragraph::new(Span::styled(
-                            format!(" {}", crate::tui::ui::one_line(text)),
+                        Paragraph::new(Line::from(crate::tui::ui::one_line_in(
+                            app,
+                            text,
+                            usize::from(footer_area.width),
                             crate::tui::ui::level_style(app, *level),
-                        )),
+                        ))),
                         footer_area,
                     ),
                     None => crate::tui::ui::footer(frame, app, Scope::Console, footer_area),

@@ -77,22 +77,39 @@ impl Details {
             return;
         };
         let info = &row.view.info;
-        let mut lines = vec![
-            Line::from(vec![
-                Span::styled(format!(" {} ", row.name), t.title()),
-                Span::styled(format!(" domain {}  ", info.domid), t.muted()),
-                Span::styled(info.state_string(), t.state(info)),
-                Span::styled(format!(" ({})", info.state_word()), t.state(info)),
-            ]),
-            Line::from(format!(
-                " uuid {} · {} MiB (max {} MiB) · {} vCPU · CPU {:.1} s",
-                info.uuid,
-                info.memory_kib / 1024,
-                info.max_memory_kib / 1024,
-                info.vcpus,
-                info.cpu_time_ns as f64 / NS_PER_SEC as f64
-            )),
-        ];
+        let inner = usize::from(popup_area.width.saturating_sub(2));
+        let state = format!(
+            " domain {}  {} ({})",
+            info.domid,
+            info.state_string(),
+            info.state_word()
+        );
+        // The state is never cut: a long name gives way.
+        let name = crate::tui::ui::tables::ellipsize(
+            &row.name,
+            inner.saturating_sub(state.chars().count() + 3).max(8),
+        );
+        let mut lines = vec![Line::from(vec![
+            Span::styled(format!(" {name} "), t.title()),
+            Span::styled(format!(" domain {}  ", info.domid), t.muted()),
+            Span::styled(info.state_string(), t.state(info)),
+            Span::styled(format!(" ({})", info.state_word()), t.state(info)),
+        ])];
+        let uuid = format!(" uuid {}", info.uuid);
+        let sizes = format!(
+            " {} MiB (max {} MiB) · {} vCPU · CPU {:.1} s",
+            info.memory_kib / 1024,
+            info.max_memory_kib / 1024,
+            info.vcpus,
+            info.cpu_time_ns as f64 / NS_PER_SEC as f64
+        );
+        // One line where it fits, else the uuid on its own.
+        if uuid.chars().count() + 2 + sizes.chars().count() <= inner {
+            lines.push(Line::from(format!("{uuid} ·{sizes}")));
+        } else {
+            lines.push(Line::from(uuid));
+            lines.push(Line::from(sizes));
+        }
         let config = row.view.config();
         if let Some(c) = &config {
             let boot = c.image.boot();

@@ -307,23 +307,21 @@ impl DeviceForm {
                     if focused { t.selection() } else { t.base() },
                 ),
             ]));
-            match &field.error {
-                Some(e) => lines.push(Line::from(Span::styled(
-                    format!("          ✘ {e}"),
-                    t.error(),
-                ))),
-                None => lines.push(Line::from(Span::styled(
-                    format!("          {}", field.help),
-                    t.muted(),
-                ))),
+            // Wrapped under the field, never by the frame (which would
+            // start at column 0 and push the keys off the bottom).
+            let (note, style) = match &field.error {
+                Some(e) => (format!("✘ {}", crate::tui::ui::one_line(e)), t.error()),
+                None => (field.help.to_string(), t.muted()),
+            };
+            for l in crate::tui::ui::wrap_indented(&note, 10, inner) {
+                lines.push(Line::from(Span::styled(l, style)));
             }
         }
         if f.kind == FormKind::Vbd && !f.completions.is_empty() {
             let shown: Vec<&str> = f.completions.iter().take(6).map(String::as_str).collect();
-            lines.push(Line::from(Span::styled(
-                format!("          {}", shown.join("  ")),
-                t.muted(),
-            )));
+            for l in crate::tui::ui::wrap_indented(&shown.join("  "), 10, inner) {
+                lines.push(Line::from(Span::styled(l, t.muted())));
+            }
         }
         if f.kind == FormKind::Pci {
             let picker_focus = f.focus == f.fields.len() + 1;
@@ -364,7 +362,7 @@ impl DeviceForm {
                             .driver
                             .as_deref()
                             .map_or("no driver".to_string(), |x| format!("driver {x}"));
-                        crate::tui::ui::fit(
+                        crate::tui::ui::cut_words(
                             &crate::tui::ui::one_line(&format!("   {} {driver} · {what}", d.bdf)),
                             inner,
                         )
@@ -394,7 +392,10 @@ impl DeviceForm {
             frame,
             app,
             centered(area, width, h),
-            &format!("Attach a device to {}", f.name),
+            &format!(
+                "Attach a device to {}",
+                crate::tui::ui::tables::ellipsize(&f.name, inner.saturating_sub(24))
+            ),
             lines,
         );
     }

@@ -65,11 +65,14 @@ impl MemoryForm {
             .table
             .row(self.domid)
             .map_or(0, |r| r.view.info.max_memory_kib / 1024);
+        // The box is 50 wide: a long name is cut, not wrapped under it.
+        let tail = format!(" · maximum {max} MiB");
+        let name = crate::tui::ui::tables::ellipsize(
+            &app.table.name_of(self.domid),
+            47usize.saturating_sub(tail.chars().count()),
+        );
         let lines = vec![
-            Line::from(format!(
-                " {} · maximum {max} MiB",
-                app.table.name_of(self.domid)
-            )),
+            Line::from(format!(" {name}{tail}")),
             Line::from(vec![
                 Span::raw(" target MiB: "),
                 Span::styled(format!("{}▏", self.input.text), app.theme.key()),

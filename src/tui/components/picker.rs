@@ -48,6 +48,19 @@ impl<T> Picker<T> {
 
     /// The list as a pop-up, with `hint` (its keys) below it.
     pub fn draw(&self, frame: &mut Frame, app: &App, area: Rect, hint: &str) {
+        let chars = |s: &str| s.chars().count();
+        let wanted = self
+            .items
+            .iter()
+            .map(|(l, _)| chars(l))
+            .max()
+            .unwrap_or(10)
+            .max(chars(hint))
+            .max(chars(&self.title))
+            + 6;
+        // Inside the screen's frame, never over it.
+        let w = wanted.min(usize::from(area.width.saturating_sub(4)));
+        let inner = w.saturating_sub(4);
         let mut lines: Vec<Line> = self
             .items
             .iter()
@@ -58,24 +71,18 @@ impl<T> Picker<T> {
                 } else {
                     app.theme.base()
                 };
+                let label = crate::tui::ui::cut_words(label, inner);
                 Line::from(Span::styled(format!(" {label} "), style))
             })
             .collect();
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
-            format!(" {hint}"),
+            format!(" {}", crate::tui::ui::cut_words(hint, inner)),
             app.theme.muted(),
         )));
-        let w = self
-            .items
-            .iter()
-            .map(|(l, _)| l.len())
-            .max()
-            .unwrap_or(10)
-            .max(hint.len())
-            .max(self.title.len()) as u16
-            + 6;
+        let w = w as u16;
         let h = lines.len() as u16 + 2;
-        frame_popup(frame, app, centered(area, w, h), &self.title, lines);
+        let title = crate::tui::ui::tables::ellipsize(&self.title, inner);
+        frame_popup(frame, app, centered(area, w, h), &title, lines);
     }
 }

@@ -105,7 +105,14 @@ pub fn one_line_in(
     if text.width() <= room {
         return vec![Span::styled(text, style)];
     }
-    let logged = app.events.iter().rev().take(8).any(|e| e.text == said);
+    // This TUI's own lines, and the journal's that it announced (their
+    // Events line holds the event's text).
+    let logged = app
+        .events
+        .iter()
+        .rev()
+        .take(8)
+        .any(|e| e.text == said || (!e.who.is_empty() && said.contains(&e.text)));
     let more = match app.keys.key_for(keymap::Command::TabEvents) {
         Some(k) if logged => format!("… ({k}: Events)"),
         _ => "…".to_string(),
@@ -140,6 +147,23 @@ pub fn show_path(app: &App, path: &std::path::Path) -> String {
 }
 
 /// The longest start of `text` that is at most `cols` columns wide.
+/// `text` in `cols` columns: whole, or cut after a word with `…`.
+pub fn cut_words(text: &str, cols: usize) -> String {
+    if text.width() <= cols {
+        return text.to_string();
+    }
+    format!("{}…", fit_words(text, cols.saturating_sub(1)))
+}
+
+/// `text` wrapped to `cols` columns, every line after `indent`.
+pub fn wrap_indented(text: &str, indent: usize, cols: usize) -> Vec<String> {
+    let pad = " ".repeat(indent);
+    wrap(text, cols.saturating_sub(indent))
+        .into_iter()
+        .map(|l| format!("{pad}{l}"))
+        .collect()
+}
+
 pub fn fit(text: &str, cols: usize) -> String {
     let mut used = 0;
     text.chars()
