@@ -616,3 +616,40 @@ fn keys_prints_the_keymap_and_judges_the_keys_file() {
             keys.display()
         )));
 }
+
+/// `list --json` carries each domain's I/O totals where the backend counts
+/// them, and leaves them out where there is nothing to count.
+#[test]
+fn list_json_carries_io_counters() {
+    let host = Host::new();
+    host.domus()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let text = host.stdout(&["list", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let domains = v["domains"].as_array().unwrap_or_else(|| panic!("{text}"));
+    let web1 = domains
+        .iter()
+        .find(|d| d["name"] == "web1")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        web1["vbd"]["wr_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{web1}"
+    );
+    assert!(
+        web1["net"]["tx_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{web1}"
+    );
+    let dom0 = domains
+        .iter()
+        .find(|d| d["domid"] == 0)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        dom0.get("vbd").is_none() && dom0.get("net").is_none(),
+        "{dom0}"
+    );
+}

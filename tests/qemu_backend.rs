@@ -679,3 +679,136 @@ fn library_marks_fit_the_backend() {
     );
     assert!(status("web1.sxp").is_ok(), "{:?}", status("web1.sxp"));
 }
+
+/// A bridge for a test's taps, removed when dropped.
+struct Bridge(String);
+
+impl Bridge {
+    fn new() -> Bridge {
+        // Interface names are at most 15 bytes.
+        let name = format!("dbio{}", std::process::id() % 100_000);
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        assert!(
+            ip(&["link", "add", &name, "type", "bridge"]) && ip(&["link", "set", &name, "up"]),
+            "creating bridge {name} (the QEMU tests run as root; scripts/test installs iproute2)"
+        );
+        Bridge(name)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// A guest that writes to its disk and sends on its vif shows it in its
+/// counters: the engine's, `domus list --json`'s, and the TUI's rates come
+/// from the same read (block from QMP, the network from the tap).
+#[test]
+fn a_guest_writing_and_sending_shows_in_its_io_counters() {
+    let rig = qemu_rig();
+    let bridge = Bridge::new();
+    let img = rig.root.path().join("io.img");
+    make_image(&img, "raw", "16M");
+    let config = parse(&guest_config(
+        "ioer",
+        &format!(
+            "(device (vbd (uname file:{}) (dev xvdb) (mode w))) (device (vif (bridge {})))",
+            img.display(),
+            bridge.0
+        ),
+    ));
+    // What a domain killed with kill -9 leaves: its tap, held by nobody.
+    // The next domain of that id (the first, here) must not trip on it.
+    let stale = "dm1.1";
+    let _ = Command::new("ip")
+        .args(["tuntap", "add", "dev", stale, "mode", "tap"])
+        .status();
+    let domid = rig
+        .engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Destroyed however the test ends: a tap is a host-wide name.
+    struct Destroy<'a>(&'a domus::engine::Engine, domus::backend::DomId);
+    impl Drop for Destroy<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.destroy(self.1);
+        }
+    }
+    let _destroy = Destroy(&rig.engine, domid);
+    wait_for_shell(&rig.engine, domid);
+    // The name is the domain's own tap now, held by its QEMU.
+    let carrier = std::fs::read_to_string(format!("/sys/class/net/{stale}/carrier"));
+    assert_eq!(
+        carrier.ok().as_deref().map(str::trim),
+        Some("1"),
+        "the stale tap was replaced by one the guest's QEMU holds"
+    );
+    let io = || {
+        rig.engine
+            .io_stats()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .find(|c| c.domid == domid)
+            .unwrap_or_else(|| panic!("no counters for {domid}"))
+    };
+    let before = io();
+    let (Some(vbd0), Some(net0)) = (before.vbd, before.net) else {
+        panic!("a disk and a tap are counted: {before:?}");
+    };
+    // 4 MiB to the disk, written through.
+    let disks = partitions(&rig.engine, domid);
+    let [disk] = disks.as_slice() else {
+        panic!("one disk in the guest: {disks:?}");
+    };
+    let said = run(
+        &rig.engine,
+        domid,
+        &format!("dd if=/dev/zero of=/dev/{disk} bs=64k count=64 conv=fsync"),
+    );
+    assert!(said.contains("64+0 records out"), "{said}");
+    // Traffic out of the vif: ARP for an address nobody has.
+    // (Short lines: the guest's terminal wraps at 80 columns.)
+    run(&rig.engine, domid, "ip link set eth0 up");
+    run(&rig.engine, domid, "ip addr add 10.213.0.2/24 dev eth0");
+    run(
+        &rig.engine,
+        domid,
+        "ping -c 3 -W 1 10.213.0.1 >/dev/null 2>&1",
+    );
+    let after = io();
+    let (Some(vbd1), Some(net1)) = (after.vbd, after.net) else {
+        panic!("{after:?}");
+    };
+    assert!(
+        vbd1.wr_bytes >= vbd0.wr_bytes + 4 * 1024 * 1024,
+        "4 MiB written: {vbd0:?} -> {vbd1:?}"
+    );
+    assert!(vbd1.wr_reqs > vbd0.wr_reqs, "{vbd0:?} -> {vbd1:?}");
+    assert!(net1.tx_bytes > net0.tx_bytes, "sent: {net0:?} -> {net1:?}");
+    // The same counters through the CLI, as another process reads them.
+    let (ok, text, err) = out(domus(rig.root.path()).args(["list", "--json"]));
+    assert!(ok, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let me = v["domains"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["domid"] == domid))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        me["vbd"]["wr_bytes"]
+            .as_u64()
+            .is_some_and(|b| b >= vbd1.wr_bytes),
+        "{me}"
+    );
+    assert!(
+        me["net"]["tx_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{me}"
+    );
+}

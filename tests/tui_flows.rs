@@ -1579,3 +1579,69 @@ fn at_80x24_overlays_with_a_long_name_keep_their_keys_and_state() {
         .unwrap_or_else(|| panic!("{screen}"));
     assert!(row.starts_with('│') && row.ends_with('│'), "{screen}");
 }
+
+/// On a backend that counts I/O the table shows xentop's rates when they
+/// fit (200 wide) or when `I` puts them first (120 wide); they sort, and
+/// the details give rates and totals.
+#[test]
+fn io_columns_show_rates_sort_and_fill_the_details() {
+    let d = dirs();
+    let mut h = sized(&d, (120, 36));
+    build(&mut h, &d.config.join("web1.sxp"));
+    build(&mut h, &d.config.join("plan9.sxp"));
+    h.tick(1.0);
+    h.tick(1.0);
+    assert!(!h.screen().contains("VBD_WR/s"), "not at 120 by default");
+    h.key(KeyCode::Char('I'));
+    h.tick(1.0);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("NETTX/s") && screen.contains("VBD_WR/s"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("DEVICES"),
+        "I/O in DEVICES' place:\n{screen}"
+    );
+    let web1 = screen
+        .lines()
+        .find(|l| l.contains("web1"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(web1.contains("K "), "a rate in K/s for web1: {web1}");
+    let dom0 = screen
+        .lines()
+        .find(|l| l.contains("Domain-0"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        dom0.trim_end_matches('│').trim_end().ends_with('-'),
+        "Domain-0 has no devices to count: {dom0}"
+    );
+    insta::assert_snapshot!("io_columns_120", screen);
+    // Sorting by VBD_WR/s, highest first.
+    while h.app.table.column() != domus::tui::table::Column::VbdWr {
+        h.key(KeyCode::Char('>'));
+    }
+    if !h.app.table.descending {
+        h.key(KeyCode::Char('r'));
+    }
+    let first = h.app.table.rows[h.app.table.order[0]].name.clone();
+    assert_ne!(
+        first, "Domain-0",
+        "a domain without disks is not the busiest"
+    );
+    select(&mut h, "web1");
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains(" I/O net tx ") && screen.contains("disk rd "),
+        "{screen}"
+    );
+    // Not counted at all on a backend without the capability: no columns.
+    h.key(KeyCode::Esc);
+    h.app.caps.0.remove(&domus::backend::Capability::IoStats);
+    let screen = h.screen();
+    assert!(!screen.contains("NETTX/s"), "{screen}");
+}

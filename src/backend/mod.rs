@@ -20,7 +20,8 @@ pub use error::{BackendError, BackendResult, CallKind, ToolFailure};
 pub(crate) use types::test_info;
 pub use types::{
     AttachedDevice, BackendKind, BootImage, Capabilities, Capability, CreateSpec, DomId,
-    DomainInfo, DomainStats, HostInfo, ShutdownReason, StateFlags,
+    DomainInfo, DomainStats, HostInfo, IoCounters, NetCounters, ShutdownReason, StateFlags,
+    VbdCounters,
 };
 
 use std::path::Path;
@@ -109,6 +110,12 @@ pub trait Hypervisor: Send + Sync {
     /// Backends that can answer without building whole views should.
     fn stats(&self) -> BackendResult<Vec<DomainStats>> {
         Ok(self.list_domains()?.iter().map(DomainStats::from).collect())
+    }
+
+    /// Each domain's I/O counters (with `Capability::IoStats`): read when
+    /// they are shown, not on every tick.
+    fn io_stats(&self) -> BackendResult<Vec<IoCounters>> {
+        Ok(Vec::new())
     }
 
     /// The domain with this name, if any.

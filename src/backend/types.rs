@@ -342,6 +342,38 @@ pub enum Capability {
     /// Opens the kernels, disks and PCI functions a config names on this
     /// host (the simulator only models them).
     HostFiles,
+    /// Counts each domain's network and block I/O (`Hypervisor::io_stats`).
+    IoStats,
+}
+
+/// A domain's network traffic since it was built, as the guest sees it
+/// (xentop's NETTX/NETRX): bytes it sent and received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+}
+
+/// A domain's block I/O since it was built (xentop's VBD_RD/VBD_WR, in
+/// bytes and requests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VbdCounters {
+    pub rd_bytes: u64,
+    pub wr_bytes: u64,
+    pub rd_reqs: u64,
+    pub wr_reqs: u64,
+}
+
+/// What a backend could count of one domain's I/O: a part it cannot
+/// measure (a vif on user-mode networking has no counters) is `None`, not
+/// zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoCounters {
+    pub domid: DomId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetCounters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vbd: Option<VbdCounters>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -126,6 +126,12 @@ struct JsonDomain<'a> {
     notes: &'a [String],
     managed: bool,
     config_source: Option<&'a std::path::Path>,
+    /// Network and block I/O since the domain was built (as xentop's
+    /// NETTX/NETRX/VBD_RD/VBD_WR totals); absent where not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    net: Option<crate::backend::NetCounters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vbd: Option<crate::backend::VbdCounters>,
 }
 
 #[derive(Serialize)]
@@ -134,7 +140,11 @@ struct JsonList<'a> {
     domains: Vec<JsonDomain<'a>>,
 }
 
-pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_json::Error> {
+pub fn json(
+    host: &HostInfo,
+    domains: &[DomainView],
+    io: &[crate::backend::IoCounters],
+) -> Result<String, serde_json::Error> {
     let secs = |ns: u64| ns as f64 / NS_PER_SEC as f64;
     let list = JsonList {
         host: JsonHost {
@@ -151,6 +161,7 @@ pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_jso
             .map(|d| {
                 let i = &d.info;
                 let (vbd, vif, pci) = count_devices(&i.devices);
+                let counted = io.iter().find(|c| c.domid == i.domid);
                 JsonDomain {
                     domid: i.domid,
                     name: sanitize(&i.name),
@@ -172,6 +183,8 @@ pub fn json(host: &HostInfo, domains: &[DomainView]) -> Result<String, serde_jso
                     notes: &i.notes,
                     managed: d.record.is_some(),
                     config_source: d.record.as_ref().and_then(|r| r.source.as_deref()),
+                    net: counted.and_then(|c| c.net),
+                    vbd: counted.and_then(|c| c.vbd),
                 }
             })
             .collect(),

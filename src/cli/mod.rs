@@ -551,7 +551,10 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                 domains = picked;
             }
             let text = if *json {
-                list::json(&e.host_info()?, &domains)?
+                // I/O counters where the backend counts them; a failed
+                // read leaves them out rather than the whole list.
+                let io = e.io_stats().unwrap_or_default();
+                list::json(&e.host_info()?, &domains, &io)?
             } else if *long {
                 list::long(&domains)
             } else {

@@ -223,6 +223,11 @@ impl Engine {
         Ok(self.hv.stats()?)
     }
 
+    /// Each domain's I/O counters, where the backend counts them.
+    pub fn io_stats(&self) -> EngineResult<Vec<crate::backend::IoCounters>> {
+        Ok(self.hv.io_stats()?)
+    }
+
     /// Records of the domains the engine built that are live or building.
     pub fn live_records(&self) -> EngineResult<Vec<DomainRecord>> {
         Ok(self.store.read(|tx| tx.live_records())?)

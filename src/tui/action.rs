@@ -125,6 +125,11 @@ pub enum Action {
     },
     /// The refresh tick (`--delay`).
     Tick,
+    /// I/O counters, read at `at_ns`.
+    Io {
+        at_ns: u64,
+        io: Vec<crate::backend::IoCounters>,
+    },
     /// What changed by itself since the last look (a tick's cheap read).
     Stats {
         at_ns: u64,
@@ -145,6 +150,8 @@ pub enum Effect {
     Refresh,
     /// Read only what changes by itself (CPU time, running or blocked).
     Stats,
+    /// Read the I/O counters (while an I/O column is shown).
+    IoStats,
     /// Drop the operations still waiting their turn on these domains.
     CancelQueued(Vec<DomId>),
     /// Apply the policies of domains that shut down, and repair what

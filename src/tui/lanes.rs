@@ -22,6 +22,8 @@ const SLOW_SLOTS: usize = 8;
 pub enum Lane {
     Refresh,
     Policies,
+    /// I/O counters: a QMP round trip per domain, beside the refresh.
+    Io,
     Files,
     Console(DomId),
     Domain(DomId),
@@ -39,6 +41,7 @@ pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
         Effect::Refresh | Effect::Stats | Effect::LoadTimeline(_) => Lane::Refresh,
         Effect::Policies => Lane::Policies,
+        Effect::IoStats => Lane::Io,
         Effect::OpenConsole(d)
         | Effect::CloseConsole(d)
         | Effect::ConsoleInput(d, _)
@@ -184,6 +187,7 @@ struct Queues {
     refresh_queued: bool,
     stats_queued: bool,
     policies_queued: bool,
+    io_queued: bool,
 }
 
 impl Queues {
@@ -263,6 +267,15 @@ impl Lanes {
         let full = effect == Effect::Refresh;
         let stats = effect == Effect::Stats;
         let policies = effect == Effect::Policies;
+        let io = effect == Effect::IoStats;
+        if io {
+            // One read waiting answers every tick that asks meanwhile.
+            let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            if q.io_queued {
+                return;
+            }
+            q.io_queued = true;
+        }
         if full {
             // Every whole refresh looks for shutdowns too, beside it.
             self.submit(Effect::Policies);
@@ -289,9 +302,11 @@ impl Lanes {
         self.push(
             lane,
             Job::new(label, move || {
-                if full || stats || policies {
+                if full || stats || policies || io {
                     let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
-                    if full {
+                    if io {
+                        q.io_queued = false;
+                    } else if full {
                         q.refresh_queued = false;
                     } else if stats {
                         q.stats_queued = false;
@@ -449,6 +464,7 @@ impl Lanes {
             q.refresh_queued = false;
             q.stats_queued = false;
             q.policies_queued = false;
+            q.io_queued = false;
             drop(q);
             for job in dropped.into_iter().flatten() {
                 (job.cancel)();

@@ -22,10 +22,15 @@ pub enum Column {
     Vcpus,
     Uptime,
     Devices,
+    /// I/O rates (xentop's NETTX, NETRX, VBD_RD, VBD_WR), in bytes/s.
+    NetTx,
+    NetRx,
+    VbdRd,
+    VbdWr,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
+    pub const ALL: [Column; 13] = [
         Column::Id,
         Column::Name,
         Column::State,
@@ -35,7 +40,18 @@ impl Column {
         Column::Vcpus,
         Column::Uptime,
         Column::Devices,
+        Column::NetTx,
+        Column::NetRx,
+        Column::VbdRd,
+        Column::VbdWr,
     ];
+
+    pub fn is_io(self) -> bool {
+        matches!(
+            self,
+            Column::NetTx | Column::NetRx | Column::VbdRd | Column::VbdWr
+        )
+    }
 
     pub fn title(self) -> &'static str {
         match self {
@@ -48,6 +64,10 @@ impl Column {
             Column::Vcpus => "VCPUS",
             Column::Uptime => "UPTIME",
             Column::Devices => "DEVICES",
+            Column::NetTx => "NETTX/s",
+            Column::NetRx => "NETRX/s",
+            Column::VbdRd => "VBD_RD/s",
+            Column::VbdWr => "VBD_WR/s",
         }
     }
 
@@ -63,6 +83,7 @@ impl Column {
             Column::Vcpus => 6,
             Column::Uptime => 11,
             Column::Devices => 18,
+            Column::NetTx | Column::NetRx | Column::VbdRd | Column::VbdWr => 9,
         }
     }
 }
@@ -71,8 +92,20 @@ impl Column {
 /// widths. Less important columns go first; NAME takes what is left. Numbers
 /// are never cut.
 pub fn visible_columns(width: u16) -> Vec<(Column, u16)> {
+    columns_for(width, false, false)
+}
+
+/// [`visible_columns`] on a backend that counts I/O (`io`): the four I/O
+/// columns show when they all fit beside the others with a 24-wide NAME
+/// (150 columns); with `io_first` (the `I` key) they take the place of
+/// DEVICES, UPTIME and CPU(s) first.
+pub fn columns_for(width: u16, io: bool, io_first: bool) -> Vec<(Column, u16)> {
     let avail = width.saturating_sub(2);
-    let mut cols: Vec<Column> = Column::ALL.to_vec();
+    let mut cols: Vec<Column> = Column::ALL
+        .iter()
+        .copied()
+        .filter(|c| io || !c.is_io())
+        .collect();
     let total = |cols: &[Column], name: u16| -> u16 {
         cols.iter()
             .map(|c| if *c == Column::Name { name } else { c.width() })
@@ -80,10 +113,17 @@ pub fn visible_columns(width: u16) -> Vec<(Column, u16)> {
             + cols.len() as u16
             - 1
     };
+    if io && !io_first && total(&cols, 24) > avail {
+        cols.retain(|c| !c.is_io());
+    }
     for drop in [
         Column::Devices,
         Column::Uptime,
         Column::CpuTime,
+        Column::NetRx,
+        Column::VbdRd,
+        Column::NetTx,
+        Column::VbdWr,
         Column::Vcpus,
         Column::CpuPct,
     ] {
@@ -108,6 +148,9 @@ pub struct Stats {
     pub prev_at_ns: u64,
     pub pct: f64,
     pub history: VecDeque<u64>,
+    /// The last I/O counters read, and when.
+    pub io: Option<(crate::backend::IoCounters, u64)>,
+    pub io_rates: IoRates,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +160,37 @@ pub struct Row {
     pub devices: (usize, usize, usize),
     /// CPU% and its history, carried from one refresh to the next.
     pub cpu: Stats,
+}
+
+/// I/O rates from the last two counter reads, in bytes (and requests)
+/// per second; `None` where the backend does not count.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IoRates {
+    pub net_tx: Option<f64>,
+    pub net_rx: Option<f64>,
+    pub vbd_rd: Option<f64>,
+    pub vbd_wr: Option<f64>,
+    pub vbd_rd_reqs: Option<f64>,
+    pub vbd_wr_reqs: Option<f64>,
+}
+
+/// Rates from two counter reads `secs` apart.
+fn io_rates(
+    prev: &crate::backend::IoCounters,
+    now: &crate::backend::IoCounters,
+    secs: f64,
+) -> IoRates {
+    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+    let net = prev.net.zip(now.net);
+    let vbd = prev.vbd.zip(now.vbd);
+    IoRates {
+        net_tx: net.map(|(a, b)| rate(a.tx_bytes, b.tx_bytes)),
+        net_rx: net.map(|(a, b)| rate(a.rx_bytes, b.rx_bytes)),
+        vbd_rd: vbd.map(|(a, b)| rate(a.rd_bytes, b.rd_bytes)),
+        vbd_wr: vbd.map(|(a, b)| rate(a.wr_bytes, b.wr_bytes)),
+        vbd_rd_reqs: vbd.map(|(a, b)| rate(a.rd_reqs, b.rd_reqs)),
+        vbd_wr_reqs: vbd.map(|(a, b)| rate(a.wr_reqs, b.wr_reqs)),
+    }
 }
 
 /// Take a CPU time sample: CPU% from the delta since the last.
@@ -154,6 +228,8 @@ pub struct DomainTable {
     /// operator has moved meanwhile. Else the next `d` would meet whatever
     /// row slid under the cursor.
     pub vanished: Option<(uuid::Uuid, String)>,
+    /// The I/O columns take the place of DEVICES, UPTIME and CPU(s) (`I`).
+    pub io_first: bool,
 }
 
 /// Where a domain goes when sorting by STATE: live ones first, then paused,
@@ -265,6 +341,25 @@ impl DomainTable {
     /// Take a tick's cheap read: CPU time, running or blocked, memory.
     /// Returns true when it shows more than that changed (a domain came,
     /// went, paused or shut down): time for a whole refresh.
+    /// Take an I/O counter read: rates from the delta since the last.
+    pub fn apply_io(&mut self, io: &[crate::backend::IoCounters], at_ns: u64) {
+        for row in &mut self.rows {
+            let now = io.iter().find(|c| c.domid == row.view.info.domid);
+            let s = &mut row.cpu;
+            s.io_rates = match (now, &s.io) {
+                (Some(now), Some((prev, then))) if at_ns > *then => {
+                    io_rates(prev, now, (at_ns - then) as f64 / 1e9)
+                }
+                _ => IoRates::default(),
+            };
+            s.io = now.map(|c| (*c, at_ns));
+        }
+        if self.column().is_io() {
+            let keep = self.selected_domid();
+            self.reorder(keep);
+        }
+    }
+
     pub fn apply_stats(&mut self, stats: &[crate::backend::DomainStats], at_ns: u64) -> bool {
         let keep = self.selected_domid();
         self.now_ns = at_ns;
@@ -403,6 +498,11 @@ impl DomainTable {
                     }
                 }
                 Column::Devices => info.devices.len() as f64,
+                // Not counted sorts below none.
+                Column::NetTx => rows[i].cpu.io_rates.net_tx.unwrap_or(-1.0),
+                Column::NetRx => rows[i].cpu.io_rates.net_rx.unwrap_or(-1.0),
+                Column::VbdRd => rows[i].cpu.io_rates.vbd_rd.unwrap_or(-1.0),
+                Column::VbdWr => rows[i].cpu.io_rates.vbd_wr.unwrap_or(-1.0),
                 _ => 0.0,
             }
         };

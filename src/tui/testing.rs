@@ -189,6 +189,10 @@ impl Harness {
     pub fn tick(&mut self, secs: f64) {
         self.clock.advance_secs(secs);
         self.run_effects(vec![Effect::Refresh]);
+        // As the tick does while I/O is on screen.
+        if self.app.io_shown() {
+            self.run_effects(vec![Effect::IoStats]);
+        }
     }
 
     /// Draw one frame (render + diff against the previous one).

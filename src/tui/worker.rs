@@ -184,6 +184,12 @@ impl Worker {
             Effect::Policies => return self.policies(),
             // Only the lanes hold work that waits; here nothing does.
             Effect::CancelQueued(_) => return Vec::new(),
+            // A failed read shows as "-" in the columns, not as an error
+            // every second.
+            Effect::IoStats => Action::Io {
+                at_ns: e.now_ns(),
+                io: e.io_stats().unwrap_or_default(),
+            },
             Effect::Stats => match e.stats() {
                 Ok(stats) => Action::Stats {
                     at_ns: e.now_ns(),

@@ -262,6 +262,21 @@ fn qemu_format(xl: &str) -> &'static str {
     }
 }
 
+/// A tap of this name that no process holds is what a domain killed
+/// with `kill -9` left (its QEMU never deleted it): it would make every
+/// later domain of this id fail ("Device or resource busy"), so it goes.
+/// A tap some QEMU holds (of a domain another state dir runs) has its
+/// carrier up and stays.
+fn remove_stale_tap(sys_net: &Path, name: &str) {
+    let dev = sys_net.join(name);
+    let is_tap = dev.join("tun_flags").exists();
+    let held = std::fs::read_to_string(dev.join("carrier")).is_ok_and(|c| c.trim() == "1");
+    if is_tap && !held {
+        tracing::info!(tap = name, "removing a tap left by a domain that is gone");
+        let _ = ip(&["link", "del", "dev", name]);
+    }
+}
+
 /// Whether domus may put a tap on `bridge`: it exists and domus is root.
 fn usable_bridge(bridge: &str) -> Result<(), String> {
     if bridge.contains('/') || bridge.is_empty() {
@@ -320,6 +335,7 @@ fn attach_vif(
     let netdev = match v.bridge.as_deref().map(|b| (b, usable_bridge(b))) {
         Some((bridge, Ok(()))) => {
             let name = format!("dm{domid}.{n}");
+            remove_stale_tap(Path::new("/sys/class/net"), &name);
             ip(&["tuntap", "add", "dev", &name, "mode", "tap"])?;
             if let Err(e) = ip(&["link", "set", "dev", &name, "master", bridge, "up"]) {
                 let _ = ip(&["link", "del", "dev", &name]);

@@ -229,6 +229,7 @@ impl Hypervisor for SimHypervisor {
             SaveRestore,
             CoreDump,
             Rename,
+            IoStats,
             ImageLinux,
             ImagePlan9,
             ImageHvm,
@@ -253,6 +254,13 @@ impl Hypervisor for SimHypervisor {
         let now = self.now();
         let (host, domains) = self.0.store.domains(&self.init())?;
         Ok(domains.iter().map(|d| host.stats(d, now)).collect())
+    }
+
+    fn io_stats(&self) -> BackendResult<Vec<crate::backend::IoCounters>> {
+        self.fault(CallKind::List)?;
+        let now = self.now();
+        let (host, domains) = self.0.store.domains(&self.init())?;
+        Ok(domains.iter().map(|d| host.io(d, now)).collect())
     }
 
     fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {

@@ -10,7 +10,7 @@ use crate::tui::components::name_prompt::NamePrompt;
 use crate::tui::input::LineInput;
 use crate::tui::keymap::Command;
 use crate::tui::op::Op;
-use crate::tui::table::{Column, visible_columns};
+use crate::tui::table::Column;
 use crate::tui::ui::layout;
 
 impl App {
@@ -43,6 +43,15 @@ impl App {
             | Command::Bottom => self.move_selection(cmd),
             Command::SortNext | Command::SortPrev => self.cycle_sort(cmd == Command::SortNext),
             Command::SortReverse => self.table.reverse(),
+            Command::IoColumns if !self.can(crate::backend::Capability::IoStats) => {
+                self.announce(Level::Info, "this backend does not count I/O");
+            }
+            Command::IoColumns => {
+                self.table.io_first = !self.table.io_first;
+                if self.io_shown() {
+                    return vec![Effect::IoStats];
+                }
+            }
             Command::Tag => {
                 self.table.toggle_tag();
                 self.table.move_by(1);
@@ -141,7 +150,8 @@ impl App {
 
     /// Only columns on screen: a sort by a hidden one shows nowhere.
     fn cycle_sort(&mut self, forward: bool) {
-        let shown: Vec<Column> = visible_columns(self.size.0)
+        let shown: Vec<Column> = self
+            .columns_in(self.size.0)
             .into_iter()
             .map(|(c, _)| c)
             .collect();

@@ -56,6 +56,14 @@ impl App {
     /// refresh catches what no event announced.
     pub(super) fn on_tick(&mut self) -> Vec<Effect> {
         self.ticks += 1;
+        let mut effects = self.tick_reads();
+        if self.loaded && self.io_shown() {
+            effects.push(Effect::IoStats);
+        }
+        effects
+    }
+
+    fn tick_reads(&self) -> Vec<Effect> {
         if !self.loaded || self.ticks.is_multiple_of(FULL_REFRESH_EVERY) {
             vec![Effect::Refresh]
         } else if self.ticks.is_multiple_of(CHECK_OTHERS_EVERY) && self.others_at_work() {

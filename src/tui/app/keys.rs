@@ -313,7 +313,7 @@ impl App {
             // The header row: sort by the clicked column.
             MouseEventKind::Down(MouseButton::Left) if m.row + 1 == top => {
                 let mut x = 1u16;
-                for (col, w) in crate::tui::table::visible_columns(self.size.0) {
+                for (col, w) in self.columns_in(self.size.0) {
                     if m.column >= x && m.column < x + w + 1 {
                         self.table.sort_by(col);
                         break;

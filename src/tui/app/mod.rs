@@ -319,6 +319,25 @@ impl App {
         }
     }
 
+    /// The table's columns on a terminal `width` wide: with the I/O ones
+    /// where the backend counts I/O.
+    pub fn columns_in(&self, width: u16) -> Vec<(crate::tui::table::Column, u16)> {
+        crate::tui::table::columns_for(
+            width,
+            self.caps.has(Capability::IoStats),
+            self.table.io_first,
+        )
+    }
+
+    /// Whether I/O is on screen, in a column or a domain's details (then
+    /// its counters are read).
+    pub fn io_shown(&self) -> bool {
+        self.caps.has(Capability::IoStats)
+            && self.tab == Tab::Domains
+            && (matches!(self.mode, Mode::Details(_))
+                || self.columns_in(self.size.0).iter().any(|(c, _)| c.is_io()))
+    }
+
     /// Say what the keys file did, a few lines at most (a file of
     /// garbage must not flood the Events tab): `domus keys` lists all.
     pub fn key_notes(&mut self, notes: &crate::tui::keymap::overrides::KeyNotes) {
@@ -451,6 +470,10 @@ impl App {
                 Vec::new()
             }
             Action::Tick => self.on_tick(),
+            Action::Io { at_ns, io } => {
+                self.table.apply_io(&io, at_ns);
+                Vec::new()
+            }
             Action::Stats { at_ns, stats } => self.on_stats(at_ns, &stats),
             Action::Timeline {
                 uuid,

@@ -29,6 +29,38 @@ pub enum DetailsKey {
     Console,
 }
 
+/// The domain's I/O: rates and totals since it was built, where counted
+/// (read while the I/O columns are shown).
+fn io_line(row: &crate::tui::table::Row) -> Option<String> {
+    use crate::tui::ui::tables::bytes_human as h;
+    let (total, _) = row.cpu.io.as_ref()?;
+    let r = &row.cpu.io_rates;
+    let per_s = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |v| format!("{}/s", h(v)));
+    let mut parts = Vec::new();
+    if let Some(n) = total.net {
+        parts.push(format!(
+            "net tx {} rx {} (total {} / {})",
+            per_s(r.net_tx),
+            per_s(r.net_rx),
+            h(n.tx_bytes as f64),
+            h(n.rx_bytes as f64)
+        ));
+    }
+    if let Some(v) = total.vbd {
+        let reqs = |x: Option<f64>| x.map_or_else(String::new, |v| format!(" {v:.0} req/s"));
+        parts.push(format!(
+            "disk rd {}{} wr {}{} (total {} / {})",
+            per_s(r.vbd_rd),
+            reqs(r.vbd_rd_reqs),
+            per_s(r.vbd_wr),
+            reqs(r.vbd_wr_reqs),
+            h(v.rd_bytes as f64),
+            h(v.wr_bytes as f64)
+        ));
+    }
+    (!parts.is_empty()).then(|| format!(" I/O {}", parts.join(" · ")))
+}
+
 impl Details {
     pub fn new(domid: DomId) -> Self {
         Details { domid, back: 0 }
@@ -109,6 +141,9 @@ impl Details {
         } else {
             lines.push(Line::from(uuid));
             lines.push(Line::from(sizes));
+        }
+        if let Some(io) = io_line(row) {
+            lines.push(Line::from(io));
         }
         let config = row.view.config();
         if let Some(c) = &config {

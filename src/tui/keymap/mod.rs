@@ -110,6 +110,8 @@ pub enum Command {
     EditorRedo,
     EditorKillLine,
     EditorClose,
+    /// The I/O columns before DEVICES, UPTIME and CPU(s).
+    IoColumns,
     /// Palette only: unpause (the `p` key toggles).
     Unpause,
     /// Palette only: save a domain's state to a file.
@@ -491,6 +493,13 @@ pub static BINDINGS: &[Binding] = &[
         "Filter by name (substring, or regex)",
     ),
     b(S::Domains, &[k(' ')], C::Tag, "tag", "Tag for bulk actions"),
+    b(
+        S::Domains,
+        &[k('I')],
+        C::IoColumns,
+        "",
+        "I/O columns (NETTX/s NETRX/s VBD_RD/s VBD_WR/s) in place of DEVICES, UPTIME and CPU(s); again: back",
+    ),
     b(
         S::Domains,
         &[k('<')],

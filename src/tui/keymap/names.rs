@@ -64,6 +64,7 @@ pub(super) const COMMANDS: &[(Command, &str)] = &[
     (C::EditorKillLine, "kill-line"),
     (C::EditorClose, "close"),
     (C::Unpause, "unpause"),
+    (C::IoColumns, "io-columns"),
     (C::Save, "save-state"),
     (C::Restore, "restore"),
 ];

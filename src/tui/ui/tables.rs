@@ -37,6 +37,31 @@ pub fn ellipsize(s: &str, width: usize) -> String {
     out
 }
 
+/// Bytes (per second) as xentop's columns show them, in 1024s: `512`,
+/// `12.0K`, `1.5M`.
+pub fn bytes_human(b: f64) -> String {
+    const UNITS: [&str; 5] = ["", "K", "M", "G", "T"];
+    let mut v = b.max(0.0);
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}{}", UNITS[unit])
+    }
+}
+
+/// A rate, right-aligned; `-` where the backend does not count it.
+fn rate_cell<'a>(rate: Option<f64>) -> Cell<'a> {
+    Cell::from(format!(
+        "{:>9}",
+        rate.map_or_else(|| "-".to_string(), bytes_human)
+    ))
+}
+
 pub fn uptime(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     if d > 0 {
@@ -130,7 +155,7 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let sort_col = tbl.column();
-    let columns = crate::tui::table::visible_columns(area.width);
+    let columns = app.columns_in(area.width);
     let header = Row::new(columns.iter().map(|(c, _)| {
         let mut label = c.title().to_string();
         if *c == sort_col {
@@ -178,6 +203,10 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
                     tbl.uptime_secs(info).map_or("-".into(), uptime)
                 )),
                 Column::Devices => Cell::from(devices_cell(row.devices)),
+                Column::NetTx => rate_cell(row.cpu.io_rates.net_tx),
+                Column::NetRx => rate_cell(row.cpu.io_rates.net_rx),
+                Column::VbdRd => rate_cell(row.cpu.io_rates.vbd_rd),
+                Column::VbdWr => rate_cell(row.cpu.io_rates.vbd_wr),
             })
             .collect();
         let mut style = t.base();
