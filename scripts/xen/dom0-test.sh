@@ -135,6 +135,15 @@ if domus attach tiny vif bridge=xenbr0 > /tmp/v.out 2>&1; then pass "domus attac
 check "the guest sees the disk (xvdb)" guest_shows "cat /proc/partitions" xvdb
 check "the guest sees the NIC (eth0)" guest_shows "ls /sys/class/net" eth0
 check "the vif is on the bridge" sh -c 'ls /sys/class/net/xenbr0/brif | grep -q vif'
+# I/O counters from Domain-0's sysfs (blkback, netback), as xentop.
+io_of() { domus list --json tiny 2>/dev/null | grep -o "\"$1\": [0-9]*" | head -1 | awk '{print $2}'; }
+in_guest "dd if=/dev/zero of=/dev/xvdb bs=64k count=32 conv=fsync"
+wr=$(io_of wr_bytes)
+check "list --json counts the guest's 2 MiB written to xvdb (wr_bytes ${wr:-none})" [ "${wr:-0}" -ge 2097152 ]
+in_guest "ip link set eth0 up; ip addr add 10.213.0.2/24 dev eth0"
+in_guest "ping -c 2 -W 1 10.213.0.1 >/dev/null 2>&1"
+tx=$(io_of tx_bytes)
+check "list --json counts what the guest sent on its vif (tx_bytes ${tx:-none})" [ "${tx:-0}" -gt 0 ]
 domus detach tiny xvdb > /tmp/d.out 2>&1 && pass "domus detach xvdb" || fail "domus detach xvdb: $(cat /tmp/d.out)"
 domus detach tiny vif0 > /tmp/d.out 2>&1 && pass "domus detach vif0" || fail "domus detach vif0: $(cat /tmp/d.out)"
 check "the disk is gone from the guest" guest_lacks "cat /proc/partitions" xvdb

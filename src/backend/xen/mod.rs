@@ -7,6 +7,7 @@
 
 mod cfg;
 mod console;
+mod io;
 mod watch;
 mod xl;
 
@@ -465,11 +466,20 @@ impl Hypervisor for XenHypervisor {
             SaveRestore,
             CoreDump,
             Rename,
+            IoStats,
             ImageLinux,
             ImageHvm,
             HostFiles,
             Bootloader,
         ])
+    }
+
+    /// Read in Domain-0's sysfs, as xentop does: no hypercall, no `xl`.
+    fn io_stats(&self) -> BackendResult<Vec<crate::backend::IoCounters>> {
+        Ok(io::from_sysfs(
+            std::path::Path::new("/sys/bus/xen-backend/devices"),
+            std::path::Path::new("/sys/class/net"),
+        ))
     }
 
     fn supervised(&self) -> bool {
