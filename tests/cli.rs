@@ -600,6 +600,9 @@ fn keys_prints_the_keymap_and_judges_the_keys_file() {
             "domains.pause = p  # Pause / unpause",
         ))
         .stdout(predicate::str::contains("global.prev-tab = Shift-Tab  #"))
+        .stdout(predicate::str::contains(
+            "# domains.unpause =   # no key (:unpause)",
+        ))
         .stderr("");
     run("global.quit = j\n")
         .success()
@@ -612,7 +615,7 @@ fn keys_prints_the_keymap_and_judges_the_keys_file() {
         .code(1)
         .stdout(predicate::str::contains("domains.pause = Alt-p  #"))
         .stderr(predicate::str::contains(format!(
-            "{}:2:17: : is the only key of global.palette",
+            "{}:2:17: : is global.palette's in every tab",
             keys.display()
         )));
 }

@@ -951,7 +951,8 @@ fn a_shut_down_domain_offers_start_not_pause() {
     insta::assert_snapshot!("shut_down_offers_start", screen);
     h.key(KeyCode::Char('p'));
     assert!(
-        h.screen().contains("keep is shut down (S starts it again"),
+        h.screen()
+            .contains("not offered for pause: keep is shut down (S starts it again"),
         "{}",
         h.screen()
     );
@@ -1644,4 +1645,123 @@ fn io_columns_show_rates_sort_and_fill_the_details() {
     h.app.caps.0.remove(&domus::backend::Capability::IoStats);
     let screen = h.screen();
     assert!(!screen.contains("NETTX/s"), "{screen}");
+}
+
+/// A paste is text, never keys: on the table it is refused (pasted "dy"
+/// destroys nothing), in an input it is typed, one line of it.
+#[test]
+fn a_paste_is_typed_into_inputs_and_never_run_as_keys() {
+    use domus::tui::action::Action;
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.dispatch(Action::Paste("dy".into()));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("web1") && !screen.contains("Destroy"),
+        "{screen}"
+    );
+    assert!(screen.contains("paste ignored here"), "{screen}");
+    h.key(KeyCode::Char('/'));
+    h.dispatch(Action::Paste("plan\nq9".into()));
+    assert_eq!(h.app.table.filter, "plan", "one line, the rest dropped");
+    h.key(KeyCode::Enter);
+    h.key(KeyCode::Char(':'));
+    h.dispatch(Action::Paste("pause plan9term".into()));
+    h.key(KeyCode::Enter);
+    h.tick(1.0);
+    assert!(paused(&h.screen(), "plan9term"), "{}", h.screen());
+}
+
+/// Details of a domain another process destroys close (they would take
+/// keys while showing nothing); Esc always leaves the help, whatever the
+/// keys file gave the details' close.
+#[test]
+fn details_close_when_their_domain_goes_and_esc_leaves_help() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    let web1 = h
+        .app
+        .table
+        .selected_domid()
+        .unwrap_or_else(|| panic!("web1"));
+    h.key(KeyCode::Enter);
+    h.engine().destroy(web1).unwrap_or_else(|e| panic!("{e}"));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("its details closed"), "{screen}");
+    h.key(KeyCode::Char('4'));
+    assert!(h.screen().contains("Gone ("), "keys reach the tabs again");
+    let notes = h.app.keys.apply(Path::new("keys"), "details.close = k\n");
+    assert!(notes.problems.is_empty(), "{notes:?}");
+    h.key(KeyCode::Char('?'));
+    h.key(KeyCode::Esc);
+    assert!(!h.screen().contains("Help ·"), "{}", h.screen());
+}
+
+/// The newest answer takes the status line, also after an error; a
+/// memory target above the maximum is refused in the form; a refused new
+/// name is explained in its dialog.
+#[test]
+fn newer_answers_win_and_forms_explain_refusals() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    h.key(KeyCode::Char(':'));
+    h.type_text("pause nosuch\r");
+    assert!(h.screen().contains("no domain nosuch"));
+    h.key(KeyCode::Char(':'));
+    h.type_text("cancel web1\r");
+    let screen = h.screen();
+    assert!(screen.contains("nothing waits on web1"), "{screen}");
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('m'));
+    for _ in 0..4 {
+        h.key(KeyCode::Backspace);
+    }
+    h.type_text("99999\r");
+    let screen = h.screen();
+    assert!(screen.contains("Memory target"), "the form stays: {screen}");
+    assert!(
+        screen.contains("99999 MiB is above the maximum, 512 MiB"),
+        "{screen}"
+    );
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::Char('n'));
+    h.type_text("web1\r");
+    let screen = h.screen();
+    assert!(
+        screen.contains("✘ web1.sxp already exists: choose another name"),
+        "{screen}"
+    );
+}
+
+/// `:restore` names the domain it brought back, and a console whose
+/// domain was restarted says where it went.
+#[test]
+fn restore_names_the_domain_and_a_restarted_console_says_where() {
+    let d = dirs();
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('c'));
+    h.type_text("reboot\r");
+    h.tick(1.0);
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        screen.contains("restarted as domain") && screen.contains("Enter follows it"),
+        "{screen}"
+    );
+    h.ctrl(']');
+    let file = d.config.join("web1.save");
+    h.key(KeyCode::Char(':'));
+    h.type_text(&format!("save web1 {}\r", file.display()));
+    h.tick(1.0);
+    h.key(KeyCode::Char(':'));
+    h.type_text(&format!("restore {}\r", file.display()));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(screen.contains("built web1 as domain"), "{screen}");
 }

@@ -91,6 +91,9 @@ pub enum Done {
 #[derive(Debug, Clone)]
 pub enum Action {
     Key(KeyEvent),
+    /// Text pasted into the terminal (bracketed paste): typed into the
+    /// input that has the focus, never run as keys.
+    Paste(String),
     Mouse(MouseEvent),
     Resize(u16, u16),
     Snapshot(Box<Snapshot>),

@@ -23,6 +23,13 @@ impl LineInput {
             .map_or(self.text.len(), |(i, _)| i)
     }
 
+    /// Insert a character at the cursor (a paste, one at a time).
+    pub fn insert(&mut self, c: char) {
+        let at = self.byte_at(self.cursor);
+        self.text.insert(at, c);
+        self.cursor += 1;
+    }
+
     /// Apply an editing key; returns false if the key is not an editing key.
     pub fn handle(&mut self, key: &KeyEvent) -> bool {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream,
+};
 use crossterm::execute;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -62,10 +65,12 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
     }
     let mut terminal =
         ratatui::try_init().map_err(|e| format!("cannot set up the terminal: {e}"))?;
-    let _ = execute!(stdout(), EnableMouseCapture);
+    // A paste arrives as one event, never as keys: pasted "dy" must not
+    // destroy the selected domain.
+    let _ = execute!(stdout(), EnableMouseCapture, EnableBracketedPaste);
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(stdout(), DisableMouseCapture);
+        let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
         default_hook(info);
     }));
     let size = terminal
@@ -90,7 +95,7 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
         );
     }
     let result = runtime.block_on(event_loop(&mut terminal, app, Arc::new(engine), &opts));
-    let _ = execute!(stdout(), DisableMouseCapture);
+    let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
     result
 }
@@ -167,6 +172,7 @@ async fn event_loop(
                 Some(Ok(Event::Key(k))) => Action::Key(k),
                 Some(Ok(Event::Mouse(m))) => Action::Mouse(m),
                 Some(Ok(Event::Resize(w, h))) => Action::Resize(w, h),
+                Some(Ok(Event::Paste(text))) => Action::Paste(text),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(format!("reading the terminal: {e}")),
                 None => return Ok(()),

@@ -232,10 +232,18 @@ impl Worker {
             }
             Effect::Restore(path) => {
                 let result = e.restore(&path).map_err(|x| x.to_string());
-                let name = path
+                let file = path
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                // The domain's name, once it is back; the file's until then.
+                let name = match &result {
+                    Ok(d) => e
+                        .view(*d)
+                        .map(|v| v.info.name)
+                        .unwrap_or_else(|_| file.clone()),
+                    Err(_) => file,
+                };
                 Action::Done(Done::Built { name, result })
             }
             Effect::Unpause(ids) => self.each("unpause", &ids, |e, d| {

@@ -44,6 +44,55 @@ impl App {
         effects
     }
 
+    /// Pasted text goes into the text the operator is typing (one line of
+    /// it: a newline would submit) or to a guest's console; anywhere else
+    /// it is refused, never run as keys.
+    pub(super) fn on_paste(&mut self, text: &str) -> Vec<Effect> {
+        /// More is not a line anyone types.
+        const MAX: usize = 4096;
+        let line: String = text
+            .chars()
+            .take_while(|c| *c != '\n' && *c != '\r')
+            .filter(|c| !c.is_control())
+            .take(MAX)
+            .collect();
+        let into = |input: &mut LineInput| {
+            for c in line.chars() {
+                input.insert(c);
+            }
+        };
+        match &mut self.mode {
+            Mode::Filter(input) => {
+                into(input);
+                let text = input.text.clone();
+                self.table.set_filter(&text);
+            }
+            Mode::Palette(p) => into(&mut p.input),
+            Mode::Memory(f) => into(&mut f.input),
+            Mode::NewConfig(p) => into(&mut p.input),
+            Mode::Form(f) => f.paste(&line),
+            Mode::Console(v) if v.search.is_some() => {
+                if let Some(input) = v.search.as_mut() {
+                    into(input);
+                }
+            }
+            // The guest gets what was pasted, as a terminal would send it.
+            Mode::Console(v) if !self.read_only => {
+                let bytes: Vec<u8> = text.bytes().take(1 << 16).collect();
+                return vec![Effect::ConsoleInput(v.domid, bytes)];
+            }
+            Mode::Editor(ed) if !self.read_only => {
+                let (_, height) = layout::editor_rows(self.size);
+                return ed.paste(text, height).effects;
+            }
+            _ => self.announce(
+                Level::Info,
+                "paste ignored here: it goes into a text field, the editor or a console",
+            ),
+        }
+        Vec::new()
+    }
+
     /// Hand a key to the mode's component; the mode to stay in and the
     /// effects come back.
     fn key_in_mode(&mut self, mode: Mode, key: KeyEvent) -> Next {
@@ -87,7 +136,22 @@ impl App {
             },
             Mode::Memory(mut form) => match form.on_key(&key) {
                 MemoryKey::Cancel => close(),
-                MemoryKey::Set(mib) => self.mem_target(form.domid, mib),
+                MemoryKey::Set(mib) => {
+                    // Above the maximum QEMU or Xen would refuse it: said
+                    // here, with the form kept.
+                    let max = self
+                        .table
+                        .row(form.domid)
+                        .map_or(u64::MAX, |r| r.view.info.max_memory_kib / 1024);
+                    if mib > max {
+                        self.log(
+                            Level::Error,
+                            format!("{mib} MiB is above the maximum, {max} MiB"),
+                        );
+                        return stay(Mode::Memory(form));
+                    }
+                    self.mem_target(form.domid, mib)
+                }
                 MemoryKey::Invalid(why) => {
                     self.log(Level::Error, why);
                     stay(Mode::Memory(form))
@@ -195,7 +259,11 @@ impl App {
 
     /// The domain that took over a gone one's name (a restart).
     fn successor(&self, domid: DomId) -> Option<DomId> {
-        let name = self.table.name_of(domid);
+        // The row is gone: the console's buffer kept the name.
+        let name = match self.consoles.get(&domid) {
+            Some(c) if !c.name.is_empty() => c.name.clone(),
+            _ => self.table.name_of(domid),
+        };
         self.table
             .rows
             .iter()
@@ -262,14 +330,14 @@ impl App {
             NameKey::Submit(name) => name,
         };
         if let Err(why) = crate::config::validate_name(&name) {
-            self.announce(Level::Error, format!("'{name}': {why}"));
+            prompt.error = Some(format!("'{name}': {why}"));
             return stay(Mode::NewConfig(prompt));
         }
         let path = self.library.dir.join(format!("{name}.sxp"));
         if self.library.entries.iter().any(|e| e.path == path) {
-            let msg =
-                format!("{name}.sxp already exists: choose another name (Esc, then e edits it)");
-            self.log(Level::Error, msg);
+            prompt.error = Some(format!(
+                "{name}.sxp already exists: choose another name (Esc, then e edits it)"
+            ));
             return stay(Mode::NewConfig(prompt));
         }
         if let Some(from) = prompt.from {

@@ -201,6 +201,9 @@ pub struct App {
     theme_before: Theme,
     /// When the status line was set: routine news waits behind a recent error.
     pub status_at: u64,
+    /// The Events tab holds the status line's text (a cut one points
+    /// there).
+    pub status_logged: bool,
     ticks: u64,
 }
 
@@ -219,6 +222,7 @@ impl App {
             prefs_kept: crate::tui::prefs::Prefs::default(),
             theme_before: theme.clone(),
             status_at: 0,
+            status_logged: false,
             theme,
             themes,
             read_only,
@@ -256,14 +260,10 @@ impl App {
 
     pub fn log(&mut self, level: Level, text: impl Into<String>) {
         let text = text.into();
-        // A problem of the last seconds is not hidden by chatter; a newer
-        // result (success or failure) replaces it.
-        let recent_problem = matches!(self.status, Some((Level::Error | Level::Warn, _)))
-            && self.now_ns.saturating_sub(self.status_at) < 5_000_000_000;
-        if !(recent_problem && level == Level::Info) {
-            self.status = Some((level, text.clone()));
-            self.status_at = self.now_ns;
-        }
+        // The newest word wins the status line; the Events tab keeps all.
+        self.status = Some((level, text.clone()));
+        self.status_at = self.now_ns;
+        self.status_logged = true;
         self.push_event(level, text);
     }
 
@@ -272,6 +272,13 @@ impl App {
     fn announce(&mut self, level: Level, text: impl Into<String>) {
         self.status = Some((level, text.into()));
         self.status_at = self.now_ns;
+        self.status_logged = false;
+    }
+
+    /// [`announce`](Self::announce) a journal entry: the Events tab has it.
+    fn announce_logged(&mut self, level: Level, text: impl Into<String>) {
+        self.announce(level, text);
+        self.status_logged = true;
     }
 
     /// Add to the Events log. A selection on the newest line follows new
@@ -355,7 +362,7 @@ impl App {
         }
         if !notes.problems.is_empty() {
             let msg = format!(
-                "keys file: {} line(s) not used (3: Events; domus keys lists them)",
+                "keys file: {} line(s) not used; domus keys lists them",
                 notes.problems.len()
             );
             self.log(Level::Error, msg);
@@ -409,6 +416,7 @@ impl App {
     fn update_inner(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Key(key) => self.on_key(key),
+            Action::Paste(text) => self.on_paste(&text),
             Action::Mouse(m) => self.on_mouse(m),
             Action::Resize(w, h) => {
                 self.size = (w, h);
@@ -529,12 +537,18 @@ impl App {
         for e in s.journal.iter().filter(|e| super::feed::shown(e, pid)) {
             self.push_line(LogLine::from_journal(e));
         }
+        if first {
+            // History arrived after what this TUI said at start: in time
+            // order (the sort is stable), the selection on the newest.
+            self.events.make_contiguous().sort_by_key(|e| e.at_ns);
+            self.events_selected = self.events.len().saturating_sub(1);
+        }
         // The first snapshot brings history: it goes to the Events tab,
         // not on the status line as news.
         let announced = self.feed.take(&s.journal, self.pid);
         for e in announced.into_iter().filter(|_| !first) {
             let who = super::feed::subject(&e);
-            self.announce(Level::Warn, format!("{who}: {} ({})", e.event, e.source));
+            self.announce_logged(Level::Warn, format!("{who}: {} ({})", e.event, e.source));
         }
         let live: Vec<uuid::Uuid> = self.table.rows.iter().map(|r| r.view.info.uuid).collect();
         self.feed.retain_live(&live);
@@ -555,6 +569,19 @@ impl App {
         self.journal.extend(s.journal);
         while self.journal.len() > JOURNAL_CAP {
             self.journal.pop_front();
+        }
+        // Details of a domain another process destroyed would take keys
+        // while showing nothing: they close, saying why.
+        if let Mode::Details(d) = &self.mode
+            && self.table.row(d.domid).is_none()
+        {
+            let gone = d.domid;
+            self.mode = Mode::Normal;
+            self.feed.details = None;
+            self.announce(
+                Level::Info,
+                format!("domain {gone} is gone; its details closed (4: Gone keeps it)"),
+            );
         }
         let (_, h) = layout::table_rows(self.size);
         self.table.scroll_into_view(h);

@@ -82,13 +82,17 @@ impl App {
                 Command::Start => format!("start: {} is not shut down", first.name),
                 Command::Unpause => format!("unpause: {} is not paused", first.name),
                 Command::Edit => format!("edit: {} has no config with domus", first.name),
-                _ if i.flags.shutdown => {
-                    format!(
-                        "that: {} is shut down (S starts it again, d destroys it)",
-                        first.name
-                    )
-                }
-                _ => format!("that: {} is {}", first.name, state(i)),
+                _ if i.flags.shutdown => format!(
+                    "{}: {} is shut down (S starts it again, d destroys it)",
+                    crate::tui::keymap::names::command_name(cmd),
+                    first.name
+                ),
+                _ => format!(
+                    "{}: {} is {}",
+                    crate::tui::keymap::names::command_name(cmd),
+                    first.name,
+                    state(i)
+                ),
             };
             format!("not offered for {what}")
         })

@@ -165,7 +165,18 @@ impl ConsoleView {
                 ));
             }
             if c.closed {
-                title.push(Span::styled(" the domain is gone ", t.error()));
+                // A restart policy built it again: say where it went.
+                let next = app
+                    .table
+                    .rows
+                    .iter()
+                    .find(|r| r.name == name && r.view.info.domid != domid)
+                    .map(|r| r.view.info.domid);
+                let gone = match next {
+                    Some(next) => format!(" restarted as domain {next} · Enter follows it "),
+                    None => " the domain is gone ".to_string(),
+                };
+                title.push(Span::styled(gone, t.error()));
             }
         }
         if let Some(info) = app.table.row(domid).map(|r| &r.view.info) {

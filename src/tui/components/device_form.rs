@@ -417,6 +417,21 @@ pub fn next_vdev(devices: &[DeviceSpec]) -> String {
 }
 
 impl DeviceForm {
+    /// Pasted text into the focused field (none when the kind or the PCI
+    /// list has the focus).
+    pub fn paste(&mut self, line: &str) {
+        if let Some(f) = self
+            .focus
+            .checked_sub(1)
+            .and_then(|i| self.fields.get_mut(i))
+        {
+            for c in line.chars() {
+                f.input.insert(c);
+            }
+            f.error = None;
+        }
+    }
+
     /// Paths that complete the first field: one fills it in, several
     /// extend it to what they share and are listed.
     pub fn take_completions(&mut self, list: Vec<String>) {

@@ -23,6 +23,10 @@ impl Help {
     /// scrolls, `page` a page of lines.
     pub fn on_key(&mut self, key: &KeyEvent, keys: &Keymap, max: usize, page: usize) -> bool {
         let s = self.scroll;
+        // Esc always closes the help, whatever the keys file says.
+        if key.code == crossterm::event::KeyCode::Esc {
+            return false;
+        }
         self.scroll = match keys.lookup(key, &[Scope::Details, Scope::Global], false) {
             Some(Command::DetailsClose | Command::Help | Command::Quit) => return false,
             Some(Command::Down) => s + 1,

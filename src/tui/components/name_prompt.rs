@@ -18,6 +18,8 @@ pub struct NamePrompt {
     pub input: LineInput,
     /// A copy of this config; `None`: a new one from the template.
     pub from: Option<PathBuf>,
+    /// Why the last name was refused, shown under it until the next key.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,7 @@ impl NamePrompt {
         NamePrompt {
             input: LineInput::new(name.to_string()),
             from,
+            error: None,
         }
     }
 
@@ -42,6 +45,7 @@ impl NamePrompt {
             KeyCode::Enter => NameKey::Submit(self.input.text.trim().to_string()),
             _ => {
                 self.input.handle(key);
+                self.error = None;
                 NameKey::Stay
             }
         }
@@ -57,17 +61,28 @@ impl NamePrompt {
             ),
             None => " Name of the new domain (the file is NAME.sxp):".to_string(),
         };
-        let lines = vec![
+        let mut lines = vec![
             Line::from(ask),
             Line::from(vec![
                 Span::raw(" "),
                 Span::styled(format!("{}▏", self.input.text), app.theme.key()),
             ]),
-            Line::from(Span::styled(
-                " Enter opens the editor · Esc cancel",
-                app.theme.muted(),
-            )),
         ];
-        frame_popup(frame, app, centered(area, 56, 5), "New config", lines);
+        // The reason in full, wrapped inside the box.
+        if let Some(why) = &self.error {
+            for l in crate::tui::ui::wrap_indented(
+                &format!("✘ {}", crate::tui::ui::one_line(why)),
+                1,
+                54,
+            ) {
+                lines.push(Line::from(Span::styled(l, app.theme.error())));
+            }
+        }
+        lines.push(Line::from(Span::styled(
+            " Enter opens the editor · Esc cancel",
+            app.theme.muted(),
+        )));
+        let h = lines.len() as u16 + 2;
+        frame_popup(frame, app, centered(area, 56, h), "New config", lines);
     }
 }

@@ -113,14 +113,20 @@ pub fn parse(
     // Words beyond the synopsis are refused, not dropped.
     let most = synopsis.split_whitespace().count();
     if !synopsis.contains('…') && args.len() > most {
+        let extra = args[most..].join(" ");
+        let takes = if most == 0 {
+            "no arguments".to_string()
+        } else {
+            synopsis.to_string()
+        };
+        let what = if args.len() - most == 1 {
+            "is one word too many"
+        } else {
+            "are words too many"
+        };
         return Err(format!(
-            "{verb} takes {}; '{}' is one word too many",
-            if most == 0 {
-                "no arguments".to_string()
-            } else {
-                synopsis.to_string()
-            },
-            crate::fsx::excerpt(args[most], 40)
+            "{verb} takes {takes}; '{}' {what}",
+            crate::fsx::excerpt(&extra, 40)
         ));
     }
     let op = match bound.command {
@@ -166,18 +172,26 @@ pub fn parse(
         }
         Command::MemTarget => {
             let d = dom()?;
-            let given = arg(1)?;
-            let mib = given
-                .parse::<u64>()
-                .ok()
-                .filter(|m| *m > 0)
-                .ok_or_else(|| {
-                    format!(
+            let given = args
+                .get(1)
+                .ok_or_else(|| format!("{}: the target in MiB is missing", usage()))?;
+            let mib = match given.parse::<u64>() {
+                Ok(m) if m > 0 => m,
+                Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+                    return Err(format!(
+                        "{}: '{}' is far too large",
+                        usage(),
+                        crate::fsx::excerpt(given, 24)
+                    ));
+                }
+                _ => {
+                    return Err(format!(
                         "{}: MIB is a whole number above 0, not '{}'",
                         usage(),
                         crate::fsx::excerpt(given, 20)
-                    )
-                })?;
+                    ));
+                }
+            };
             Op::MemTarget(d, Some(mib))
         }
         Command::Save => {

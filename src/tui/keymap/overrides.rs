@@ -127,16 +127,34 @@ fn overlap(a: Scope, b: Scope) -> bool {
     a == b || (a == Scope::Global && tab(b)) || (tab(a) && b == Scope::Global)
 }
 
-/// A key this binding may not have, and why.
+/// A key this binding may not have, and why: Esc only ever leaves, the
+/// console's and the editor's typing keys are the guest's and the text's.
 fn refused(scope: Scope, command: Command, key: &Key) -> Option<&'static str> {
-    let plain = matches!(key.code, KeyCode::Char(_) | KeyCode::Enter) && key.mods.is_empty();
+    let typing = matches!(
+        key.code,
+        KeyCode::Char(_) | KeyCode::Enter | KeyCode::Tab | KeyCode::Backspace
+    ) && (key.mods - KeyModifiers::SHIFT).is_empty();
+    let leaves = matches!(
+        command,
+        Command::ConfirmNo
+            | Command::PickCancel
+            | Command::DetailsClose
+            | Command::EditorClose
+            | Command::ConsoleDetach
+    );
     match (scope, command) {
+        _ if key.code == KeyCode::Esc && !leaves => {
+            Some("Esc only ever cancels or closes (it never says yes, picks or runs)")
+        }
         (Scope::Console, Command::ConsoleSearch) => None,
-        (Scope::Console, _) if plain => Some(
+        (Scope::Console, _) if typing => Some(
             "the console sends that key to the guest; use a Ctrl-, Alt- or Shift- key or F1–F12",
         ),
-        (Scope::Confirm, Command::ConfirmYes) if key.code == KeyCode::Esc => {
-            Some("Esc never says yes")
+        (Scope::Editor, _) if typing => {
+            Some("the editor types that key; use a Ctrl- or Alt- key or F1–F12")
+        }
+        (Scope::Shutdown, _) if key.code == KeyCode::Enter => {
+            Some("Enter chooses the highlighted reason")
         }
         _ => None,
     }
@@ -278,6 +296,17 @@ impl Keymap {
                     continue;
                 }
                 let other = format!("{}.{}", scope_name(b.scope), command_name(b.command));
+                // A global key taken by one tab would leave the others
+                // without it: the global binding must move first.
+                if b.scope == Scope::Global && scope != Scope::Global {
+                    return Err(at(
+                        key_text,
+                        format!(
+                            "{} is {other}'s in every tab: give {other} another key first",
+                            key_label(key)
+                        ),
+                    ));
+                }
                 if b.keys.len() == 1 {
                     return Err(at(
                         key_text,
@@ -398,7 +427,7 @@ mod tests {
         // its only key), so the Domains tab may not take it.
         let notes = k.apply(Path::new("/k"), "domains.pause = q\n");
         assert!(
-            notes.problems[0].contains("q is the only key of global.quit"),
+            notes.problems[0].contains("q is global.quit's in every tab"),
             "{notes:?}"
         );
         // Console keys a guest needs, and an Esc that says yes, are refused.
@@ -408,7 +437,17 @@ mod tests {
         );
         assert_eq!(notes.problems.len(), 2, "{notes:?}");
         assert!(notes.problems[0].starts_with("/k:1:21: a: the console sends"));
-        assert!(notes.problems[1].starts_with("/k:2:15: Esc: Esc never says yes"));
+        assert!(notes.problems[1].starts_with("/k:2:15: Esc: Esc only ever cancels"));
+        // Esc picking a shutdown reason, or a letter the editor types.
+        let notes = k.apply(
+            Path::new("/k"),
+            "shutdown.poweroff = Esc\neditor.save = a\nshutdown.reboot = Enter\n",
+        );
+        assert_eq!(notes.problems.len(), 3, "{notes:?}");
+        assert!(
+            notes.problems[1].contains("the editor types that key"),
+            "{notes:?}"
+        );
         let help = k.lookup(
             &ev(KeyCode::Char('c'), KeyModifiers::CONTROL),
             &[Scope::Global],

@@ -127,7 +127,18 @@ impl Keymap {
     /// Every binding as a line of the keys file, its help as a comment.
     pub fn to_file_text(&self) -> String {
         let mut out = String::new();
-        for b in self.bound.iter().filter(|b| !b.keys.is_empty()) {
+        for b in &self.bound {
+            if b.keys.is_empty() {
+                // Bindable, with no key yet (or a palette command only).
+                let verb = b.palette.map_or(String::new(), |(v, _)| format!(" (:{v})"));
+                out.push_str(&format!(
+                    "# {}.{} =   # no key{verb}: {}\n",
+                    super::names::scope_name(b.scope),
+                    super::names::command_name(b.command),
+                    b.help
+                ));
+                continue;
+            }
             let mut keys: Vec<String> = Vec::new();
             for label in b.keys.iter().map(key_label) {
                 if !keys.contains(&label) {

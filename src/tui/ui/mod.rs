@@ -105,14 +105,10 @@ pub fn one_line_in(
     if text.width() <= room {
         return vec![Span::styled(text, style)];
     }
-    // This TUI's own lines, and the journal's that it announced (their
-    // Events line holds the event's text).
-    let logged = app
-        .events
-        .iter()
-        .rev()
-        .take(8)
-        .any(|e| e.text == said || (!e.who.is_empty() && said.contains(&e.text)));
+    // Where the Events tab holds the whole text: the status line's (when
+    // it was logged), or one of this TUI's last lines.
+    let logged = app.status.as_ref().is_some_and(|(_, s)| s == said) && app.status_logged
+        || app.events.iter().rev().take(8).any(|e| e.text == said);
     let more = match app.keys.key_for(keymap::Command::TabEvents) {
         Some(k) if logged => format!("… ({k}: Events)"),
         _ => "…".to_string(),

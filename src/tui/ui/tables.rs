@@ -288,8 +288,12 @@ pub fn library(frame: &mut Frame, app: &App, area: Rect) {
             };
             Row::new(vec![
                 Cell::from(mark).style(mark_style),
-                Cell::from(e.file.clone()),
-                Cell::from(e.name.clone().unwrap_or_default()),
+                // Names on one line, cut with '…' to their columns.
+                Cell::from(ellipsize(&crate::tui::ui::one_line(&e.file), 24)),
+                Cell::from(ellipsize(
+                    &crate::tui::table::clean(e.name.as_deref().unwrap_or_default()),
+                    20,
+                )),
                 // Cut with '…' (Enter on a config that is not valid logs
                 // the whole reason to Events).
                 Cell::from(ellipsize(
@@ -448,7 +452,7 @@ pub fn gone(frame: &mut Frame, app: &App, area: Rect) {
             let style = if i == sel { t.selection() } else { t.muted() };
             Row::new(vec![
                 Cell::from(g.domid.map_or("-".into(), |d| format!("{d:>4}"))),
-                Cell::from(crate::tui::table::clean(&g.record.name)),
+                Cell::from(ellipsize(&crate::tui::table::clean(&g.record.name), 20)),
                 Cell::from(g.record.gone_ns.map_or("-".into(), format_utc)),
                 Cell::from(how),
             ])

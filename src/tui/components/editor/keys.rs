@@ -63,6 +63,18 @@ impl Editor {
         }
     }
 
+    /// Pasted text, at the cursor, as one edit.
+    pub fn paste(&mut self, text: &str, height: usize) -> KeyOutcome {
+        let text: String = text
+            .chars()
+            .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
+            .collect();
+        let changed = self.changing(|t| {
+            t.insert_str(&text);
+        });
+        self.edited(changed, height)
+    }
+
     /// Close, unless there are unsaved changes: then the next Esc does.
     fn close(&mut self, keys: &Keymap) -> KeyOutcome {
         if self.dirty() && !self.confirm_discard {
