@@ -147,3 +147,32 @@ fn the_keys_file_rebinds_keys() {
     pty.press(b"Q");
     pty.wait_exit("Q");
 }
+
+/// The real binary asks the terminal for bracketed paste and treats a
+/// paste as text: pasted "dy" on the table destroys nothing; the same in
+/// the filter is typed.
+#[test]
+fn a_paste_is_text_not_keys() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut pty = Pty::spawn(sim_tui(dir.path()), 36, 120, |_| {});
+    pty.wait_for("Domain-0", "the domain table", 30);
+    let asked = {
+        let g = pty.shared.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&g.1).contains("\x1b[?2004h")
+    };
+    assert!(asked, "bracketed paste was turned on");
+    pty.press(b"\x1b[200~dy\x1b[201~");
+    pty.wait_for("paste ignored here", "the paste refused on the table", 10);
+    assert!(!pty.text().contains("Destroy"), "{}", pty.text());
+    pty.press(b"/");
+    pty.press(b"\x1b[200~Domain\x1b[201~");
+    pty.wait_for("/ Domain", "the paste typed into the filter", 10);
+    pty.press(b"\r");
+    pty.press(b"q");
+    pty.wait_exit("q");
+    let g = pty.shared.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        String::from_utf8_lossy(&g.1).contains("\x1b[?2004l"),
+        "bracketed paste turned off at exit"
+    );
+}
