@@ -656,3 +656,22 @@ fn list_json_carries_io_counters() {
         "{dom0}"
     );
 }
+
+/// A config file whose name has a line break is named escaped: each
+/// message of `check` stays on one line.
+#[test]
+fn check_names_a_file_with_a_line_break_on_one_line() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("bad\nname.sxp");
+    std::fs::write(&file, "").unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::cargo_bin("domus")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad\\nname.sxp"), "{err}");
+}

@@ -1765,3 +1765,42 @@ fn restore_names_the_domain_and_a_restarted_console_says_where() {
     let screen = h.screen();
     assert!(screen.contains("built web1 as domain"), "{screen}");
 }
+
+/// At 80×24 a line too long for the editor's error row or the details is
+/// cut after a word with `…`, not mid-word.
+#[test]
+fn at_80x24_long_lines_end_in_an_ellipsis() {
+    let d = dirs();
+    let mut h = sized(&d, (80, 24));
+    let long = d.config.join("chatty.sxp");
+    std::fs::write(
+        &long,
+        "(vm (name chatty) (uuid 5a1e0000-0000-4000-8000-000000000002) (memory 64) (image (linux (kernel /boot/vmlinuz-6.1.0-with-a-long-name) (args \"console=hvc0 root=/dev/xvda1 rw quiet loglevel=3 systemd.unit=multi-user.target\"))))",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    build(&mut h, &long);
+    h.tick(1.0);
+    select(&mut h, "chatty");
+    h.key(KeyCode::Enter);
+    let screen = h.screen();
+    let kernel = screen
+        .lines()
+        .find(|l| l.contains("kernel /boot/vmlinuz"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(kernel.contains("…"), "cut with a mark: {kernel}");
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::Char('n'));
+    h.type_text("broken\r");
+    h.ctrl('a');
+    h.type_text("(vm (name broken) (memory lots-and-lots-of-memory-please))");
+    let screen = h.screen();
+    let diag = screen
+        .lines()
+        .find(|l| l.contains('✘'))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        diag.trim_end().ends_with('…') || diag.trim_end().len() < 78,
+        "the error row is whole or ends in …: {diag}"
+    );
+}

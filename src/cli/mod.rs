@@ -814,6 +814,12 @@ pub(super) fn say_checked(text: &str) -> CliResult<()> {
 fn check(files: &[PathBuf], host: Option<&Engine>) -> ExitCode {
     let mut failed = false;
     for file in files {
+        // A name with a line break in it is shown escaped: every message
+        // stays on its line.
+        let raw = file.display().to_string();
+        let escaped = crate::fsx::excerpt(&raw, 4096);
+        let tell = |text: &str| tell(&text.replace(&raw, &escaped));
+        let say = |text: &str| say(&text.replace(&raw, &escaped));
         match config::load_file_as(file) {
             Ok((c, diags, dialect)) => {
                 for w in diags.warning_lines() {

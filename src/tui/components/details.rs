@@ -254,6 +254,10 @@ impl Details {
             format!("Details · {close} closes · {console} console")
         };
         frame.render_widget(Clear, popup_area);
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .map(|l| crate::tui::ui::cut_line(l, inner))
+            .collect();
         frame.render_widget(Paragraph::new(lines).block(popup(app, &title)), popup_area);
         // The CPU sparkline along the bottom of the pop-up.
         let history: Vec<u64> = app

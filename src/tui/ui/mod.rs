@@ -143,6 +143,43 @@ pub fn show_path(app: &App, path: &std::path::Path) -> String {
 }
 
 /// The longest start of `text` that is at most `cols` columns wide.
+/// A styled line in `cols` columns: whole, or its text cut after a word
+/// with `…` (the span styles kept), never mid-word without a mark.
+pub fn cut_line(line: Line<'_>, cols: usize) -> Line<'static> {
+    let width: usize = line.spans.iter().map(|s| s.content.width()).sum();
+    let owned = |spans: Vec<Span<'_>>| {
+        Line::from(
+            spans
+                .into_iter()
+                .map(|s| Span::styled(s.content.into_owned(), s.style))
+                .collect::<Vec<_>>(),
+        )
+    };
+    if width <= cols {
+        return owned(line.spans).style(line.style);
+    }
+    let mut room = cols.saturating_sub(1);
+    let mut out = Vec::new();
+    for s in line.spans {
+        let w = s.content.width();
+        if w <= room {
+            room -= w;
+            out.push(Span::styled(s.content.into_owned(), s.style));
+            continue;
+        }
+        out.push(Span::styled(
+            format!("{}…", fit_words(&s.content, room)),
+            s.style,
+        ));
+        room = 0;
+        break;
+    }
+    if room > 0 || out.is_empty() {
+        out.push(Span::raw("…"));
+    }
+    Line::from(out).style(line.style)
+}
+
 /// `text` in `cols` columns: whole, or cut after a word with `…`.
 pub fn cut_words(text: &str, cols: usize) -> String {
     if text.width() <= cols {

@@ -183,6 +183,11 @@ fn gone_details(frame: &mut Frame, app: &App, area: Rect, uuid: uuid::Uuid) {
     for l in &tail[tail.len() - console_room..] {
         lines.push(Line::from(Span::raw(format!("   {l}"))));
     }
+    let inner = usize::from(popup_area.width.saturating_sub(2));
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| crate::tui::ui::cut_line(l, inner))
+        .collect();
     frame.render_widget(Clear, popup_area);
     frame.render_widget(
         Paragraph::new(lines).block(popup(app, "Gone · Esc closes")),

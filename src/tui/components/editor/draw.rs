@@ -24,7 +24,11 @@ impl Editor {
                 t.muted(),
             ),
         ]);
-        frame.render_widget(Paragraph::new(title), Rect { height: 1, ..area });
+        let cols = usize::from(area.width);
+        frame.render_widget(
+            Paragraph::new(crate::tui::ui::cut_line(title, cols)),
+            Rect { height: 1, ..area },
+        );
 
         let text_h = usize::from(area.height.saturating_sub(4));
         let lines = ed.textarea.lines();
@@ -117,7 +121,10 @@ impl Editor {
             )),
             None => Line::from(Span::styled(" ✔ valid", t.ok())),
         };
-        frame.render_widget(Paragraph::new(diag), diag_area);
+        frame.render_widget(
+            Paragraph::new(crate::tui::ui::cut_line(diag, cols)),
+            diag_area,
+        );
         let msg_area = Rect {
             y: area.y + area.height.saturating_sub(2),
             height: 1,
