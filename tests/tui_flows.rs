@@ -1640,6 +1640,10 @@ fn io_columns_show_rates_sort_and_fill_the_details() {
         screen.contains(" I/O net tx ") && screen.contains("disk rd "),
         "{screen}"
     );
+    assert!(
+        screen.contains("/s (net and disk, last "),
+        "the I/O sparkline: {screen}"
+    );
     // Not counted at all on a backend without the capability: no columns.
     h.key(KeyCode::Esc);
     h.app.caps.0.remove(&domus::backend::Capability::IoStats);

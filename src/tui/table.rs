@@ -151,6 +151,8 @@ pub struct Stats {
     /// The last I/O counters read, and when.
     pub io: Option<(crate::backend::IoCounters, u64)>,
     pub io_rates: IoRates,
+    /// All I/O (network both ways and disk), bytes/s, for the sparkline.
+    pub io_history: VecDeque<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +355,15 @@ impl DomainTable {
                 _ => IoRates::default(),
             };
             s.io = now.map(|c| (*c, at_ns));
+            let r = s.io_rates;
+            let total = [r.net_tx, r.net_rx, r.vbd_rd, r.vbd_wr];
+            if total.iter().any(Option::is_some) {
+                s.io_history
+                    .push_back(total.iter().flatten().sum::<f64>().round() as u64);
+                while s.io_history.len() > HISTORY {
+                    s.io_history.pop_front();
+                }
+            }
         }
         if self.column().is_io() {
             let keep = self.selected_domid();

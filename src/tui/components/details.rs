@@ -272,6 +272,52 @@ impl Details {
             height: 2,
         };
         let pct = app.table.row(domid).map_or(0.0, |r| r.cpu.pct);
+        // With I/O counted: CPU on the left half, I/O on the right.
+        let io: Vec<u64> = app
+            .table
+            .row(domid)
+            .map(|r| r.cpu.io_history.iter().copied().collect())
+            .unwrap_or_default();
+        let spark_area = if io.is_empty() {
+            spark_area
+        } else {
+            let half = spark_area.width / 2;
+            let io_area = Rect {
+                x: spark_area.x + half + 1,
+                width: spark_area.width.saturating_sub(half + 1),
+                ..spark_area
+            };
+            let now = io.last().copied().unwrap_or(0) as f64;
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    format!(
+                        "I/O {}/s (net and disk, last {} samples)",
+                        crate::tui::ui::tables::bytes_human(now),
+                        io.len()
+                    ),
+                    t.muted(),
+                )),
+                Rect {
+                    height: 1,
+                    ..io_area
+                },
+            );
+            frame.render_widget(
+                Sparkline::default()
+                    .data(&io)
+                    .max(io.iter().copied().max().unwrap_or(1).max(1))
+                    .style(t.base().fg(t.sparkline)),
+                Rect {
+                    y: io_area.y + 1,
+                    height: 1,
+                    ..io_area
+                },
+            );
+            Rect {
+                width: half,
+                ..spark_area
+            }
+        };
         frame.render_widget(
             Paragraph::new(Span::styled(
                 format!("CPU {pct:.1} % (last {} samples)", history.len()),
