@@ -6,6 +6,7 @@
 
 mod console;
 mod error;
+pub mod libvirt;
 pub mod qemu;
 pub mod select;
 pub mod sim;
