@@ -615,7 +615,7 @@ fn keys_prints_the_keymap_and_judges_the_keys_file() {
         .code(1)
         .stdout(predicate::str::contains("domains.pause = Alt-p  #"))
         .stderr(predicate::str::contains(format!(
-            "{}:2:17: : is global.palette's in every tab",
+            "{}:2:17: : is global.palette's everywhere it applies",
             keys.display()
         )));
 }

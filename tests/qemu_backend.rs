@@ -727,9 +727,12 @@ fn a_guest_writing_and_sending_shows_in_its_io_counters() {
     // What a domain killed with kill -9 leaves: its tap, held by nobody.
     // The next domain of that id (the first, here) must not trip on it.
     let stale = "dm1.1";
-    let _ = Command::new("ip")
-        .args(["tuntap", "add", "dev", stale, "mode", "tap"])
-        .status();
+    for args in [
+        &["tuntap", "add", "dev", stale, "mode", "tap"][..],
+        &["link", "set", "dev", stale, "up"][..],
+    ] {
+        let _ = Command::new("ip").args(args).status();
+    }
     let domid = rig
         .engine
         .create(&config, None)

@@ -332,6 +332,15 @@ fn editor_keeps_a_recovery_copy_and_offers_it_back() {
     let screen = h.screen();
     assert!(screen.contains("web1.sxp has unsaved edits"), "{screen}");
     insta::assert_snapshot!("editor_recover_offer", screen);
+    // A reflexive Esc opens the file as saved and keeps the copy.
+    h.key(KeyCode::Esc);
+    assert!(!h.screen().contains("# unsaved note"));
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('e'));
+    assert!(
+        h.screen().contains("web1.sxp has unsaved edits"),
+        "offered again after Esc"
+    );
     h.key(KeyCode::Char('y'));
     let screen = h.screen();
     assert!(screen.contains("# unsaved note"), "{screen}");
@@ -1807,4 +1816,56 @@ fn at_80x24_long_lines_end_in_an_ellipsis() {
         diag.trim_end().ends_with('…') || diag.trim_end().len() < 78,
         "the error row is whole or ends in …: {diag}"
     );
+}
+
+/// From a review: a terminal a few rows high draws the details without a
+/// panic; a click makes the operator's choice stick through a domain's
+/// return; a save's answer marks saved what was written, not what was typed since.
+#[test]
+fn review_findings_hold() {
+    use domus::tui::action::{Action, Done};
+    let d = dirs();
+    for size in [(20, 5), (80, 2), (3, 3)] {
+        let mut h = sized(&d, size);
+        build(&mut h, &d.config.join("web1.sxp"));
+        h.tick(1.0);
+        h.key(KeyCode::Down);
+        h.key(KeyCode::Enter);
+        let _ = h.screen();
+    }
+    let mut h = started(&d, "dark", false);
+    select(&mut h, "web1");
+    let web1 = h
+        .app
+        .table
+        .selected_domid()
+        .unwrap_or_else(|| panic!("web1"));
+    h.engine().destroy(web1).unwrap_or_else(|e| panic!("{e}"));
+    h.tick(1.0);
+    let (top, _) = domus::tui::ui::layout::table_rows(h.app.size);
+    h.click(10, top); // the first row: Domain-0
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    assert_eq!(
+        h.app
+            .table
+            .selected_row()
+            .map(|r| r.name.clone())
+            .as_deref(),
+        Some("Domain-0"),
+        "the click stands"
+    );
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::End);
+    h.key(KeyCode::Char('e'));
+    h.type_text("# typed after the save left");
+    let path = d.config.join("web1.sxp");
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    h.dispatch(Action::Done(Done::Saved {
+        path,
+        text: written,
+        result: Ok(()),
+        then_build: false,
+    }));
+    assert!(h.screen().contains("[modified]"), "{}", h.screen());
 }

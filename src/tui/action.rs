@@ -68,6 +68,8 @@ pub enum Done {
     },
     Saved {
         path: PathBuf,
+        /// What was written (the editor may have more by now).
+        text: String,
         result: Result<(), String>,
         then_build: bool,
     },

@@ -340,7 +340,6 @@ impl DomainTable {
         self.reorder(keep);
     }
 
-    /// Take a tick's cheap read: CPU time, running or blocked, memory.
     /// Returns true when it shows more than that changed (a domain came,
     /// went, paused or shut down): time for a whole refresh.
     /// Take an I/O counter read: rates from the delta since the last.
@@ -371,6 +370,7 @@ impl DomainTable {
         }
     }
 
+    /// Take a tick's cheap read: CPU time, running or blocked, memory.
     pub fn apply_stats(&mut self, stats: &[crate::backend::DomainStats], at_ns: u64) -> bool {
         let keep = self.selected_domid();
         self.now_ns = at_ns;
@@ -439,8 +439,8 @@ impl DomainTable {
     }
 
     /// Sort by the column headed `title`, in the given direction (the
-    /// saved preference); an unknown title leaves the sort as it is.
-    /// Sort by the column of this heading; false when there is none.
+    /// saved preference); an unknown title leaves the sort as it is and
+    /// gives false.
     pub fn set_sort(&mut self, title: &str, descending: bool) -> bool {
         let Some(idx) = Column::ALL.iter().position(|c| c.title() == title) else {
             return false;
@@ -544,6 +544,13 @@ impl DomainTable {
             })
             .unwrap_or(self.selected)
             .min(self.order.len().saturating_sub(1));
+    }
+
+    /// Select the row at `pos` in the order: the operator's (or the app's)
+    /// choice, so a domain that went away no longer claims the cursor.
+    pub fn select(&mut self, pos: usize) {
+        self.vanished = None;
+        self.selected = pos.min(self.order.len().saturating_sub(1));
     }
 
     pub fn move_by(&mut self, delta: isize) {

@@ -387,6 +387,7 @@ impl Worker {
                 let result = save_atomic(&path, &text).map_err(|x| x.to_string());
                 Action::Done(Done::Saved {
                     path,
+                    text,
                     result,
                     then_build,
                 })

@@ -270,8 +270,10 @@ fn qemu_format(xl: &str) -> &'static str {
 fn remove_stale_tap(sys_net: &Path, name: &str) {
     let dev = sys_net.join(name);
     let is_tap = dev.join("tun_flags").exists();
-    let held = std::fs::read_to_string(dev.join("carrier")).is_ok_and(|c| c.trim() == "1");
-    if is_tap && !held {
+    // Only a carrier read as down is free: an interface that is admin-down
+    // cannot say (EINVAL), and is left alone.
+    let free = std::fs::read_to_string(dev.join("carrier")).is_ok_and(|c| c.trim() == "0");
+    if is_tap && free {
         tracing::info!(tap = name, "removing a tap left by a domain that is gone");
         let _ = ip(&["link", "del", "dev", name]);
     }

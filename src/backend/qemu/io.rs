@@ -17,10 +17,10 @@ pub fn vbd_from_blockstats(reply: &Value) -> Option<VbdCounters> {
     for d in drives {
         let s = d.get("stats")?;
         let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
-        sum.rd_bytes += n("rd_bytes");
-        sum.wr_bytes += n("wr_bytes");
-        sum.rd_reqs += n("rd_operations");
-        sum.wr_reqs += n("wr_operations");
+        sum.rd_bytes = sum.rd_bytes.saturating_add(n("rd_bytes"));
+        sum.wr_bytes = sum.wr_bytes.saturating_add(n("wr_bytes"));
+        sum.rd_reqs = sum.rd_reqs.saturating_add(n("rd_operations"));
+        sum.wr_reqs = sum.wr_reqs.saturating_add(n("wr_operations"));
     }
     Some(sum)
 }
@@ -50,8 +50,8 @@ pub fn net_from_taps(meta: &DomainMeta, root: &Path) -> Option<NetCounters> {
     let mut sum = NetCounters::default();
     for p in vifs {
         let tap = p.tap.as_deref()?;
-        sum.tx_bytes += counter(root, tap, "rx_bytes")?;
-        sum.rx_bytes += counter(root, tap, "tx_bytes")?;
+        sum.tx_bytes = sum.tx_bytes.saturating_add(counter(root, tap, "rx_bytes")?);
+        sum.rx_bytes = sum.rx_bytes.saturating_add(counter(root, tap, "tx_bytes")?);
     }
     Some(sum)
 }

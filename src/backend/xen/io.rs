@@ -43,10 +43,11 @@ pub fn from_sysfs(xen_backend: &Path, net: &Path) -> Vec<IoCounters> {
                 ..Default::default()
             });
             let v = c.vbd.get_or_insert_with(VbdCounters::default);
-            v.rd_bytes += rd * 512;
-            v.wr_bytes += wr * 512;
-            v.rd_reqs += read_u64(&s.join("rd_req")).unwrap_or(0);
-            v.wr_reqs += read_u64(&s.join("wr_req")).unwrap_or(0);
+            let reqs = |n: &str| read_u64(&s.join(n)).unwrap_or(0);
+            v.rd_bytes = v.rd_bytes.saturating_add(rd.saturating_mul(512));
+            v.wr_bytes = v.wr_bytes.saturating_add(wr.saturating_mul(512));
+            v.rd_reqs = v.rd_reqs.saturating_add(reqs("rd_req"));
+            v.wr_reqs = v.wr_reqs.saturating_add(reqs("wr_req"));
         } else if let Some(domid) = backend_name(&name, "vif") {
             let Some((_, dev)) = name.rsplit_once('-') else {
                 continue;
@@ -62,8 +63,8 @@ pub fn from_sysfs(xen_backend: &Path, net: &Path) -> Vec<IoCounters> {
                 ..Default::default()
             });
             let n = c.net.get_or_insert_with(NetCounters::default);
-            n.tx_bytes += rx;
-            n.rx_bytes += tx;
+            n.tx_bytes = n.tx_bytes.saturating_add(rx);
+            n.rx_bytes = n.rx_bytes.saturating_add(tx);
         }
     }
     out.into_values().collect()

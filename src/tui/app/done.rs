@@ -46,9 +46,10 @@ impl App {
             },
             Done::Saved {
                 path,
+                text,
                 result,
                 then_build,
-            } => effects.extend(self.on_saved(path, result, then_build)),
+            } => effects.extend(self.on_saved(path, &text, result, then_build)),
             Done::Preflight { path, problems } => effects.extend(self.on_preflight(path, problems)),
             Done::Imported { from, result } => {
                 self.on_imported(&from, result);
@@ -173,6 +174,7 @@ impl App {
     fn on_saved(
         &mut self,
         path: PathBuf,
+        written: &str,
         result: Result<(), String>,
         then_build: bool,
     ) -> Vec<Effect> {
@@ -190,7 +192,8 @@ impl App {
         }
         let mut broken = None;
         if let Some(ed) = editor {
-            ed.saved_text = ed.text();
+            // What was written: text typed since stays unsaved.
+            ed.saved_text = written.to_string();
             broken = ed
                 .diagnostics
                 .errors

@@ -139,9 +139,12 @@ impl App {
                 MemoryKey::Set(mib) => {
                     // Above the maximum QEMU or Xen would refuse it: said
                     // here, with the form kept.
+                    // Known only for domains domus built: others' maximum
+                    // is left to the backend to judge.
                     let max = self
                         .table
                         .row(form.domid)
+                        .filter(|r| r.view.record.is_some())
                         .map_or(u64::MAX, |r| r.view.info.max_memory_kib / 1024);
                     if mib > max {
                         self.log(
@@ -169,6 +172,15 @@ impl App {
                     Mode::Editor(ed)
                 };
                 (mode, out.effects)
+            }
+            // Esc keeps the recovery copy (a reflex must not lose the
+            // edits): the file opens as saved, the copy is offered again.
+            Mode::Recover(r) if key.code == crossterm::event::KeyCode::Esc => {
+                let mut ed = r.saved();
+                ed.keep_recovery = true;
+                ed.message =
+                    Some("the unsaved edits are kept: close and open again to recover them".into());
+                stay(Mode::Editor(Box::new(ed)))
             }
             Mode::Recover(r) => match self.keys.lookup(&key, &[Scope::Confirm], false) {
                 Some(Command::ConfirmYes) => stay(Mode::Editor(Box::new(r.recovered()))),
@@ -394,7 +406,7 @@ impl App {
             {
                 let idx = self.table.offset + usize::from(m.row - top);
                 if idx < self.table.order.len() {
-                    self.table.selected = idx;
+                    self.table.select(idx);
                 }
             }
             _ => {}

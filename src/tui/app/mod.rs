@@ -523,7 +523,7 @@ impl App {
                 .iter()
                 .position(|i| self.table.rows[*i].view.info.domid == d)
         {
-            self.table.selected = pos;
+            self.table.select(pos);
             self.pending_select = None;
         }
         self.feed.gone = s.gone;
@@ -578,9 +578,13 @@ impl App {
             let gone = d.domid;
             self.mode = Mode::Normal;
             self.feed.details = None;
+            let tab = self
+                .keys
+                .key_for(Command::TabGone)
+                .unwrap_or_else(|| "4".into());
             self.announce(
                 Level::Info,
-                format!("domain {gone} is gone; its details closed (4: Gone keeps it)"),
+                format!("domain {gone} is gone; its details closed ({tab}: Gone keeps it)"),
             );
         }
         let (_, h) = layout::table_rows(self.size);

@@ -309,7 +309,7 @@ impl App {
             .iter()
             .position(|i| self.table.rows[*i].view.info.domid == domid)
         {
-            self.table.selected = pos;
+            self.table.select(pos);
         }
         self.tab = super::Tab::Domains;
         let Some(row) = self.table.row(domid) else {
@@ -342,11 +342,12 @@ impl App {
 
     /// A domain by id or name.
     pub(super) fn resolve(&self, dom: &str) -> Option<DomId> {
-        let by_id = dom.parse::<DomId>().ok();
-        self.table
-            .rows
-            .iter()
-            .find(|r| Some(r.view.info.domid) == by_id || r.view.info.name == dom)
+        // An id first, as the CLI resolves: a domain may be named "5".
+        let rows = &self.table.rows;
+        dom.parse::<DomId>()
+            .ok()
+            .and_then(|id| rows.iter().find(|r| r.view.info.domid == id))
+            .or_else(|| rows.iter().find(|r| r.view.info.name == dom))
             .map(|r| r.view.info.domid)
     }
 

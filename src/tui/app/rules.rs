@@ -82,11 +82,18 @@ impl App {
                 Command::Start => format!("start: {} is not shut down", first.name),
                 Command::Unpause => format!("unpause: {} is not paused", first.name),
                 Command::Edit => format!("edit: {} has no config with domus", first.name),
-                _ if i.flags.shutdown => format!(
-                    "{}: {} is shut down (S starts it again, d destroys it)",
-                    crate::tui::keymap::names::command_name(cmd),
-                    first.name
-                ),
+                _ if i.flags.shutdown => {
+                    // The keys in use, which the keys file may have moved.
+                    let key =
+                        |c: Command, d: &str| self.keys.key_for(c).unwrap_or_else(|| d.into());
+                    format!(
+                        "{}: {} is shut down ({} starts it again, {} destroys it)",
+                        crate::tui::keymap::names::command_name(cmd),
+                        first.name,
+                        key(Command::Start, "S"),
+                        key(Command::Destroy, "d")
+                    )
+                }
                 _ => format!(
                     "{}: {} is {}",
                     crate::tui::keymap::names::command_name(cmd),

@@ -259,6 +259,10 @@ impl Details {
             .map(|l| crate::tui::ui::cut_line(l, inner))
             .collect();
         frame.render_widget(Paragraph::new(lines).block(popup(app, &title)), popup_area);
+        // The sparklines need the pop-up's last two inner rows.
+        if popup_area.height < 6 {
+            return;
+        }
         // The CPU sparkline along the bottom of the pop-up.
         let history: Vec<u64> = app
             .table

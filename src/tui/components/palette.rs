@@ -94,8 +94,9 @@ pub fn parse(
         return Ok(None);
     };
     let Some(bound) = keys.palette_command(verb) else {
+        let help = keys.key_for(Command::Help).unwrap_or_else(|| "?".into());
         return Err(format!(
-            "unknown command '{verb}' (Tab completes; ? lists keys and commands)"
+            "unknown command '{verb}' (Tab completes; {help} lists keys and commands)"
         ));
     };
     if read_only && bound.destructive {

@@ -124,7 +124,12 @@ fn overlap(a: Scope, b: Scope) -> bool {
             Scope::Domains | Scope::Library | Scope::Events | Scope::Gone
         )
     };
-    a == b || (a == Scope::Global && tab(b)) || (tab(a) && b == Scope::Global)
+    let menu = |x: Scope, y: Scope| x == Scope::Shutdown && y == Scope::Picker;
+    a == b
+        || (a == Scope::Global && tab(b))
+        || (tab(a) && b == Scope::Global)
+        || menu(a, b)
+        || menu(b, a)
 }
 
 /// A key this binding may not have, and why: Esc only ever leaves, the
@@ -290,19 +295,25 @@ impl Keymap {
         // same scope, or global beside a tab) moves here, unless it was
         // that command's only one.
         let mut moved = Vec::new();
+        // On a copy: a line refused at its second key changes nothing.
+        let mut bound = self.bound.clone();
         for (key, key_text) in &keys {
-            for (i, b) in self.bound.iter_mut().enumerate() {
+            for (i, b) in bound.iter_mut().enumerate() {
                 if !overlap(b.scope, scope) || positions.contains(&i) || !b.keys.contains(key) {
                     continue;
                 }
                 let other = format!("{}.{}", scope_name(b.scope), command_name(b.command));
                 // A global key taken by one tab would leave the others
                 // without it: the global binding must move first.
-                if b.scope == Scope::Global && scope != Scope::Global {
+                // Likewise a picker key (every list's) for the shutdown
+                // menu, whose letters are read first.
+                if (b.scope == Scope::Global && scope != Scope::Global)
+                    || (b.scope == Scope::Picker && scope == Scope::Shutdown)
+                {
                     return Err(at(
                         key_text,
                         format!(
-                            "{} is {other}'s in every tab: give {other} another key first",
+                            "{} is {other}'s everywhere it applies: give {other} another key first",
                             key_label(key)
                         ),
                     ));
@@ -321,10 +332,11 @@ impl Keymap {
                 moved.push(at(key_text, msg));
             }
         }
-        self.bound[target].keys = keys.into_iter().map(|(k, _)| k).collect();
+        bound[target].keys = keys.into_iter().map(|(k, _)| k).collect();
         for &other in &positions[1..] {
-            self.bound[other].keys.clear();
+            bound[other].keys.clear();
         }
+        self.bound = bound;
         Ok(moved)
     }
 
@@ -427,7 +439,7 @@ mod tests {
         // its only key), so the Domains tab may not take it.
         let notes = k.apply(Path::new("/k"), "domains.pause = q\n");
         assert!(
-            notes.problems[0].contains("q is global.quit's in every tab"),
+            notes.problems[0].contains("q is global.quit's everywhere it applies"),
             "{notes:?}"
         );
         // Console keys a guest needs, and an Esc that says yes, are refused.
@@ -448,6 +460,15 @@ mod tests {
             notes.problems[1].contains("the editor types that key"),
             "{notes:?}"
         );
+        // A shutdown letter on a picker key would reboot on a move down;
+        // a line refused at its second key changes nothing.
+        let before = k.clone();
+        let notes = k.apply(
+            Path::new("/k"),
+            "shutdown.reboot = j\nglobal.help = F2, q\n",
+        );
+        assert_eq!(notes.problems.len(), 2, "{notes:?}");
+        assert_eq!(k, before, "refused lines change nothing");
         let help = k.lookup(
             &ev(KeyCode::Char('c'), KeyModifiers::CONTROL),
             &[Scope::Global],

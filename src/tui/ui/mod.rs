@@ -142,7 +142,6 @@ pub fn show_path(app: &App, path: &std::path::Path) -> String {
     }
 }
 
-/// The longest start of `text` that is at most `cols` columns wide.
 /// A styled line in `cols` columns: whole, or its text cut after a word
 /// with `…` (the span styles kept), never mid-word without a mark.
 pub fn cut_line(line: Line<'_>, cols: usize) -> Line<'static> {
@@ -197,6 +196,7 @@ pub fn wrap_indented(text: &str, indent: usize, cols: usize) -> Vec<String> {
         .collect()
 }
 
+/// The longest start of `text` that is at most `cols` columns wide.
 pub fn fit(text: &str, cols: usize) -> String {
     let mut used = 0;
     text.chars()

@@ -90,12 +90,13 @@ impl Editor {
             ));
             return KeyOutcome::stay();
         }
+        let mut effects = vec![Effect::LoadLibrary];
+        if !self.keep_recovery {
+            effects.insert(0, Effect::ClearRecovery(self.path.clone()));
+        }
         KeyOutcome {
             close: true,
-            effects: vec![
-                Effect::ClearRecovery(self.path.clone()),
-                Effect::LoadLibrary,
-            ],
+            effects,
         }
     }
 
@@ -106,6 +107,8 @@ impl Editor {
         if !changed {
             return KeyOutcome::stay();
         }
+        // This session's edits are the copy now.
+        self.keep_recovery = false;
         self.message = None;
         KeyOutcome::stay_with(vec![Effect::WriteRecovery {
             path: self.path.clone(),

@@ -27,6 +27,9 @@ pub struct Editor {
     pub confirm_discard: bool,
     pub scroll: usize,
     pub message: Option<String>,
+    /// An earlier session's recovery copy stays until a save or an edit
+    /// replaces it (the operator put off the question with Esc).
+    pub keep_recovery: bool,
 }
 
 /// Edits the editor makes by command rather than by the text area's own
@@ -60,6 +63,7 @@ impl Editor {
             confirm_discard: false,
             scroll: 0,
             message: None,
+            keep_recovery: false,
         };
         ed.validate();
         ed
