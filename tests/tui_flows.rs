@@ -1337,6 +1337,10 @@ fn the_details_timeline_scrolls_at_80x24() {
         screen.contains("] created"),
         "scrolled back to the start:\n{screen}"
     );
+    // From the start, the first Down moves what is seen (the scroll stops
+    // where the drawing does).
+    h.key(KeyCode::Down);
+    assert_ne!(h.screen(), screen, "Down after Home moves at once");
     h.key(KeyCode::End);
     assert!(!h.screen().contains("] created"));
 }

@@ -231,11 +231,9 @@ impl App {
     }
 
     fn details_key(&mut self, mut d: Details, key: &KeyEvent) -> Next {
-        let entries = self.table.row(d.domid).map_or(0, |r| {
-            crate::tui::ui::overlays::timeline_len(self, r.view.info.uuid)
-        });
+        let max = d.max_back(self, self.size);
         let page = usize::from(self.size.1 / 2).max(1);
-        match d.on_key(key, &self.keys, entries, page) {
+        match d.on_key(key, &self.keys, max, page) {
             DetailsKey::Close => {
                 self.feed.details = None;
                 close()

@@ -66,15 +66,15 @@ impl Details {
         Details { domid, back: 0 }
     }
 
-    /// `entries`: how long the timeline is; `page`: a screenful.
+    /// `max`: the furthest back the timeline can scroll on this screen
+    /// ([`Details::max_back`]); `page`: a screenful.
     pub fn on_key(
         &mut self,
         key: &KeyEvent,
         keys: &keymap::Keymap,
-        entries: usize,
+        max: usize,
         page: usize,
     ) -> DetailsKey {
-        let max = entries.saturating_sub(1);
         self.back = match keys.lookup(key, &[Scope::Details], false) {
             Some(Command::DetailsClose) => return DetailsKey::Close,
             Some(Command::Console) => return DetailsKey::Console,
@@ -90,24 +90,15 @@ impl Details {
         DetailsKey::Stay
     }
 
-    pub fn draw(&self, frame: &mut Frame, app: &App, area: Rect) {
-        let (domid, back) = (self.domid, self.back);
+    /// Everything above the timeline's entries, and the inner width.
+    fn header(
+        &self,
+        app: &App,
+        row: &crate::tui::table::Row,
+        popup_area: Rect,
+    ) -> (Vec<Line<'static>>, usize) {
         let t = &app.theme;
-        let popup_area = centered(
-            area,
-            area.width.saturating_sub(4),
-            area.height.saturating_sub(2),
-        );
-        let Some(row) = app.table.row(domid) else {
-            frame_popup(
-                frame,
-                app,
-                centered(area, 40, 3),
-                "Details",
-                vec![Line::from(" the domain is gone")],
-            );
-            return;
-        };
+        let area = popup_area;
         let info = &row.view.info;
         let inner = usize::from(popup_area.width.saturating_sub(2));
         let state = format!(
@@ -223,6 +214,47 @@ impl Details {
         }
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(" Timeline", t.title())));
+        (lines, inner)
+    }
+
+    /// The furthest back the timeline scrolls on a terminal of `size`: as
+    /// far as the drawing can show, so every key moves what is seen.
+    pub fn max_back(&self, app: &App, size: (u16, u16)) -> usize {
+        let area = Rect::new(0, 0, size.0, size.1);
+        let popup_area = centered(
+            area,
+            area.width.saturating_sub(4),
+            area.height.saturating_sub(2),
+        );
+        let Some(row) = app.table.row(self.domid) else {
+            return 0;
+        };
+        let (lines, _) = self.header(app, row, popup_area);
+        let room = usize::from(popup_area.height.saturating_sub(2)).saturating_sub(lines.len() + 4);
+        timeline_of(app, row.view.info.uuid)
+            .len()
+            .saturating_sub(room)
+    }
+
+    pub fn draw(&self, frame: &mut Frame, app: &App, area: Rect) {
+        let (domid, back) = (self.domid, self.back);
+        let t = &app.theme;
+        let popup_area = centered(
+            area,
+            area.width.saturating_sub(4),
+            area.height.saturating_sub(2),
+        );
+        let Some(row) = app.table.row(domid) else {
+            frame_popup(
+                frame,
+                app,
+                centered(area, 40, 3),
+                "Details",
+                vec![Line::from(" the domain is gone")],
+            );
+            return;
+        };
+        let (mut lines, inner) = self.header(app, row, popup_area);
         let uuid = row.view.info.uuid;
         let timeline = timeline_of(app, uuid);
         let inner_h = usize::from(popup_area.height.saturating_sub(2));
