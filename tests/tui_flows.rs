@@ -1689,6 +1689,29 @@ fn a_paste_is_typed_into_inputs_and_never_run_as_keys() {
     h.key(KeyCode::Enter);
     h.tick(1.0);
     assert!(paused(&h.screen(), "plan9term"), "{}", h.screen());
+    // A number field keeps the digits; the editor takes a terminal's CR
+    // line breaks as line breaks.
+    h.key(KeyCode::Char('/'));
+    h.key(KeyCode::Esc);
+    select(&mut h, "web1");
+    h.key(KeyCode::Char('m'));
+    for _ in 0..4 {
+        h.key(KeyCode::Backspace);
+    }
+    h.dispatch(Action::Paste(" 2x56".into()));
+    assert!(h.screen().contains("target MiB: 256"), "{}", h.screen());
+    h.key(KeyCode::Esc);
+    h.key(KeyCode::Char('2'));
+    h.key(KeyCode::End);
+    h.key(KeyCode::Char('e'));
+    h.dispatch(Action::Paste("# one\r# two\r".into()));
+    let screen = h.screen();
+    let first = screen.lines().position(|l| l.contains("# one"));
+    let second = screen.lines().position(|l| l.contains("# two"));
+    assert!(
+        first.zip(second).is_some_and(|(a, b)| b == a + 1),
+        "two lines:\n{screen}"
+    );
 }
 
 /// Details of a domain another process destroys close (they would take

@@ -56,8 +56,12 @@ impl App {
             .filter(|c| !c.is_control())
             .take(MAX)
             .collect();
+        // A field holds a line, not a document: what goes past this is
+        // not typed.
+        const FIELD: usize = 1024;
         let into = |input: &mut LineInput| {
-            for c in line.chars() {
+            let room = FIELD.saturating_sub(input.text.chars().count());
+            for c in line.chars().take(room) {
                 input.insert(c);
             }
         };
@@ -68,7 +72,12 @@ impl App {
                 self.table.set_filter(&text);
             }
             Mode::Palette(p) => into(&mut p.input),
-            Mode::Memory(f) => into(&mut f.input),
+            // A number: what typing would keep of the paste (digits).
+            Mode::Memory(f) => {
+                for c in line.chars().filter(char::is_ascii_digit).take(12) {
+                    f.input.insert(c);
+                }
+            }
             Mode::NewConfig(p) => into(&mut p.input),
             Mode::Form(f) => f.paste(&line),
             Mode::Console(v) if v.search.is_some() => {

@@ -314,7 +314,8 @@ impl Details {
             .row(domid)
             .map(|r| r.cpu.io_history.iter().copied().collect())
             .unwrap_or_default();
-        let spark_area = if io.is_empty() {
+        // Side by side only where both labels have room.
+        let spark_area = if io.is_empty() || spark_area.width < 90 {
             spark_area
         } else {
             let half = spark_area.width / 2;

@@ -425,7 +425,7 @@ impl DeviceForm {
             .checked_sub(1)
             .and_then(|i| self.fields.get_mut(i))
         {
-            for c in line.chars() {
+            for c in line.chars().take(1024) {
                 f.input.insert(c);
             }
             f.error = None;

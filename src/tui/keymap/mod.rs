@@ -498,7 +498,7 @@ pub static BINDINGS: &[Binding] = &[
         &[k('I')],
         C::IoColumns,
         "",
-        "I/O columns (NETTX/s NETRX/s VBD_RD/s VBD_WR/s) in place of DEVICES, UPTIME and CPU(s); again: back",
+        "I/O columns (NETTX/s NETRX/s VBD_RD/s VBD_WR/s) before DEVICES, UPTIME and CPU(s); again: back",
     ),
     b(
         S::Domains,

@@ -99,6 +99,26 @@ pub fn parse_key(text: &str) -> Result<Key, String> {
             }
         }
     };
+    // What a terminal sends for these is the named key's byte: Ctrl-[ is
+    // Esc, Ctrl-M and Ctrl-J Enter, Ctrl-I Tab, Ctrl-H Backspace. They are
+    // those keys, and the rules for those keys apply.
+    if let KeyCode::Char(c) = code
+        && mods == KeyModifiers::CONTROL
+    {
+        let alias = match c {
+            '[' => Some(KeyCode::Esc),
+            'm' | 'j' => Some(KeyCode::Enter),
+            'i' => Some(KeyCode::Tab),
+            'h' => Some(KeyCode::Backspace),
+            _ => None,
+        };
+        if let Some(code) = alias {
+            return Ok(Key {
+                code,
+                mods: KeyModifiers::NONE,
+            });
+        }
+    }
     // Shift with a character is the character itself (`Shift-a` is `A`).
     if let KeyCode::Char(c) = code
         && mods.contains(KeyModifiers::SHIFT)
@@ -139,6 +159,10 @@ fn refused(scope: Scope, command: Command, key: &Key) -> Option<&'static str> {
         key.code,
         KeyCode::Char(_) | KeyCode::Enter | KeyCode::Tab | KeyCode::Backspace
     ) && (key.mods - KeyModifiers::SHIFT).is_empty();
+    // Ctrl and a letter is a control character the guest's shell needs
+    // (Ctrl-C, Ctrl-D, Ctrl-Z …).
+    let guest_control = matches!(key.code, KeyCode::Char(c) if c.is_ascii_alphabetic())
+        && key.mods == KeyModifiers::CONTROL;
     let leaves = matches!(
         command,
         Command::ConfirmNo
@@ -152,7 +176,7 @@ fn refused(scope: Scope, command: Command, key: &Key) -> Option<&'static str> {
             Some("Esc only ever cancels or closes (it never says yes, picks or runs)")
         }
         (Scope::Console, Command::ConsoleSearch) => None,
-        (Scope::Console, _) if typing => Some(
+        (Scope::Console, _) if typing || guest_control => Some(
             "the console sends that key to the guest; use a Ctrl-, Alt- or Shift- key or F1–F12",
         ),
         (Scope::Editor, _) if typing => {
@@ -160,6 +184,9 @@ fn refused(scope: Scope, command: Command, key: &Key) -> Option<&'static str> {
         }
         (Scope::Shutdown, _) if key.code == KeyCode::Enter => {
             Some("Enter chooses the highlighted reason")
+        }
+        (Scope::Confirm, Command::ConfirmYes) if key.code == KeyCode::Enter => {
+            Some("yes is typed, never Enter (a reflex must not destroy)")
         }
         _ => None,
     }
@@ -303,6 +330,17 @@ impl Keymap {
                     continue;
                 }
                 let other = format!("{}.{}", scope_name(b.scope), command_name(b.command));
+                // The keys that answer no or cancel stay theirs: "n" must
+                // never come to mean yes.
+                if matches!(b.command, Command::ConfirmNo | Command::PickCancel) {
+                    return Err(at(
+                        key_text,
+                        format!(
+                            "{} answers {other}: it never does anything else",
+                            key_label(key)
+                        ),
+                    ));
+                }
                 // A global key taken by one tab would leave the others
                 // without it: the global binding must move first.
                 // Likewise a picker key (every list's) for the shutdown
@@ -469,6 +507,26 @@ mod tests {
         );
         assert_eq!(notes.problems.len(), 2, "{notes:?}");
         assert_eq!(k, before, "refused lines change nothing");
+        // Aliases are their keys (Ctrl-[ is Esc, Ctrl-M Enter); "no" keys
+        // never become "yes"; the guest keeps its control characters.
+        let notes = k.apply(
+            Path::new("/k"),
+            "console.detach-console = Ctrl-M\nconsole.detach-console = Ctrl-C\nconfirm.yes = n\nconfirm.yes = Enter\npicker.choose = Ctrl-[\n",
+        );
+        assert_eq!(notes.problems.len(), 5, "{notes:?}");
+        assert!(
+            notes.problems[2].contains("n answers confirm.no"),
+            "{notes:?}"
+        );
+        let notes = k.apply(Path::new("/k"), "editor.close = Ctrl-[\n");
+        assert!(notes.is_empty(), "Ctrl-[ is Esc, and Esc closes: {notes:?}");
+        assert_eq!(
+            parse_key("Ctrl-["),
+            Ok(Key {
+                code: KeyCode::Esc,
+                mods: KeyModifiers::NONE
+            })
+        );
         let help = k.lookup(
             &ev(KeyCode::Char('c'), KeyModifiers::CONTROL),
             &[Scope::Global],

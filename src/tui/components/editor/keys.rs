@@ -65,6 +65,8 @@ impl Editor {
 
     /// Pasted text, at the cursor, as one edit.
     pub fn paste(&mut self, text: &str, height: usize) -> KeyOutcome {
+        // Terminals send a pasted line break as CR (xterm, VTE, tmux).
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let text: String = text
             .chars()
             .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
