@@ -1896,3 +1896,24 @@ fn review_findings_hold() {
     }));
     assert!(h.screen().contains("[modified]"), "{}", h.screen());
 }
+
+/// A narrow terminal cuts the header after a word with `…`; a filter or
+/// palette line longer than the screen shows its end, where the cursor is.
+#[test]
+fn narrow_header_and_long_inputs() {
+    use domus::tui::action::Action;
+    let d = dirs();
+    let mut h = sized(&d, (40, 10));
+    build(&mut h, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    let screen = h.screen();
+    let summary = screen
+        .lines()
+        .find(|l| l.contains("domains:") || l.contains("domain:"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(summary.trim_end().ends_with('…'), "{summary}");
+    h.key(KeyCode::Char(':'));
+    h.dispatch(Action::Paste(format!("create {}END", "x".repeat(80))));
+    let screen = h.screen();
+    assert!(screen.contains("xxxEND▏"), "the end is shown:\n{screen}");
+}

@@ -52,7 +52,10 @@ impl Palette {
             .join(" · ");
         Line::from(vec![
             Span::styled(" : ", app.theme.key()),
-            Span::styled(text.clone(), app.theme.base()),
+            Span::styled(
+                crate::tui::ui::tail(text, usize::from(app.size.0).saturating_sub(8)),
+                app.theme.base(),
+            ),
             Span::styled("▏", app.theme.key()),
             Span::styled(format!("  {hint}"), app.theme.muted()),
         ])

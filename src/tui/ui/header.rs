@@ -129,5 +129,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     }
     tabs.push(Span::styled(format!("  theme: {}", t.name), t.muted()));
     lines.push(Line::from(tabs));
+    // A narrow terminal cuts after a word with …, never mid-word.
+    let cols = usize::from(area.width);
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| crate::tui::ui::cut_line(l, cols))
+        .collect();
     frame.render_widget(Paragraph::new(lines), area);
 }

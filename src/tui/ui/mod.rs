@@ -59,7 +59,10 @@ fn status_line(frame: &mut Frame, app: &App, area: ratatui::layout::Rect) {
     let line = match (&app.mode, &app.status) {
         (Mode::Filter(input), _) => Line::from(vec![
             Span::styled(" / ", app.theme.key()),
-            Span::styled(input.text.clone(), app.theme.base()),
+            Span::styled(
+                tail(&input.text, usize::from(area.width).saturating_sub(8)),
+                app.theme.base(),
+            ),
             Span::styled("▏", app.theme.key()),
             Span::styled(
                 match &app.table.filter_error {
@@ -140,6 +143,24 @@ pub fn show_path(app: &App, path: &std::path::Path) -> String {
         (Ok(rel), Some(name)) => format!("{}/{}", name.to_string_lossy(), rel.display()),
         _ => path.display().to_string(),
     }
+}
+
+/// The end of `text` in `cols` columns (where the cursor of an input
+/// is), its start given way to `…`.
+pub fn tail(text: &str, cols: usize) -> String {
+    if text.width() <= cols {
+        return text.to_string();
+    }
+    let mut used = 1;
+    let mut start = text.len();
+    for (i, c) in text.char_indices().rev() {
+        used += c.width().unwrap_or(0);
+        if used > cols {
+            break;
+        }
+        start = i;
+    }
+    format!("…{}", &text[start..])
 }
 
 /// A styled line in `cols` columns: whole, or its text cut after a word
