@@ -16,6 +16,8 @@ pub enum BackendChoice {
     Sim,
     Qemu,
     Xen,
+    /// libvirt, at `--connect URI` (default `qemu:///system`).
+    Libvirt,
 }
 
 pub struct OpenOptions {
@@ -32,6 +34,8 @@ pub struct OpenOptions {
     /// QEMU: restart dead supervisors of running domains (false in a
     /// supervisor itself).
     pub adopt: bool,
+    /// libvirt: the connection URI.
+    pub connect: Option<String>,
 }
 
 /// Real backends this build can drive on this host.
@@ -40,6 +44,8 @@ fn available(kind: BackendKind) -> bool {
         BackendKind::Sim => true,
         BackendKind::Qemu => qemu::installed(std::path::Path::new(qemu::QEMU)),
         BackendKind::Xen => super::xen::present(),
+        // Only when asked for: auto never picks it.
+        BackendKind::Libvirt => false,
     }
 }
 
@@ -49,6 +55,7 @@ pub fn resolve(choice: BackendChoice) -> BackendKind {
         BackendChoice::Sim => BackendKind::Sim,
         BackendChoice::Qemu => BackendKind::Qemu,
         BackendChoice::Xen => BackendKind::Xen,
+        BackendChoice::Libvirt => BackendKind::Libvirt,
         BackendChoice::Auto => [BackendKind::Xen, BackendKind::Qemu]
             .into_iter()
             .find(|k| available(*k))
@@ -116,6 +123,10 @@ pub fn open(choice: BackendChoice, opts: OpenOptions) -> Result<Arc<dyn Hypervis
             xen.adopt = opts.adopt;
             let hv = super::xen::XenHypervisor::open(xen)?;
             Ok(Arc::new(hv))
+        }
+        BackendKind::Libvirt => {
+            let uri = opts.connect.unwrap_or_else(|| "qemu:///system".into());
+            Ok(Arc::new(super::libvirt::LibvirtHypervisor::open(&uri)?))
         }
     }
 }

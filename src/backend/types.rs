@@ -13,6 +13,8 @@ pub enum BackendKind {
     Sim,
     Qemu,
     Xen,
+    /// Any hypervisor libvirt drives, through a connection URI.
+    Libvirt,
 }
 
 impl BackendKind {
@@ -21,6 +23,7 @@ impl BackendKind {
             BackendKind::Sim => "sim",
             BackendKind::Qemu => "qemu",
             BackendKind::Xen => "xen",
+            BackendKind::Libvirt => "libvirt",
         }
     }
 }

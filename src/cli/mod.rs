@@ -54,6 +54,12 @@ pub struct Cli {
     #[arg(long, env = "DOMUS_ACCEL", global = true, value_parser = ["kvm", "tcg"])]
     pub accel: Option<String>,
 
+    /// libvirt backend: the connection URI (`qemu:///system`,
+    /// `qemu+tcp://HOST/system`, `test:///default`); implies --backend
+    /// libvirt.
+    #[arg(long, env = "DOMUS_CONNECT", global = true)]
+    pub connect: Option<String>,
+
     /// The config library for the TUI [default: $XDG_CONFIG_HOME/domus/domains].
     #[arg(long, env = "DOMUS_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
@@ -408,7 +414,7 @@ pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
     fsx::ensure_private_dir(&state_dir).map_err(state_dir_failure)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let hv = select::open(
-        cli.backend,
+        backend_choice(cli),
         open_options(cli, &state_dir, clock.clone(), true)?,
     )?;
     for note in hv.startup_notes() {
@@ -420,6 +426,15 @@ pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
     }
     apply_policies(&engine)?;
     Ok(Context { engine, state_dir })
+}
+
+/// The backend asked for: `--connect URI` means libvirt unless another
+/// backend is named.
+fn backend_choice(cli: &Cli) -> BackendChoice {
+    match (cli.backend, &cli.connect) {
+        (BackendChoice::Auto, Some(_)) => BackendChoice::Libvirt,
+        (b, _) => b,
+    }
 }
 
 /// How to open the backend, from the command line and environment.
@@ -452,7 +467,7 @@ fn open_options(
         sim_seed,
         sim_faults,
         // Only QEMU keeps a runtime directory; the others never create one.
-        runtime_dir: match select::resolve(cli.backend) {
+        runtime_dir: match select::resolve(backend_choice(cli)) {
             crate::backend::BackendKind::Qemu => Some(
                 crate::paths::runtime_dir(cli.runtime_dir.as_deref(), state_dir)
                     .map_err(|e| Failure::new(e.to_string()))?,
@@ -462,6 +477,7 @@ fn open_options(
         accel: cli.accel.clone(),
         supervisor: std::env::current_exe().ok(),
         adopt,
+        connect: cli.connect.clone(),
     })
 }
 
@@ -749,7 +765,7 @@ fn supervise(cli: &Cli, domid: DomId) -> CliResult<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = state_dir(cli);
     let hv = select::open(
-        cli.backend,
+        backend_choice(cli),
         open_options(cli, &state, clock.clone(), false)?,
     )?;
     if !hv.supervised() {

@@ -129,7 +129,7 @@ pub fn domain(
     }
     x.push_str("  </os>\n  <features><acpi/></features>\n");
     x.push_str(&lifecycle(policies.0, policies.1, policies.2));
-    x.push_str("  <devices>\n");
+    x.push_str("  <devices>\n    <controller type='pci' index='0' model='pcie-root'/>\n");
     for _ in 0..8 {
         x.push_str("    <controller type='pci' model='pcie-root-port'/>\n");
     }

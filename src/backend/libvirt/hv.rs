@@ -1,0 +1,496 @@
+//! The libvirt backend: domains libvirt drives at a connection URI, every
+//! one of them (domus's and others'), through libvirt's own library (the
+//! `virt` crate).
+//!
+//! A domus domain is a transient libvirt domain created paused from its
+//! config (`xml::domain`), its devices hot-plugged, then resumed — the
+//! engine's pipeline unchanged. The devices domus attached are kept in the
+//! domain's own metadata, so another domus process lists and detaches them.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::stream::Stream;
+
+use super::{state, xml};
+use crate::backend::{
+    BackendError, BackendKind, BackendResult, BootImage, CallKind, Capabilities, Capability,
+    ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ReadOutcome,
+    ShutdownReason, ToolFailure,
+};
+use crate::config::{DeviceRef, DeviceSpec, Policy};
+
+/// The namespace of domus's metadata in a libvirt domain.
+const META_URI: &str = "https://domus.invalid/devices";
+/// `VIR_DOMAIN_METADATA_ELEMENT`, `VIR_DOMAIN_AFFECT_LIVE`,
+/// `VIR_DOMAIN_START_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_ACTIVE`.
+const METADATA_ELEMENT: i32 = 2;
+const AFFECT_LIVE: u32 = 1;
+const START_PAUSED: u32 = 1;
+const LIST_ACTIVE: u32 = 1;
+
+pub struct LibvirtHypervisor {
+    uri: String,
+    conn: Mutex<Connect>,
+}
+
+fn err(call: &str) -> impl Fn(virt::error::Error) -> BackendError + '_ {
+    move |e| BackendError::Tool {
+        command: format!("libvirt {call}"),
+        failure: if e.code() == virt::error::ErrorNumber::NoDomain {
+            ToolFailure::NoSuchDomain
+        } else {
+            ToolFailure::Refused
+        },
+        message: e.message().to_string(),
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+impl LibvirtHypervisor {
+    pub fn open(uri: &str) -> BackendResult<Self> {
+        event_loop();
+        let conn = Connect::open(Some(uri)).map_err(|e| BackendError::Start {
+            what: format!("the libvirt backend at {uri}"),
+            why: e.message().to_string(),
+        })?;
+        Ok(LibvirtHypervisor {
+            uri: uri.to_string(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connect) -> BackendResult<T>) -> BackendResult<T> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
+    fn domain(&self, domid: DomId) -> BackendResult<Domain> {
+        self.with(|c| {
+            Domain::lookup_by_id(c, domid).map_err(|e| {
+                if e.code() == virt::error::ErrorNumber::NoDomain {
+                    BackendError::NoSuchDomain(domid)
+                } else {
+                    err("lookup")(e)
+                }
+            })
+        })
+    }
+
+    /// The devices domus attached, from the domain's metadata.
+    fn devices(d: &Domain) -> Vec<DeviceSpec> {
+        let Ok(text) = d.get_metadata(METADATA_ELEMENT, Some(META_URI), 0) else {
+            return Vec::new();
+        };
+        let inner = text
+            .split_once('>')
+            .and_then(|(_, rest)| rest.rsplit_once('<'))
+            .map_or(String::new(), |(body, _)| unescape(body));
+        serde_json::from_str(&inner).unwrap_or_default()
+    }
+
+    fn set_devices(d: &Domain, devices: &[DeviceSpec]) -> BackendResult<()> {
+        let json = serde_json::to_string(devices).map_err(|e| BackendError::Data {
+            what: "the devices' metadata".into(),
+            source: Box::new(e),
+        })?;
+        let element = format!("<devices>{}</devices>", xml::escape(&json));
+        d.set_metadata(
+            METADATA_ELEMENT,
+            Some(&element),
+            Some("domus"),
+            Some(META_URI),
+            AFFECT_LIVE,
+        )
+        .map(drop)
+        .map_err(err("set metadata"))
+    }
+
+    fn info_of(d: &Domain) -> BackendResult<DomainInfo> {
+        let domid = d.get_id().unwrap_or(0);
+        let info = d.get_info().map_err(err("get info"))?;
+        let (st, reason) = d.get_state().map_err(err("get state"))?;
+        let (flags, why) = state::flags(st as i32, reason);
+        Ok(DomainInfo {
+            domid,
+            name: d.get_name().map_err(err("get name"))?,
+            uuid: d
+                .get_uuid_string()
+                .ok()
+                .and_then(|u| uuid::Uuid::parse_str(&u).ok())
+                .unwrap_or_default(),
+            memory_kib: info.memory,
+            max_memory_kib: info.max_mem,
+            vcpus: info.nr_virt_cpu,
+            flags,
+            shutdown_reason: why,
+            cpu_time_ns: info.cpu_time,
+            vcpu_time_ns: Vec::new(),
+            devices: Self::devices(d),
+            start_ns: None,
+            notes: Vec::new(),
+        })
+    }
+
+    fn unsupported(call: CallKind) -> BackendError {
+        BackendError::Unsupported {
+            backend: BackendKind::Libvirt,
+            call,
+        }
+    }
+}
+
+impl Hypervisor for LibvirtHypervisor {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Libvirt
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        use Capability::*;
+        Capabilities::of(&[
+            Pause,
+            Shutdown,
+            Reboot,
+            HotplugVbd,
+            HotplugVif,
+            MemoryTarget,
+            Console,
+            ImageLinux,
+            ImageHvm,
+            HostFiles,
+        ])
+    }
+
+    fn host_key(&self) -> String {
+        format!("libvirt {}", self.uri)
+    }
+
+    fn host_info(&self) -> BackendResult<HostInfo> {
+        self.with(|c| {
+            let node = c.get_node_info().map_err(err("node info"))?;
+            let free = c.get_free_memory().map_err(err("free memory"))?;
+            let v = c.get_lib_version().map_err(err("version"))?;
+            Ok(HostInfo {
+                hostname: c.get_hostname().map_err(err("hostname"))?,
+                backend: BackendKind::Libvirt,
+                version: format!(
+                    "libvirt {}.{}.{} at {}",
+                    v / 1_000_000,
+                    v / 1000 % 1000,
+                    v % 1000,
+                    self.uri
+                ),
+                accel: None,
+                cpus: node.cpus,
+                total_kib: node.memory,
+                free_kib: free / 1024,
+            })
+        })
+    }
+
+    fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
+        // Running ones: a defined domain that is off has no id to show.
+        let domains = self.with(|c| c.list_all_domains(LIST_ACTIVE).map_err(err("list")))?;
+        let mut out: Vec<DomainInfo> = domains
+            .iter()
+            .filter_map(|d| Self::info_of(d).ok())
+            .collect();
+        out.sort_by_key(|i| i.domid);
+        Ok(out)
+    }
+
+    fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {
+        Self::info_of(&self.domain(domid)?)
+    }
+
+    fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId> {
+        let image = spec.image.as_ref().ok_or_else(|| {
+            BackendError::Invalid("the libvirt backend builds domain and image in one step".into())
+        })?;
+        let virt_type = crate::backend::qemu::accel::detect();
+        let virt_type = if virt_type == "kvm" { "kvm" } else { "qemu" };
+        let text = xml::domain(
+            spec,
+            image,
+            virt_type,
+            (Policy::Destroy, Policy::Restart, Policy::Destroy),
+        )
+        .map_err(|e| BackendError::UnsupportedFeature {
+            backend: BackendKind::Libvirt,
+            what: "this config".into(),
+            why: e.to_string(),
+        })?;
+        if text.contains('\0') {
+            return Err(BackendError::Invalid("a NUL byte in the config".into()));
+        }
+        let d = self.with(|c| Domain::create_xml(c, &text, START_PAUSED).map_err(err("create")))?;
+        let domid = d
+            .get_id()
+            .ok_or_else(|| BackendError::Invalid("libvirt gave the new domain no id".into()))?;
+        Self::set_devices(&d, &[])?;
+        Ok(domid)
+    }
+
+    fn set_max_memory(&self, _domid: DomId, _kib: u64) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn set_vcpus(&self, _domid: DomId, _vcpus: u32) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn pin_vcpu(&self, _domid: DomId, _vcpu: u32, _cpu: u32) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn set_cpu_weight(&self, _domid: DomId, _weight: u32) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn build_image(&self, _domid: DomId, _image: &BootImage) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn start_device_model(&self, _domid: DomId, _image: &BootImage) -> BackendResult<()> {
+        Ok(())
+    }
+
+    fn pause(&self, domid: DomId) -> BackendResult<()> {
+        self.domain(domid)?
+            .suspend()
+            .map(drop)
+            .map_err(err("suspend"))
+    }
+
+    fn unpause(&self, domid: DomId) -> BackendResult<()> {
+        self.domain(domid)?
+            .resume()
+            .map(drop)
+            .map_err(err("resume"))
+    }
+
+    fn shutdown(&self, domid: DomId, reason: ShutdownReason) -> BackendResult<()> {
+        let d = self.domain(domid)?;
+        match reason {
+            ShutdownReason::Reboot => d.reboot(0).map_err(err("reboot")),
+            ShutdownReason::Poweroff => d.shutdown().map(drop).map_err(err("shutdown")),
+            _ => Err(Self::unsupported(CallKind::Shutdown)),
+        }
+    }
+
+    fn destroy(&self, domid: DomId) -> BackendResult<()> {
+        self.domain(domid)?.destroy().map_err(err("destroy"))
+    }
+
+    fn rename(&self, _domid: DomId, _name: &str) -> BackendResult<()> {
+        Err(Self::unsupported(CallKind::Rename))
+    }
+
+    fn attach_device(&self, domid: DomId, device: &DeviceSpec) -> BackendResult<()> {
+        let d = self.domain(domid)?;
+        let text = xml::device(device).map_err(|e| BackendError::UnsupportedFeature {
+            backend: BackendKind::Libvirt,
+            what: device.to_string(),
+            why: e.to_string(),
+        })?;
+        d.attach_device_flags(&text, AFFECT_LIVE)
+            .map_err(err("attach device"))?;
+        let mut devices = Self::devices(&d);
+        devices.push(device.clone());
+        Self::set_devices(&d, &devices)
+    }
+
+    fn detach_device(&self, domid: DomId, device: &DeviceRef) -> BackendResult<DeviceSpec> {
+        let d = self.domain(domid)?;
+        let mut devices = Self::devices(&d);
+        let at = devices
+            .iter()
+            .position(|s| crate::engine::device_ref(s, &devices) == *device)
+            .ok_or_else(|| {
+                BackendError::Invalid(format!("domain {domid} has no device {device}"))
+            })?;
+        let spec = devices.remove(at);
+        let text = xml::device(&spec).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        d.detach_device_flags(&text, AFFECT_LIVE)
+            .map_err(err("detach device"))?;
+        Self::set_devices(&d, &devices)?;
+        Ok(spec)
+    }
+
+    fn set_memory_target(&self, domid: DomId, kib: u64) -> BackendResult<()> {
+        self.domain(domid)?
+            .set_memory(kib)
+            .map(drop)
+            .map_err(err("set memory"))
+    }
+
+    fn open_console(&self, domid: DomId) -> BackendResult<Box<dyn ConsoleStream>> {
+        let d = self.domain(domid)?;
+        let stream =
+            self.with(|c| Stream::new(c, STREAM_NONBLOCK).map_err(err("console stream")))?;
+        let stream = Box::new(stream);
+        d.open_console(None, &stream, 0)
+            .map_err(err("open console"))?;
+        Ok(Box::new(LibvirtConsole::new(stream)?))
+    }
+
+    fn save(&self, _domid: DomId, _path: &std::path::Path, _meta: &[u8]) -> BackendResult<()> {
+        Err(Self::unsupported(CallKind::Save))
+    }
+
+    fn restore(&self, _path: &std::path::Path) -> BackendResult<(DomId, Vec<u8>)> {
+        Err(Self::unsupported(CallKind::Restore))
+    }
+
+    fn core_dump(&self, _domid: DomId, _path: &std::path::Path) -> BackendResult<()> {
+        Err(Self::unsupported(CallKind::CoreDump))
+    }
+
+    /// A domain domus built carries its metadata; others' do not.
+    fn built_by_domus(&self, info: &DomainInfo) -> bool {
+        self.domain(info.domid)
+            .ok()
+            .is_some_and(|d| d.get_metadata(METADATA_ELEMENT, Some(META_URI), 0).is_ok())
+    }
+}
+
+/// A console stream. Non-blocking, driven by libvirt's event loop (one
+/// thread per process, [`event_loop`]): a blocking `virStreamRecv` would
+/// hold the connection's lock until the guest printed, and every other
+/// call on the connection would wait for it.
+struct LibvirtConsole {
+    /// Boxed: libvirt's callback keeps its address. Taken on drop, to
+    /// abort it: the console session ends then, not when libvirt notices.
+    stream: Option<Box<Stream>>,
+    rx: std::sync::mpsc::Receiver<Option<Vec<u8>>>,
+    pending: Vec<u8>,
+    closed: bool,
+}
+
+/// `VIR_STREAM_NONBLOCK`, and the stream events.
+const STREAM_NONBLOCK: u32 = 1;
+const EV_READABLE: u32 = 1;
+const EV_ERROR: u32 = 4;
+const EV_HANGUP: u32 = 8;
+
+/// libvirt's default event loop, registered before the first connection
+/// and run on a thread of its own for the rest of the process.
+fn event_loop() {
+    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    STARTED.get_or_init(|| {
+        // Errors come back as values; libvirt's own handler would print
+        // each one on the terminal as well.
+        virt::error::clear_error_callback();
+        if virt::event::event_register_default_impl().is_ok() {
+            std::thread::spawn(|| {
+                loop {
+                    if virt::event::event_run_default_impl().is_err() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+    });
+}
+
+impl LibvirtConsole {
+    fn new(mut stream: Box<Stream>) -> BackendResult<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        stream
+            .event_add_callback(EV_READABLE | EV_ERROR | EV_HANGUP, move |s, events| {
+                let mut buf = [0u8; 8192];
+                if events & EV_READABLE != 0 {
+                    // Until it would block (-2) or ends.
+                    loop {
+                        match s.recv(&mut buf) {
+                            Ok(0) => {
+                                let _ = tx.send(None);
+                                return;
+                            }
+                            Ok(n) => {
+                                if tx.send(Some(buf[..n].to_vec())).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                if events & (EV_ERROR | EV_HANGUP) != 0 {
+                    let _ = tx.send(None);
+                }
+            })
+            .map_err(err("console events"))?;
+        Ok(LibvirtConsole {
+            stream: Some(stream),
+            rx,
+            pending: Vec::new(),
+            closed: false,
+        })
+    }
+}
+
+impl Drop for LibvirtConsole {
+    fn drop(&mut self) {
+        // Abort through a second reference; the stream's own drop then
+        // removes the callback and frees it.
+        if let Some(s) = self.stream.take() {
+            let _ = (*s).clone().abort();
+        }
+    }
+}
+
+impl ConsoleStream for LibvirtConsole {
+    fn read(&mut self, buf: &mut [u8], timeout: Duration) -> BackendResult<ReadOutcome> {
+        if self.pending.is_empty() && !self.closed {
+            match self.rx.recv_timeout(timeout) {
+                Ok(Some(bytes)) => self.pending = bytes,
+                Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.closed = true;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Ok(ReadOutcome::Idle),
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(if self.closed {
+                ReadOutcome::Closed
+            } else {
+                ReadOutcome::Idle
+            });
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(ReadOutcome::Data(n))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> BackendResult<()> {
+        let mut rest = bytes;
+        let mut tries = 0;
+        while !rest.is_empty() {
+            let Some(stream) = self.stream.as_ref() else {
+                return Ok(());
+            };
+            match stream.send(rest) {
+                Ok(n) if n > 0 => rest = &rest[n.min(rest.len())..],
+                // Would block (or not yet): a moment, a few times.
+                _ if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(_) => break,
+                Err(e) => return Err(err("console write")(e)),
+            }
+        }
+        Ok(())
+    }
+}
