@@ -95,6 +95,25 @@ fn a_domus_guest_and_a_foreign_one_on_libvirt() {
     });
     let listed = hv.domain_info(domid).map(|i| i.devices).unwrap_or_default();
     assert_eq!(listed.len(), 1, "{listed:?}");
+    // What the guest writes shows in the counters (virDomainBlockStats).
+    let disks = partitions(&engine, domid);
+    let [disk] = disks.as_slice() else {
+        panic!("one disk: {disks:?}");
+    };
+    let said = run(
+        &engine,
+        domid,
+        &format!("dd if=/dev/zero of=/dev/{disk} bs=64k count=32 conv=fsync"),
+    );
+    assert!(said.contains("32+0 records out"), "{said}");
+    let io = hv
+        .io_stats()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .find(|c| c.domid == domid)
+        .and_then(|c| c.vbd)
+        .unwrap_or_else(|| panic!("no block counters"));
+    assert!(io.wr_bytes >= 2 * 1024 * 1024 && io.wr_reqs > 0, "{io:?}");
 
     // A domain libvirt runs for someone else: listed, and its console
     // reachable through domus.

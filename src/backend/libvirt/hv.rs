@@ -164,6 +164,7 @@ impl Hypervisor for LibvirtHypervisor {
             HotplugVif,
             MemoryTarget,
             Console,
+            IoStats,
             ImageLinux,
             ImageHvm,
             HostFiles,
@@ -353,6 +354,39 @@ impl Hypervisor for LibvirtHypervisor {
 
     fn core_dump(&self, _domid: DomId, _path: &std::path::Path) -> BackendResult<()> {
         Err(Self::unsupported(CallKind::CoreDump))
+    }
+
+    /// Each running domain's disks and interfaces, by the names in its XML
+    /// (libvirt reports interfaces from the guest's side).
+    fn io_stats(&self) -> BackendResult<Vec<crate::backend::IoCounters>> {
+        let domains = self.with(|c| c.list_all_domains(LIST_ACTIVE).map_err(err("list")))?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        let mut out = Vec::new();
+        for d in &domains {
+            let (Some(domid), Ok(text)) = (d.get_id(), d.get_xml_desc(0)) else {
+                continue;
+            };
+            let mut vbd: Option<crate::backend::VbdCounters> = None;
+            for disk in xml::targets(&text, "disk") {
+                if let Ok(s) = d.get_block_stats(&disk) {
+                    let v = vbd.get_or_insert_with(Default::default);
+                    v.rd_bytes = v.rd_bytes.saturating_add(n(s.rd_bytes));
+                    v.wr_bytes = v.wr_bytes.saturating_add(n(s.wr_bytes));
+                    v.rd_reqs = v.rd_reqs.saturating_add(n(s.rd_req));
+                    v.wr_reqs = v.wr_reqs.saturating_add(n(s.wr_req));
+                }
+            }
+            let mut net: Option<crate::backend::NetCounters> = None;
+            for ifname in xml::targets(&text, "interface") {
+                if let Ok(s) = d.interface_stats(&ifname) {
+                    let c = net.get_or_insert_with(Default::default);
+                    c.tx_bytes = c.tx_bytes.saturating_add(n(s.tx_bytes));
+                    c.rx_bytes = c.rx_bytes.saturating_add(n(s.rx_bytes));
+                }
+            }
+            out.push(crate::backend::IoCounters { domid, net, vbd });
+        }
+        Ok(out)
     }
 
     /// A domain domus built carries its metadata; others' do not.

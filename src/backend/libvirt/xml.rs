@@ -203,9 +203,45 @@ pub fn device(dev: &DeviceSpec) -> Result<String, XmlError> {
     }
 }
 
+/// The `<target dev='…'/>` of each `element` (`disk`, `interface`) in
+/// the domain XML libvirt gives (`virDomainGetXMLDesc`): the names its
+/// statistics calls take (`vda`, `vnet0`).
+pub fn targets(domain_xml: &str, element: &str) -> Vec<String> {
+    let open = format!("<{element} ");
+    let close = format!("</{element}>");
+    let mut out = Vec::new();
+    let mut rest = domain_xml;
+    while let Some(at) = rest.find(&open) {
+        let body = &rest[at..];
+        let end = body.find(&close).map_or(body.len(), |e| e + close.len());
+        let block = &body[..end];
+        if let Some(t) = block.find("<target dev=") {
+            let value = &block[t + "<target dev=".len()..];
+            if let Some(q) = value.chars().next().filter(|c| *c == '\'' || *c == '"') {
+                let value = &value[1..];
+                if let Some(stop) = value.find(q) {
+                    out.push(value[..stop].to_string());
+                }
+            }
+        }
+        rest = &body[end..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_read_from_libvirts_xml() {
+        let x = "<domain><devices><disk type='file' device='disk'><source file='/a'/><target dev='vda' bus='virtio'/></disk>\
+                 <interface type='bridge'><mac address='52:54:00:00:00:01'/><target dev='vnet3'/></interface>\
+                 <disk type='file' device='cdrom'><target dev=\"sdc\" bus='sata'/></disk></devices></domain>";
+        assert_eq!(targets(x, "disk"), vec!["vda", "sdc"]);
+        assert_eq!(targets(x, "interface"), vec!["vnet3"]);
+        assert!(targets("<disk ", "disk").is_empty());
+    }
 
     #[test]
     fn names_and_text_are_escaped_and_disks_named_for_virtio() {
