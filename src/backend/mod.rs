@@ -7,6 +7,7 @@
 mod console;
 mod error;
 pub mod libvirt;
+mod netdev;
 pub mod qemu;
 pub mod select;
 pub mod sim;

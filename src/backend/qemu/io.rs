@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::meta::DomainMeta;
+use crate::backend::netdev::counter;
 use crate::backend::{IoCounters, NetCounters, VbdCounters};
 use crate::config::DeviceSpec;
 
@@ -23,16 +24,6 @@ pub fn vbd_from_blockstats(reply: &Value) -> Option<VbdCounters> {
         sum.wr_reqs = sum.wr_reqs.saturating_add(n("wr_operations"));
     }
     Some(sum)
-}
-
-/// One counter of a network interface, from sysfs under `root`.
-fn counter(root: &Path, ifname: &str, name: &str) -> Option<u64> {
-    // A tap name domus made: no path separators can be in it, but check.
-    if ifname.contains('/') || ifname.starts_with('.') {
-        return None;
-    }
-    let path = root.join(ifname).join("statistics").join(name);
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The guest's traffic over its taps: what the guest sends arrives on the

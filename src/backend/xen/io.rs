@@ -52,10 +52,9 @@ pub fn from_sysfs(xen_backend: &Path, net: &Path) -> Vec<IoCounters> {
             let Some((_, dev)) = name.rsplit_once('-') else {
                 continue;
             };
-            let s = net.join(format!("vif{domid}.{dev}")).join("statistics");
-            let (Some(rx), Some(tx)) =
-                (read_u64(&s.join("rx_bytes")), read_u64(&s.join("tx_bytes")))
-            else {
+            let ifname = format!("vif{domid}.{dev}");
+            let stat = |name| crate::backend::netdev::counter(net, &ifname, name);
+            let (Some(rx), Some(tx)) = (stat("rx_bytes"), stat("tx_bytes")) else {
                 continue;
             };
             let c = out.entry(domid).or_insert(IoCounters {

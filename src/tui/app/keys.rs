@@ -277,7 +277,7 @@ impl App {
     }
 
     /// The domain that took over a gone one's name (a restart).
-    fn successor(&self, domid: DomId) -> Option<DomId> {
+    pub fn successor(&self, domid: DomId) -> Option<DomId> {
         // The row is gone: the console's buffer kept the name.
         let name = match self.consoles.get(&domid) {
             Some(c) if !c.name.is_empty() => c.name.clone(),

@@ -166,13 +166,7 @@ impl ConsoleView {
             }
             if c.closed {
                 // A restart policy built it again: say where it went.
-                let next = app
-                    .table
-                    .rows
-                    .iter()
-                    .find(|r| r.name == name && r.view.info.domid != domid)
-                    .map(|r| r.view.info.domid);
-                let gone = match next {
+                let gone = match app.successor(domid) {
                     Some(next) => format!(" restarted as domain {next} · Enter follows it "),
                     None => " the domain is gone ".to_string(),
                 };

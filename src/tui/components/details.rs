@@ -221,11 +221,7 @@ impl Details {
     /// far as the drawing can show, so every key moves what is seen.
     pub fn max_back(&self, app: &App, size: (u16, u16)) -> usize {
         let area = Rect::new(0, 0, size.0, size.1);
-        let popup_area = centered(
-            area,
-            area.width.saturating_sub(4),
-            area.height.saturating_sub(2),
-        );
+        let popup_area = crate::tui::ui::layout::overlay(area);
         let Some(row) = app.table.row(self.domid) else {
             return 0;
         };
@@ -239,11 +235,7 @@ impl Details {
     pub fn draw(&self, frame: &mut Frame, app: &App, area: Rect) {
         let (domid, back) = (self.domid, self.back);
         let t = &app.theme;
-        let popup_area = centered(
-            area,
-            area.width.saturating_sub(4),
-            area.height.saturating_sub(2),
-        );
+        let popup_area = crate::tui::ui::layout::overlay(area);
         let Some(row) = app.table.row(domid) else {
             frame_popup(
                 frame,

@@ -154,6 +154,7 @@ const fn shift(code: KeyCode) -> Key {
     }
 }
 
+#[derive(Debug, PartialEq)]
 pub struct Binding {
     pub scope: Scope,
     pub keys: &'static [Key],

@@ -2,23 +2,22 @@
 
 use crossterm::event::KeyEvent;
 
-use super::{BINDINGS, Command, Key, Scope, key_label, matches};
+use super::{BINDINGS, Binding, Command, Key, Scope, key_label, matches};
 
-/// One binding as the running keymap holds it.
+/// One binding as the running keymap holds it: the default's, with the
+/// keys the operator gave it (its scope, command and texts read through).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bound {
-    pub scope: Scope,
     pub keys: Vec<Key>,
-    pub command: Command,
-    /// Shown in the footer when not empty.
-    pub hint: &'static str,
-    pub help: &'static str,
-    /// Removed in `--read-only` mode.
-    pub destructive: bool,
-    /// The verb in the `:` palette, with its argument synopsis.
-    pub palette: Option<(&'static str, &'static str)>,
-    /// The palette's own description, if not the key's.
-    pub palette_help: Option<&'static str>,
+    default: &'static Binding,
+}
+
+impl std::ops::Deref for Bound {
+    type Target = Binding;
+
+    fn deref(&self) -> &Binding {
+        self.default
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,14 +31,8 @@ impl Default for Keymap {
             bound: BINDINGS
                 .iter()
                 .map(|b| Bound {
-                    scope: b.scope,
                     keys: b.keys.to_vec(),
-                    command: b.command,
-                    hint: b.hint,
-                    help: b.help,
-                    destructive: b.destructive,
-                    palette: b.palette,
-                    palette_help: b.palette_help,
+                    default: b,
                 })
                 .collect(),
         }

@@ -55,6 +55,16 @@ pub fn editor_rows(size: (u16, u16)) -> (u16, usize) {
     (1, usize::from(size.1.saturating_sub(4)))
 }
 
+/// The rectangle of a full-screen pop-up (details of a live or gone
+/// domain): the screen less a margin.
+pub fn overlay(area: Rect) -> Rect {
+    centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    )
+}
+
 /// A centred rectangle of at most `w` × `h` inside `area`.
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);

@@ -120,11 +120,7 @@ pub(crate) fn timeline_line<'a>(app: &App, e: &crate::engine::JournalEntry) -> L
 /// lines (the oops that explains a crash).
 fn gone_details(frame: &mut Frame, app: &App, area: Rect, uuid: uuid::Uuid) {
     let t = &app.theme;
-    let popup_area = centered(
-        area,
-        area.width.saturating_sub(4),
-        area.height.saturating_sub(2),
-    );
+    let popup_area = crate::tui::ui::layout::overlay(area);
     let Some(g) = app.feed.gone.iter().find(|g| g.record.uuid == uuid) else {
         frame_popup(
             frame,
