@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod engine;
+pub mod fleet;
 pub mod fsx;
 pub mod paths;
 pub mod persist;

@@ -321,6 +321,10 @@ fn a_slow_detach_holds_up_neither_refresh_nor_another_console() {
         Some(Arc::clone(&sink)),
     ));
     let lanes = Lanes::new(worker, sink);
+    let (a, b) = (
+        domus::fleet::DomKey::local(a),
+        domus::fleet::DomKey::local(b),
+    );
     let t0 = Instant::now();
     lanes.submit(Effect::Detach(
         a,

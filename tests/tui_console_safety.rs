@@ -52,7 +52,10 @@ fn hostile_escape_sequences_never_reach_the_host_terminal() {
     h.key(KeyCode::Char('c'));
     // Replay the recorded stream in awkward chunk sizes.
     for chunk in FIXTURE.chunks(7) {
-        h.dispatch(Action::ConsoleBytes(domid, chunk.to_vec()));
+        h.dispatch(Action::ConsoleBytes(
+            domus::fleet::DomKey::local(domid),
+            chunk.to_vec(),
+        ));
     }
     let screen = h.screen();
     assert!(screen.contains("red text and after the storm"), "{screen}");

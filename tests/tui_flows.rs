@@ -599,7 +599,10 @@ fn shutdown_menu_letter_for_a_missing_reason_does_nothing() {
     let d = dirs();
     let mut h = started(&d, "dark", false);
     select(&mut h, "web1");
-    h.app.caps.0.remove(&domus::backend::Capability::Suspend);
+    h.app.hosts.0[0]
+        .caps
+        .0
+        .remove(&domus::backend::Capability::Suspend);
     h.key(KeyCode::Char('s'));
     let screen = h.screen();
     assert!(
@@ -1522,7 +1525,9 @@ fn the_selection_follows_a_domain_through_its_restart() {
         .table
         .selected_domid()
         .unwrap_or_else(|| panic!("web1"));
-    h.engine().destroy(old).unwrap_or_else(|e| panic!("{e}"));
+    h.engine()
+        .destroy(old.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
     h.tick(1.0);
     let between = h.app.table.selected_row().map(|r| r.name.clone());
     assert_ne!(between.as_deref(), Some("web1"), "web1 is gone for now");
@@ -1534,7 +1539,7 @@ fn the_selection_follows_a_domain_through_its_restart() {
         .selected_row()
         .unwrap_or_else(|| panic!("a row"));
     assert_eq!(row.name, "web1");
-    assert_ne!(row.view.info.domid, old);
+    assert_ne!(row.view.info.domid, old.domid);
     // Moving meanwhile keeps the operator's choice.
     let now = row.view.info.domid;
     h.engine().destroy(now).unwrap_or_else(|e| panic!("{e}"));
@@ -1659,7 +1664,10 @@ fn io_columns_show_rates_sort_and_fill_the_details() {
     );
     // Not counted at all on a backend without the capability: no columns.
     h.key(KeyCode::Esc);
-    h.app.caps.0.remove(&domus::backend::Capability::IoStats);
+    h.app.hosts.0[0]
+        .caps
+        .0
+        .remove(&domus::backend::Capability::IoStats);
     let screen = h.screen();
     assert!(!screen.contains("NETTX/s"), "{screen}");
 }
@@ -1728,7 +1736,9 @@ fn details_close_when_their_domain_goes_and_esc_leaves_help() {
         .selected_domid()
         .unwrap_or_else(|| panic!("web1"));
     h.key(KeyCode::Enter);
-    h.engine().destroy(web1).unwrap_or_else(|e| panic!("{e}"));
+    h.engine()
+        .destroy(web1.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
     h.tick(1.0);
     let screen = h.screen();
     assert!(screen.contains("its details closed"), "{screen}");
@@ -1867,7 +1877,9 @@ fn review_findings_hold() {
         .table
         .selected_domid()
         .unwrap_or_else(|| panic!("web1"));
-    h.engine().destroy(web1).unwrap_or_else(|e| panic!("{e}"));
+    h.engine()
+        .destroy(web1.domid)
+        .unwrap_or_else(|e| panic!("{e}"));
     h.tick(1.0);
     let (top, _) = domus::tui::ui::layout::table_rows(h.app.size);
     h.click(10, top); // the first row: Domain-0

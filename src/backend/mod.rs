@@ -90,6 +90,13 @@ pub trait Hypervisor: Send + Sync {
     /// Write a core dump of the domain's memory to `path`.
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
 
+    /// Whether the backend can still reach its hypervisor. A remote
+    /// connection that is lost (its daemon stopped or restarted) says no,
+    /// and the fleet opens it again; a local backend always can.
+    fn connected(&self) -> bool {
+        true
+    }
+
     /// What opening the backend found and did that the operator should
     /// hear about (stale domain directories it removed, …).
     fn startup_notes(&self) -> Vec<String> {

@@ -20,6 +20,7 @@ pub enum BackendChoice {
     Libvirt,
 }
 
+#[derive(Clone)]
 pub struct OpenOptions {
     pub state_dir: PathBuf,
     pub clock: Arc<dyn Clock>,

@@ -16,6 +16,19 @@ pub fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// A fleet's table: `xl list`'s with the host first.
+pub fn fleet_table(hosts: &[(&str, &[DomainView])]) -> String {
+    let mut out = String::from(
+        "Host         Name                                        ID   Mem VCPUs\tState\tTime(s)\n",
+    );
+    for (host, domains) in hosts {
+        for line in table(domains).lines().skip(1) {
+            let _ = writeln!(out, "{:<12} {line}", sanitize(host));
+        }
+    }
+    out
+}
+
 /// The table exactly as `xl list` prints it.
 pub fn table(domains: &[DomainView]) -> String {
     let mut out = String::from(
@@ -109,6 +122,8 @@ struct JsonDevices {
 
 #[derive(Serialize)]
 struct JsonDomain<'a> {
+    /// The host's name in the fleet.
+    host: &'a str,
     domid: u32,
     name: String,
     uuid: String,
@@ -136,62 +151,128 @@ struct JsonDomain<'a> {
 
 #[derive(Serialize)]
 struct JsonList<'a> {
-    host: JsonHost<'a>,
+    /// The first host's (the only one's, without a fleet).
+    host: Option<JsonHost<'a>>,
+    /// Every host, reachable or not.
+    hosts: Vec<JsonFleetHost<'a>>,
     domains: Vec<JsonDomain<'a>>,
 }
 
-pub fn json(
-    host: &HostInfo,
-    domains: &[DomainView],
-    io: &[crate::backend::IoCounters],
+#[derive(Serialize)]
+struct JsonFleetHost<'a> {
+    name: &'a str,
+    uri: &'a str,
+    reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    info: Option<JsonHost<'a>>,
+}
+
+/// What one host answered for `list`.
+pub struct HostListing {
+    pub info: HostInfo,
+    pub domains: Vec<DomainView>,
+    pub io: Vec<crate::backend::IoCounters>,
+}
+
+impl HostListing {
+    /// Read a host: its domains, and (`io`) their I/O counters, a failed
+    /// read of which leaves them out rather than the whole list.
+    pub fn read(e: &crate::engine::Engine, io: bool) -> Result<HostListing, String> {
+        Ok(HostListing {
+            info: e.host_info().map_err(|x| x.to_string())?,
+            domains: e.domains().map_err(|x| x.to_string())?,
+            io: if io {
+                e.io_stats().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+fn json_host(host: &HostInfo) -> JsonHost<'_> {
+    JsonHost {
+        hostname: &host.hostname,
+        backend: host.backend.as_str(),
+        version: &host.version,
+        accel: host.accel.as_deref(),
+        cpus: host.cpus,
+        total_mib: host.total_kib / 1024,
+        free_mib: host.free_kib / 1024,
+    }
+}
+
+/// Every host's listing as JSON: each domain names its host.
+pub fn json_fleet(
+    hosts: &[(&str, &str, Result<&HostListing, &str>)],
 ) -> Result<String, serde_json::Error> {
-    let secs = |ns: u64| ns as f64 / NS_PER_SEC as f64;
     let list = JsonList {
-        host: JsonHost {
-            hostname: &host.hostname,
-            backend: host.backend.as_str(),
-            version: &host.version,
-            accel: host.accel.as_deref(),
-            cpus: host.cpus,
-            total_mib: host.total_kib / 1024,
-            free_mib: host.free_kib / 1024,
-        },
-        domains: domains
+        host: hosts
+            .first()
+            .and_then(|(_, _, r)| r.ok())
+            .map(|l| json_host(&l.info)),
+        hosts: hosts
             .iter()
-            .map(|d| {
-                let i = &d.info;
-                let (vbd, vif, pci) = count_devices(&i.devices);
-                let counted = io.iter().find(|c| c.domid == i.domid);
-                JsonDomain {
-                    domid: i.domid,
-                    name: sanitize(&i.name),
-                    uuid: i.uuid.to_string(),
-                    state: i.state_string(),
-                    status: i.state_word(),
-                    shutdown_reason: i
-                        .flags
-                        .shutdown
-                        .then(|| i.shutdown_reason.map(|r| r.as_str()))
-                        .flatten(),
-                    memory_mib: i.memory_kib / 1024,
-                    max_memory_mib: i.max_memory_kib / 1024,
-                    vcpus: i.vcpus,
-                    cpu_time_s: secs(i.cpu_time_ns),
-                    vcpu_time_s: i.vcpu_time_ns.iter().map(|t| secs(*t)).collect(),
-                    devices: JsonDevices { vbd, vif, pci },
-                    device_list: i.devices.iter().map(|d| d.to_string()).collect(),
-                    notes: &i.notes,
-                    managed: d.record.is_some(),
-                    config_source: d.record.as_ref().and_then(|r| r.source.as_deref()),
-                    net: counted.and_then(|c| c.net),
-                    vbd: counted.and_then(|c| c.vbd),
-                }
+            .map(|(name, uri, r)| JsonFleetHost {
+                name,
+                uri,
+                reachable: r.is_ok(),
+                error: r.err(),
+                info: r.ok().map(|l| json_host(&l.info)),
             })
+            .collect(),
+        domains: hosts
+            .iter()
+            .filter_map(|(name, _, r)| r.ok().map(|l| (*name, l)))
+            .flat_map(|(name, l)| json_domains(name, &l.domains, &l.io))
             .collect(),
     };
     let mut s = serde_json::to_string_pretty(&list)?;
     s.push('\n');
     Ok(s)
+}
+
+fn json_domains<'a>(
+    host: &'a str,
+    domains: &'a [DomainView],
+    io: &'a [crate::backend::IoCounters],
+) -> Vec<JsonDomain<'a>> {
+    let secs = |ns: u64| ns as f64 / NS_PER_SEC as f64;
+    domains
+        .iter()
+        .map(|d| {
+            let i = &d.info;
+            let (vbd, vif, pci) = count_devices(&i.devices);
+            let counted = io.iter().find(|c| c.domid == i.domid);
+            JsonDomain {
+                host,
+                domid: i.domid,
+                name: sanitize(&i.name),
+                uuid: i.uuid.to_string(),
+                state: i.state_string(),
+                status: i.state_word(),
+                shutdown_reason: i
+                    .flags
+                    .shutdown
+                    .then(|| i.shutdown_reason.map(|r| r.as_str()))
+                    .flatten(),
+                memory_mib: i.memory_kib / 1024,
+                max_memory_mib: i.max_memory_kib / 1024,
+                vcpus: i.vcpus,
+                cpu_time_s: secs(i.cpu_time_ns),
+                vcpu_time_s: i.vcpu_time_ns.iter().map(|t| secs(*t)).collect(),
+                devices: JsonDevices { vbd, vif, pci },
+                device_list: i.devices.iter().map(|d| d.to_string()).collect(),
+                notes: &i.notes,
+                managed: d.record.is_some(),
+                config_source: d.record.as_ref().and_then(|r| r.source.as_deref()),
+                net: counted.and_then(|c| c.net),
+                vbd: counted.and_then(|c| c.vbd),
+            }
+        })
+        .collect()
 }
 
 /// A domain that is gone: its config and last timeline.

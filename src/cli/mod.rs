@@ -6,6 +6,7 @@ mod console;
 mod convert;
 use crate::config::device_args;
 mod events;
+mod fleet;
 mod list;
 mod wait;
 
@@ -54,11 +55,22 @@ pub struct Cli {
     #[arg(long, env = "DOMUS_ACCEL", global = true, value_parser = ["kvm", "tcg"])]
     pub accel: Option<String>,
 
-    /// libvirt backend: the connection URI (`qemu:///system`,
-    /// `qemu+tcp://HOST/system`, `test:///default`); implies --backend
-    /// libvirt.
-    #[arg(long, env = "DOMUS_CONNECT", global = true)]
-    pub connect: Option<String>,
+    /// A libvirt connection URI (`qemu:///system`, `qemu+tcp://HOST/system`,
+    /// `test:///default`), as `[NAME=]URI`; implies --backend libvirt.
+    /// Repeat it for a fleet of hosts; `local` is domus's own backend here
+    /// (--backend) [default: the hosts file, when there is one].
+    #[arg(long, env = "DOMUS_CONNECT", global = true, action = clap::ArgAction::Append)]
+    pub connect: Vec<String>,
+
+    /// In a fleet: the host a command goes to, by its name (a domain may
+    /// also be given as HOST:DOMAIN).
+    #[arg(long = "on", value_name = "HOST", env = "DOMUS_ON", global = true)]
+    pub on: Option<String>,
+
+    /// The fleet's hosts, one `NAME = URI` per line
+    /// [default: $XDG_CONFIG_HOME/domus/hosts].
+    #[arg(long, env = "DOMUS_HOSTS_FILE", global = true)]
+    pub hosts_file: Option<PathBuf>,
 
     /// The config library for the TUI [default: $XDG_CONFIG_HOME/domus/domains].
     #[arg(long, env = "DOMUS_CONFIG_DIR")]
@@ -329,7 +341,23 @@ fn library_dir(cli: &Cli) -> PathBuf {
 
 /// Open the TUI on the chosen backend.
 pub fn run_tui(cli: &Cli) -> ExitCode {
-    let result = open_context(cli, SourceKind::Tui).and_then(|ctx| {
+    let opened = fleet::specs(cli).and_then(|specs| match specs {
+        // A fleet: each host opens on its own lane, so one that does not
+        // answer delays nothing.
+        Some(s) if s.len() > 1 || cli.connect.is_empty() => {
+            let f = fleet::open(cli, s, SourceKind::Tui)?;
+            Ok((Arc::new(f), state_dir(cli)))
+        }
+        single => {
+            let name = single
+                .and_then(|s| s.into_iter().next())
+                .map_or_else(|| "local".to_string(), |s| s.name);
+            let ctx = open_context(cli, SourceKind::Tui)?;
+            let f = crate::fleet::Fleet::single(&name, ctx.engine);
+            Ok((Arc::new(f), ctx.state_dir))
+        }
+    });
+    let result = opened.and_then(|(fleet, state_dir)| {
         let config_root = crate::paths::default_config_dir();
         let opts = crate::tui::TuiOptions {
             theme: cli.theme.clone(),
@@ -338,10 +366,10 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
             read_only: cli.read_only,
             delay: std::time::Duration::from_secs_f64(cli.delay),
             config_dir: library_dir(cli),
-            state_dir: ctx.state_dir.clone(),
+            state_dir,
             user_theme_dir: config_root.join("themes"),
         };
-        crate::tui::run(ctx.engine, opts).map_err(Failure::new)
+        crate::tui::run(fleet, opts).map_err(Failure::new)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -397,8 +425,14 @@ fn config_failure(e: config::ConfigError, file: &Path) -> Failure {
 pub type CliResult<T> = Result<T, Failure>;
 
 pub struct Context {
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     pub state_dir: PathBuf,
+}
+
+impl Context {
+    pub fn shared(engine: Arc<Engine>, state_dir: PathBuf) -> Context {
+        Context { engine, state_dir }
+    }
 }
 
 pub fn state_dir(cli: &Cli) -> PathBuf {
@@ -425,13 +459,16 @@ pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
         tell(&format!("domus: {note}"));
     }
     apply_policies(&engine)?;
-    Ok(Context { engine, state_dir })
+    Ok(Context {
+        engine: Arc::new(engine),
+        state_dir,
+    })
 }
 
 /// The backend asked for: `--connect URI` means libvirt unless another
 /// backend is named.
 fn backend_choice(cli: &Cli) -> BackendChoice {
-    match (cli.backend, &cli.connect) {
+    match (cli.backend, cli.connect.first()) {
         (BackendChoice::Auto, Some(_)) => BackendChoice::Libvirt,
         (b, _) => b,
     }
@@ -477,7 +514,7 @@ fn open_options(
         accel: cli.accel.clone(),
         supervisor: std::env::current_exe().ok(),
         adopt,
-        connect: cli.connect.clone(),
+        connect: cli.connect.first().cloned(),
     })
 }
 
@@ -528,7 +565,15 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         supervise(cli, *domid)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = open_context(cli, SourceKind::Cli)?;
+    if let Command::List {
+        json,
+        long,
+        domains,
+    } = command
+    {
+        return list_command(cli, *json, *long, domains);
+    }
+    let ctx = fleet::context(cli, SourceKind::Cli, domain_of(command))?;
     let e = &ctx.engine;
     if let Command::Check { files, host: true } = command {
         return Ok(check(files, Some(e)));
@@ -547,37 +592,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         }
     }
     match command {
-        Command::List {
-            json,
-            long,
-            domains: wanted,
-        } => {
-            let mut domains = e.domains()?;
-            if !wanted.is_empty() {
-                // As xl: each one named must exist; listed in the order asked.
-                let mut picked = Vec::with_capacity(wanted.len());
-                for w in wanted {
-                    let id = w.parse::<DomId>().ok();
-                    let d = domains
-                        .iter()
-                        .find(|d| d.info.name == *w || Some(d.info.domid) == id)
-                        .ok_or_else(|| Failure::new(format!("no domain {w}")))?;
-                    picked.push(d.clone());
-                }
-                domains = picked;
-            }
-            let text = if *json {
-                // I/O counters where the backend counts them; a failed
-                // read leaves them out rather than the whole list.
-                let io = e.io_stats().unwrap_or_default();
-                list::json(&e.host_info()?, &domains, &io)?
-            } else if *long {
-                list::long(&domains)
-            } else {
-                list::table(&domains)
-            };
-            say(&text);
-        }
+        Command::List { .. } => {}
         Command::Create { file } => {
             let file = &library_config(cli, file)?;
             let (config, diags) = config::load_file(file).map_err(|e| config_failure(e, file))?;
@@ -731,6 +746,124 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
         | Command::Keys => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The domain a command is about (to find its host in a fleet).
+fn domain_of(command: &Command) -> Option<&str> {
+    match command {
+        Command::Destroy { domain }
+        | Command::Pause { domain }
+        | Command::Unpause { domain }
+        | Command::Start { domain }
+        | Command::Reboot { domain, .. }
+        | Command::Shutdown { domain, .. }
+        | Command::Attach { domain, .. }
+        | Command::Detach { domain, .. }
+        | Command::MemSet { domain, .. }
+        | Command::Console { domain, .. }
+        | Command::Info { domain }
+        | Command::Save { domain, .. } => Some(domain),
+        Command::Events { domain, .. } => domain.as_deref(),
+        Command::Export { target, .. } => Some(target),
+        _ => None,
+    }
+}
+
+/// `domus list`: one host as `xl list`, or every host of a fleet (each
+/// read on its own; one that does not answer is said on stderr, exit 1).
+fn list_command(cli: &Cli, json: bool, long: bool, wanted: &[String]) -> CliResult<ExitCode> {
+    let specs = fleet::specs(cli)?;
+    let listings = match specs {
+        Some(s) if s.len() > 1 || cli.connect.is_empty() => fleet::list_all(cli, s, json)?,
+        single => {
+            let ctx = open_context(cli, SourceKind::Cli)?;
+            let (name, uri) = match single.and_then(|s| s.into_iter().next()) {
+                Some(spec) => (spec.name, spec.target.uri().to_string()),
+                None => ("local".to_string(), "local".to_string()),
+            };
+            let l = list::HostListing::read(&ctx.engine, json).map_err(Failure::new)?;
+            vec![fleet::Listing {
+                name,
+                uri,
+                result: Ok(l),
+            }]
+        }
+    };
+    let names: Vec<String> = listings.iter().map(|l| l.name.clone()).collect();
+    // Only the domains asked for, in the order asked; each must exist (as xl).
+    let mut picked: Vec<Vec<crate::engine::DomainView>> = listings
+        .iter()
+        .map(|l| match (&l.result, wanted.is_empty()) {
+            (Ok(l), true) => l.domains.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    for w in wanted {
+        let (host, dom) = fleet::split_host(None, Some(w), &names);
+        let dom = dom.unwrap_or_default();
+        let id = dom.parse::<DomId>().ok();
+        let found = listings.iter().enumerate().find_map(|(i, l)| {
+            let ok = l.result.as_ref().ok()?;
+            if host.as_deref().is_some_and(|h| h != l.name) {
+                return None;
+            }
+            ok.domains
+                .iter()
+                .find(|d| d.info.name == dom || Some(d.info.domid) == id)
+                .map(|d| (i, d.clone()))
+        });
+        let (i, d) = found.ok_or_else(|| Failure::new(format!("no domain {w}")))?;
+        picked[i].push(d);
+    }
+    let fleet_shown = listings.len() > 1;
+    let text = if json {
+        let parts: Vec<(&str, &str, list::HostListing)> = listings
+            .iter()
+            .zip(&picked)
+            .filter_map(|(l, p)| {
+                let ok = l.result.as_ref().ok()?;
+                Some((
+                    l.name.as_str(),
+                    l.uri.as_str(),
+                    list::HostListing {
+                        info: ok.info.clone(),
+                        domains: p.clone(),
+                        io: ok.io.clone(),
+                    },
+                ))
+            })
+            .collect();
+        let mut all: Vec<(&str, &str, Result<&list::HostListing, &str>)> = Vec::new();
+        for l in &listings {
+            match &l.result {
+                Ok(_) => {
+                    if let Some((n, u, p)) = parts.iter().find(|(n, _, _)| *n == l.name) {
+                        all.push((n, u, Ok(p)));
+                    }
+                }
+                Err(why) => all.push((&l.name, &l.uri, Err(why.as_str()))),
+            }
+        }
+        list::json_fleet(&all)?
+    } else if long {
+        picked.iter().map(|d| list::long(d)).collect()
+    } else if fleet_shown {
+        let hosts: Vec<(&str, &[crate::engine::DomainView])> = listings
+            .iter()
+            .zip(&picked)
+            .map(|(l, p)| (l.name.as_str(), p.as_slice()))
+            .collect();
+        list::fleet_table(&hosts)
+    } else {
+        list::table(picked.first().map_or(&[][..], Vec::as_slice))
+    };
+    say(&text);
+    fleet::report_down(&listings);
+    Ok(if listings.iter().any(|l| l.result.is_err()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The CLI's counterpart of the TUI's confirmation: a target below the

@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::library::LibraryEntry;
-use crate::backend::{Capabilities, DomId, HostInfo, ShutdownReason};
+use crate::backend::{Capabilities, HostInfo, ShutdownReason};
 use crate::config::{DeviceRef, DeviceSpec, DomainConfig};
 use crate::engine::{DomainView, JournalEntry, PolicyEvent};
+use crate::fleet::{DomKey, HostId};
 
 /// One poll of the engine: what the table, header and events log show.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// Whose: each host of a fleet answers on its own.
+    pub host_id: HostId,
     pub at_ns: u64,
     pub host: HostInfo,
     pub capabilities: Capabilities,
@@ -41,7 +44,7 @@ pub struct HostPci {
 pub enum Done {
     /// Operations dropped before they started.
     Cancelled {
-        domid: DomId,
+        domid: DomKey,
         ops: Vec<&'static str>,
     },
     /// Policies this TUI applied and interrupted work it repaired.
@@ -56,7 +59,7 @@ pub enum Done {
     },
     Built {
         name: String,
-        result: Result<DomId, String>,
+        result: Result<DomKey, String>,
     },
     Attached {
         name: String,
@@ -100,10 +103,10 @@ pub enum Action {
     Resize(u16, u16),
     Snapshot(Box<Snapshot>),
     Done(Done),
-    ConsoleBytes(DomId, Vec<u8>),
-    ConsoleClosed(DomId),
+    ConsoleBytes(DomKey, Vec<u8>),
+    ConsoleClosed(DomKey),
     /// The console could not be opened (the reason went to the status line).
-    ConsoleFailed(DomId),
+    ConsoleFailed(DomKey),
     Library(Vec<LibraryEntry>),
     FileOpened {
         path: PathBuf,
@@ -125,18 +128,26 @@ pub enum Action {
     /// The operations waiting their turn on a domain (none: the list is
     /// empty again).
     Queued {
-        domid: DomId,
+        domid: DomKey,
         ops: Vec<&'static str>,
     },
     /// The refresh tick (`--delay`).
     Tick,
+    /// A host could not be read (its refresh failed, or it is
+    /// unreachable and will be tried again).
+    HostDown {
+        host: HostId,
+        why: String,
+    },
     /// I/O counters, read at `at_ns`.
     Io {
+        host: HostId,
         at_ns: u64,
         io: Vec<crate::backend::IoCounters>,
     },
     /// What changed by itself since the last look (a tick's cheap read).
     Stats {
+        host: HostId,
         at_ns: u64,
         stats: Vec<crate::backend::DomainStats>,
     },
@@ -158,32 +169,33 @@ pub enum Effect {
     /// Read the I/O counters (while an I/O column is shown).
     IoStats,
     /// Drop the operations still waiting their turn on these domains.
-    CancelQueued(Vec<DomId>),
+    CancelQueued(Vec<DomKey>),
     /// Apply the policies of domains that shut down, and repair what
     /// interrupted domus processes left (a restart's build never holds up
     /// a refresh: this has a lane of its own).
     Policies,
-    Pause(Vec<DomId>),
+    Pause(Vec<DomKey>),
     /// Pause the running ones, unpause the paused ones.
-    TogglePause(Vec<DomId>),
-    Save(DomId, PathBuf),
-    Restore(PathBuf),
-    Unpause(Vec<DomId>),
-    Shutdown(Vec<DomId>, ShutdownReason),
-    Destroy(Vec<DomId>),
+    TogglePause(Vec<DomKey>),
+    Save(DomKey, PathBuf),
+    Restore(HostId, PathBuf),
+    Unpause(Vec<DomKey>),
+    Shutdown(Vec<DomKey>, ShutdownReason),
+    Destroy(Vec<DomKey>),
     /// Build shut-down domains again from their configs.
-    Start(Vec<DomId>),
-    Build(PathBuf),
-    Create(Box<DomainConfig>),
-    Attach(DomId, DeviceSpec),
-    Detach(DomId, DeviceRef),
-    MemTarget(DomId, u64),
-    OpenConsole(DomId),
+    Start(Vec<DomKey>),
+    /// Build from a config file on a host.
+    Build(HostId, PathBuf),
+    Create(HostId, Box<DomainConfig>),
+    Attach(DomKey, DeviceSpec),
+    Detach(DomKey, DeviceRef),
+    MemTarget(DomKey, u64),
+    OpenConsole(DomKey),
     /// The operator left the console view: let go of the stream, so another
     /// process (`domus console`) may attach; reopening replays the log.
-    CloseConsole(DomId),
-    ConsoleInput(DomId, Vec<u8>),
-    ConsoleResize(DomId, u16, u16),
+    CloseConsole(DomKey),
+    ConsoleInput(DomKey, Vec<u8>),
+    ConsoleResize(DomKey, u16, u16),
     LoadLibrary,
     OpenFile(PathBuf),
     SaveFile {
@@ -214,7 +226,7 @@ pub enum Effect {
     ClearRecovery(PathBuf),
     ScanPci,
     CompletePath(String),
-    LoadTimeline(uuid::Uuid),
+    LoadTimeline(HostId, uuid::Uuid),
     /// Stop showing a gone domain.
-    Dismiss(uuid::Uuid),
+    Dismiss(HostId, uuid::Uuid),
 }

@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 
-use crate::backend::{DomId, ShutdownReason};
+use crate::backend::DomId;
+use crate::backend::ShutdownReason;
 use crate::engine::{DomainEvent, DomainRecord, JournalEntry, SourceKind};
+use crate::fleet::HostId;
 
 /// After this long without the guest shutting down, the TUI offers to
 /// destroy it.
@@ -19,6 +21,8 @@ pub struct GoneView {
     pub record: DomainRecord,
     /// Its last lifecycle event (destroyed, vanished, …).
     pub last: Option<JournalEntry>,
+    /// The host it was on.
+    pub host: HostId,
     /// Its last domid.
     pub domid: Option<DomId>,
 }

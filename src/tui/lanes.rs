@@ -13,20 +13,24 @@ use std::sync::{Arc, Mutex};
 
 use super::action::{Action, Done, Effect};
 use super::worker::{Sink, Worker};
-use crate::backend::DomId;
+use std::collections::HashSet;
+
+use crate::fleet::{DomKey, HostId};
 
 /// At most this many domain or build operations run at once.
 const SLOW_SLOTS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Lane {
-    Refresh,
-    Policies,
+    /// Each host's reads have lanes of their own: a host that does not
+    /// answer holds up only itself.
+    Refresh(HostId),
+    Policies(HostId),
     /// I/O counters: a QMP round trip per domain, beside the refresh.
-    Io,
+    Io(HostId),
     Files,
-    Console(DomId),
-    Domain(DomId),
+    Console(DomKey),
+    Domain(DomKey),
     Build(String),
 }
 
@@ -39,9 +43,10 @@ impl Lane {
 /// The lane of an effect on one domain (or none).
 pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
-        Effect::Refresh | Effect::Stats | Effect::LoadTimeline(_) => Lane::Refresh,
-        Effect::Policies => Lane::Policies,
-        Effect::IoStats => Lane::Io,
+        Effect::Refresh | Effect::Stats => Lane::Refresh(HostId::default()),
+        Effect::LoadTimeline(h, _) => Lane::Refresh(*h),
+        Effect::Policies => Lane::Policies(HostId::default()),
+        Effect::IoStats => Lane::Io(HostId::default()),
         Effect::OpenConsole(d)
         | Effect::CloseConsole(d)
         | Effect::ConsoleInput(d, _)
@@ -56,15 +61,15 @@ pub fn lane_of(effect: &Effect) -> Lane {
         | Effect::Attach(d, _)
         | Effect::Detach(d, _)
         | Effect::MemTarget(d, _) => Lane::Domain(*d),
-        Effect::Build(p) | Effect::Restore(p) => Lane::Build(p.display().to_string()),
-        Effect::Create(c) => Lane::Build(c.name.clone()),
+        Effect::Build(_, p) | Effect::Restore(_, p) => Lane::Build(p.display().to_string()),
+        Effect::Create(_, c) => Lane::Build(c.name.clone()),
         _ => Lane::Files,
     }
 }
 
 /// A bulk operation split into one effect per domain.
 fn split(effect: &Effect) -> Option<Vec<Effect>> {
-    let one = |ids: &[DomId], f: &dyn Fn(Vec<DomId>) -> Effect| {
+    let one = |ids: &[DomKey], f: &dyn Fn(Vec<DomKey>) -> Effect| {
         (ids.len() > 1).then(|| ids.iter().map(|d| f(vec![*d])).collect())
     };
     match effect {
@@ -133,7 +138,7 @@ struct Part {
     collected: Arc<Mutex<Collected>>,
     total: usize,
     sink: Sink,
-    domid: Option<DomId>,
+    domid: Option<DomKey>,
     results: Option<(&'static str, Results)>,
 }
 
@@ -181,13 +186,13 @@ struct Queues {
     waiting: VecDeque<Lane>,
     busy_slots: usize,
     /// What the app was last told waits on each domain.
-    shown: HashMap<DomId, Vec<&'static str>>,
-    /// A refresh waiting answers another (and a tick's read); a tick's
-    /// read waiting answers another tick.
-    refresh_queued: bool,
-    stats_queued: bool,
-    policies_queued: bool,
-    io_queued: bool,
+    shown: HashMap<DomKey, Vec<&'static str>>,
+    /// Per host: a refresh waiting answers another (and a tick's read); a
+    /// tick's read waiting answers another tick.
+    refresh_queued: HashSet<HostId>,
+    stats_queued: HashSet<HostId>,
+    policies_queued: HashSet<HostId>,
+    io_queued: HashSet<HostId>,
 }
 
 impl Queues {
@@ -263,58 +268,61 @@ impl Lanes {
             self.submit_bulk(parts);
             return;
         }
+        if matches!(
+            effect,
+            Effect::Refresh | Effect::Stats | Effect::Policies | Effect::IoStats
+        ) {
+            for h in self.worker.fleet().ids() {
+                self.submit_host(h, effect.clone());
+            }
+            return;
+        }
         let lane = lane_of(&effect);
-        let full = effect == Effect::Refresh;
-        let stats = effect == Effect::Stats;
-        let policies = effect == Effect::Policies;
-        let io = effect == Effect::IoStats;
-        if io {
-            // One read waiting answers every tick that asks meanwhile.
-            let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-            if q.io_queued {
-                return;
-            }
-            q.io_queued = true;
-        }
-        if full {
-            // Every whole refresh looks for shutdowns too, beside it.
-            self.submit(Effect::Policies);
-        }
-        if full || stats || policies {
-            let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-            if policies {
-                if q.policies_queued {
-                    return;
-                }
-                q.policies_queued = true;
-            } else if q.refresh_queued || (stats && q.stats_queued) {
-                return;
-            } else if full {
-                q.refresh_queued = true;
-            } else {
-                q.stats_queued = true;
-            }
-        }
         let worker = Arc::clone(&self.worker);
         let sink = Arc::clone(&self.sink);
-        let queues = Arc::clone(&self.queues);
         let label = label_of(&effect);
         self.push(
             lane,
             Job::new(label, move || {
-                if full || stats || policies || io {
-                    let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
-                    if io {
-                        q.io_queued = false;
-                    } else if full {
-                        q.refresh_queued = false;
-                    } else if stats {
-                        q.stats_queued = false;
-                    } else {
-                        q.policies_queued = false;
-                    }
-                }
                 for a in worker.run(effect) {
+                    sink(a);
+                }
+            }),
+        );
+    }
+
+    /// A host's read on that host's lane. One waiting answers the same
+    /// asked again meanwhile (a whole refresh answers a tick's read too),
+    /// so a host that is slow to answer collects no backlog.
+    fn submit_host(&self, host: HostId, effect: Effect) {
+        let full = effect == Effect::Refresh;
+        if full {
+            // Every whole refresh looks for shutdowns too, beside it.
+            self.submit_host(host, Effect::Policies);
+        }
+        let (lane, flag): (Lane, fn(&mut Queues) -> &mut HashSet<HostId>) = match effect {
+            Effect::Refresh => (Lane::Refresh(host), |q| &mut q.refresh_queued),
+            Effect::Stats => (Lane::Refresh(host), |q| &mut q.stats_queued),
+            Effect::Policies => (Lane::Policies(host), |q| &mut q.policies_queued),
+            _ => (Lane::Io(host), |q| &mut q.io_queued),
+        };
+        {
+            let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            let covered = flag(&mut q).contains(&host)
+                || (effect == Effect::Stats && q.refresh_queued.contains(&host));
+            if covered {
+                return;
+            }
+            flag(&mut q).insert(host);
+        }
+        let worker = Arc::clone(&self.worker);
+        let sink = Arc::clone(&self.sink);
+        let queues = Arc::clone(&self.queues);
+        self.push(
+            lane,
+            Job::new("work", move || {
+                flag(&mut queues.lock().unwrap_or_else(|p| p.into_inner())).remove(&host);
+                for a in worker.run_host(host, &effect) {
                     sink(a);
                 }
             }),
@@ -380,7 +388,7 @@ impl Lanes {
     }
 
     /// Drop what waits on a domain's lane (not what runs) and say so.
-    fn cancel(&self, domid: DomId) {
+    fn cancel(&self, domid: DomKey) {
         let lane = Lane::Domain(domid);
         let mut q = self.queues.lock().unwrap_or_else(|p| p.into_inner());
         let jobs: Vec<Job> = if q.waiting.contains(&lane) {
@@ -461,10 +469,10 @@ impl Lanes {
                 q.busy_slots = q.busy_slots.saturating_sub(1);
             }
             // Dropped jobs must not leave a refresh marked as queued forever.
-            q.refresh_queued = false;
-            q.stats_queued = false;
-            q.policies_queued = false;
-            q.io_queued = false;
+            q.refresh_queued.clear();
+            q.stats_queued.clear();
+            q.policies_queued.clear();
+            q.io_queued.clear();
             drop(q);
             for job in dropped.into_iter().flatten() {
                 (job.cancel)();
@@ -508,7 +516,7 @@ mod tests {
         for d in 0..100 {
             let (running, most, tx) = (running.clone(), most.clone(), tx.clone());
             l.push(
-                Lane::Domain(d),
+                Lane::Domain(DomKey::local(d)),
                 Job::new("test", move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
@@ -549,11 +557,11 @@ mod tests {
                 collected: Arc::clone(&collected),
                 total: 2,
                 sink: Arc::clone(&l.sink),
-                domid: Some(d),
+                domid: Some(DomKey::local(d)),
                 results: None,
             };
             l.push(
-                Lane::Domain(d),
+                Lane::Domain(DomKey::local(d)),
                 Job::new("pause", move || {
                     if d == 2 {
                         panic!("an operation that panics");
@@ -587,7 +595,7 @@ mod tests {
         let ran = Arc::new(AtomicUsize::new(0));
         let hold = Mutex::new(hold);
         l.push(
-            Lane::Domain(3),
+            Lane::Domain(DomKey::local(3)),
             Job::new("detach", move || {
                 let _ = hold
                     .lock()
@@ -598,7 +606,7 @@ mod tests {
         for label in ["pause", "save"] {
             let ran = ran.clone();
             l.push(
-                Lane::Domain(3),
+                Lane::Domain(DomKey::local(3)),
                 Job::new(label, move || {
                     ran.fetch_add(1, Ordering::SeqCst);
                 }),
@@ -610,17 +618,20 @@ mod tests {
         };
         // The first started at once; the others wait, and the app hears.
         let mut last = None;
-        while let Action::Queued { domid: 3, ops } = next() {
+        while let Action::Queued { domid, ops } = next() {
+            assert_eq!(domid, DomKey::local(3));
             last = Some(ops.clone());
             if ops == ["pause", "save"] {
                 break;
             }
         }
         assert_eq!(last, Some(vec!["pause", "save"]));
-        l.submit(Effect::CancelQueued(vec![3]));
-        assert!(matches!(next(), Action::Queued { domid: 3, ops } if ops.is_empty()));
+        l.submit(Effect::CancelQueued(vec![DomKey::local(3)]));
         assert!(
-            matches!(next(), Action::Done(Done::Cancelled { domid: 3, ops }) if ops == ["pause", "save"])
+            matches!(next(), Action::Queued { domid, ops } if ops.is_empty() && domid == DomKey::local(3))
+        );
+        assert!(
+            matches!(next(), Action::Done(Done::Cancelled { domid, ops }) if ops == ["pause", "save"] && domid == DomKey::local(3))
         );
         let _ = release.send(());
         // The lane ends; the cancelled jobs never run.

@@ -12,6 +12,7 @@ pub mod complete;
 pub mod components;
 pub mod console;
 pub mod feed;
+pub mod hosts;
 pub mod input;
 pub mod keymap;
 pub mod lanes;

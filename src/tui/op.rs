@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use crate::backend::{DomId, ShutdownReason};
+use crate::backend::ShutdownReason;
 use crate::config::{DeviceRef, DeviceSpec};
+use crate::fleet::DomKey;
 
 use super::keymap::Command;
 
@@ -19,26 +20,26 @@ pub enum Op {
     New(String),
     /// Build a library config (by name) or a file.
     Create(String),
-    Console(DomId),
-    Edit(DomId),
+    Console(DomKey),
+    Edit(DomKey),
     /// Pause, or unpause the paused (the `p` key).
-    TogglePause(Vec<DomId>),
+    TogglePause(Vec<DomKey>),
     /// Pause only (`:pause`, as `domus pause`): a paused domain is refused.
-    Pause(Vec<DomId>),
-    Unpause(Vec<DomId>),
-    Start(Vec<DomId>),
+    Pause(Vec<DomKey>),
+    Unpause(Vec<DomKey>),
+    Start(Vec<DomKey>),
     /// Shut down; no reason: the menu.
-    Shutdown(Vec<DomId>, Option<ShutdownReason>),
+    Shutdown(Vec<DomKey>, Option<ShutdownReason>),
     /// Destroy, after the question.
-    Destroy(Vec<DomId>),
-    Cancel(Vec<DomId>),
+    Destroy(Vec<DomKey>),
+    Cancel(Vec<DomKey>),
     /// Hot-plug; no device: the form.
-    Attach(DomId, Option<DeviceSpec>),
+    Attach(DomKey, Option<DeviceSpec>),
     /// Unplug; no device: the list.
-    Detach(DomId, Option<DeviceRef>),
+    Detach(DomKey, Option<DeviceRef>),
     /// A memory target in MiB; none: the form.
-    MemTarget(DomId, Option<u64>),
-    Save(DomId, PathBuf),
+    MemTarget(DomKey, Option<u64>),
+    Save(DomKey, PathBuf),
     Restore(PathBuf),
 }
 
@@ -67,7 +68,7 @@ impl Op {
     }
 
     /// The domains it acts on.
-    pub fn targets(&self) -> Vec<DomId> {
+    pub fn targets(&self) -> Vec<DomKey> {
         match self {
             Op::Console(d)
             | Op::Edit(d)

@@ -19,7 +19,7 @@ use super::app::{App, Level};
 use super::lanes::Lanes;
 use super::theme::{Theme, pick};
 use super::worker::Worker;
-use crate::engine::Engine;
+use crate::fleet::Fleet;
 use crate::store::follow::Changes;
 
 pub struct TuiOptions {
@@ -38,7 +38,7 @@ pub struct TuiOptions {
 
 /// Run the TUI until the operator quits. The terminal is restored on every
 /// way out, panics included.
-pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
+pub fn run(fleet: Arc<Fleet>, opts: TuiOptions) -> Result<(), String> {
     let (themes, problems) = Theme::load_all(Some(&opts.user_theme_dir));
     let (prefs, prefs_problem) = super::prefs::Prefs::load(&opts.prefs_path);
     let theme =
@@ -78,6 +78,8 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
         .map(|s| (s.width, s.height))
         .unwrap_or((80, 24));
     let mut app = App::new(theme, themes, opts.read_only, opts.config_dir.clone(), size);
+    let names: Vec<String> = fleet.members().map(|(_, m)| m.name.clone()).collect();
+    app.set_hosts(&names);
     let (keys, notes) = super::keymap::Keymap::load(&opts.keys_path);
     app.keys = keys;
     app.key_notes(&notes);
@@ -94,7 +96,7 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
             format!("created {} with example configs", opts.config_dir.display()),
         );
     }
-    let result = runtime.block_on(event_loop(&mut terminal, app, Arc::new(engine), &opts));
+    let result = runtime.block_on(event_loop(&mut terminal, app, fleet, &opts));
     let _ = execute!(stdout(), DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
     result
@@ -103,7 +105,7 @@ pub fn run(engine: Engine, opts: TuiOptions) -> Result<(), String> {
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     mut app: App,
-    engine: Arc<Engine>,
+    fleet: Arc<Fleet>,
     opts: &TuiOptions,
 ) -> Result<(), String> {
     let (action_tx, mut actions) = mpsc::unbounded_channel::<Action>();
@@ -114,8 +116,8 @@ async fn event_loop(
     let sink: super::worker::Sink = Arc::new(move |a| {
         let _ = sink_tx.send(a);
     });
-    let mut worker = Worker::new(
-        engine,
+    let mut worker = Worker::for_fleet(
+        fleet,
         opts.config_dir.clone(),
         opts.state_dir.join("recovery"),
         Some(Arc::clone(&sink)),

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::backend::{DomId, DomainInfo};
+use crate::backend::DomainInfo;
 use crate::config::count_devices;
 use crate::engine::DomainView;
+use crate::fleet::{DomKey, HostId};
 
 /// CPU% samples kept per domain for the sparkline.
 pub const HISTORY: usize = 60;
@@ -27,10 +28,13 @@ pub enum Column {
     NetRx,
     VbdRd,
     VbdWr,
+    /// The host, in a fleet (hidden with one host). Last here so the
+    /// default sort stays ID; drawn first.
+    Host,
 }
 
 impl Column {
-    pub const ALL: [Column; 13] = [
+    pub const ALL: [Column; 14] = [
         Column::Id,
         Column::Name,
         Column::State,
@@ -44,6 +48,7 @@ impl Column {
         Column::NetRx,
         Column::VbdRd,
         Column::VbdWr,
+        Column::Host,
     ];
 
     pub fn is_io(self) -> bool {
@@ -68,6 +73,7 @@ impl Column {
             Column::NetRx => "NETRX/s",
             Column::VbdRd => "VBD_RD/s",
             Column::VbdWr => "VBD_WR/s",
+            Column::Host => "HOST",
         }
     }
 
@@ -84,6 +90,7 @@ impl Column {
             Column::Uptime => 11,
             Column::Devices => 18,
             Column::NetTx | Column::NetRx | Column::VbdRd | Column::VbdWr => 9,
+            Column::Host => 10,
         }
     }
 }
@@ -92,19 +99,24 @@ impl Column {
 /// widths. Less important columns go first; NAME takes what is left. Numbers
 /// are never cut.
 pub fn visible_columns(width: u16) -> Vec<(Column, u16)> {
-    columns_for(width, false, false)
+    columns_for(width, false, false, false)
 }
 
 /// [`visible_columns`] on a backend that counts I/O (`io`): the four I/O
 /// columns show when they all fit beside the others with a 24-wide NAME
 /// (150 columns); with `io_first` (the `I` key) they take the place of
-/// DEVICES, UPTIME and CPU(s) first.
-pub fn columns_for(width: u16, io: bool, io_first: bool) -> Vec<(Column, u16)> {
+/// DEVICES, UPTIME and CPU(s) first. With `fleet` (several hosts) HOST
+/// comes first and stays.
+pub fn columns_for(width: u16, io: bool, io_first: bool, fleet: bool) -> Vec<(Column, u16)> {
     let avail = width.saturating_sub(2);
-    let mut cols: Vec<Column> = Column::ALL
-        .iter()
-        .copied()
-        .filter(|c| io || !c.is_io())
+    let mut cols: Vec<Column> = std::iter::once(Column::Host)
+        .filter(|_| fleet)
+        .chain(
+            Column::ALL
+                .iter()
+                .copied()
+                .filter(|c| *c != Column::Host && (io || !c.is_io())),
+        )
         .collect();
     let total = |cols: &[Column], name: u16| -> u16 {
         cols.iter()
@@ -157,11 +169,18 @@ pub struct Stats {
 
 #[derive(Debug, Clone)]
 pub struct Row {
+    pub host: HostId,
     pub view: DomainView,
     pub name: String,
     pub devices: (usize, usize, usize),
     /// CPU% and its history, carried from one refresh to the next.
     pub cpu: Stats,
+}
+
+impl Row {
+    pub fn key(&self) -> DomKey {
+        DomKey::new(self.host, self.view.info.domid)
+    }
 }
 
 /// I/O rates from the last two counter reads, in bytes (and requests)
@@ -213,7 +232,7 @@ fn sample(s: &mut Stats, cpu_ns: u64, at_ns: u64) {
 pub struct DomainTable {
     pub rows: Vec<Row>,
     /// Where each domain's row is in `rows`.
-    by_domid: HashMap<DomId, usize>,
+    by_domid: HashMap<DomKey, usize>,
     /// Indices into `rows`, filtered and sorted.
     pub order: Vec<usize>,
     /// Position in `order`.
@@ -223,7 +242,7 @@ pub struct DomainTable {
     pub descending: bool,
     pub filter: String,
     pub filter_error: Option<String>,
-    pub tags: BTreeSet<DomId>,
+    pub tags: BTreeSet<DomKey>,
     pub now_ns: u64,
     /// The selected domain went away (a restart policy between its destroy
     /// and its rebuild): selected again when it comes back, unless the
@@ -232,6 +251,8 @@ pub struct DomainTable {
     pub vanished: Option<(uuid::Uuid, String)>,
     /// The I/O columns take the place of DEVICES, UPTIME and CPU(s) (`I`).
     pub io_first: bool,
+    /// The fleet's host names, by `HostId` (for HOST and `host:` filters).
+    pub host_names: Vec<String>,
 }
 
 /// Where a domain goes when sorting by STATE: live ones first, then paused,
@@ -266,12 +287,31 @@ impl DomainTable {
             .and_then(|i| self.rows.get(*i))
     }
 
-    pub fn selected_domid(&self) -> Option<DomId> {
-        self.selected_row().map(|r| r.view.info.domid)
+    pub fn selected_domid(&self) -> Option<DomKey> {
+        self.selected_row().map(Row::key)
     }
 
-    pub fn row(&self, domid: DomId) -> Option<&Row> {
-        self.rows.iter().find(|r| r.view.info.domid == domid)
+    pub fn row(&self, key: DomKey) -> Option<&Row> {
+        self.by_domid.get(&key).and_then(|i| self.rows.get(*i))
+    }
+
+    pub fn with_hosts(host_names: Vec<String>) -> Self {
+        DomainTable {
+            host_names,
+            ..Default::default()
+        }
+    }
+
+    /// A host's name ("?" for one not known).
+    pub fn host_name(&self, h: HostId) -> &str {
+        self.host_names
+            .get(usize::from(h.0))
+            .map_or("?", String::as_str)
+    }
+
+    /// Whether the table spans several hosts.
+    pub fn fleet(&self) -> bool {
+        self.host_names.len() > 1
     }
 
     /// How long it has been up; a shut-down or dying domain is not up.
@@ -283,8 +323,9 @@ impl DomainTable {
             .map(|s| self.now_ns.saturating_sub(s) / 1_000_000_000)
     }
 
-    /// Take a new snapshot of the domains, updating CPU% from deltas.
-    pub fn update(&mut self, views: Vec<DomainView>, at_ns: u64) {
+    /// Take a new snapshot of one host's domains, updating CPU% from
+    /// deltas; other hosts' rows stay as they are.
+    pub fn update(&mut self, host: HostId, views: Vec<DomainView>, at_ns: u64) {
         let keep = self.selected_domid();
         // A domain rebuilt under a new id (start, a restart policy) stays
         // selected: found again by its uuid or name, also when a snapshot
@@ -293,18 +334,28 @@ impl DomainTable {
             .selected_row()
             .map(|r| (r.view.info.uuid, r.name.clone()));
         self.now_ns = at_ns;
-        let live: BTreeSet<DomId> = views.iter().map(|v| v.info.domid).collect();
-        self.tags.retain(|d| live.contains(d));
-        let mut before: HashMap<DomId, Stats> = std::mem::take(&mut self.rows)
-            .into_iter()
-            .map(|r| (r.view.info.domid, r.cpu))
+        let live: BTreeSet<DomKey> = views
+            .iter()
+            .map(|v| DomKey::new(host, v.info.domid))
             .collect();
-        self.rows = views
+        self.tags.retain(|d| d.host != host || live.contains(d));
+        let (mine, others): (Vec<Row>, Vec<Row>) = std::mem::take(&mut self.rows)
+            .into_iter()
+            .partition(|r| r.host == host);
+        let mut before: HashMap<DomKey, Stats> =
+            mine.into_iter().map(|r| (r.key(), r.cpu)).collect();
+        // Hosts in their order, each host's domains as it lists them.
+        let mut rows = others;
+        let at = rows.partition_point(|r| r.host < host);
+        let new: Vec<Row> = views
             .into_iter()
             .map(|view| {
-                let mut cpu = before.remove(&view.info.domid).unwrap_or_default();
+                let mut cpu = before
+                    .remove(&DomKey::new(host, view.info.domid))
+                    .unwrap_or_default();
                 sample(&mut cpu, view.info.cpu_time_ns, at_ns);
                 Row {
+                    host,
                     name: clean(&view.info.name),
                     devices: count_devices(&view.info.devices),
                     cpu,
@@ -312,16 +363,18 @@ impl DomainTable {
                 }
             })
             .collect();
+        rows.splice(at..at, new);
+        self.rows = rows;
         self.by_domid = self
             .rows
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.view.info.domid, i))
+            .map(|(i, r)| (r.key(), i))
             .collect();
         let find = |rows: &[Row], (uuid, name): &(uuid::Uuid, String)| {
             rows.iter()
                 .find(|r| r.view.info.uuid == *uuid || r.name == *name)
-                .map(|r| r.view.info.domid)
+                .map(Row::key)
         };
         let keep = match self.vanished.as_ref().and_then(|v| find(&self.rows, v)) {
             Some(back) => {
@@ -343,8 +396,8 @@ impl DomainTable {
     /// Returns true when it shows more than that changed (a domain came,
     /// went, paused or shut down): time for a whole refresh.
     /// Take an I/O counter read: rates from the delta since the last.
-    pub fn apply_io(&mut self, io: &[crate::backend::IoCounters], at_ns: u64) {
-        for row in &mut self.rows {
+    pub fn apply_io(&mut self, host: HostId, io: &[crate::backend::IoCounters], at_ns: u64) {
+        for row in self.rows.iter_mut().filter(|r| r.host == host) {
             let now = io.iter().find(|c| c.domid == row.view.info.domid);
             let s = &mut row.cpu;
             s.io_rates = match (now, &s.io) {
@@ -371,16 +424,26 @@ impl DomainTable {
     }
 
     /// Take a tick's cheap read: CPU time, running or blocked, memory.
-    pub fn apply_stats(&mut self, stats: &[crate::backend::DomainStats], at_ns: u64) -> bool {
+    pub fn apply_stats(
+        &mut self,
+        host: HostId,
+        stats: &[crate::backend::DomainStats],
+        at_ns: u64,
+    ) -> bool {
         let keep = self.selected_domid();
         self.now_ns = at_ns;
-        let mut changed = stats.len() != self.rows.len();
+        let first = self.rows.partition_point(|r| r.host < host);
+        let mine = self.rows[first..]
+            .iter()
+            .take_while(|r| r.host == host)
+            .count();
+        let mut changed = stats.len() != mine;
         for (i, s) in stats.iter().enumerate() {
             // Backends list domains in a stable order: the row is usually
             // at the same place.
-            let at = match self.rows.get(i) {
-                Some(r) if r.view.info.domid == s.domid => Some(i),
-                _ => self.by_domid.get(&s.domid).copied(),
+            let at = match self.rows.get(first + i) {
+                Some(r) if r.host == host && r.view.info.domid == s.domid => Some(first + i),
+                _ => self.by_domid.get(&DomKey::new(host, s.domid)).copied(),
             };
             let Some(row) = at.and_then(|i| self.rows.get_mut(i)) else {
                 changed = true;
@@ -417,11 +480,18 @@ impl DomainTable {
 
     pub fn cycle_sort(&mut self, forward: bool) {
         let n = Column::ALL.len();
-        self.sort = if forward {
-            (self.sort + 1) % n
-        } else {
-            (self.sort + n - 1) % n
+        let step = |s: usize| {
+            if forward {
+                (s + 1) % n
+            } else {
+                (s + n - 1) % n
+            }
         };
+        self.sort = step(self.sort);
+        // HOST is a column only in a fleet.
+        if self.column() == Column::Host && !self.fleet() {
+            self.sort = step(self.sort);
+        }
         let keep = self.selected_domid();
         self.reorder(keep);
     }
@@ -458,9 +528,43 @@ impl DomainTable {
         self.reorder(keep);
     }
 
-    fn matcher(&mut self) -> Box<dyn Fn(&str) -> bool> {
+    /// The filter's `host:WORD` terms (hosts whose name contains WORD) and
+    /// the rest (matched against names).
+    fn split_filter(&self) -> (Vec<String>, String) {
+        let mut hosts = Vec::new();
+        let mut rest = Vec::new();
+        for w in self.filter.split_whitespace() {
+            match w.strip_prefix("host:") {
+                Some(h) => hosts.push(h.to_lowercase()),
+                None => rest.push(w),
+            }
+        }
+        (hosts, rest.join(" "))
+    }
+
+    fn matcher(&mut self) -> Box<dyn Fn(&Row) -> bool> {
+        let (hosts, rest) = self.split_filter();
+        let names: Vec<bool> = self
+            .host_names
+            .iter()
+            .map(|n| {
+                let n = n.to_lowercase();
+                hosts.is_empty() || hosts.iter().any(|h| n.contains(h.as_str()))
+            })
+            .collect();
+        let name = self.name_matcher(&rest);
+        Box::new(move |r: &Row| {
+            names
+                .get(usize::from(r.host.0))
+                .copied()
+                .unwrap_or(hosts.is_empty())
+                && name(&r.name)
+        })
+    }
+
+    fn name_matcher(&mut self, f: &str) -> Box<dyn Fn(&str) -> bool> {
         self.filter_error = None;
-        let f = self.filter.trim().to_string();
+        let f = f.trim().to_string();
         if f.is_empty() {
             return Box::new(|_| true);
         }
@@ -485,10 +589,10 @@ impl DomainTable {
         Box::new(move |name: &str| name.to_lowercase().contains(&needle))
     }
 
-    fn reorder(&mut self, keep: Option<DomId>) {
+    fn reorder(&mut self, keep: Option<DomKey>) {
         let matcher = self.matcher();
         let mut order: Vec<usize> = (0..self.rows.len())
-            .filter(|i| matcher(&self.rows[*i].name))
+            .filter(|i| matcher(&self.rows[*i]))
             .collect();
         let col = self.column();
         let rows = &self.rows;
@@ -526,6 +630,7 @@ impl DomainTable {
                     .to_lowercase()
                     .cmp(&rows[b].name.to_lowercase()),
                 Column::State => state_rank(ia).cmp(&state_rank(ib)),
+                Column::Host => rows[a].host.cmp(&rows[b].host),
                 _ => key_f64(a).total_cmp(&key_f64(b)),
             };
             let primary = if self.descending {
@@ -533,15 +638,13 @@ impl DomainTable {
             } else {
                 primary
             };
-            primary.then(ia.domid.cmp(&ib.domid))
+            primary
+                .then(rows[a].host.cmp(&rows[b].host))
+                .then(ia.domid.cmp(&ib.domid))
         });
         self.order = order;
         self.selected = keep
-            .and_then(|d| {
-                self.order
-                    .iter()
-                    .position(|i| self.rows[*i].view.info.domid == d)
-            })
+            .and_then(|d| self.order.iter().position(|i| self.rows[*i].key() == d))
             .unwrap_or(self.selected)
             .min(self.order.len().saturating_sub(1));
     }
@@ -585,7 +688,7 @@ impl DomainTable {
     }
 
     /// Tagged domains, or the selected one when none are tagged.
-    pub fn targets(&self) -> Vec<DomId> {
+    pub fn targets(&self) -> Vec<DomKey> {
         if self.tags.is_empty() {
             self.selected_domid().into_iter().collect()
         } else {
@@ -593,7 +696,7 @@ impl DomainTable {
         }
     }
 
-    pub fn name_of(&self, domid: DomId) -> String {
+    pub fn name_of(&self, domid: DomKey) -> String {
         self.row(domid)
             .map_or_else(|| format!("domain {domid}"), |r| r.name.clone())
     }

@@ -24,6 +24,7 @@ pub const T0: u64 = 1_795_305_600 * 1_000_000_000;
 
 pub struct Harness {
     pub app: App,
+    engine: Arc<Engine>,
     pub worker: Worker,
     pub clock: Arc<ManualClock>,
     pub sim: SimHypervisor,
@@ -95,7 +96,7 @@ impl Harness {
         );
         app.pid = TEST_PID;
         let worker = Worker::new(
-            engine,
+            Arc::clone(&engine),
             o.config_dir.to_path_buf(),
             o.recovery_dir.to_path_buf(),
             None,
@@ -106,6 +107,7 @@ impl Harness {
         };
         let mut h = Harness {
             app,
+            engine,
             worker,
             clock,
             sim,
@@ -116,7 +118,7 @@ impl Harness {
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
-        self.worker.engine()
+        &self.engine
     }
 
     fn run_effects(&mut self, effects: Vec<Effect>) {

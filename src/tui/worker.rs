@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use super::action::{Action, Done, Effect, HostPci, Snapshot};
 use super::library;
-use crate::backend::{ConsoleStream, DomId, ReadOutcome};
+use crate::backend::{ConsoleStream, ReadOutcome};
 use crate::config::xl::parse_any as parse_str;
 use crate::engine::Engine;
+use crate::fleet::{DomKey, Fleet, HostId};
 
 /// Where console reader threads deliver their bytes (real loop only).
 pub type Sink = Arc<dyn Fn(Action) + Send + Sync>;
@@ -23,24 +24,24 @@ type SharedStream = Arc<Mutex<Box<dyn ConsoleStream>>>;
 /// takes `&self`; the little state it keeps is behind locks) and run inline
 /// by tests.
 pub struct Worker {
-    engine: Arc<Engine>,
+    fleet: Arc<Fleet>,
     library_dir: PathBuf,
     recovery_dir: PathBuf,
     /// One lock per console: a write stuck on one guest's console holds
     /// up neither the others nor closing it.
-    writers: Mutex<HashMap<DomId, SharedStream>>,
+    writers: Mutex<HashMap<DomKey, SharedStream>>,
     /// Readers polled inline (tests); the real loop gives each its own thread.
-    readers: Mutex<HashMap<DomId, Box<dyn ConsoleStream>>>,
+    readers: Mutex<HashMap<DomKey, Box<dyn ConsoleStream>>>,
     sink: Option<Sink>,
     /// Stop flags of the reader threads, one per open console.
-    pumps: Mutex<HashMap<DomId, Arc<AtomicBool>>>,
+    pumps: Mutex<HashMap<DomKey, Arc<AtomicBool>>>,
     pci_root: PathBuf,
     /// The pci.ids database to name devices from; `None`: Debian's places.
     pci_ids: Option<PathBuf>,
     /// Where the preferences go; `None` (tests): not kept.
     prefs_path: Option<PathBuf>,
-    /// The newest journal entry already handed to the app.
-    journal_seq: AtomicI64,
+    /// The newest journal entry already handed to the app, per host.
+    journal_seq: Vec<AtomicI64>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -54,14 +55,27 @@ const GONE_FOR_NS: u64 = 24 * 3600 * 1_000_000_000;
 const CONSOLE_TAIL_LINES: usize = 30;
 
 impl Worker {
+    /// A worker for one host.
     pub fn new(
         engine: Arc<Engine>,
         library_dir: PathBuf,
         recovery_dir: PathBuf,
         sink: Option<Sink>,
     ) -> Self {
+        let fleet = Arc::new(Fleet::single("local", engine));
+        Self::for_fleet(fleet, library_dir, recovery_dir, sink)
+    }
+
+    /// A worker for every host of a fleet.
+    pub fn for_fleet(
+        fleet: Arc<Fleet>,
+        library_dir: PathBuf,
+        recovery_dir: PathBuf,
+        sink: Option<Sink>,
+    ) -> Self {
         Worker {
-            engine,
+            journal_seq: fleet.ids().map(|_| AtomicI64::new(0)).collect(),
+            fleet,
             library_dir,
             recovery_dir,
             writers: Mutex::default(),
@@ -71,7 +85,6 @@ impl Worker {
             pci_root: PathBuf::from("/sys/bus/pci/devices"),
             prefs_path: None,
             pci_ids: None,
-            journal_seq: AtomicI64::new(0),
         }
     }
 
@@ -86,29 +99,47 @@ impl Worker {
         self.pci_ids = ids;
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    pub fn fleet(&self) -> &Arc<Fleet> {
+        &self.fleet
     }
 
-    fn name(&self, domid: DomId) -> String {
-        self.engine
-            .view(domid)
-            .map_or_else(|_| format!("domain {domid}"), |v| v.info.name)
+    /// A host's engine, or why it cannot be used now.
+    fn on(&self, host: HostId) -> Result<Arc<Engine>, String> {
+        self.fleet.engine(host).map_err(|e| match e.retry_in() {
+            Some(t) => format!("{e} (next try in {} s)", t.as_secs_f64().ceil().max(1.0)),
+            None => e.to_string(),
+        })
     }
 
-    /// Journal entries since the last snapshot (the newest few hundred at
-    /// first).
-    fn new_journal(&self) -> Vec<crate::engine::JournalEntry> {
-        let after = self.journal_seq.load(Ordering::Relaxed);
+    /// "web1", or "host:web1" in a fleet: what results call a domain.
+    fn name(&self, key: DomKey) -> String {
+        let name = self
+            .on(key.host)
+            .and_then(|e| e.view(key.domid).map_err(|x| x.to_string()))
+            .map_or_else(|_| format!("domain {key}"), |v| v.info.name);
+        if self.fleet.len() > 1 {
+            format!("{}:{name}", self.fleet.name(key.host))
+        } else {
+            name
+        }
+    }
+
+    /// Journal entries since the host's last snapshot (the newest few
+    /// hundred at first).
+    fn new_journal(&self, host: HostId, engine: &Engine) -> Vec<crate::engine::JournalEntry> {
+        let Some(seq) = self.journal_seq.get(usize::from(host.0)) else {
+            return Vec::new();
+        };
+        let after = seq.load(Ordering::Relaxed);
         let filter = crate::engine::JournalFilter {
             after: Some(after),
             limit: (after == 0).then_some(500),
             ..Default::default()
         };
-        let entries = self.engine.journal(&filter).unwrap_or_default();
+        let entries = engine.journal(&filter).unwrap_or_default();
         if let Some(last) = entries.last() {
             // Only forward: two refreshes never hand out an entry twice.
-            let prev = self.journal_seq.fetch_max(last.seq, Ordering::Relaxed);
+            let prev = seq.fetch_max(last.seq, Ordering::Relaxed);
             return entries.into_iter().filter(|e| e.seq > prev).collect();
         }
         entries
@@ -117,8 +148,11 @@ impl Worker {
     /// Repair interrupted work (a process killed while this TUI runs, an
     /// operation of this one that panicked), then apply the policies of
     /// domains that shut down. Nothing to report, no action.
-    fn policies(&self) -> Vec<Action> {
-        let e = &self.engine;
+    fn policies(&self, host: HostId) -> Vec<Action> {
+        let Ok(e) = self.on(host) else {
+            // The refresh says the host is down.
+            return Vec::new();
+        };
         let repaired = match e.recover() {
             Ok(notes) => notes,
             Err(err) => vec![format!("repairing interrupted work failed: {err}")],
@@ -137,20 +171,26 @@ impl Worker {
         vec![Action::Done(Done::Policies { events, repaired })]
     }
 
-    pub fn snapshot(&self) -> Action {
-        let e = &self.engine;
+    /// A whole refresh of one host, or why it cannot be had.
+    pub fn snapshot(&self, host: HostId) -> Action {
+        let e = match self.on(host) {
+            Ok(e) => e,
+            Err(why) => return Action::HostDown { host, why },
+        };
         let result = (|| -> Result<Snapshot, String> {
             Ok(Snapshot {
+                host_id: host,
                 at_ns: e.now_ns(),
                 host: e.host_info().map_err(|x| x.to_string())?,
                 capabilities: e.hypervisor().capabilities(),
                 domains: e.domains().map_err(|x| x.to_string())?,
-                journal: self.new_journal(),
+                journal: self.new_journal(host, &e),
                 gone: e
                     .gone_recent(GONE_SHOWN, GONE_FOR_NS)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(record, last)| super::feed::GoneView {
+                        host,
                         domid: last.as_ref().and_then(|l| l.domid),
                         record,
                         last,
@@ -160,43 +200,123 @@ impl Worker {
         })();
         match result {
             Ok(s) => Action::Snapshot(Box::new(s)),
-            Err(err) => Action::Done(Done::Error(format!("refresh failed: {err}"))),
+            Err(why) => self.failed(host, &e, why),
         }
     }
 
+    /// A read of a host failed: the host is down (and, when its connection
+    /// is lost, opened again later).
+    fn failed(&self, host: HostId, e: &Arc<Engine>, why: String) -> Action {
+        if let Ok(m) = self.fleet.member(host) {
+            m.check_lost(e, &why);
+        }
+        Action::HostDown { host, why }
+    }
+
+    /// The reads of one host: a whole refresh, the tick's cheap read, I/O
+    /// counters, or its policies. Each host has lanes of its own.
+    pub fn run_host(&self, host: HostId, effect: &Effect) -> Vec<Action> {
+        let action = match effect {
+            Effect::Refresh => self.snapshot(host),
+            Effect::Policies => return self.policies(host),
+            // A failed read shows as "-" in the columns, not as an error
+            // every second.
+            Effect::IoStats => {
+                let Ok(e) = self.on(host) else {
+                    return Vec::new();
+                };
+                Action::Io {
+                    host,
+                    at_ns: e.now_ns(),
+                    io: e.io_stats().unwrap_or_default(),
+                }
+            }
+            Effect::Stats => match self.on(host) {
+                Err(why) => Action::HostDown { host, why },
+                Ok(e) => match e.stats() {
+                    Ok(stats) => Action::Stats {
+                        host,
+                        at_ns: e.now_ns(),
+                        stats,
+                    },
+                    Err(err) => self.failed(host, &e, err.to_string()),
+                },
+            },
+            _ => return Vec::new(),
+        };
+        vec![action]
+    }
+
+    /// Run `f` on each domain, on its own host; one result per domain.
     fn each(
         &self,
         op: &'static str,
-        ids: &[DomId],
-        f: impl Fn(&Engine, DomId) -> Result<(), String>,
+        ids: &[DomKey],
+        f: impl Fn(&Engine, crate::backend::DomId) -> Result<(), String>,
     ) -> Action {
         let results = ids
             .iter()
-            .map(|d| (self.name(*d), f(&self.engine, *d)))
+            .map(|d| {
+                // Named before: a destroyed domain has no name after.
+                let name = self.name(*d);
+                (name, self.on(d.host).and_then(|e| f(&e, d.domid)))
+            })
             .collect();
         Action::Done(Done::Ops { op, results })
     }
 
     pub fn run(&self, effect: Effect) -> Vec<Action> {
-        let e = Arc::clone(&self.engine);
+        if matches!(
+            effect,
+            Effect::Refresh | Effect::Policies | Effect::IoStats | Effect::Stats
+        ) {
+            return self
+                .fleet
+                .ids()
+                .flat_map(|h| self.run_host(h, &effect))
+                .collect();
+        }
+        // The host an effect goes to.
+        let host = match &effect {
+            Effect::Save(d, _)
+            | Effect::Attach(d, _)
+            | Effect::Detach(d, _)
+            | Effect::MemTarget(d, _)
+            | Effect::OpenConsole(d)
+            | Effect::CloseConsole(d)
+            | Effect::ConsoleInput(d, _)
+            | Effect::ConsoleResize(d, _, _) => d.host,
+            Effect::Restore(h, _)
+            | Effect::Build(h, _)
+            | Effect::Create(h, _)
+            | Effect::LoadTimeline(h, _)
+            | Effect::Dismiss(h, _) => *h,
+            _ => HostId::default(),
+        };
+        let engine = self.on(host);
+        // Work on one host's domains: nothing to do there when it is down.
+        let needs_host = matches!(
+            effect,
+            Effect::Save(..)
+                | Effect::Restore(..)
+                | Effect::Build(..)
+                | Effect::Create(..)
+                | Effect::Attach(..)
+                | Effect::Detach(..)
+                | Effect::Dismiss(..)
+                | Effect::LoadTimeline(..)
+        );
+        let e = match engine {
+            Ok(e) => Some(e),
+            Err(why) if needs_host => return vec![Action::Done(Done::Error(why))],
+            Err(_) => None,
+        };
         let action = match effect {
-            Effect::Refresh => self.snapshot(),
-            Effect::Policies => return self.policies(),
             // Only the lanes hold work that waits; here nothing does.
             Effect::CancelQueued(_) => return Vec::new(),
-            // A failed read shows as "-" in the columns, not as an error
-            // every second.
-            Effect::IoStats => Action::Io {
-                at_ns: e.now_ns(),
-                io: e.io_stats().unwrap_or_default(),
-            },
-            Effect::Stats => match e.stats() {
-                Ok(stats) => Action::Stats {
-                    at_ns: e.now_ns(),
-                    stats,
-                },
-                Err(err) => Action::Done(Done::Error(format!("refresh failed: {err}"))),
-            },
+            Effect::Refresh | Effect::Policies | Effect::IoStats | Effect::Stats => {
+                return Vec::new();
+            }
             Effect::Pause(ids) => {
                 self.each("pause", &ids, |e, d| e.pause(d).map_err(|x| x.to_string()))
             }
@@ -204,17 +324,23 @@ impl Worker {
                 // Each result names what happened to that domain.
                 let results = ids
                     .iter()
-                    .map(|d| {
-                        let paused = e.view(*d).map(|v| v.info.flags.paused).unwrap_or(false);
-                        let (verb, r) = if paused {
-                            ("unpaused", e.unpause(*d))
-                        } else {
-                            ("paused", e.pause(*d))
-                        };
-                        (
-                            format!("{verb} {}", self.name(*d)),
-                            r.map_err(|x| x.to_string()),
-                        )
+                    .map(|k| {
+                        let r = self.on(k.host).map(|e| {
+                            let paused = e
+                                .view(k.domid)
+                                .map(|v| v.info.flags.paused)
+                                .unwrap_or(false);
+                            let (verb, r) = if paused {
+                                ("unpaused", e.unpause(k.domid))
+                            } else {
+                                ("paused", e.pause(k.domid))
+                            };
+                            (verb, r.map_err(|x| x.to_string()))
+                        });
+                        match r {
+                            Ok((verb, r)) => (format!("{verb} {}", self.name(*k)), r),
+                            Err(why) => (self.name(*k), Err(why)),
+                        }
                     })
                     .collect();
                 Action::Done(Done::Ops {
@@ -224,14 +350,18 @@ impl Worker {
             }
             Effect::Save(d, path) => {
                 let name = self.name(d);
-                let result = e
-                    .save(d, &path)
-                    .map(|()| format!("saved to {}", path.display()))
-                    .map_err(|x| x.to_string());
+                let result = self
+                    .on(d.host)
+                    .and_then(|e| e.save(d.domid, &path).map_err(|x| x.to_string()))
+                    .map(|()| format!("saved to {}", path.display()));
                 Action::Done(Done::Attached { name, result })
             }
-            Effect::Restore(path) => {
-                let result = e.restore(&path).map_err(|x| x.to_string());
+            Effect::Restore(h, path) => {
+                let Some(e) = e else { return Vec::new() };
+                let result = e
+                    .restore(&path)
+                    .map(|d| DomKey::new(h, d))
+                    .map_err(|x| x.to_string());
                 let file = path
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
@@ -239,7 +369,7 @@ impl Worker {
                 // The domain's name, once it is back; the file's until then.
                 let name = match &result {
                     Ok(d) => e
-                        .view(*d)
+                        .view(d.domid)
                         .map(|v| v.info.name)
                         .unwrap_or_else(|_| file.clone()),
                     Err(_) => file,
@@ -268,14 +398,18 @@ impl Worker {
             Effect::MemTarget(d, mib) => self.each("memory target", &[d], |e, d| {
                 e.set_memory_target(d, mib).map_err(|x| x.to_string())
             }),
-            Effect::Build(path) => {
+            Effect::Build(h, path) => {
+                let Some(e) = e else { return Vec::new() };
                 let file = path
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 match crate::config::load_file(&path) {
                     Ok((config, _)) => {
-                        let result = e.create(&config, Some(&path)).map_err(|x| x.to_string());
+                        let result = e
+                            .create(&config, Some(&path))
+                            .map(|d| DomKey::new(h, d))
+                            .map_err(|x| x.to_string());
                         Action::Done(Done::Built {
                             name: config.name,
                             result,
@@ -287,17 +421,22 @@ impl Worker {
                     }),
                 }
             }
-            Effect::Create(config) => {
-                let result = e.create(&config, None).map_err(|x| x.to_string());
+            Effect::Create(h, config) => {
+                let Some(e) = e else { return Vec::new() };
+                let result = e
+                    .create(&config, None)
+                    .map(|d| DomKey::new(h, d))
+                    .map_err(|x| x.to_string());
                 Action::Done(Done::Built {
                     name: config.name.clone(),
                     result,
                 })
             }
             Effect::Attach(d, dev) => {
+                let Some(e) = e else { return Vec::new() };
                 let result = e
-                    .attach(d, &dev)
-                    .map(|x| match e.view(d) {
+                    .attach(d.domid, &dev)
+                    .map(|x| match e.view(d.domid) {
                         Ok(v) => v.info.attached_text(&x),
                         Err(_) => format!("attached {x}"),
                     })
@@ -308,8 +447,9 @@ impl Worker {
                 })
             }
             Effect::Detach(d, r) => {
+                let Some(e) = e else { return Vec::new() };
                 let result = e
-                    .detach(d, &r)
+                    .detach(d.domid, &r)
                     .map(|x| format!("detached {x}"))
                     .map_err(|x| x.to_string());
                 Action::Done(Done::Detached {
@@ -339,15 +479,17 @@ impl Worker {
                 let _ = self.with_writer(d, |w| w.resize(cols, rows).map_err(|x| x.to_string()));
                 return Vec::new();
             }
-            Effect::Dismiss(uuid) => {
-                if let Err(err) = self.engine.dismiss(uuid) {
+            Effect::Dismiss(_, uuid) => {
+                let Some(e) = e else { return Vec::new() };
+                if let Err(err) = e.dismiss(uuid) {
                     return vec![Action::Done(Done::Error(format!("dismissing: {err}")))];
                 }
                 return Vec::new();
             }
-            Effect::LoadTimeline(uuid) => {
-                let entries = self.engine.timeline(uuid).unwrap_or_default();
-                let tail = self.engine.console_tail(uuid, CONSOLE_TAIL_LINES);
+            Effect::LoadTimeline(_, uuid) => {
+                let Some(e) = e else { return Vec::new() };
+                let entries = e.timeline(uuid).unwrap_or_default();
+                let tail = e.console_tail(uuid, CONSOLE_TAIL_LINES);
                 Action::Timeline {
                     uuid,
                     entries,
@@ -356,7 +498,7 @@ impl Worker {
             }
             // Marked for the backend in use: plan9 is no valid config on QEMU.
             Effect::LoadLibrary => Action::Library(library::scan_with(&self.library_dir, |c| {
-                self.engine.unbuildable(c).into_iter().next()
+                e.as_ref().and_then(|e| e.unbuildable(c).into_iter().next())
             })),
             // Bounded reads of regular files only: a FIFO in the library
             // must not block the worker, nor /dev/zero fill its memory.
@@ -393,7 +535,10 @@ impl Worker {
                 })
             }
             Effect::Preflight { path, text } => {
-                let problems = self.preflight(&path, &text);
+                let problems = match &e {
+                    Some(e) => preflight(e, &self.pci_root, &path, &text),
+                    None => vec!["the host is not reachable".to_string()],
+                };
                 Action::Done(Done::Preflight { path, problems })
             }
             Effect::SavePrefs(prefs) => {
@@ -472,7 +617,7 @@ impl Worker {
     /// Run `f` on the domain's console writer, opening one if needed.
     fn with_writer<T>(
         &self,
-        d: DomId,
+        d: DomKey,
         f: impl FnOnce(&mut Box<dyn ConsoleStream>) -> Result<T, String>,
     ) -> Result<T, String> {
         let existing = locked(&self.writers).get(&d).map(Arc::clone);
@@ -483,9 +628,9 @@ impl Worker {
                 // (and journalled): opened on the backend directly, with
                 // no lock held.
                 let fresh = self
-                    .engine
+                    .on(d.host)?
                     .hypervisor()
-                    .open_console(d)
+                    .open_console(d.domid)
                     .map_err(|x| x.to_string())?;
                 Arc::clone(
                     locked(&self.writers)
@@ -498,21 +643,26 @@ impl Worker {
         f(&mut w)
     }
 
-    fn close_console(&self, d: DomId) {
+    fn close_console(&self, d: DomKey) {
         let had = locked(&self.pumps)
             .remove(&d)
             .map(|stop| stop.store(true, Ordering::Relaxed));
         let read = locked(&self.readers).remove(&d);
         let wrote = locked(&self.writers).remove(&d);
-        if had.is_some() || read.is_some() || wrote.is_some() {
-            self.engine.console_closed(d);
+        if (had.is_some() || read.is_some() || wrote.is_some())
+            && let Ok(e) = self.on(d.host)
+        {
+            e.console_closed(d.domid);
         }
     }
 
-    fn open_console(&self, d: DomId) -> Vec<Action> {
+    fn open_console(&self, d: DomKey) -> Vec<Action> {
         // A fresh stream replays the whole log into the fresh buffer.
         self.close_console(d);
-        let stream = match self.engine.console(d) {
+        let stream = match self
+            .on(d.host)
+            .and_then(|e| e.console(d.domid).map_err(|x| x.to_string()))
+        {
             Ok(s) => s,
             Err(err) => {
                 return vec![
@@ -565,9 +715,11 @@ impl Worker {
         }
         out
     }
+}
 
-    /// Schema-aware checks before a build: memory, files, collisions, PCI.
-    fn preflight(&self, path: &Path, text: &str) -> Vec<String> {
+/// Schema-aware checks before a build: memory, files, collisions, PCI.
+fn preflight(engine: &Engine, pci_root: &Path, path: &Path, text: &str) -> Vec<String> {
+    {
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -576,12 +728,12 @@ impl Worker {
             Ok((c, _)) => c,
             Err(err) => return vec![err.to_string()],
         };
-        self.engine.preflight(&config, &self.pci_root)
+        engine.preflight(&config, pci_root)
     }
 }
 
 /// Read a console in the background and hand its bytes to the loop.
-fn pump(d: DomId, mut stream: Box<dyn ConsoleStream>, sink: Sink, stop: &AtomicBool) {
+fn pump(d: DomKey, mut stream: Box<dyn ConsoleStream>, sink: Sink, stop: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if stop.load(Ordering::Relaxed) {

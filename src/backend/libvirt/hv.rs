@@ -31,6 +31,11 @@ const AFFECT_LIVE: u32 = 1;
 const START_PAUSED: u32 = 1;
 const LIST_ACTIVE: u32 = 1;
 
+/// Keep-alive probes: one every 2 s, the connection closed after 3
+/// unanswered.
+const KEEPALIVE_INTERVAL_S: i32 = 2;
+const KEEPALIVE_COUNT: u32 = 3;
+
 pub struct LibvirtHypervisor {
     uri: String,
     conn: Mutex<Connect>,
@@ -63,6 +68,10 @@ impl LibvirtHypervisor {
             what: format!("the libvirt backend at {uri}"),
             why: e.message().to_string(),
         })?;
+        // A daemon that stops answering is noticed within a few seconds
+        // (the connection closes, and calls fail rather than hang);
+        // drivers without keep-alive (test:///) refuse, which is fine.
+        let _ = conn.set_keep_alive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT);
         Ok(LibvirtHypervisor {
             uri: uri.to_string(),
             conn: Mutex::new(conn),
@@ -169,6 +178,11 @@ impl Hypervisor for LibvirtHypervisor {
             ImageHvm,
             HostFiles,
         ])
+    }
+
+    fn connected(&self) -> bool {
+        self.with(|c| Ok(c.is_alive().unwrap_or(false)))
+            .unwrap_or(false)
     }
 
     fn host_key(&self) -> String {

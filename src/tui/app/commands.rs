@@ -165,22 +165,23 @@ impl App {
 
     fn open_details(&mut self) -> Vec<Effect> {
         if self.tab == Tab::Gone {
-            let Some(uuid) = self.feed.selected_gone().map(|g| g.record.uuid) else {
+            let Some((host, uuid)) = self.feed.selected_gone().map(|g| (g.host, g.record.uuid))
+            else {
                 return Vec::new();
             };
             self.mode = Mode::GoneDetails(uuid);
-            return self.load_timeline(uuid);
+            return self.load_timeline(host, uuid);
         }
         let Some(row) = self.table.selected_row() else {
             return Vec::new();
         };
-        let (d, uuid) = (row.view.info.domid, row.view.info.uuid);
+        let (d, uuid) = (row.key(), row.view.info.uuid);
         self.mode = Mode::Details(Details::new(d));
-        self.load_timeline(uuid)
+        self.load_timeline(d.host, uuid)
     }
 
     fn dismiss_gone(&mut self) -> Vec<Effect> {
-        let Some(uuid) = self.feed.selected_gone().map(|g| g.record.uuid) else {
+        let Some((host, uuid)) = self.feed.selected_gone().map(|g| (g.host, g.record.uuid)) else {
             return Vec::new();
         };
         self.feed.gone.retain(|x| x.record.uuid != uuid);
@@ -188,7 +189,7 @@ impl App {
             .feed
             .gone_selected
             .min(self.feed.gone.len().saturating_sub(1));
-        vec![Effect::Dismiss(uuid)]
+        vec![Effect::Dismiss(host, uuid)]
     }
 
     /// Copy, build, delete or import the selected library file.
@@ -212,7 +213,7 @@ impl App {
                 let prompt = NamePrompt::new(&format!("{base}-copy"), Some(path));
                 self.mode = Mode::NewConfig(prompt);
             }
-            (Command::LibBuild, None) => return vec![Effect::Build(path)],
+            (Command::LibBuild, None) => return vec![Effect::Build(self.current_host(), path)],
             (Command::LibDelete, _) => {
                 self.mode = Mode::Confirm(Confirm {
                     title: "Delete".into(),

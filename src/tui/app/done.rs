@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{App, Level, Mode, Tab};
-use crate::backend::{DomId, ShutdownReason};
+use crate::backend::ShutdownReason;
 use crate::engine::PolicyEvent;
+use crate::fleet::DomKey;
 use crate::tui::action::{Done, Effect};
 
 fn file_name(p: &Path) -> String {
@@ -68,7 +69,7 @@ impl App {
         effects
     }
 
-    fn on_cancelled(&mut self, domid: DomId, ops: &[&str]) {
+    fn on_cancelled(&mut self, domid: DomKey, ops: &[&str]) {
         let name = self.table.name_of(domid);
         let msg = if ops.is_empty() {
             format!("nothing waits on {name} (what has started runs to its end)")
@@ -127,7 +128,7 @@ impl App {
         self.table.tags.clear();
     }
 
-    fn on_built(&mut self, name: &str, result: Result<DomId, String>) {
+    fn on_built(&mut self, name: &str, result: Result<DomKey, String>) {
         let from_editor = self.building_from_editor.take();
         match result {
             Ok(domid) => {
@@ -216,7 +217,7 @@ impl App {
         let mut effects = vec![Effect::ClearRecovery(path.clone()), Effect::LoadLibrary];
         if then_build {
             self.building_from_editor = Some(path.clone());
-            effects.push(Effect::Build(path));
+            effects.push(Effect::Build(self.current_host(), path));
         }
         effects
     }

@@ -2,14 +2,15 @@
 //! ticks and statistics.
 
 use super::{App, CHECK_OTHERS_EVERY, FULL_REFRESH_EVERY, Mode};
-use crate::backend::{DomId, DomainStats};
+use crate::backend::DomainStats;
+use crate::fleet::{DomKey, HostId};
 use crate::tui::action::Effect;
 use crate::tui::console::ConsoleBuffer;
 use crate::tui::library::LibraryEntry;
 use crate::tui::ui::layout;
 
 impl App {
-    pub(super) fn on_console_bytes(&mut self, domid: DomId, bytes: &[u8]) -> Vec<Effect> {
+    pub(super) fn on_console_bytes(&mut self, domid: DomKey, bytes: &[u8]) -> Vec<Effect> {
         let (rows, cols) = layout::console_size(self.size);
         self.consoles
             .entry(domid)
@@ -19,7 +20,7 @@ impl App {
     }
 
     /// Nothing to show; `c` tries again.
-    pub(super) fn on_console_failed(&mut self, domid: DomId) -> Vec<Effect> {
+    pub(super) fn on_console_failed(&mut self, domid: DomKey) -> Vec<Effect> {
         self.consoles.remove(&domid);
         if matches!(&self.mode, Mode::Console(v) if v.domid == domid) {
             self.mode = Mode::Normal;
@@ -75,12 +76,17 @@ impl App {
         }
     }
 
-    pub(super) fn on_stats(&mut self, at_ns: u64, stats: &[DomainStats]) -> Vec<Effect> {
+    pub(super) fn on_stats(
+        &mut self,
+        host: HostId,
+        at_ns: u64,
+        stats: &[DomainStats],
+    ) -> Vec<Effect> {
         if !self.loaded {
             return vec![Effect::Refresh];
         }
         self.now_ns = at_ns;
-        let changed = self.table.apply_stats(stats, at_ns);
+        let changed = self.table.apply_stats(host, stats, at_ns);
         let (_, h) = layout::table_rows(self.size);
         self.table.scroll_into_view(h);
         if changed {

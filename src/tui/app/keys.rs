@@ -5,7 +5,8 @@
 use crossterm::event::{KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 
 use super::{App, Level, Mode, Tab};
-use crate::backend::{DomId, ShutdownReason};
+use crate::backend::ShutdownReason;
+use crate::fleet::DomKey;
 use crate::tui::action::Effect;
 use crate::tui::components::confirm::Answer;
 use crate::tui::components::console_view::{ConsoleKey, ConsoleView};
@@ -277,7 +278,7 @@ impl App {
     }
 
     /// The domain that took over a gone one's name (a restart).
-    pub fn successor(&self, domid: DomId) -> Option<DomId> {
+    pub fn successor(&self, domid: DomKey) -> Option<DomKey> {
         // The row is gone: the console's buffer kept the name.
         let name = match self.consoles.get(&domid) {
             Some(c) if !c.name.is_empty() => c.name.clone(),
@@ -286,14 +287,14 @@ impl App {
         self.table
             .rows
             .iter()
-            .find(|r| r.name == name && r.view.info.domid != domid)
-            .map(|r| r.view.info.domid)
+            .find(|r| r.host == domid.host && r.name == name && r.key() != domid)
+            .map(super::super::table::Row::key)
     }
 
     fn shutdown_key(
         &mut self,
         mut picker: Picker<ShutdownReason>,
-        targets: Vec<DomId>,
+        targets: Vec<DomKey>,
         key: &KeyEvent,
     ) -> Next {
         let hot = match self.keys.lookup(key, &[Scope::Shutdown], self.read_only) {
@@ -326,7 +327,7 @@ impl App {
     }
 
     fn form_key(&mut self, mut form: Box<DeviceForm>, key: KeyEvent) -> Next {
-        let seed = self.now_ns ^ u64::from(form.domid);
+        let seed = self.now_ns ^ u64::from(form.domid.domid);
         let next = self
             .table
             .row(form.domid)
@@ -367,7 +368,7 @@ impl App {
             }];
             return (Mode::Normal, effects);
         }
-        let backend = self.host.as_ref().map(|h| h.backend);
+        let backend = self.host().map(|h| h.backend);
         let text = crate::tui::library::template_for(&name, backend);
         stay(Mode::Editor(Box::new(Editor::new(path, &text, ""))))
     }

@@ -31,9 +31,10 @@ use super::library::Library;
 use super::table::DomainTable;
 use super::theme::Theme;
 use super::ui::layout;
-use crate::backend::{Capabilities, Capability, DomId, HostInfo, ShutdownReason};
+use crate::backend::{Capability, HostInfo, ShutdownReason};
 use crate::config::DeviceRef;
 use crate::engine::{DomainEvent, JournalEntry};
+use crate::fleet::{DomKey, HostId};
 
 const EVENTS_CAP: usize = 500;
 /// Every this many ticks the whole view is read again.
@@ -127,9 +128,9 @@ pub enum Mode {
     GoneDetails(uuid::Uuid),
     Console(ConsoleView),
     Confirm(Confirm),
-    Shutdown(Picker<ShutdownReason>, Vec<DomId>),
+    Shutdown(Picker<ShutdownReason>, Vec<DomKey>),
     Form(Box<DeviceForm>),
-    Detach(Picker<DeviceRef>, DomId),
+    Detach(Picker<DeviceRef>, DomKey),
     Memory(MemoryForm),
     /// A new config's name; with a source: a copy of that config.
     NewConfig(NamePrompt),
@@ -173,8 +174,8 @@ pub struct App {
     pub read_only: bool,
     pub tab: Tab,
     pub mode: Mode,
-    pub host: Option<HostInfo>,
-    pub caps: Capabilities,
+    /// Every host of the fleet (one, usually).
+    pub hosts: super::hosts::Hosts,
     pub table: DomainTable,
     pub library: Library,
     pub events: VecDeque<LogLine>,
@@ -184,11 +185,11 @@ pub struct App {
     /// What the TUI follows of the journal beyond the table.
     pub feed: Feed,
     /// Operations waiting their turn on each domain (the lanes say).
-    pub queued: HashMap<DomId, Vec<&'static str>>,
+    pub queued: HashMap<DomKey, Vec<&'static str>>,
     /// This process, to tell its own journal entries from others'.
     pub pid: u32,
     pub status: Option<(Level, String)>,
-    pub consoles: HashMap<DomId, ConsoleBuffer>,
+    pub consoles: HashMap<DomKey, ConsoleBuffer>,
     pub size: (u16, u16),
     pub now_ns: u64,
     pub loaded: bool,
@@ -196,7 +197,7 @@ pub struct App {
     /// Build from the editor: the file whose build should close the editor.
     building_from_editor: Option<PathBuf>,
     /// A domain to select once a snapshot shows it (after a build).
-    pending_select: Option<DomId>,
+    pending_select: Option<DomKey>,
     /// The theme before the picker opened, for Esc.
     theme_before: Theme,
     /// When the status line was set: routine news waits behind a recent error.
@@ -228,9 +229,8 @@ impl App {
             read_only,
             tab: Tab::Domains,
             mode: Mode::Normal,
-            host: None,
-            caps: Capabilities::default(),
-            table: DomainTable::default(),
+            hosts: super::hosts::Hosts::default(),
+            table: DomainTable::with_hosts(vec!["local".into()]),
             library: Library {
                 dir: config_dir,
                 ..Default::default()
@@ -312,8 +312,57 @@ impl App {
             .any(|r| r.view.pending.iter().any(|i| i.owner.pid != self.pid))
     }
 
+    /// Refresh ticks so far (what a host's silence is counted in).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Name the fleet's hosts (in `HostId` order); one host by default.
+    pub fn set_hosts(&mut self, names: &[String]) {
+        self.hosts = super::hosts::Hosts(
+            names
+                .iter()
+                .map(|n| super::hosts::HostView::named(n))
+                .collect(),
+        );
+        self.table.host_names = names.to_vec();
+    }
+
+    /// The host commands without a domain go to: the selected domain's
+    /// (or the first).
+    pub fn current_host(&self) -> HostId {
+        self.table
+            .selected_row()
+            .map_or(HostId::default(), |r| r.host)
+    }
+
+    /// What the current host reported of itself.
+    pub fn host(&self) -> Option<&HostInfo> {
+        self.hosts
+            .get(self.current_host())
+            .and_then(|h| h.info.as_ref())
+    }
+
+    /// Whether the current host's backend can.
     fn can(&self, cap: Capability) -> bool {
-        self.caps.has(cap)
+        self.hosts.caps(self.current_host()).has(cap)
+    }
+
+    /// Whether any host counts I/O.
+    fn any_io(&self) -> bool {
+        self.hosts
+            .iter()
+            .any(|(_, h)| h.caps.has(Capability::IoStats))
+    }
+
+    /// "web1", or "host:web1" in a fleet: what messages call a domain.
+    pub fn label(&self, key: DomKey) -> String {
+        let name = self.table.name_of(key);
+        if self.hosts.is_fleet() {
+            format!("{}:{name}", self.hosts.name(key.host))
+        } else {
+            name
+        }
     }
 
     /// The operator's choices as they are now.
@@ -331,15 +380,16 @@ impl App {
     pub fn columns_in(&self, width: u16) -> Vec<(crate::tui::table::Column, u16)> {
         crate::tui::table::columns_for(
             width,
-            self.caps.has(Capability::IoStats),
+            self.any_io(),
             self.table.io_first,
+            self.hosts.is_fleet(),
         )
     }
 
     /// Whether I/O is on screen, in a column or a domain's details (then
     /// its counters are read).
     pub fn io_shown(&self) -> bool {
-        self.caps.has(Capability::IoStats)
+        self.any_io()
             && self.tab == Tab::Domains
             && (matches!(self.mode, Mode::Details(_))
                 || self.columns_in(self.size.0).iter().any(|(c, _)| c.is_io()))
@@ -478,11 +528,19 @@ impl App {
                 Vec::new()
             }
             Action::Tick => self.on_tick(),
-            Action::Io { at_ns, io } => {
-                self.table.apply_io(&io, at_ns);
+            Action::Io { host, at_ns, io } => {
+                self.answered(host);
+                self.table.apply_io(host, &io, at_ns);
                 Vec::new()
             }
-            Action::Stats { at_ns, stats } => self.on_stats(at_ns, &stats),
+            Action::Stats { host, at_ns, stats } => {
+                self.answered(host);
+                self.on_stats(host, at_ns, &stats)
+            }
+            Action::HostDown { host, why } => {
+                self.on_host_down(host, why);
+                Vec::new()
+            }
             Action::Timeline {
                 uuid,
                 entries,
@@ -499,8 +557,37 @@ impl App {
         }
     }
 
+    /// A host answered: it is up.
+    fn answered(&mut self, host: HostId) {
+        let tick = self.ticks;
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.answered_tick = tick;
+            h.down = None;
+        }
+    }
+
+    /// A host could not be read: said once when it goes down (its rows stay,
+    /// shown as not current, until it answers again).
+    fn on_host_down(&mut self, host: HostId, why: String) {
+        let Some(h) = self.hosts.get_mut(host) else {
+            return;
+        };
+        let was_up = h.down.is_none();
+        h.down = Some(why.clone());
+        if was_up {
+            let text = if self.hosts.is_fleet() {
+                format!("host {}: {why}", self.hosts.name(host))
+            } else {
+                format!("refresh failed: {why}")
+            };
+            self.log(Level::Error, text);
+        }
+    }
+
     fn on_snapshot(&mut self, s: Snapshot) {
         let first = !self.loaded;
+        let host = s.host_id;
+        self.answered(host);
         self.now_ns = s.at_ns;
         if !self.loaded {
             // What was said before the clock was first read happened at
@@ -513,20 +600,27 @@ impl App {
             }
         }
         self.loaded = true;
-        self.host = Some(s.host);
-        self.caps = s.capabilities;
-        self.table.update(s.domains, s.at_ns);
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.info = Some(s.host);
+            h.caps = s.capabilities;
+        }
+        self.table.update(host, s.domains, s.at_ns);
         if let Some(d) = self.pending_select
             && let Some(pos) = self
                 .table
                 .order
                 .iter()
-                .position(|i| self.table.rows[*i].view.info.domid == d)
+                .position(|i| self.table.rows[*i].key() == d)
         {
             self.table.select(pos);
             self.pending_select = None;
         }
-        self.feed.gone = s.gone;
+        // Each host's gone domains, newest first across the fleet.
+        self.feed.gone.retain(|g| g.host != host);
+        self.feed.gone.extend(s.gone);
+        self.feed
+            .gone
+            .sort_by_key(|g| std::cmp::Reverse(g.last.as_ref().map_or(0, |l| l.at_ns)));
         self.feed.gone_selected = self
             .feed
             .gone_selected
@@ -534,8 +628,16 @@ impl App {
         // Every process's events, in the Events tab; the important ones
         // others caused on the status line.
         let pid = self.pid;
+        let fleet = self
+            .hosts
+            .is_fleet()
+            .then(|| self.hosts.name(host).to_string());
         for e in s.journal.iter().filter(|e| super::feed::shown(e, pid)) {
-            self.push_line(LogLine::from_journal(e));
+            let mut line = LogLine::from_journal(e);
+            if let Some(h) = &fleet {
+                line.who = format!("{h}: {}", line.who);
+            }
+            self.push_line(line);
         }
         if first {
             // History arrived after what this TUI said at start: in time
@@ -547,7 +649,10 @@ impl App {
         // not on the status line as news.
         let announced = self.feed.take(&s.journal, self.pid);
         for e in announced.into_iter().filter(|_| !first) {
-            let who = super::feed::subject(&e);
+            let who = match &fleet {
+                Some(h) => format!("{h}:{}", super::feed::subject(&e)),
+                None => super::feed::subject(&e),
+            };
             self.announce_logged(Level::Warn, format!("{who}: {} ({})", e.event, e.source));
         }
         let live: Vec<uuid::Uuid> = self.table.rows.iter().map(|r| r.view.info.uuid).collect();
@@ -605,7 +710,7 @@ impl App {
 
     /// Open the details' timeline: the whole of it is loaded, then
     /// followed live.
-    fn load_timeline(&mut self, uuid: uuid::Uuid) -> Vec<Effect> {
+    fn load_timeline(&mut self, host: HostId, uuid: uuid::Uuid) -> Vec<Effect> {
         let entries = self
             .journal
             .iter()
@@ -618,10 +723,10 @@ impl App {
             console_tail: Vec::new(),
             loaded: false,
         });
-        vec![Effect::LoadTimeline(uuid)]
+        vec![Effect::LoadTimeline(host, uuid)]
     }
 
-    fn select_after_refresh(&mut self, domid: DomId) {
+    fn select_after_refresh(&mut self, domid: DomKey) {
         // The new domain arrives with the next snapshot; select it by its
         // position once it is there, else keep the current selection.
         self.table.tags.clear();

@@ -3,7 +3,8 @@
 //! list or question it needs.
 
 use super::{App, Level, Mode};
-use crate::backend::{Capability, DomId, ShutdownReason};
+use crate::backend::{Capability, ShutdownReason};
+use crate::fleet::{DomKey, HostId};
 use crate::tui::action::Effect;
 use crate::tui::components::confirm::{Confirm, Pending};
 use crate::tui::components::device_form::{DeviceForm, next_vdev};
@@ -41,7 +42,7 @@ impl App {
                     Some(e) => e.path.clone(),
                     None => std::path::PathBuf::from(what),
                 };
-                return vec![Effect::Build(path)];
+                return vec![Effect::Build(self.current_host(), path)];
             }
             Op::Console(d) => return self.open_console(d),
             Op::Edit(d) => return self.edit_domain(d),
@@ -95,7 +96,7 @@ impl App {
                 return effects;
             }
             Op::Save(d, file) => return vec![Effect::Save(d, file)],
-            Op::Restore(file) => return vec![Effect::Restore(file)],
+            Op::Restore(file) => return vec![Effect::Restore(self.current_host(), file)],
         }
         Vec::new()
     }
@@ -103,9 +104,9 @@ impl App {
     /// The effect for these domains, Domain-0 left out (with a message).
     fn on_guests(
         &mut self,
-        targets: Vec<DomId>,
+        targets: Vec<DomKey>,
         what: &str,
-        effect: impl FnOnce(Vec<DomId>) -> Effect,
+        effect: impl FnOnce(Vec<DomKey>) -> Effect,
     ) -> Vec<Effect> {
         let targets = self.guest_targets(targets, what);
         if targets.is_empty() {
@@ -115,9 +116,9 @@ impl App {
     }
 
     /// The domains minus Domain-0, said when it was among them.
-    fn guest_targets(&mut self, mut targets: Vec<DomId>, what: &str) -> Vec<DomId> {
-        if targets.contains(&0) {
-            targets.retain(|d| *d != 0);
+    fn guest_targets(&mut self, mut targets: Vec<DomKey>, what: &str) -> Vec<DomKey> {
+        if targets.iter().any(DomKey::is_dom0) {
+            targets.retain(|d| !d.is_dom0());
             self.log(Level::Error, format!("Domain-0 cannot be {what}"));
         }
         targets
@@ -155,7 +156,7 @@ impl App {
         }
     }
 
-    fn shutdown_menu(&mut self, targets: Vec<DomId>) {
+    fn shutdown_menu(&mut self, targets: Vec<DomKey>) {
         let targets = self.guest_targets(targets, "shut down");
         if targets.is_empty() {
             return;
@@ -177,7 +178,7 @@ impl App {
     }
 
     /// One confirmation, for the key, the palette and bulk destroys alike.
-    fn confirm_destroy(&mut self, targets: Vec<DomId>) {
+    fn confirm_destroy(&mut self, targets: Vec<DomKey>) {
         let mut names: Vec<String> = targets
             .iter()
             .take(5)
@@ -200,20 +201,20 @@ impl App {
         });
     }
 
-    fn attach_form(&mut self, domid: DomId) {
+    fn attach_form(&mut self, domid: DomKey) {
         if let Some(row) = self.table.row(domid) {
             let info = &row.view.info;
             let form = DeviceForm::new(
                 domid,
                 row.name.clone(),
                 next_vdev(&info.devices),
-                self.now_ns ^ u64::from(domid),
+                self.now_ns ^ u64::from(domid.domid),
             );
             self.mode = Mode::Form(Box::new(form));
         }
     }
 
-    fn detach_list(&mut self, domid: DomId) {
+    fn detach_list(&mut self, domid: DomKey) {
         let Some(row) = self.table.row(domid) else {
             return;
         };
@@ -232,8 +233,8 @@ impl App {
     }
 
     /// Set a memory target, asking first when it is low enough to hurt.
-    pub(super) fn mem_target(&self, domid: DomId, mib: u64) -> (Mode, Vec<Effect>) {
-        let low = if domid == 0 {
+    pub(super) fn mem_target(&self, domid: DomKey, mib: u64) -> (Mode, Vec<Effect>) {
+        let low = if domid.is_dom0() {
             LOW_DOM0_MIB
         } else {
             LOW_GUEST_MIB
@@ -242,7 +243,7 @@ impl App {
             return (Mode::Normal, vec![Effect::MemTarget(domid, mib)]);
         }
         let name = self.table.name_of(domid);
-        let why = if domid == 0 {
+        let why = if domid.is_dom0() {
             "Domain-0 runs the toolstack and the backends of every guest;\nstarved, it can take them all down."
         } else {
             "The guest's kernel may start killing processes\nwhen it has to give the memory back."
@@ -256,8 +257,8 @@ impl App {
     }
 
     /// Drop what waits on these domains; say so when nothing does.
-    fn cancel_queued(&mut self, targets: Vec<DomId>) -> Vec<Effect> {
-        let waiting: Vec<DomId> = targets
+    fn cancel_queued(&mut self, targets: Vec<DomKey>) -> Vec<Effect> {
+        let waiting: Vec<DomKey> = targets
             .iter()
             .copied()
             .filter(|d| self.queued.contains_key(d))
@@ -276,12 +277,12 @@ impl App {
         vec![Effect::CancelQueued(waiting)]
     }
 
-    pub(super) fn open_console(&mut self, domid: DomId) -> Vec<Effect> {
-        if domid == 0 {
+    pub(super) fn open_console(&mut self, domid: DomKey) -> Vec<Effect> {
+        if domid.is_dom0() {
             self.log(Level::Error, "Domain-0's console is this host's terminal");
             return Vec::new();
         }
-        if !self.can(Capability::Console) {
+        if !self.hosts.caps(domid.host).has(Capability::Console) {
             self.log(Level::Error, "this backend has no consoles");
             return Vec::new();
         }
@@ -302,12 +303,12 @@ impl App {
 
     /// Edit a domain's config: the file it was built from, else its
     /// stored config as a new library file.
-    fn edit_domain(&mut self, domid: DomId) -> Vec<Effect> {
+    fn edit_domain(&mut self, domid: DomKey) -> Vec<Effect> {
         if let Some(pos) = self
             .table
             .order
             .iter()
-            .position(|i| self.table.rows[*i].view.info.domid == domid)
+            .position(|i| self.table.rows[*i].key() == domid)
         {
             self.table.select(pos);
         }
@@ -340,15 +341,29 @@ impl App {
         }
     }
 
-    /// A domain by id or name.
-    pub(super) fn resolve(&self, dom: &str) -> Option<DomId> {
-        // An id first, as the CLI resolves: a domain may be named "5".
-        let rows = &self.table.rows;
-        dom.parse::<DomId>()
-            .ok()
-            .and_then(|id| rows.iter().find(|r| r.view.info.domid == id))
-            .or_else(|| rows.iter().find(|r| r.view.info.name == dom))
-            .map(|r| r.view.info.domid)
+    /// A domain by id or name, `HOST:DOMAIN` in a fleet (a bare one is
+    /// looked for on the current host first, then on any).
+    pub(super) fn resolve(&self, dom: &str) -> Option<DomKey> {
+        let (host, dom) = match dom.split_once(':') {
+            Some((h, d)) if self.hosts.is_fleet() => {
+                let h = self.hosts.iter().find(|(_, v)| v.name == h)?.0;
+                (Some(h), d)
+            }
+            _ => (None, dom),
+        };
+        let on = |h: HostId| {
+            // An id first, as the CLI resolves: a domain may be named "5".
+            let rows = self.table.rows.iter().filter(move |r| r.host == h);
+            dom.parse::<crate::backend::DomId>()
+                .ok()
+                .and_then(|id| rows.clone().find(|r| r.view.info.domid == id))
+                .or_else(|| rows.clone().find(|r| r.view.info.name == dom))
+                .map(super::super::table::Row::key)
+        };
+        match host {
+            Some(h) => on(h),
+            None => on(self.current_host()).or_else(|| self.hosts.iter().find_map(|(h, _)| on(h))),
+        }
     }
 
     /// Run a `:` line through the same dispatcher as the keys.

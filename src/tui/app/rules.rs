@@ -2,7 +2,7 @@
 //! and a key, a `:` line or a bulk action that does not fit says why.
 
 use super::{App, Tab};
-use crate::backend::DomId;
+use crate::fleet::DomKey;
 use crate::tui::keymap::Command;
 
 impl App {
@@ -17,7 +17,7 @@ impl App {
 
     /// Why `cmd` does not fit these domains' state, if it does not: the
     /// same rules for a key, a `:` line and a bulk action.
-    pub fn why_not_for(&self, cmd: Command, targets: &[DomId]) -> Option<String> {
+    pub fn why_not_for(&self, cmd: Command, targets: &[DomKey]) -> Option<String> {
         let rows: Vec<&crate::tui::table::Row> =
             targets.iter().filter_map(|d| self.table.row(*d)).collect();
         let domain_cmd = matches!(

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::backend::DomId;
+use crate::fleet::DomKey;
 use crate::tui::app::App;
 use crate::tui::keymap::{self, Command, Scope};
 use crate::tui::ui::layout::centered;
@@ -18,9 +18,9 @@ use crate::tui::ui::overlays::frame_popup;
 /// What a yes does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
-    Destroy(Vec<DomId>),
+    Destroy(Vec<DomKey>),
     DeleteFile(PathBuf),
-    MemTarget(DomId, u64),
+    MemTarget(DomKey, u64),
 }
 
 #[derive(Debug, Clone)]

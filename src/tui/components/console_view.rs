@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use tui_term::widget::PseudoTerminal;
 
-use crate::backend::DomId;
+use crate::fleet::DomKey;
 use crate::tui::app::{App, Level};
 use crate::tui::console::ConsoleBuffer;
 use crate::tui::input::LineInput;
@@ -18,7 +18,7 @@ use crate::tui::keymap::{Command, Keymap, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleView {
-    pub domid: DomId,
+    pub domid: DomKey,
     /// The search being typed (while scrolled back).
     pub search: Option<LineInput>,
 }
@@ -63,7 +63,7 @@ pub fn key_bytes(key: &KeyEvent) -> Vec<u8> {
 }
 
 impl ConsoleView {
-    pub fn new(domid: DomId) -> Self {
+    pub fn new(domid: DomKey) -> Self {
         ConsoleView {
             domid,
             search: None,

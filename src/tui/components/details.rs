@@ -8,8 +8,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Sparkline};
 
-use crate::backend::DomId;
 use crate::clock::NS_PER_SEC;
+use crate::fleet::DomKey;
 use crate::tui::app::App;
 use crate::tui::keymap::{self, Command, Scope};
 use crate::tui::ui::layout::centered;
@@ -17,7 +17,7 @@ use crate::tui::ui::overlays::{frame_popup, popup, timeline_line, timeline_of};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Details {
-    pub domid: DomId,
+    pub domid: DomKey,
     /// Timeline entries scrolled back from the newest.
     pub back: usize,
 }
@@ -62,7 +62,7 @@ fn io_line(row: &crate::tui::table::Row) -> Option<String> {
 }
 
 impl Details {
-    pub fn new(domid: DomId) -> Self {
+    pub fn new(domid: DomKey) -> Self {
         Details { domid, back: 0 }
     }
 

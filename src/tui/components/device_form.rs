@@ -1,9 +1,9 @@
 //! Device forms: attach a vbd, vif or pci device, each field checked
 //! before the engine is called.
 
-use crate::backend::DomId;
 use crate::config::device_args::parse_device_args;
 use crate::config::{DeviceSpec, Mac, Pci};
+use crate::fleet::DomKey;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -53,7 +53,7 @@ fn field(label: &'static str, value: impl Into<String>, help: &'static str) -> F
 
 #[derive(Debug, Clone)]
 pub struct DeviceForm {
-    pub domid: DomId,
+    pub domid: DomKey,
     pub name: String,
     pub kind: FormKind,
     pub fields: Vec<Field>,
@@ -137,7 +137,7 @@ impl DeviceForm {
     }
 
     /// `next_vdev`: a free guest disk name; `mac_seed`: for a fresh MAC.
-    pub fn new(domid: DomId, name: String, next_vdev: String, mac_seed: u64) -> Self {
+    pub fn new(domid: DomKey, name: String, next_vdev: String, mac_seed: u64) -> Self {
         let mut f = DeviceForm {
             domid,
             name,

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::backend::DomId;
+use crate::fleet::DomKey;
 use crate::tui::app::App;
 use crate::tui::input::LineInput;
 use crate::tui::ui::layout::centered;
@@ -14,7 +14,7 @@ use crate::tui::ui::overlays::frame_popup;
 
 #[derive(Debug, Clone)]
 pub struct MemoryForm {
-    pub domid: DomId,
+    pub domid: DomKey,
     pub input: LineInput,
 }
 
@@ -30,7 +30,7 @@ pub enum MemoryKey {
 }
 
 impl MemoryForm {
-    pub fn new(domid: DomId, current_mib: u64) -> Self {
+    pub fn new(domid: DomKey, current_mib: u64) -> Self {
         MemoryForm {
             domid,
             input: LineInput::new(current_mib.to_string()),

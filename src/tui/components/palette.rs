@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::text::{Line, Span};
 
-use crate::backend::{DomId, ShutdownReason};
+use crate::backend::ShutdownReason;
 use crate::config::DeviceRef;
 use crate::config::device_args::parse_device_args;
+use crate::fleet::DomKey;
 use crate::tui::app::App;
 use crate::tui::complete::{Candidates, complete};
 use crate::tui::input::LineInput;
@@ -90,7 +91,7 @@ pub fn parse(
     line: &str,
     keys: &Keymap,
     read_only: bool,
-    resolve: &dyn Fn(&str) -> Option<DomId>,
+    resolve: &dyn Fn(&str) -> Option<DomKey>,
 ) -> Result<Option<Op>, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&verb, args)) = words.split_first() else {
@@ -107,7 +108,7 @@ pub fn parse(
     }
     let synopsis = bound.palette.map_or("", |(_, a)| a);
     let usage = || format!("{verb} {synopsis}");
-    let dom = || -> Result<DomId, String> {
+    let dom = || -> Result<DomKey, String> {
         let name = args
             .first()
             .ok_or_else(|| format!("{verb} needs a domain name or id"))?;
@@ -212,9 +213,9 @@ pub fn parse(
 mod tests {
     use super::*;
 
-    fn resolve(name: &str) -> Option<DomId> {
+    fn resolve(name: &str) -> Option<DomKey> {
         match name {
-            "web1" | "3" => Some(3),
+            "web1" | "3" => Some(DomKey::local(3)),
             _ => None,
         }
     }
@@ -226,13 +227,22 @@ mod tests {
     #[test]
     fn lines_become_the_ops_the_keys_run() {
         assert_eq!(p(""), Ok(None));
-        assert_eq!(p("pause web1"), Ok(Some(Op::Pause(vec![3]))));
-        assert_eq!(p("destroy 3"), Ok(Some(Op::Destroy(vec![3]))));
+        assert_eq!(p("pause web1"), Ok(Some(Op::Pause(vec![DomKey::local(3)]))));
+        assert_eq!(
+            p("destroy 3"),
+            Ok(Some(Op::Destroy(vec![DomKey::local(3)])))
+        );
         assert_eq!(
             p("shutdown web1 reboot"),
-            Ok(Some(Op::Shutdown(vec![3], Some(ShutdownReason::Reboot))))
+            Ok(Some(Op::Shutdown(
+                vec![DomKey::local(3)],
+                Some(ShutdownReason::Reboot)
+            )))
         );
-        assert_eq!(p("mem-set web1 256"), Ok(Some(Op::MemTarget(3, Some(256)))));
+        assert_eq!(
+            p("mem-set web1 256"),
+            Ok(Some(Op::MemTarget(DomKey::local(3), Some(256))))
+        );
         assert_eq!(p("theme"), Ok(Some(Op::Theme(None))));
         assert_eq!(p("restore /tmp/x"), Ok(Some(Op::Restore("/tmp/x".into()))));
     }

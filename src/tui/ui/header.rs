@@ -9,10 +9,90 @@ fn gib(kib: u64) -> String {
     format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0))
 }
 
+/// xentop's summary line, over every host.
+fn summary(app: &App) -> Line<'static> {
+    let rows = &app.table.rows;
+    let count = |f: &dyn Fn(&crate::backend::DomainInfo) -> bool| {
+        rows.iter().filter(|r| f(&r.view.info)).count()
+    };
+    let running = count(&|i| i.flags.running);
+    let blocked = count(&|i| i.flags.blocked);
+    let paused = count(&|i| i.flags.paused);
+    let crashed = count(&|i| i.is_crashed());
+    let dying = count(&|i| i.flags.dying);
+    let shutdown = count(&|i| i.flags.shutdown && !i.is_crashed());
+    Line::from(Span::styled(
+        format!(
+            " {} domain{}: {running} running, {blocked} blocked, {paused} paused, {crashed} crashed, {dying} dying, {shutdown} shutdown",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        ),
+        app.theme.base(),
+    ))
+}
+
+/// A fleet's header: every host and how it answers; the current host's
+/// figures; the summary over all.
+fn fleet_lines(app: &App, lines: &mut Vec<Line<'static>>) {
+    use crate::tui::hosts::Reach;
+    let t = &app.theme;
+    let tick = app.ticks();
+    let mut spans = vec![Span::styled(" domus ", t.title()), Span::raw(" ")];
+    for (i, (_, h)) in app.hosts.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" · ", t.muted()));
+        }
+        let (note, style) = match h.reach(tick) {
+            Reach::Up => (
+                String::new(),
+                t.base().add_modifier(ratatui::style::Modifier::BOLD),
+            ),
+            Reach::Connecting => (" connecting…".to_string(), t.muted()),
+            Reach::Slow(n) => (format!(" not answering {n} s"), t.warning()),
+            Reach::Down(_) => (" unreachable".to_string(), t.error()),
+        };
+        spans.push(Span::styled(format!("{}{note}", h.name), style));
+    }
+    lines.push(Line::from(spans));
+    let cur = app.current_host();
+    let host = app.hosts.get(cur);
+    let name = app.hosts.name(cur).to_string();
+    let line = match (
+        host.map(|h| h.reach(tick)),
+        host.and_then(|h| h.info.as_ref()),
+    ) {
+        (Some(Reach::Down(why)), _) => Line::from(Span::styled(
+            format!(" {name}: unreachable: {}", crate::tui::ui::one_line(&why)),
+            t.error(),
+        )),
+        (_, Some(h)) => Line::from(vec![
+            Span::styled(format!(" {name}: "), t.base()),
+            Span::styled(
+                format!(
+                    "{} · {} backend · {} CPUs · {} used / {} total",
+                    h.hostname,
+                    h.backend,
+                    h.cpus,
+                    gib(h.total_kib.saturating_sub(h.free_kib)),
+                    gib(h.total_kib)
+                ),
+                t.muted(),
+            ),
+        ]),
+        _ => Line::from(Span::styled(format!(" {name}: connecting…"), t.muted())),
+    };
+    lines.push(line);
+    lines.push(summary(app));
+}
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let mut lines = Vec::new();
-    match &app.host {
+    if app.hosts.is_fleet() {
+        fleet_lines(app, &mut lines);
+    }
+    match app.host().filter(|_| !app.hosts.is_fleet()) {
+        None if app.hosts.is_fleet() => {}
         None => {
             lines.push(Line::from(Span::styled(
                 " domus  connecting to the hypervisor…",
@@ -74,25 +154,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 ),
                 Span::styled(text, t.base()),
             ]));
-            // xentop's summary line.
-            let rows = &app.table.rows;
-            let count = |f: &dyn Fn(&crate::backend::DomainInfo) -> bool| {
-                rows.iter().filter(|r| f(&r.view.info)).count()
-            };
-            let running = count(&|i| i.flags.running);
-            let blocked = count(&|i| i.flags.blocked);
-            let paused = count(&|i| i.flags.paused);
-            let crashed = count(&|i| i.is_crashed());
-            let dying = count(&|i| i.flags.dying);
-            let shutdown = count(&|i| i.flags.shutdown && !i.is_crashed());
-            lines.push(Line::from(Span::styled(
-                format!(
-                    " {} domain{}: {running} running, {blocked} blocked, {paused} paused, {crashed} crashed, {dying} dying, {shutdown} shutdown",
-                    rows.len(),
-                    if rows.len() == 1 { "" } else { "s" }
-                ),
-                t.base(),
-            )));
+            lines.push(summary(app));
         }
     }
     let mut tabs = vec![Span::raw(" ")];

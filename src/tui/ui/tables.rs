@@ -108,7 +108,7 @@ pub fn pending_of(app: &App, row: &crate::tui::table::Row) -> Option<(String, u6
 
 /// What waits its turn on a domain in this TUI (`+2 queued`).
 fn queued_tag(app: &App, row: &crate::tui::table::Row) -> Option<String> {
-    let ops = app.queued.get(&row.view.info.domid)?;
+    let ops = app.queued.get(&row.key())?;
     Some(match ops.as_slice() {
         [one] => format!("{one} queued"),
         many => format!("+{} queued", many.len()),
@@ -172,11 +172,20 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
     // Only the visible rows are built: 10,000 domains cost what a screenful does.
     let start = tbl.offset.min(tbl.order.len());
     let end = (start + height).min(tbl.order.len());
+    let tick = app.ticks();
+    let stale = |h| {
+        app.hosts.get(h).is_some_and(|v| {
+            !matches!(
+                v.reach(tick),
+                crate::tui::hosts::Reach::Up | crate::tui::hosts::Reach::Connecting
+            )
+        })
+    };
     let rows = tbl.order[start..end].iter().enumerate().map(|(i, &idx)| {
         let row = &tbl.rows[idx];
         let info = &row.view.info;
         let pct = row.cpu.pct;
-        let tagged = tbl.tags.contains(&info.domid);
+        let tagged = tbl.tags.contains(&row.key());
         let mark = if tagged { "*" } else { " " };
         let cells: Vec<Cell> = columns
             .iter()
@@ -207,9 +216,22 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
                 Column::NetRx => rate_cell(row.cpu.io_rates.net_rx),
                 Column::VbdRd => rate_cell(row.cpu.io_rates.vbd_rd),
                 Column::VbdWr => rate_cell(row.cpu.io_rates.vbd_wr),
+                // A host that does not answer marks its rows: what they
+                // show is its last answer.
+                Column::Host => Cell::from(crate::tui::ui::fit(
+                    &format!(
+                        "{}{}",
+                        app.hosts.name(row.host),
+                        if stale(row.host) { "!" } else { "" }
+                    ),
+                    usize::from(*w),
+                )),
             })
             .collect();
         let mut style = t.base();
+        if stale(row.host) {
+            style = t.muted();
+        }
         if tagged {
             style = style.fg(t.tagged);
         }
