@@ -37,7 +37,7 @@ pub fn specs(cli: &Cli) -> CliResult<Option<Vec<HostSpec>>> {
 }
 
 /// What opens one host's engine, now and after a lost connection.
-fn opener(cli: &Cli, spec: &HostSpec, actor: SourceKind) -> CliResult<Opener> {
+pub fn opener(cli: &Cli, spec: &HostSpec, actor: SourceKind) -> CliResult<Opener> {
     let state = state_dir(cli);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (choice, connect) = match &spec.target {

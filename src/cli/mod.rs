@@ -349,12 +349,21 @@ pub fn run_tui(cli: &Cli) -> ExitCode {
             Ok((Arc::new(f), state_dir(cli)))
         }
         single => {
-            let name = single
-                .and_then(|s| s.into_iter().next())
-                .map_or_else(|| "local".to_string(), |s| s.name);
+            let spec =
+                single
+                    .and_then(|s| s.into_iter().next())
+                    .unwrap_or(crate::fleet::HostSpec {
+                        name: "local".into(),
+                        target: crate::fleet::Target::Local,
+                    });
             let ctx = open_context(cli, SourceKind::Tui)?;
-            let f = crate::fleet::Fleet::single(&name, ctx.engine);
-            Ok((Arc::new(f), ctx.state_dir))
+            // Opened again (with back-off) if its connection is lost.
+            let again = fleet::opener(cli, &spec, SourceKind::Tui)?;
+            let member = crate::fleet::Member::open(spec, ctx.engine, again);
+            Ok((
+                Arc::new(crate::fleet::Fleet::new(vec![member])),
+                ctx.state_dir,
+            ))
         }
     });
     let result = opened.and_then(|(fleet, state_dir)| {

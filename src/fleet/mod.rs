@@ -68,6 +68,18 @@ pub enum HostDown {
 }
 
 impl HostDown {
+    /// What is wrong, without the host's name (said beside it).
+    pub fn short(&self) -> String {
+        match self {
+            HostDown::Unreachable { why, retry_in, .. } => format!(
+                "unreachable: {why} (next try in {} s)",
+                retry_in.as_secs_f64().ceil().max(1.0)
+            ),
+            HostDown::Connecting { .. } => "connecting…".into(),
+            HostDown::NoSuchHost(_) => self.to_string(),
+        }
+    }
+
     /// When the host is tried again.
     pub fn retry_in(&self) -> Option<Duration> {
         match self {

@@ -624,7 +624,11 @@ impl DomainTable {
         order.sort_by(|&a, &b| {
             let (ia, ib) = (&rows[a].view.info, &rows[b].view.info);
             let primary = match col {
-                Column::Id => ia.domid.cmp(&ib.domid),
+                // Ids are per host: by host first.
+                Column::Id => rows[a]
+                    .host
+                    .cmp(&rows[b].host)
+                    .then(ia.domid.cmp(&ib.domid)),
                 Column::Name => rows[a]
                     .name
                     .to_lowercase()

@@ -62,8 +62,34 @@ pub fn shared_sim(state_dir: &Path, clock: Arc<ManualClock>) -> SimHypervisor {
     }
 }
 
+/// An engine over a simulated host in memory, recording its entries as
+/// the harness's TUI (another host of a fleet, in tests).
+pub fn sim_engine(clock: Arc<ManualClock>) -> (SimHypervisor, Arc<Engine>) {
+    let sim = SimHypervisor::in_memory(clock.clone());
+    let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
+    match Engine::in_memory(hv, clock) {
+        Ok(e) => (
+            sim,
+            Arc::new(e.with_source(crate::engine::Source {
+                kind: crate::engine::SourceKind::Tui,
+                pid: Some(TEST_PID),
+            })),
+        ),
+        Err(e) => panic!("an in-memory engine: {e}"),
+    }
+}
+
 impl Harness {
     pub fn new(o: HarnessOptions<'_>) -> Harness {
+        Self::fleet(o, |_| Vec::new())
+    }
+
+    /// A harness over a fleet: its own simulated host first (named
+    /// `local`), then the hosts `others` makes (given the harness's clock).
+    pub fn fleet(
+        o: HarnessOptions<'_>,
+        others: impl FnOnce(Arc<ManualClock>) -> Vec<crate::fleet::Member>,
+    ) -> Harness {
         let clock = ManualClock::new(T0);
         let (sim, engine) = match o.state_dir {
             None => {
@@ -95,8 +121,20 @@ impl Harness {
             o.size,
         );
         app.pid = TEST_PID;
-        let worker = Worker::new(
+        let local = crate::fleet::Member::open(
+            crate::fleet::HostSpec {
+                name: "local".into(),
+                target: crate::fleet::Target::Local,
+            },
             Arc::clone(&engine),
+            Box::new(|| Err("the test's host cannot be opened again".into())),
+        );
+        let mut members = vec![local];
+        members.extend(others(clock.clone()));
+        let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+        app.set_hosts(&names);
+        let worker = Worker::for_fleet(
+            Arc::new(crate::fleet::Fleet::new(members)),
             o.config_dir.to_path_buf(),
             o.recovery_dir.to_path_buf(),
             None,

@@ -105,10 +105,7 @@ impl Worker {
 
     /// A host's engine, or why it cannot be used now.
     fn on(&self, host: HostId) -> Result<Arc<Engine>, String> {
-        self.fleet.engine(host).map_err(|e| match e.retry_in() {
-            Some(t) => format!("{e} (next try in {} s)", t.as_secs_f64().ceil().max(1.0)),
-            None => e.to_string(),
-        })
+        self.fleet.engine(host).map_err(|e| e.short())
     }
 
     /// "web1", or "host:web1" in a fleet: what results call a domain.
@@ -308,7 +305,10 @@ impl Worker {
         );
         let e = match engine {
             Ok(e) => Some(e),
-            Err(why) if needs_host => return vec![Action::Done(Done::Error(why))],
+            Err(why) if needs_host => {
+                let host = self.fleet.name(host);
+                return vec![Action::Done(Done::Error(format!("host {host}: {why}")))];
+            }
             Err(_) => None,
         };
         let action = match effect {

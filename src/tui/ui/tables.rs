@@ -162,9 +162,15 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
             label.push(if tbl.descending { '▼' } else { '▲' });
         }
         // Numbers are right-aligned; so are their headings.
-        let numeric = !matches!(c, Column::Name | Column::State | Column::Devices);
+        let numeric = !matches!(
+            c,
+            Column::Name | Column::State | Column::Devices | Column::Host
+        );
         if numeric {
             label = format!("{label:>w$}", w = usize::from(c.width()));
+        } else if *c == Column::Host {
+            // Over the names, which start a cell in.
+            label.insert(0, ' ');
         }
 
         Cell::from(label).style(t.base().fg(t.accent).add_modifier(Modifier::BOLD))
@@ -220,7 +226,7 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
                 // show is its last answer.
                 Column::Host => Cell::from(crate::tui::ui::fit(
                     &format!(
-                        "{}{}",
+                        " {}{}",
                         app.hosts.name(row.host),
                         if stale(row.host) { "!" } else { "" }
                     ),
