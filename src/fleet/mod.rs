@@ -5,7 +5,7 @@
 
 pub mod hosts;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::DomId;
@@ -92,6 +92,8 @@ impl HostDown {
 /// Back-off between attempts to reach a host: doubling, at most this.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// How long a caller waits for another's opening of the same host.
+const OPENING_WAIT: Duration = Duration::from_secs(15);
 
 enum Link {
     Up(Arc<Engine>),
@@ -109,6 +111,8 @@ pub struct Member {
     pub target: Target,
     open: Opener,
     link: Mutex<Link>,
+    /// Signalled when an opening ends (either way).
+    opened: Condvar,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,6 +127,7 @@ impl Member {
             name: spec.name,
             target: spec.target,
             open,
+            opened: Condvar::new(),
             link: Mutex::new(Link::Down {
                 why: "not connected yet".into(),
                 retry_at: Instant::now(),
@@ -137,16 +142,32 @@ impl Member {
             name: spec.name,
             target: spec.target,
             open,
+            opened: Condvar::new(),
             link: Mutex::new(Link::Up(engine)),
         }
     }
 
     /// The engine, opening it when due. Opening runs on the caller's
-    /// thread, without holding the link: other callers meanwhile are told
-    /// the host is connecting rather than wait.
+    /// thread, without holding the link; another caller meanwhile waits
+    /// for it a while (only this host's work waits), then is told the host
+    /// is still connecting.
     pub fn engine(&self) -> Result<Arc<Engine>, HostDown> {
         let backoff = {
             let mut link = locked(&self.link);
+            let until = Instant::now() + OPENING_WAIT;
+            while matches!(&*link, Link::Opening) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(HostDown::Connecting {
+                        host: self.name.clone(),
+                    });
+                }
+                link = self
+                    .opened
+                    .wait_timeout(link, left)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
             match &*link {
                 Link::Up(e) => return Ok(Arc::clone(e)),
                 Link::Opening => {
@@ -176,6 +197,7 @@ impl Member {
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.open)()))
             .unwrap_or_else(|_| Err("opening the host failed unexpectedly".into()));
         let mut link = locked(&self.link);
+        self.opened.notify_all();
         match opened {
             Ok(engine) => {
                 let e = Arc::new(engine);

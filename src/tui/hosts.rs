@@ -92,3 +92,28 @@ impl Hosts {
             .map(|(i, v)| (HostId(i as u16), v))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_slow_after_some_silent_ticks_and_down_when_told() {
+        let mut h = HostView::named("web");
+        assert_eq!(h.reach(0), Reach::Connecting);
+        h.info = Some(HostInfo {
+            hostname: "web".into(),
+            backend: crate::backend::BackendKind::Sim,
+            version: String::new(),
+            accel: None,
+            cpus: 1,
+            total_kib: 0,
+            free_kib: 0,
+        });
+        h.answered_tick = 10;
+        assert_eq!(h.reach(10 + SLOW_TICKS), Reach::Up);
+        assert_eq!(h.reach(11 + SLOW_TICKS), Reach::Slow(1 + SLOW_TICKS));
+        h.down = Some("connection refused".into());
+        assert_eq!(h.reach(11), Reach::Down("connection refused".into()));
+    }
+}

@@ -168,11 +168,24 @@ impl Worker {
         vec![Action::Done(Done::Policies { events, repaired })]
     }
 
+    /// A host's engine for a read, or what to tell the app instead: that
+    /// it is down, or nothing while another lane is still opening it.
+    fn reach(&self, host: HostId) -> Result<Arc<Engine>, Vec<Action>> {
+        match self.fleet.engine(host) {
+            Ok(e) => Ok(e),
+            Err(crate::fleet::HostDown::Connecting { .. }) => Err(Vec::new()),
+            Err(down) => Err(vec![Action::HostDown {
+                host,
+                why: down.short(),
+            }]),
+        }
+    }
+
     /// A whole refresh of one host, or why it cannot be had.
-    pub fn snapshot(&self, host: HostId) -> Action {
-        let e = match self.on(host) {
+    fn snapshot(&self, host: HostId) -> Vec<Action> {
+        let e = match self.reach(host) {
             Ok(e) => e,
-            Err(why) => return Action::HostDown { host, why },
+            Err(say) => return say,
         };
         let result = (|| -> Result<Snapshot, String> {
             Ok(Snapshot {
@@ -195,10 +208,10 @@ impl Worker {
                     .collect(),
             })
         })();
-        match result {
+        vec![match result {
             Ok(s) => Action::Snapshot(Box::new(s)),
             Err(why) => self.failed(host, &e, why),
-        }
+        }]
     }
 
     /// A read of a host failed: the host is down (and, when its connection
@@ -214,7 +227,7 @@ impl Worker {
     /// counters, or its policies. Each host has lanes of its own.
     pub fn run_host(&self, host: HostId, effect: &Effect) -> Vec<Action> {
         let action = match effect {
-            Effect::Refresh => self.snapshot(host),
+            Effect::Refresh => return self.snapshot(host),
             Effect::Policies => return self.policies(host),
             // A failed read shows as "-" in the columns, not as an error
             // every second.
@@ -228,8 +241,8 @@ impl Worker {
                     io: e.io_stats().unwrap_or_default(),
                 }
             }
-            Effect::Stats => match self.on(host) {
-                Err(why) => Action::HostDown { host, why },
+            Effect::Stats => match self.reach(host) {
+                Err(say) => return say,
                 Ok(e) => match e.stats() {
                     Ok(stats) => Action::Stats {
                         host,
