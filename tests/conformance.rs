@@ -355,3 +355,37 @@ fn xen() {
     std::fs::create_dir_all(&scratch).unwrap_or_else(|e| panic!("{e}"));
     suite(&engine, hv.as_ref(), &scratch, "conf-xen", &guest);
 }
+
+/// libvirt's QEMU driver on a real libvirtd (scripts/libvirtd-up starts
+/// it, as root, as ../shared/recipes/libvirt.md says), the tiny guest
+/// under TCG where the CPU has no vmx/svm.
+#[test]
+fn libvirt() {
+    use domus::backend::libvirt::LibvirtHypervisor;
+    let up =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/libvirtd-up"))
+            .status()
+            .unwrap_or_else(|e| panic!("scripts/libvirtd-up: {e}"));
+    assert!(
+        up.success(),
+        "libvirtd did not start (scripts/packages installs libvirt)"
+    );
+    announce_accel();
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let hv = Arc::new(LibvirtHypervisor::open("qemu:///system").unwrap_or_else(|e| panic!("{e}")));
+    let engine = Engine::persistent(hv.clone(), Arc::new(SystemClock), root.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let scratch = root.path().join("images");
+    std::fs::create_dir_all(&scratch).unwrap_or_else(|e| panic!("{e}"));
+    let name = format!("conf-libvirt-{}", std::process::id());
+    suite(&engine, hv.as_ref(), &scratch, &name, &Guest::cached());
+    let all = std::process::Command::new("virsh")
+        .args(["-c", "qemu:///system", "list", "--all", "--name"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        !all.contains(&name),
+        "nothing left defined after destroy: {all}"
+    );
+}

@@ -150,3 +150,68 @@ fn a_domus_guest_and_a_foreign_one_on_libvirt() {
     engine.destroy(domid).unwrap_or_else(|e| panic!("{e}"));
     assert!(!virsh(&["list"]).contains(&name), "destroyed");
 }
+
+/// A domain another tool defined and never started: listed as off, with
+/// no id (`-`, as `virsh list --all`), its definition left alone by
+/// `destroy`.
+#[test]
+fn a_defined_domain_that_is_off_is_listed_and_left_to_its_tool() {
+    let (_engine, _hv, root) = libvirt();
+    let name = format!("defined-{}", std::process::id());
+    let (kernel, initrd) = guest_files();
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='q35'>hvm</type><kernel>{}</kernel><initrd>{}</initrd>\
+         </os></domain>",
+        kernel.display(),
+        initrd.display()
+    );
+    let file = root.path().join("defined.xml");
+    std::fs::write(&file, xml).unwrap_or_else(|e| panic!("{e}"));
+    let defined = Command::new("virsh")
+        .args(["-c", URI, "define"])
+        .arg(&file)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(defined.success(), "virsh define");
+    struct Undefine(String);
+    impl Drop for Undefine {
+        fn drop(&mut self) {
+            let _ = Command::new("virsh")
+                .args(["-c", URI, "undefine", &self.0])
+                .output();
+        }
+    }
+    let _gone = Undefine(name.clone());
+    let domus = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_domus"))
+            .arg("--state-dir")
+            .arg(root.path().join("cli"))
+            .args(["--connect", URI])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = domus(&["list"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("{name} is not listed: {text}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.get(1), Some(&"-"), "no id: {line}");
+    assert!(line.contains("---s--"), "off: {line}");
+    let out = domus(&["destroy", &name]);
+    assert!(
+        !out.status.success(),
+        "destroy refuses another tool's definition"
+    );
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(why.contains("virsh undefine"), "{why}");
+    let still = Command::new("virsh")
+        .args(["-c", URI, "list", "--all", "--name"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(still.contains(&name), "still defined: {still}");
+}

@@ -22,8 +22,8 @@ pub use error::{BackendError, BackendResult, CallKind, ToolFailure};
 pub(crate) use types::test_info;
 pub use types::{
     AttachedDevice, BackendKind, BootImage, Capabilities, Capability, CreateSpec, DomId,
-    DomainInfo, DomainStats, HostInfo, IoCounters, NetCounters, ShutdownReason, StateFlags,
-    VbdCounters,
+    DomainInfo, DomainStats, HostInfo, IoCounters, NO_ID_BASE, NetCounters, ShutdownReason,
+    StateFlags, VbdCounters, shown_id,
 };
 
 use std::path::Path;

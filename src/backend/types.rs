@@ -7,6 +7,19 @@ use crate::config::DeviceSpec;
 
 pub type DomId = u32;
 
+/// Ids at or above this are not the hypervisor's: a domain that is off
+/// has none (libvirt's defined domains), and is shown as `-`.
+pub const NO_ID_BASE: DomId = 0x4000_0000;
+
+/// How an id is shown: `-` for a domain that has none.
+pub fn shown_id(domid: DomId) -> String {
+    if domid >= NO_ID_BASE {
+        "-".into()
+    } else {
+        domid.to_string()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {

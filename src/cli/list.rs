@@ -38,9 +38,9 @@ pub fn table(domains: &[DomainView]) -> String {
         let i = &d.info;
         let _ = writeln!(
             out,
-            "{:<40} {:5} {:5} {:5}     {}  {:8.1}",
+            "{:<40} {:>5} {:5} {:5}     {}  {:8.1}",
             sanitize(&i.name),
-            i.domid,
+            crate::backend::shown_id(i.domid),
             i.memory_kib / 1024,
             i.vcpus,
             i.state_string(),

@@ -22,14 +22,37 @@ use crate::backend::{
 };
 use crate::config::{DeviceRef, DeviceSpec, Policy};
 
-/// The namespace of domus's metadata in a libvirt domain.
+/// The namespace of domus's metadata in a libvirt domain: the devices it
+/// attached (live), and the id it had when domus built it (persistent, so
+/// the domain keeps its id while it is off).
 const META_URI: &str = "https://domus.invalid/devices";
-/// `VIR_DOMAIN_METADATA_ELEMENT`, `VIR_DOMAIN_AFFECT_LIVE`,
-/// `VIR_DOMAIN_START_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_ACTIVE`.
+const META_ID_URI: &str = "https://domus.invalid/id";
+/// `VIR_DOMAIN_METADATA_ELEMENT`, `VIR_DOMAIN_AFFECT_LIVE`/`_CONFIG`,
+/// `VIR_DOMAIN_START_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_ACTIVE`/`_INACTIVE`,
+/// `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE`/`_SNAPSHOTS_METADATA`/`_NVRAM`.
 const METADATA_ELEMENT: i32 = 2;
 const AFFECT_LIVE: u32 = 1;
+const AFFECT_CONFIG: u32 = 2;
 const START_PAUSED: u32 = 1;
 const LIST_ACTIVE: u32 = 1;
+const LIST_INACTIVE: u32 = 2;
+const UNDEFINE_ALL: u32 = 1 | 2 | 4;
+
+// A domain that is off has no libvirt id. One domus built keeps the id it
+// had (kept in its definition); any other gets one from its uuid, at or
+// above `NO_ID_BASE` (shown as `-`, as `virsh list --all` does).
+use crate::backend::NO_ID_BASE;
+
+/// The id shown for a domain that is off and was not domus's.
+fn id_from_uuid(uuid: &uuid::Uuid) -> DomId {
+    // FNV-1a: stable across processes and versions.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in uuid.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    NO_ID_BASE + h % (u32::MAX - NO_ID_BASE)
+}
 
 /// Keep-alive probes: one every 2 s, the connection closed after 3
 /// unanswered.
@@ -84,15 +107,53 @@ impl LibvirtHypervisor {
     }
 
     fn domain(&self, domid: DomId) -> BackendResult<Domain> {
-        self.with(|c| {
-            Domain::lookup_by_id(c, domid).map_err(|e| {
-                if e.code() == virt::error::ErrorNumber::NoDomain {
-                    BackendError::NoSuchDomain(domid)
-                } else {
-                    err("lookup")(e)
-                }
-            })
-        })
+        let running = if domid < NO_ID_BASE {
+            self.with(|c| match Domain::lookup_by_id(c, domid) {
+                Ok(d) => Ok(Some(d)),
+                Err(e) if e.code() == virt::error::ErrorNumber::NoDomain => Ok(None),
+                Err(e) => Err(err("lookup")(e)),
+            })?
+        } else {
+            None
+        };
+        if let Some(d) = running {
+            return Ok(d);
+        }
+        // One that is off, by the id it is shown under.
+        let off = self.with(|c| c.list_all_domains(LIST_INACTIVE).map_err(err("list")))?;
+        off.into_iter()
+            .find(|d| Self::off_id(d) == domid)
+            .ok_or(BackendError::NoSuchDomain(domid))
+    }
+
+    /// The id of a domain that is off: domus's from its definition, else
+    /// one from its uuid.
+    fn off_id(d: &Domain) -> DomId {
+        if let Some(id) = Self::domus_id(d)
+            && id < NO_ID_BASE
+        {
+            return id;
+        }
+        let uuid = d
+            .get_uuid_string()
+            .ok()
+            .and_then(|u| uuid::Uuid::parse_str(&u).ok())
+            .unwrap_or_default();
+        id_from_uuid(&uuid)
+    }
+
+    /// The id domus gave the domain when it built it (`None`: not domus's).
+    fn domus_id(d: &Domain) -> Option<DomId> {
+        let text = d
+            .get_metadata(METADATA_ELEMENT, Some(META_ID_URI), 0)
+            .ok()?;
+        let inner = text.split_once('>')?.1.rsplit_once('<')?.0;
+        inner.trim().parse().ok()
+    }
+
+    /// The id a listed domain is shown under.
+    fn id_of(d: &Domain) -> DomId {
+        d.get_id().unwrap_or_else(|| Self::off_id(d))
     }
 
     /// The devices domus attached, from the domain's metadata.
@@ -125,7 +186,7 @@ impl LibvirtHypervisor {
     }
 
     fn info_of(d: &Domain) -> BackendResult<DomainInfo> {
-        let domid = d.get_id().unwrap_or(0);
+        let domid = Self::id_of(d);
         let info = d.get_info().map_err(err("get info"))?;
         let (st, reason) = d.get_state().map_err(err("get state"))?;
         let (flags, why) = state::flags(st as i32, reason);
@@ -213,12 +274,22 @@ impl Hypervisor for LibvirtHypervisor {
     }
 
     fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
-        // Running ones: a defined domain that is off has no id to show.
-        let domains = self.with(|c| c.list_all_domains(LIST_ACTIVE).map_err(err("list")))?;
-        let mut out: Vec<DomainInfo> = domains
-            .iter()
-            .filter_map(|d| Self::info_of(d).ok())
-            .collect();
+        // Running and defined ones alike (`virsh list --all`).
+        let domains = self.with(|c| c.list_all_domains(0).map_err(err("list")))?;
+        let running: std::collections::HashSet<DomId> =
+            domains.iter().filter_map(|d| d.get_id()).collect();
+        let mut out = Vec::with_capacity(domains.len());
+        for d in &domains {
+            let Ok(mut i) = Self::info_of(d) else {
+                continue;
+            };
+            // An id kept from before a libvirtd restart that a running
+            // domain has now: the one that is off shows by its uuid's.
+            if d.get_id().is_none() && running.contains(&i.domid) {
+                i.domid = id_from_uuid(&i.uuid);
+            }
+            out.push(i);
+        }
         out.sort_by_key(|i| i.domid);
         Ok(out)
     }
@@ -247,12 +318,38 @@ impl Hypervisor for LibvirtHypervisor {
         if text.contains('\0') {
             return Err(BackendError::Invalid("a NUL byte in the config".into()));
         }
-        let d = self.with(|c| Domain::create_xml(c, &text, START_PAUSED).map_err(err("create")))?;
-        let domid = d
-            .get_id()
-            .ok_or_else(|| BackendError::Invalid("libvirt gave the new domain no id".into()))?;
-        Self::set_devices(&d, &[])?;
-        Ok(domid)
+        // Defined, so that a guest's poweroff leaves it (off) for domus's
+        // policy to apply, as Xen and QEMU do; undefined again if it does
+        // not start.
+        let d = self.with(|c| Domain::define_xml(c, &text).map_err(err("define")))?;
+        let started = d
+            .create_with_flags(START_PAUSED)
+            .map_err(err("start"))
+            .and_then(|_| {
+                d.get_id().ok_or_else(|| {
+                    BackendError::Invalid("libvirt gave the new domain no id".into())
+                })
+            })
+            .and_then(|domid| {
+                let id = format!("<id>{domid}</id>");
+                d.set_metadata(
+                    METADATA_ELEMENT,
+                    Some(&id),
+                    Some("domus"),
+                    Some(META_ID_URI),
+                    AFFECT_LIVE | AFFECT_CONFIG,
+                )
+                .map_err(err("set metadata"))?;
+                Self::set_devices(&d, &[])?;
+                Ok(domid)
+            });
+        if started.is_err() {
+            if d.is_active().unwrap_or(false) {
+                let _ = d.destroy();
+            }
+            let _ = d.undefine_flags(UNDEFINE_ALL);
+        }
+        started
     }
 
     fn set_max_memory(&self, _domid: DomId, _kib: u64) -> BackendResult<()> {
@@ -302,8 +399,24 @@ impl Hypervisor for LibvirtHypervisor {
         }
     }
 
+    /// Gone, as on Xen: a domain domus built is stopped and undefined. One
+    /// another tool defined is only stopped (`virsh destroy`), its
+    /// definition left to that tool.
     fn destroy(&self, domid: DomId) -> BackendResult<()> {
-        self.domain(domid)?.destroy().map_err(err("destroy"))
+        let d = self.domain(domid)?;
+        let ours = Self::domus_id(&d).is_some();
+        let active = d.is_active().map_err(err("state"))?;
+        if active {
+            d.destroy().map_err(err("destroy"))?;
+        } else if !ours {
+            return Err(BackendError::Invalid(format!(
+                "domain {domid} is off and was defined by another tool: undefine it with virsh undefine"
+            )));
+        }
+        if ours && d.is_persistent().unwrap_or(false) {
+            d.undefine_flags(UNDEFINE_ALL).map_err(err("undefine"))?;
+        }
+        Ok(())
     }
 
     fn rename(&self, _domid: DomId, _name: &str) -> BackendResult<()> {
@@ -403,11 +516,11 @@ impl Hypervisor for LibvirtHypervisor {
         Ok(out)
     }
 
-    /// A domain domus built carries its metadata; others' do not.
+    /// A domain domus built carries its id in its metadata; others' do not.
     fn built_by_domus(&self, info: &DomainInfo) -> bool {
         self.domain(info.domid)
             .ok()
-            .is_some_and(|d| d.get_metadata(METADATA_ELEMENT, Some(META_URI), 0).is_ok())
+            .is_some_and(|d| Self::domus_id(&d).is_some())
     }
 }
 

@@ -182,13 +182,14 @@ pub fn device(dev: &DeviceSpec) -> Result<String, XmlError> {
             Ok(x)
         }
         DeviceSpec::Vif(v) => {
-            // On the named bridge; without one, libvirt's default network.
+            // On the named bridge; without one, user-mode networking, as
+            // domus's QEMU backend does (no libvirt network needs to exist).
             let mut x = match &v.bridge {
                 Some(b) => format!(
                     "<interface type='bridge'>\n  <source bridge='{}'/>\n",
                     escape(b)
                 ),
-                None => "<interface type='network'>\n  <source network='default'/>\n".into(),
+                None => "<interface type='user'>\n".into(),
             };
             if let Some(m) = &v.mac {
                 x.push_str(&format!("  <mac address='{m}'/>\n"));

@@ -196,7 +196,9 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
         let cells: Vec<Cell> = columns
             .iter()
             .map(|(c, w)| match c {
-                Column::Id => Cell::from(format!("{mark}{:>4}", info.domid)),
+                Column::Id => {
+                    Cell::from(format!("{mark}{:>4}", crate::backend::shown_id(info.domid)))
+                }
                 Column::Name => name_cell(app, row, usize::from(*w)),
                 // Only the colour: the row keeps its background. On the
                 // selected row the selection's own colours win (a state
