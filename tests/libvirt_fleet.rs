@@ -209,6 +209,25 @@ fn a_fleet_of_three_libvirt_connections_and_the_simulator() {
         );
     }
 
+    // Another tool's domain: its XML in Details, read-only.
+    select(&mut h, "sys", &foreign);
+    h.key(KeyCode::Enter);
+    let screen = h.screen();
+    assert!(
+        screen.contains("x XML"),
+        "the details offer the XML: {screen}"
+    );
+    h.key(KeyCode::Char('x'));
+    let screen = h.screen();
+    assert!(
+        screen.contains("<domain type='qemu'")
+            && screen.contains(&format!("<name>{foreign}</name>")),
+        "{screen}"
+    );
+    assert!(screen.contains("read-only"), "{screen}");
+    h.key(KeyCode::Char('x'));
+    h.key(KeyCode::Esc);
+
     // A bulk pause across two hosts: the daemon's domain and the test
     // driver's, each on its own connection.
     select(&mut h, "sys", &foreign);

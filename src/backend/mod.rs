@@ -90,6 +90,13 @@ pub trait Hypervisor: Send + Sync {
     /// Write a core dump of the domain's memory to `path`.
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
 
+    /// The hypervisor's own description of a domain, where it has one
+    /// (libvirt's domain XML), shown read-only for domains domus did not
+    /// build.
+    fn native_description(&self, _domid: DomId) -> BackendResult<Option<String>> {
+        Ok(None)
+    }
+
     /// Whether the backend can still reach its hypervisor. A remote
     /// connection that is lost (its daemon stopped or restarted) says no,
     /// and the fleet opens it again; a local backend always can.

@@ -133,6 +133,12 @@ pub enum Action {
     },
     /// The refresh tick (`--delay`).
     Tick,
+    /// A domain's description in the hypervisor's own terms (`None`: the
+    /// backend has none).
+    Native {
+        key: DomKey,
+        text: Option<String>,
+    },
     /// A host could not be read (its refresh failed, or it is
     /// unreachable and will be tried again).
     HostDown {
@@ -227,6 +233,8 @@ pub enum Effect {
     ScanPci,
     CompletePath(String),
     LoadTimeline(HostId, uuid::Uuid),
+    /// The hypervisor's own description of a domain (libvirt's XML).
+    LoadNative(DomKey),
     /// Stop showing a gone domain.
     Dismiss(HostId, uuid::Uuid),
 }

@@ -45,6 +45,7 @@ pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
         Effect::Refresh | Effect::Stats => Lane::Refresh(HostId::default()),
         Effect::LoadTimeline(h, _) => Lane::Refresh(*h),
+        Effect::LoadNative(d) => Lane::Refresh(d.host),
         Effect::Policies => Lane::Policies(HostId::default()),
         Effect::IoStats => Lane::Io(HostId::default()),
         Effect::OpenConsole(d)

@@ -301,6 +301,7 @@ impl Worker {
             | Effect::Create(h, _)
             | Effect::LoadTimeline(h, _)
             | Effect::Dismiss(h, _) => *h,
+            Effect::LoadNative(d) => d.host,
             _ => HostId::default(),
         };
         let engine = self.on(host);
@@ -498,6 +499,14 @@ impl Worker {
                     return vec![Action::Done(Done::Error(format!("dismissing: {err}")))];
                 }
                 return Vec::new();
+            }
+            Effect::LoadNative(key) => {
+                let Some(e) = e else { return Vec::new() };
+                let text = e
+                    .hypervisor()
+                    .native_description(key.domid)
+                    .unwrap_or_else(|err| Some(format!("<!-- not read: {err} -->")));
+                Action::Native { key, text }
             }
             Effect::LoadTimeline(_, uuid) => {
                 let Some(e) = e else { return Vec::new() };

@@ -241,6 +241,13 @@ impl Hypervisor for LibvirtHypervisor {
         ])
     }
 
+    fn native_description(&self, domid: DomId) -> BackendResult<Option<String>> {
+        self.domain(domid)?
+            .get_xml_desc(0)
+            .map(Some)
+            .map_err(err("domain XML"))
+    }
+
     fn connected(&self) -> bool {
         self.with(|c| Ok(c.is_alive().unwrap_or(false)))
             .unwrap_or(false)

@@ -175,9 +175,14 @@ impl App {
         let Some(row) = self.table.selected_row() else {
             return Vec::new();
         };
-        let (d, uuid) = (row.key(), row.view.info.uuid);
+        let (d, uuid, foreign) = (row.key(), row.view.info.uuid, row.view.record.is_none());
         self.mode = Mode::Details(Details::new(d));
-        self.load_timeline(d.host, uuid)
+        let mut effects = self.load_timeline(d.host, uuid);
+        // Another tool's domain: its own description is what there is.
+        if foreign {
+            effects.push(Effect::LoadNative(d));
+        }
+        effects
     }
 
     fn dismiss_gone(&mut self) -> Vec<Effect> {

@@ -537,6 +537,14 @@ impl App {
                 self.answered(host);
                 self.on_stats(host, at_ns, &stats)
             }
+            Action::Native { key, text } => {
+                if let Mode::Details(d) = &mut self.mode
+                    && d.domid == key
+                {
+                    d.native = text.map(|t| t.lines().map(crate::tui::ui::one_line).collect());
+                }
+                Vec::new()
+            }
             Action::HostDown { host, why } => {
                 self.on_host_down(host, why);
                 Vec::new()

@@ -15,11 +15,16 @@ use crate::tui::keymap::{self, Command, Scope};
 use crate::tui::ui::layout::centered;
 use crate::tui::ui::overlays::{frame_popup, popup, timeline_line, timeline_of};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Details {
     pub domid: DomKey,
-    /// Timeline entries scrolled back from the newest.
+    /// Timeline entries scrolled back from the newest (in the native view:
+    /// lines from the top).
     pub back: usize,
+    /// The hypervisor's own description (libvirt's XML), when it has one.
+    pub native: Option<Vec<String>>,
+    /// Showing it instead of the summary and timeline.
+    pub showing_native: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +68,12 @@ fn io_line(row: &crate::tui::table::Row) -> Option<String> {
 
 impl Details {
     pub fn new(domid: DomKey) -> Self {
-        Details { domid, back: 0 }
+        Details {
+            domid,
+            back: 0,
+            native: None,
+            showing_native: false,
+        }
     }
 
     /// `max`: the furthest back the timeline can scroll on this screen
@@ -75,7 +85,34 @@ impl Details {
         max: usize,
         page: usize,
     ) -> DetailsKey {
-        self.back = match keys.lookup(key, &[Scope::Details], false) {
+        let command = keys.lookup(key, &[Scope::Details], false);
+        if command == Some(Command::DetailsNative) {
+            self.showing_native = !self.showing_native && self.native.is_some();
+            self.back = 0;
+            return DetailsKey::Stay;
+        }
+        if self.showing_native {
+            // From the top: down goes on into the text.
+            let max = self
+                .native
+                .as_ref()
+                .map_or(0, Vec::len)
+                .saturating_sub(page);
+            self.back = match command {
+                Some(Command::DetailsClose) => return DetailsKey::Close,
+                Some(Command::Console) => return DetailsKey::Console,
+                Some(Command::Up) => self.back.saturating_sub(1),
+                Some(Command::Down) => self.back + 1,
+                Some(Command::PageUp) => self.back.saturating_sub(page),
+                Some(Command::PageDown) => self.back + page,
+                Some(Command::Top) => 0,
+                Some(Command::Bottom) => max,
+                _ => self.back,
+            }
+            .min(max);
+            return DetailsKey::Stay;
+        }
+        self.back = match command {
             Some(Command::DetailsClose) => return DetailsKey::Close,
             Some(Command::Console) => return DetailsKey::Console,
             Some(Command::Up) => self.back + 1,
@@ -217,6 +254,42 @@ impl Details {
         (lines, inner)
     }
 
+    /// The hypervisor's description, read-only, scrolled from the top.
+    fn draw_native(&self, frame: &mut Frame, app: &App, row: &crate::tui::table::Row, area: Rect) {
+        let t = &app.theme;
+        let inner = usize::from(area.width.saturating_sub(2));
+        let room = usize::from(area.height.saturating_sub(3));
+        let text = self.native.as_deref().unwrap_or_default();
+        let mut lines = vec![Line::from(Span::styled(
+            format!(
+                " {} · the hypervisor's own description, read-only (change it with its tool, e.g. virsh edit)",
+                row.name
+            ),
+            t.muted(),
+        ))];
+        let start = self.back.min(text.len());
+        lines.extend(
+            text[start..]
+                .iter()
+                .take(room)
+                .map(|l| Line::from(format!(" {l}"))),
+        );
+        let key = |c: Command, d: &str| app.keys.key_for(c).unwrap_or_else(|| d.into());
+        let title = format!(
+            "Details · {} back · {} closes · ↑/↓ PgUp/PgDn scroll · {}/{} lines",
+            key(Command::DetailsNative, "x"),
+            key(Command::DetailsClose, "Esc"),
+            (start + room).min(text.len()),
+            text.len()
+        );
+        let lines: Vec<Line> = lines
+            .into_iter()
+            .map(|l| crate::tui::ui::cut_line(l, inner))
+            .collect();
+        frame.render_widget(Clear, area);
+        frame.render_widget(Paragraph::new(lines).block(popup(app, &title)), area);
+    }
+
     /// The furthest back the timeline scrolls on a terminal of `size`: as
     /// far as the drawing can show, so every key moves what is seen.
     pub fn max_back(&self, app: &App, size: (u16, u16)) -> usize {
@@ -246,6 +319,10 @@ impl Details {
             );
             return;
         };
+        if self.showing_native {
+            self.draw_native(frame, app, row, popup_area);
+            return;
+        }
         let (mut lines, inner) = self.header(app, row, popup_area);
         let uuid = row.view.info.uuid;
         let timeline = timeline_of(app, uuid);
@@ -272,10 +349,16 @@ impl Details {
             Some(b) => b.keys.first().map(keymap::key_label).unwrap_or_default(),
             None => "c".into(),
         };
+        let native = match (&self.native, app.keys.key_for(Command::DetailsNative)) {
+            (Some(_), Some(k)) => format!(" · {k} XML"),
+            _ => String::new(),
+        };
         let title = if timeline.len() > room {
-            format!("Details · {close} closes · {console} console · ↑/↓ PgUp/PgDn the timeline")
+            format!(
+                "Details · {close} closes · {console} console{native} · ↑/↓ PgUp/PgDn the timeline"
+            )
         } else {
-            format!("Details · {close} closes · {console} console")
+            format!("Details · {close} closes · {console} console{native}")
         };
         frame.render_widget(Clear, popup_area);
         let lines: Vec<Line> = lines

@@ -99,6 +99,7 @@ pub enum Command {
     ConfirmYes,
     ConfirmNo,
     DetailsClose,
+    DetailsNative,
     PickUp,
     PickDown,
     PickChoose,
@@ -659,6 +660,13 @@ pub static BINDINGS: &[Binding] = &[
         C::Console,
         "",
         "The domain's console",
+    ),
+    b(
+        S::Details,
+        &[k('x')],
+        C::DetailsNative,
+        "",
+        "The hypervisor's own description, read-only (libvirt's XML), or back",
     ),
     b(
         S::Details,

@@ -52,6 +52,7 @@ pub(super) const COMMANDS: &[(Command, &str)] = &[
     (C::ConfirmYes, "yes"),
     (C::ConfirmNo, "no"),
     (C::DetailsClose, "close"),
+    (C::DetailsNative, "native"),
     (C::PickUp, "up"),
     (C::PickDown, "down"),
     (C::PickChoose, "choose"),
