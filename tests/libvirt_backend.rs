@@ -215,3 +215,177 @@ fn a_defined_domain_that_is_off_is_listed_and_left_to_its_tool() {
         .unwrap_or_default();
     assert!(still.contains(&name), "still defined: {still}");
 }
+
+/// A bridge for the test's vif, removed when dropped.
+struct Bridge(String);
+
+impl Bridge {
+    fn new() -> Bridge {
+        let name = format!("dblv{}", std::process::id() % 100_000);
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        assert!(
+            ip(&["link", "add", &name, "type", "bridge"]) && ip(&["link", "set", &name, "up"]),
+            "creating bridge {name} (the tests run as root; scripts/test installs iproute2)"
+        );
+        Bridge(name)
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// A guest writing to its disk and sending on its vif in a loop shows
+/// VBD_WR and NETTX: in `domus list --json` (another process) and in the
+/// TUI's table.
+#[test]
+fn a_guest_writing_and_sending_in_a_loop_shows_in_list_and_the_table() {
+    use crossterm::event::KeyCode;
+    let (engine, _hv, root) = libvirt();
+    let bridge = Bridge::new();
+    let img = root.path().join("loop.img");
+    make_image(&img, "raw", "16M");
+    let name = format!("domus-io-{}", std::process::id());
+    let config = domus::config::parse_str(
+        &guest_config(
+            &name,
+            &format!(
+                "(device (vbd (uname file:{}) (dev xvdb) (mode w))) (device (vif (bridge {})))",
+                img.display(),
+                bridge.0
+            ),
+        ),
+        "test",
+    )
+    .map(|(c, _)| c)
+    .unwrap_or_else(|e| panic!("{e}"));
+    let domid = engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    struct Destroy<'a>(&'a Engine, u32, String);
+    impl Drop for Destroy<'_> {
+        fn drop(&mut self) {
+            if let Err(e) = self.0.destroy(self.1) {
+                eprintln!("destroying {}: {e}; by virsh instead", self.2);
+                for verb in ["destroy", "undefine"] {
+                    let _ = Command::new("virsh")
+                        .args(["-c", URI, verb, &self.2])
+                        .output();
+                }
+            }
+        }
+    }
+    let _guard = Destroy(&engine, domid, name.clone());
+    wait_for_shell(&engine, domid);
+    let disks = partitions(&engine, domid);
+    let [disk] = disks.as_slice() else {
+        panic!("one disk in the guest: {disks:?}");
+    };
+    // Short lines: the guest's terminal wraps at 80 columns.
+    run(&engine, domid, "ip link set eth0 up");
+    run(&engine, domid, "ip addr add 10.214.0.2/24 dev eth0");
+    // The host answers on the bridge: the pings flow both ways.
+    let _ = Command::new("ip")
+        .args(["addr", "add", "10.214.0.1/24", "dev", &bridge.0])
+        .status();
+    run(
+        &engine,
+        domid,
+        &format!("w(){{ dd if=/dev/zero of=/dev/{disk} bs=64k count=8 conv=fsync; }}"),
+    );
+    run(&engine, domid, "(while :;do w;done)>/dev/null 2>&1 &");
+    run(&engine, domid, "p(){ ping -c 1 -W 1 10.214.0.1; }");
+    run(&engine, domid, "(while :;do p;done)>/dev/null 2>&1 &");
+    std::thread::sleep(Duration::from_secs(2));
+    // Another process's list.
+    let out = Command::new(env!("CARGO_BIN_EXE_domus"))
+        .arg("--state-dir")
+        .arg(root.path().join("cli"))
+        .args(["--connect", URI, "list", "--json", &name])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let me = &v["domains"][0];
+    assert!(
+        me["vbd"]["wr_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{me}"
+    );
+    assert!(
+        me["net"]["tx_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{me}"
+    );
+    // The TUI's table (wide enough for the I/O columns): rates, not zero.
+    let lib = root.path().join("domains");
+    let state = root.path().join("tui");
+    let mut h = domus::tui::testing::Harness::fleet(
+        domus::tui::testing::HarnessOptions {
+            size: (200, 30),
+            theme: "dark",
+            read_only: false,
+            config_dir: &lib,
+            recovery_dir: &root.path().join("recovery"),
+            state_dir: None,
+        },
+        |_| {
+            let state = state.clone();
+            vec![domus::fleet::Member::lazy(
+                domus::fleet::HostSpec {
+                    name: "sys".into(),
+                    target: domus::fleet::Target::Libvirt(URI.into()),
+                },
+                Box::new(move || {
+                    let hv = LibvirtHypervisor::open(URI).map_err(|e| e.to_string())?;
+                    Engine::persistent(Arc::new(hv), Arc::new(SystemClock), &state)
+                        .map_err(|e| e.to_string())
+                }),
+            )]
+        },
+    );
+    // Rates need two reads a moment apart (the I/O read is on a real clock).
+    h.tick(1.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    h.tick(1.0);
+    h.key(KeyCode::Home);
+    let screen = h.screen();
+    let header = screen
+        .lines()
+        .find(|l| l.contains("VBD_WR/s"))
+        .unwrap_or_else(|| panic!("I/O columns at 200 columns: {screen}"));
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("{name}: {screen}"));
+    // By character columns: the borders are wider than a byte.
+    let cell = |title: &str| -> String {
+        let h: Vec<char> = header.chars().collect();
+        let r: Vec<char> = row.chars().collect();
+        let t: Vec<char> = title.chars().collect();
+        let at = h
+            .windows(t.len())
+            .position(|w| w == t.as_slice())
+            .unwrap_or(0);
+        r.get(at..(at + t.len()).min(r.len()))
+            .map(|c| c.iter().collect::<String>())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let (wr, tx) = (cell("VBD_WR/s"), cell("NETTX/s"));
+    let zero = |s: &str| s.is_empty() || s == "-" || s.starts_with("0 ") || s == "0" || s == "0B";
+    assert!(!zero(&wr), "VBD_WR/s {wr:?}: {screen}");
+    assert!(!zero(&tx), "NETTX/s {tx:?}: {screen}");
+}

@@ -814,4 +814,68 @@ fn a_guest_writing_and_sending_shows_in_its_io_counters() {
         me["net"]["tx_bytes"].as_u64().is_some_and(|b| b > 0),
         "{me}"
     );
+    // Writing and sending in a loop: rates in the TUI's table (wide enough
+    // for the I/O columns), from a second engine on the same runtime, as
+    // another domus process would read them.
+    run(
+        &rig.engine,
+        domid,
+        &format!("w(){{ dd if=/dev/zero of=/dev/{disk} bs=64k count=8 conv=fsync; }}"),
+    );
+    run(&rig.engine, domid, "(while :;do w;done)>/dev/null 2>&1 &");
+    run(&rig.engine, domid, "p(){ ping -c 1 -W 1 10.213.0.1; }");
+    run(&rig.engine, domid, "(while :;do p;done)>/dev/null 2>&1 &");
+    let lib = rig.root.path().join("domains");
+    let root = rig.root.path().to_path_buf();
+    let mut h = domus::tui::testing::Harness::fleet(
+        domus::tui::testing::HarnessOptions {
+            size: (200, 30),
+            theme: "dark",
+            read_only: false,
+            config_dir: &lib,
+            recovery_dir: &rig.root.path().join("recovery"),
+            state_dir: None,
+        },
+        |_| {
+            let (engine, _) = qemu_engine(&root);
+            vec![domus::fleet::Member::open(
+                domus::fleet::HostSpec {
+                    name: "q".into(),
+                    target: domus::fleet::Target::Local,
+                },
+                std::sync::Arc::new(engine),
+                Box::new(|| Err("not again".into())),
+            )]
+        },
+    );
+    h.tick(1.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    h.tick(1.0);
+    let screen = h.screen();
+    let header = screen
+        .lines()
+        .find(|l| l.contains("VBD_WR/s"))
+        .unwrap_or_else(|| panic!("I/O columns at 200 columns: {screen}"));
+    let row = screen
+        .lines()
+        .find(|l| l.contains(" ioer "))
+        .unwrap_or_else(|| panic!("ioer: {screen}"));
+    let cell = |title: &str| -> String {
+        let h: Vec<char> = header.chars().collect();
+        let r: Vec<char> = row.chars().collect();
+        let t: Vec<char> = title.chars().collect();
+        let at = h
+            .windows(t.len())
+            .position(|w| w == t.as_slice())
+            .unwrap_or(0);
+        r.get(at..(at + t.len()).min(r.len()))
+            .map(|c| c.iter().collect::<String>())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let zero = |s: &str| s.is_empty() || s == "-" || s == "0";
+    let (wr, tx) = (cell("VBD_WR/s"), cell("NETTX/s"));
+    assert!(!zero(&wr), "VBD_WR/s {wr:?}: {screen}");
+    assert!(!zero(&tx), "NETTX/s {tx:?}: {screen}");
 }

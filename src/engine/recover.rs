@@ -413,7 +413,7 @@ impl Engine {
                 info.domid,
                 if known { ", boot image" } else { "" }
             );
-            self.store.write(|tx| {
+            let written = self.store.write(|tx| {
                 tx.put_record(&rec)?;
                 tx.append(
                     now,
@@ -422,8 +422,17 @@ impl Engine {
                     &DomainEvent::Repaired { what: what.clone() },
                 )
                 .map(drop)
-            })?;
-            rebuilt.push(format!("repaired: {what}"));
+            });
+            // A record that cannot be rebuilt (its config would not be
+            // valid) leaves that domain without one; it must not stop the
+            // command, nor the others' rebuild.
+            match written {
+                Ok(()) => rebuilt.push(format!("repaired: {what}")),
+                Err(e) => rebuilt.push(format!(
+                    "{} (id {}) was built by domus but its record cannot be rebuilt: {e}",
+                    info.name, info.domid
+                )),
+            }
         }
         Ok(rebuilt)
     }

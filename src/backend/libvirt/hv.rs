@@ -76,14 +76,6 @@ fn err(call: &str) -> impl Fn(virt::error::Error) -> BackendError + '_ {
     }
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 impl LibvirtHypervisor {
     pub fn open(uri: &str) -> BackendResult<Self> {
         event_loop();
@@ -164,7 +156,7 @@ impl LibvirtHypervisor {
         let inner = text
             .split_once('>')
             .and_then(|(_, rest)| rest.rsplit_once('<'))
-            .map_or(String::new(), |(body, _)| unescape(body));
+            .map_or(String::new(), |(body, _)| xml::unescape(body));
         serde_json::from_str(&inner).unwrap_or_default()
     }
 
@@ -239,6 +231,16 @@ impl Hypervisor for LibvirtHypervisor {
             ImageHvm,
             HostFiles,
         ])
+    }
+
+    /// How it boots, from its XML (records lost with a store are rebuilt
+    /// from it).
+    fn boot_image(&self, domid: DomId) -> BackendResult<Option<BootImage>> {
+        let text = self
+            .domain(domid)?
+            .get_xml_desc(0)
+            .map_err(err("domain XML"))?;
+        Ok(xml::boot_image(&text))
     }
 
     fn native_description(&self, domid: DomId) -> BackendResult<Option<String>> {

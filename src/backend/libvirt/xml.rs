@@ -230,9 +230,71 @@ pub fn targets(domain_xml: &str, element: &str) -> Vec<String> {
     out
 }
 
+/// XML's five entities, back to text.
+pub fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The text of the first `<element>…</element>` (no attributes) or
+/// `<element …>…</element>`.
+fn text_of(xml: &str, element: &str) -> Option<String> {
+    let start = [format!("<{element}>"), format!("<{element} ")]
+        .iter()
+        .filter_map(|o| xml.find(o.as_str()))
+        .min()?;
+    let body = &xml[start..];
+    let open_end = body.find('>')? + 1;
+    if body[..open_end].ends_with("/>") {
+        return Some(String::new());
+    }
+    let close = body.find(&format!("</{element}>"))?;
+    (close >= open_end).then(|| unescape(body[open_end..close].trim()))
+}
+
+/// How a domain boots, from its XML: a kernel booted directly (what domus
+/// builds for linux configs), else HVM from its disks.
+pub fn boot_image(domain_xml: &str) -> Option<BootImage> {
+    let os = text_of(domain_xml, "os")?;
+    let kernel = text_of(&os, "kernel").filter(|k| !k.is_empty());
+    Some(BootImage {
+        ostype: if kernel.is_some() { "linux" } else { "hvm" }.into(),
+        boot_from_disk: kernel.is_none(),
+        ramdisk: text_of(&os, "initrd").filter(|k| !k.is_empty()),
+        cmdline: text_of(&os, "cmdline").unwrap_or_default(),
+        kernel,
+        memmap: None,
+        device_model: None,
+        vnc: false,
+        boot_order: None,
+        loader: None,
+        bootloader: None,
+        bootloader_args: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_boot_image_is_read_back_from_the_xml() {
+        let x = "<domain><os><type arch='x86_64' machine='q35'>hvm</type><kernel>/k/vm&amp;linuz</kernel>\
+                 <initrd>/k/initrd</initrd><cmdline>console=ttyS0 quiet</cmdline></os><devices/></domain>";
+        let b = boot_image(x).unwrap_or_else(|| panic!("none"));
+        assert_eq!(b.ostype, "linux");
+        assert_eq!(b.kernel.as_deref(), Some("/k/vm&linuz"));
+        assert_eq!(b.ramdisk.as_deref(), Some("/k/initrd"));
+        assert_eq!(b.cmdline, "console=ttyS0 quiet");
+        let h = boot_image("<domain><os><type>hvm</type><boot dev='hd'/></os></domain>")
+            .unwrap_or_else(|| panic!("none"));
+        assert_eq!(h.ostype, "hvm");
+        assert!(h.boot_from_disk && h.kernel.is_none());
+        assert!(boot_image("<domain/>").is_none());
+    }
 
     #[test]
     fn targets_are_read_from_libvirts_xml() {
