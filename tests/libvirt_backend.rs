@@ -389,3 +389,89 @@ fn a_guest_writing_and_sending_in_a_loop_shows_in_list_and_the_table() {
     assert!(!zero(&wr), "VBD_WR/s {wr:?}: {screen}");
     assert!(!zero(&tx), "NETTX/s {tx:?}: {screen}");
 }
+
+/// libvirt's lifecycle events reach the journal as they happen (no
+/// refresh in between): another tool's pause and resume, then the guest's
+/// poweroff with its policy applied. And save/restore through libvirt's
+/// daemon, the config kept in the image.
+#[test]
+fn libvirt_events_reach_the_journal_and_save_restore_keeps_the_domain() {
+    use domus::engine::DomainEvent;
+    use domus::tui::action::Effect;
+    let (engine, _hv, root) = libvirt();
+    let engine = Arc::new(engine);
+    let name = format!("domus-ev-{}", std::process::id());
+    let config = domus::config::parse_str(&guest_config(&name, "(on_poweroff destroy)"), "test")
+        .map(|(c, _)| c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let domid = engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            for verb in ["destroy", "undefine"] {
+                let _ = Command::new("virsh")
+                    .args(["-c", URI, verb, &self.0])
+                    .output();
+            }
+        }
+    }
+    let _gone = Gone(name.clone());
+    let uuid = engine
+        .view(domid)
+        .ok()
+        .and_then(|v| v.record.map(|r| r.uuid))
+        .unwrap_or_else(|| panic!("no record"));
+    wait_for_shell(&engine, domid);
+
+    // Save and restore: the image holds the config; the domain is back
+    // (paused by libvirt, resumed by the engine) and answers.
+    let image = root.path().join("saved.img");
+    engine
+        .save(domid, &image)
+        .unwrap_or_else(|e| panic!("save: {e}"));
+    assert!(image.exists(), "the image is written");
+    assert!(
+        !virsh(&["list", "--all", "--name"]).contains(&name),
+        "saved: gone from libvirt"
+    );
+    let domid = engine
+        .restore(&image)
+        .unwrap_or_else(|e| panic!("restore: {e}"));
+    let v = engine.view(domid).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v.info.name, name);
+    assert!(v.info.is_active(), "{}", v.info.state_string());
+    assert!(v.record.is_some(), "its record came back from the image");
+    let said = run(&engine, domid, "echo BACK-$((6*7))");
+    assert!(said.contains("BACK-42"), "{said}");
+
+    // Events: followed from here on, with no refresh after this one.
+    let dir = root.path().join("worker");
+    let fleet = Arc::new(domus::fleet::Fleet::single("sys", Arc::clone(&engine)));
+    let worker =
+        domus::tui::worker::Worker::for_fleet(fleet, dir.join("lib"), dir.join("rec"), None);
+    let _ = worker.run(Effect::Refresh);
+    let seen = |what: &dyn Fn(&DomainEvent) -> bool| {
+        wait_for("the event in the journal", 20, || {
+            engine
+                .timeline(uuid)
+                .ok()?
+                .iter()
+                .any(|e| what(&e.event))
+                .then_some(())
+        })
+    };
+    assert!(virsh(&["suspend", &name]).contains("suspended"));
+    seen(&|e| matches!(e, DomainEvent::StateChanged { to, .. } if to == "paused"));
+    assert!(virsh(&["resume", &name]).contains("resumed"));
+    seen(
+        &|e| matches!(e, DomainEvent::StateChanged { from, to } if from == "paused" && to == "running"),
+    );
+    // The guest powers off: on_poweroff destroy applies, by the event.
+    console_until(&engine, domid, Some("poweroff"), 1, |_| false);
+    seen(&|e| matches!(e, DomainEvent::PolicyApplied { field, .. } if field == "on_poweroff"));
+    wait_for("the domain to go", 20, || {
+        (!virsh(&["list", "--all", "--name"]).contains(&name)).then_some(())
+    });
+}

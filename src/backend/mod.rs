@@ -90,6 +90,15 @@ pub trait Hypervisor: Send + Sync {
     /// Write a core dump of the domain's memory to `path`.
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
 
+    /// Hand each lifecycle change the hypervisor reports by itself (a
+    /// domain paused, resumed, stopped by its guest or another tool) to
+    /// `sink`, from a thread of the backend's, for as long as the backend
+    /// lives. `false`: this backend reports through per-domain
+    /// supervisors (QEMU, Xen) or not at all.
+    fn watch(&self, _sink: Box<dyn Fn(DomId, Notice) + Send>) -> BackendResult<bool> {
+        Ok(false)
+    }
+
     /// The hypervisor's own description of a domain, where it has one
     /// (libvirt's domain XML), shown read-only for domains domus did not
     /// build.

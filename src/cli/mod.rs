@@ -691,17 +691,34 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             json,
             all,
             limit,
-        } => events::run(
-            e,
-            &ctx.state_dir,
-            &events::EventsArgs {
-                domain: domain.as_deref(),
-                follow: *follow,
-                json: *json,
-                all: *all,
-                limit: *limit,
-            },
-        )?,
+        } => {
+            // Following: what the hypervisor reports by itself (libvirt's
+            // events) is journalled as it happens, so it is printed too.
+            if *follow {
+                let engine = Arc::downgrade(&ctx.engine);
+                let watched = e.hypervisor().watch(Box::new(move |domid, notice| {
+                    if let Some(e) = engine.upgrade() {
+                        let _ = e.observe(domid, notice);
+                    }
+                }));
+                if let Err(err) = watched {
+                    tell(&format!(
+                        "domus: not following the hypervisor's events: {err}"
+                    ));
+                }
+            }
+            events::run(
+                e,
+                &ctx.state_dir,
+                &events::EventsArgs {
+                    domain: domain.as_deref(),
+                    follow: *follow,
+                    json: *json,
+                    all: *all,
+                    limit: *limit,
+                },
+            )?
+        }
         Command::Info { domain } => match e.resolve(domain) {
             Ok(info) => {
                 let view = e.view(info.domid)?;

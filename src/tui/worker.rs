@@ -42,6 +42,9 @@ pub struct Worker {
     prefs_path: Option<PathBuf>,
     /// The newest journal entry already handed to the app, per host.
     journal_seq: Vec<AtomicI64>,
+    /// The engine of each host whose hypervisor's events are being
+    /// followed (a reconnected host's new engine is followed again).
+    watching: Mutex<HashMap<HostId, std::sync::Weak<Engine>>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -75,6 +78,7 @@ impl Worker {
     ) -> Self {
         Worker {
             journal_seq: fleet.ids().map(|_| AtomicI64::new(0)).collect(),
+            watching: Mutex::default(),
             fleet,
             library_dir,
             recovery_dir,
@@ -181,12 +185,39 @@ impl Worker {
         }
     }
 
+    /// Follow what the host's hypervisor reports by itself (libvirt's
+    /// domain events): each is recorded in the journal as it happens,
+    /// which wakes this TUI (and every other) through the store.
+    fn follow_events(&self, host: HostId, e: &Arc<Engine>) {
+        let mut watching = locked(&self.watching);
+        if watching
+            .get(&host)
+            .and_then(std::sync::Weak::upgrade)
+            .is_some_and(|w| Arc::ptr_eq(&w, e))
+        {
+            return;
+        }
+        watching.insert(host, Arc::downgrade(e));
+        let engine = Arc::downgrade(e);
+        let sink = Box::new(move |domid, notice| {
+            if let Some(e) = engine.upgrade()
+                && let Err(err) = e.observe(domid, notice)
+            {
+                tracing::warn!(domid, error = %err, "recording a hypervisor event");
+            }
+        });
+        if let Err(err) = e.hypervisor().watch(sink) {
+            tracing::warn!(error = %err, "following the hypervisor's events");
+        }
+    }
+
     /// A whole refresh of one host, or why it cannot be had.
     fn snapshot(&self, host: HostId) -> Vec<Action> {
         let e = match self.reach(host) {
             Ok(e) => e,
             Err(say) => return say,
         };
+        self.follow_events(host, &e);
         let result = (|| -> Result<Snapshot, String> {
             Ok(Snapshot {
                 host_id: host,

@@ -17,7 +17,7 @@ use virt::stream::Stream;
 use super::{state, xml};
 use crate::backend::{
     BackendError, BackendKind, BackendResult, BootImage, CallKind, Capabilities, Capability,
-    ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, ReadOutcome,
+    ConsoleStream, CreateSpec, DomId, DomainInfo, HostInfo, Hypervisor, Notice, ReadOutcome,
     ShutdownReason, ToolFailure,
 };
 use crate::config::{DeviceRef, DeviceSpec, Policy};
@@ -27,6 +27,9 @@ use crate::config::{DeviceRef, DeviceSpec, Policy};
 /// the domain keeps its id while it is off).
 const META_URI: &str = "https://domus.invalid/devices";
 const META_ID_URI: &str = "https://domus.invalid/id";
+/// What the engine keeps with a save image (its config), hex, in the
+/// domain's live XML, which libvirt writes into the image.
+const META_SAVE_URI: &str = "https://domus.invalid/saved";
 /// `VIR_DOMAIN_METADATA_ELEMENT`, `VIR_DOMAIN_AFFECT_LIVE`/`_CONFIG`,
 /// `VIR_DOMAIN_START_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_ACTIVE`/`_INACTIVE`,
 /// `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE`/`_SNAPSHOTS_METADATA`/`_NVRAM`.
@@ -62,6 +65,79 @@ const KEEPALIVE_COUNT: u32 = 3;
 pub struct LibvirtHypervisor {
     uri: String,
     conn: Mutex<Connect>,
+    /// Event callbacks registered on the connection (removed on drop).
+    watches: Mutex<Vec<i32>>,
+}
+
+impl Drop for LibvirtHypervisor {
+    /// The callbacks go (their threads end), then the connection: a
+    /// reconnected host must not leave the old one open.
+    fn drop(&mut self) {
+        let conn = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
+        for id in self
+            .watches
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            super::ffi::deregister(conn, id);
+        }
+        let _ = conn.close();
+    }
+}
+
+/// A path for libvirt: UTF-8, no NUL.
+fn path_str(path: &std::path::Path) -> BackendResult<String> {
+    let s = std::path::absolute(path)
+        .map_err(|e| BackendError::io(format!("resolving {}", path.display()), e))?
+        .to_str()
+        .map(str::to_string)
+        .ok_or_else(|| BackendError::Invalid(format!("{} is not UTF-8", path.display())))?;
+    if s.contains('\0') {
+        return Err(BackendError::Invalid("a NUL byte in the path".into()));
+    }
+    Ok(s)
+}
+
+/// The text between the first `open` and the `close` after it.
+fn text_between(text: &str, open: &str, close: &str) -> Option<String> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(text[start..start + len].trim().to_string())
+}
+
+fn unhex(h: &str) -> Vec<u8> {
+    h.as_bytes()
+        .chunks(2)
+        .filter_map(|p| std::str::from_utf8(p).ok())
+        .filter_map(|p| u8::from_str_radix(p, 16).ok())
+        .collect()
+}
+
+/// What a lifecycle event means for domus, with the domain's id now.
+fn notice_of(conn: &Connect, ev: &super::ffi::Lifecycle) -> Option<(DomId, Notice)> {
+    use super::ffi::*;
+    let notice = match (ev.event, ev.detail) {
+        (EVENT_SUSPENDED, _) => Notice::Paused,
+        (EVENT_RESUMED, _) => Notice::Resumed,
+        (EVENT_STOPPED, STOPPED_SHUTDOWN) => Notice::ShutDown {
+            reason: ShutdownReason::Poweroff,
+            by_guest: true,
+        },
+        (EVENT_STOPPED, STOPPED_CRASHED) | (EVENT_CRASHED, _) => Notice::ShutDown {
+            reason: ShutdownReason::Crash,
+            by_guest: true,
+        },
+        (EVENT_STOPPED, STOPPED_DESTROYED) => Notice::ShutDown {
+            reason: ShutdownReason::Poweroff,
+            by_guest: false,
+        },
+        // Saved, migrated, started, defined, undefined (the next refresh
+        // sees a domain that is gone): nothing to record here.
+        (EVENT_STOPPED, STOPPED_SAVED) | (EVENT_UNDEFINED, _) | _ => return None,
+    };
+    let d = Domain::lookup_by_uuid_string(conn, &ev.uuid).ok()?;
+    Some((LibvirtHypervisor::id_of(&d), notice))
 }
 
 fn err(call: &str) -> impl Fn(virt::error::Error) -> BackendError + '_ {
@@ -89,6 +165,7 @@ impl LibvirtHypervisor {
         let _ = conn.set_keep_alive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT);
         Ok(LibvirtHypervisor {
             uri: uri.to_string(),
+            watches: Mutex::new(Vec::new()),
             conn: Mutex::new(conn),
         })
     }
@@ -227,6 +304,8 @@ impl Hypervisor for LibvirtHypervisor {
             MemoryTarget,
             Console,
             IoStats,
+            SaveRestore,
+            CoreDump,
             ImageLinux,
             ImageHvm,
             HostFiles,
@@ -248,6 +327,36 @@ impl Hypervisor for LibvirtHypervisor {
             .get_xml_desc(0)
             .map(Some)
             .map_err(err("domain XML"))
+    }
+
+    /// libvirt's domain lifecycle events, as they happen: its event loop
+    /// hands each to a thread of ours, which finds the domain's id and
+    /// gives `sink` a notice.
+    fn watch(&self, sink: Box<dyn Fn(DomId, Notice) + Send>) -> BackendResult<bool> {
+        let (tx, rx) = std::sync::mpsc::channel::<super::ffi::Lifecycle>();
+        let (id, conn) = self.with(|c| {
+            let id = super::ffi::register_lifecycle(c, tx).map_err(err("domain events"))?;
+            Ok((id, c.clone()))
+        })?;
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+        let spawned = std::thread::Builder::new()
+            .name("domus-libvirt-events".into())
+            .spawn(move || {
+                let mut conn = conn;
+                // Ends when the callback is removed (its sender freed).
+                for ev in rx {
+                    if let Some((domid, notice)) = notice_of(&conn, &ev) {
+                        sink(domid, notice);
+                    }
+                }
+                let _ = conn.close();
+            });
+        spawned
+            .map_err(|e| BackendError::io("starting the libvirt event thread".to_string(), e))?;
+        Ok(true)
     }
 
     fn connected(&self) -> bool {
@@ -480,16 +589,72 @@ impl Hypervisor for LibvirtHypervisor {
         Ok(Box::new(LibvirtConsole::new(stream)?))
     }
 
-    fn save(&self, _domid: DomId, _path: &std::path::Path, _meta: &[u8]) -> BackendResult<()> {
-        Err(Self::unsupported(CallKind::Save))
+    /// libvirt's daemon writes the image (`virDomainSave`), with the
+    /// engine's `meta` in the domain's XML inside it; domus's definition
+    /// then goes, as the domain does on Xen.
+    fn save(&self, domid: DomId, path: &std::path::Path, meta: &[u8]) -> BackendResult<()> {
+        let to = path_str(path)?;
+        let d = self.domain(domid)?;
+        let hex: String = meta.iter().map(|b| format!("{b:02x}")).collect();
+        d.set_metadata(
+            METADATA_ELEMENT,
+            Some(&format!("<saved>{hex}</saved>")),
+            Some("domus"),
+            Some(META_SAVE_URI),
+            AFFECT_LIVE,
+        )
+        .map_err(err("set metadata"))?;
+        super::ffi::save(&d, &to).map_err(err("save"))?;
+        if Self::domus_id(&d).is_some() && d.is_persistent().unwrap_or(false) {
+            d.undefine_flags(UNDEFINE_ALL).map_err(err("undefine"))?;
+        }
+        Ok(())
     }
 
-    fn restore(&self, _path: &std::path::Path) -> BackendResult<(DomId, Vec<u8>)> {
-        Err(Self::unsupported(CallKind::Restore))
+    /// Restored paused (the engine resumes it), defined again, its id
+    /// kept; the engine's `meta` read back from the image's XML.
+    fn restore(&self, path: &std::path::Path) -> BackendResult<(DomId, Vec<u8>)> {
+        let from = path_str(path)?;
+        let text = self.with(|c| {
+            Domain::save_image_get_xml_desc(c, &from, 0).map_err(err("read the save image"))
+        })?;
+        let uuid = text_between(&text, "<uuid>", "</uuid>")
+            .ok_or_else(|| BackendError::Invalid(format!("{from}: no domain uuid in the image")))?;
+        // `<domus:saved xmlns:domus="URI">HEX</domus:saved>`, by its URI.
+        let meta = [format!("{META_SAVE_URI}\">"), format!("{META_SAVE_URI}'>")]
+            .iter()
+            .find_map(|open| text_between(&text, open, "<"))
+            .map(|h| unhex(&h))
+            .unwrap_or_default();
+        const SAVE_PAUSED: u32 = 4;
+        self.with(|c| {
+            Domain::domain_restore_flags(c, &from, None, SAVE_PAUSED).map_err(err("restore"))
+        })?;
+        let d = self.with(|c| Domain::lookup_by_uuid_string(c, &uuid).map_err(err("lookup")))?;
+        let domid = d
+            .get_id()
+            .ok_or_else(|| BackendError::Invalid("the restored domain has no id".into()))?;
+        // Persistent again, as domus builds them, under its new id.
+        let xml = d.get_xml_desc(0).map_err(err("domain XML"))?;
+        self.with(|c| Domain::define_xml(c, &xml).map(drop).map_err(err("define")))?;
+        d.set_metadata(
+            METADATA_ELEMENT,
+            Some(&format!("<id>{domid}</id>")),
+            Some("domus"),
+            Some(META_ID_URI),
+            AFFECT_LIVE | AFFECT_CONFIG,
+        )
+        .map_err(err("set metadata"))?;
+        Ok((domid, meta))
     }
 
-    fn core_dump(&self, _domid: DomId, _path: &std::path::Path) -> BackendResult<()> {
-        Err(Self::unsupported(CallKind::CoreDump))
+    /// The guest's memory, by libvirt's daemon; the domain goes on.
+    fn core_dump(&self, domid: DomId, path: &std::path::Path) -> BackendResult<()> {
+        let to = path_str(path)?;
+        self.domain(domid)?
+            .core_dump(&to, 0)
+            .map(drop)
+            .map_err(err("core dump"))
     }
 
     /// Each running domain's disks and interfaces, by the names in its XML

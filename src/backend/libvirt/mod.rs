@@ -2,6 +2,7 @@
 //! (`xml`, checked against libvirt's own schema in the tests), libvirt's
 //! domain states and reasons as xl's letters (`state`).
 
+mod ffi;
 mod hv;
 pub mod state;
 pub mod xml;
