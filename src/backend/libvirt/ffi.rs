@@ -20,7 +20,6 @@ pub struct Lifecycle {
 }
 
 /// `virDomainEventType` values (libvirt's ABI).
-pub const EVENT_UNDEFINED: i32 = 1;
 pub const EVENT_SUSPENDED: i32 = 3;
 pub const EVENT_RESUMED: i32 = 4;
 pub const EVENT_STOPPED: i32 = 5;
@@ -29,7 +28,6 @@ pub const EVENT_CRASHED: i32 = 8;
 pub const STOPPED_SHUTDOWN: i32 = 0;
 pub const STOPPED_DESTROYED: i32 = 1;
 pub const STOPPED_CRASHED: i32 = 2;
-pub const STOPPED_SAVED: i32 = 4;
 
 /// libvirt's lifecycle callback. Runs on libvirt's event loop thread; it
 /// only sends, never calls back into libvirt, and never unwinds into C.

@@ -134,7 +134,7 @@ fn notice_of(conn: &Connect, ev: &super::ffi::Lifecycle) -> Option<(DomId, Notic
         },
         // Saved, migrated, started, defined, undefined (the next refresh
         // sees a domain that is gone): nothing to record here.
-        (EVENT_STOPPED, STOPPED_SAVED) | (EVENT_UNDEFINED, _) | _ => return None,
+        _ => return None,
     };
     let d = Domain::lookup_by_uuid_string(conn, &ev.uuid).ok()?;
     Some((LibvirtHypervisor::id_of(&d), notice))
