@@ -129,9 +129,11 @@ struct Destroy(String);
 
 impl Drop for Destroy {
     fn drop(&mut self) {
-        let _ = Command::new("virsh")
-            .args(["-c", SYS, "destroy", &self.0])
-            .output();
+        for verb in ["destroy", "undefine"] {
+            let _ = Command::new("virsh")
+                .args(["-c", SYS, verb, &self.0])
+                .output();
+        }
     }
 }
 
@@ -226,6 +228,36 @@ fn a_fleet_of_three_libvirt_connections_and_the_simulator() {
     );
     assert!(screen.contains("read-only"), "{screen}");
     h.key(KeyCode::Char('x'));
+    h.key(KeyCode::Esc);
+
+    // Edited through its XML: libvirt validates it; a refusal says why and
+    // keeps the editor open, an accepted one becomes its definition.
+    select(&mut h, "sys", &foreign);
+    h.key(KeyCode::Char('e'));
+    let screen = h.screen();
+    assert!(screen.contains("the hypervisor's definition"), "{screen}");
+    // After <uuid> (line 3), where libvirt's schema takes a description.
+    h.key(KeyCode::Down);
+    h.key(KeyCode::Down);
+    h.key(KeyCode::End);
+    h.key(KeyCode::Enter);
+    h.type_text("<bogus-element/>");
+    h.ctrl('s');
+    let screen = h.screen();
+    assert!(screen.contains("refused"), "libvirt validates: {screen}");
+    for _ in 0.."<bogus-element/>".len() {
+        h.key(KeyCode::Backspace);
+    }
+    h.type_text("<description>edited-by-domus</description>");
+    h.ctrl('s');
+    let screen = h.screen();
+    assert!(screen.contains("took the new definition"), "{screen}");
+    let defined = Command::new("virsh")
+        .args(["-c", SYS, "dumpxml", "--inactive", &foreign])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(defined.contains("edited-by-domus"), "{defined}");
     h.key(KeyCode::Esc);
 
     // A bulk pause across two hosts: the daemon's domain and the test

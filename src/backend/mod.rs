@@ -90,6 +90,15 @@ pub trait Hypervisor: Send + Sync {
     /// Write a core dump of the domain's memory to `path`.
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
 
+    /// Replace a domain's definition with `text` in the hypervisor's own
+    /// terms (libvirt's XML, which libvirt validates); for domains domus
+    /// did not build.
+    fn define_native(&self, _domid: DomId, _text: &str) -> BackendResult<()> {
+        Err(BackendError::Invalid(
+            "this backend has no description of its own to edit".into(),
+        ))
+    }
+
     /// Hand each lifecycle change the hypervisor reports by itself (a
     /// domain paused, resumed, stopped by its guest or another tool) to
     /// `sink`, from a thread of the backend's, for as long as the backend

@@ -355,6 +355,9 @@ pub enum Capability {
     ImageHvm,
     /// Runs a PV bootloader (pygrub) to find the kernel.
     Bootloader,
+    /// Describes each domain in its own terms (libvirt's XML), which can
+    /// be shown and edited for domains domus did not build.
+    NativeConfig,
     /// Opens the kernels, disks and PCI functions a config names on this
     /// host (the simulator only models them).
     HostFiles,

@@ -90,6 +90,14 @@ pub enum Done {
         path: PathBuf,
         result: Result<(), String>,
     },
+    /// An edited definition given to the hypervisor.
+    Defined {
+        key: DomKey,
+        name: String,
+        /// What was given (the editor may have more by now).
+        text: String,
+        result: Result<(), String>,
+    },
     Error(String),
 }
 
@@ -137,6 +145,12 @@ pub enum Action {
     /// backend has none).
     Native {
         key: DomKey,
+        text: Option<String>,
+    },
+    /// The same, to edit (`None`: nothing to edit).
+    NativeToEdit {
+        key: DomKey,
+        name: String,
         text: Option<String>,
     },
     /// A host could not be read (its refresh failed, or it is
@@ -235,6 +249,13 @@ pub enum Effect {
     LoadTimeline(HostId, uuid::Uuid),
     /// The hypervisor's own description of a domain (libvirt's XML).
     LoadNative(DomKey),
+    /// The same, to edit it.
+    EditNative(DomKey),
+    /// Replace a domain's definition with edited text (libvirt validates).
+    DefineNative {
+        key: DomKey,
+        text: String,
+    },
     /// Stop showing a gone domain.
     Dismiss(HostId, uuid::Uuid),
 }

@@ -45,7 +45,8 @@ pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
         Effect::Refresh | Effect::Stats => Lane::Refresh(HostId::default()),
         Effect::LoadTimeline(h, _) => Lane::Refresh(*h),
-        Effect::LoadNative(d) => Lane::Refresh(d.host),
+        Effect::LoadNative(d) | Effect::EditNative(d) => Lane::Refresh(d.host),
+        Effect::DefineNative { key, .. } => Lane::Domain(*key),
         Effect::Policies => Lane::Policies(HostId::default()),
         Effect::IoStats => Lane::Io(HostId::default()),
         Effect::OpenConsole(d)

@@ -332,7 +332,8 @@ impl Worker {
             | Effect::Create(h, _)
             | Effect::LoadTimeline(h, _)
             | Effect::Dismiss(h, _) => *h,
-            Effect::LoadNative(d) => d.host,
+            Effect::LoadNative(d) | Effect::EditNative(d) => d.host,
+            Effect::DefineNative { key, .. } => key.host,
             _ => HostId::default(),
         };
         let engine = self.on(host);
@@ -530,6 +531,33 @@ impl Worker {
                     return vec![Action::Done(Done::Error(format!("dismissing: {err}")))];
                 }
                 return Vec::new();
+            }
+            Effect::EditNative(key) => {
+                let Some(e) = e else { return Vec::new() };
+                let name = self.name(key);
+                let text = match e.hypervisor().native_description(key.domid) {
+                    Ok(t) => t,
+                    Err(err) => {
+                        return vec![Action::Done(Done::Error(format!(
+                            "reading the definition of {name}: {err}"
+                        )))];
+                    }
+                };
+                Action::NativeToEdit { key, name, text }
+            }
+            Effect::DefineNative { key, text } => {
+                let name = self.name(key);
+                let result = self.on(key.host).and_then(|e| {
+                    e.hypervisor()
+                        .define_native(key.domid, &text)
+                        .map_err(|x| x.to_string())
+                });
+                Action::Done(Done::Defined {
+                    key,
+                    name,
+                    text,
+                    result,
+                })
             }
             Effect::LoadNative(key) => {
                 let Some(e) = e else { return Vec::new() };

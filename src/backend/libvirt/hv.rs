@@ -306,6 +306,7 @@ impl Hypervisor for LibvirtHypervisor {
             IoStats,
             SaveRestore,
             CoreDump,
+            NativeConfig,
             ImageLinux,
             ImageHvm,
             HostFiles,
@@ -320,6 +321,28 @@ impl Hypervisor for LibvirtHypervisor {
             .get_xml_desc(0)
             .map_err(err("domain XML"))?;
         Ok(xml::boot_image(&text))
+    }
+
+    /// libvirt checks the XML against its schema (`VALIDATE`) and keeps
+    /// it as the domain's definition; a running domain takes it at its
+    /// next start. The same domain only: another uuid is refused.
+    fn define_native(&self, domid: DomId, text: &str) -> BackendResult<()> {
+        const DEFINE_VALIDATE: u32 = 1;
+        if text.contains('\0') {
+            return Err(BackendError::Invalid("a NUL byte in the XML".into()));
+        }
+        let d = self.domain(domid)?;
+        let uuid = d.get_uuid_string().map_err(err("uuid"))?;
+        if text_between(text, "<uuid>", "</uuid>").is_some_and(|u| !u.eq_ignore_ascii_case(&uuid)) {
+            return Err(BackendError::Invalid(format!(
+                "the XML names another domain (uuid is not {uuid})"
+            )));
+        }
+        self.with(|c| {
+            Domain::define_xml_flags(c, text, DEFINE_VALIDATE)
+                .map(drop)
+                .map_err(err("define"))
+        })
     }
 
     fn native_description(&self, domid: DomId) -> BackendResult<Option<String>> {

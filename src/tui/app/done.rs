@@ -52,6 +52,12 @@ impl App {
                 then_build,
             } => effects.extend(self.on_saved(path, &text, result, then_build)),
             Done::Preflight { path, problems } => effects.extend(self.on_preflight(path, problems)),
+            Done::Defined {
+                key,
+                name,
+                text,
+                result,
+            } => self.on_defined(key, &name, &text, result),
             Done::Imported { from, result } => {
                 self.on_imported(&from, result);
                 effects.push(Effect::LoadLibrary);
@@ -220,6 +226,32 @@ impl App {
             effects.push(Effect::Build(self.current_host(), path));
         }
         effects
+    }
+
+    /// An edited definition the hypervisor took (or refused, saying why:
+    /// the editor stays open on it).
+    fn on_defined(&mut self, key: DomKey, name: &str, written: &str, result: Result<(), String>) {
+        let editor = match &mut self.mode {
+            Mode::Editor(ed) if ed.native == Some(key) => Some(ed),
+            _ => None,
+        };
+        match result {
+            Ok(()) => {
+                let msg = format!("{name}: the hypervisor took the new definition");
+                if let Some(ed) = editor {
+                    ed.saved_text = written.to_string();
+                    ed.message = Some(msg.clone());
+                }
+                self.log(Level::Ok, msg);
+            }
+            Err(e) => {
+                let msg = format!("{name}: the definition was refused: {e}");
+                if let Some(ed) = editor {
+                    ed.message = Some(msg.clone());
+                }
+                self.log(Level::Error, msg);
+            }
+        }
     }
 
     /// Problems found before a build: shown once; Ctrl-B again builds.

@@ -537,6 +537,19 @@ impl App {
                 self.answered(host);
                 self.on_stats(host, at_ns, &stats)
             }
+            Action::NativeToEdit { key, name, text } => {
+                match text {
+                    Some(text) => {
+                        let label = format!("{name} (the hypervisor's definition)");
+                        self.mode = Mode::Editor(Box::new(Editor::native(key, &label, &text)));
+                    }
+                    None => self.log(
+                        Level::Error,
+                        format!("{name} was not built by domus: no config to edit"),
+                    ),
+                }
+                Vec::new()
+            }
             Action::Native { key, text } => {
                 if let Mode::Details(d) = &mut self.mode
                     && d.domid == key

@@ -317,9 +317,9 @@ impl App {
             return Vec::new();
         };
         let Some(rec) = &row.view.record else {
-            let msg = format!("{} was not built by domus: no config to edit", row.name);
-            self.log(Level::Error, msg);
-            return Vec::new();
+            // Another tool's domain: its definition, where the hypervisor
+            // has one of its own (libvirt's XML).
+            return vec![Effect::EditNative(domid)];
         };
         match &rec.source {
             Some(src) => vec![Effect::OpenFile(src.clone())],

@@ -61,7 +61,13 @@ impl App {
             Command::Start => fits(&|i| i.flags.shutdown),
             Command::Unpause => fits(&|i| live(i) && i.flags.paused),
             Command::Destroy | Command::Console => fits(&|i| i.domid != 0),
-            Command::Edit => rows.iter().any(|r| r.view.record.is_some()),
+            Command::Edit => rows.iter().any(|r| {
+                r.view.record.is_some()
+                    || self
+                        .hosts
+                        .caps(r.host)
+                        .has(crate::backend::Capability::NativeConfig)
+            }),
             _ => true,
         };
         (!ok).then(|| {

@@ -104,6 +104,11 @@ impl Editor {
             ..area
         };
         let diag = match ed.diagnostics.error_lines().first() {
+            // The hypervisor's own text: it checks it when it is saved.
+            None if ed.native.is_some() => Line::from(Span::styled(
+                " the hypervisor's definition: checked by it when saved",
+                t.muted(),
+            )),
             Some(e) => Line::from(Span::styled(
                 format!(" ✘ {}", crate::tui::ui::one_line(e)),
                 t.error(),

@@ -20,6 +20,14 @@ impl Editor {
         height: usize,
     ) -> KeyOutcome {
         match keys.lookup(&key, &[Scope::Editor], read_only) {
+            Some(Command::EditorSave) if self.native.is_some() => {
+                self.message = Some("giving it to the hypervisor to check and keep…".into());
+                let key = self.native.unwrap_or_default();
+                KeyOutcome::stay_with(vec![Effect::DefineNative {
+                    key,
+                    text: self.text(),
+                }])
+            }
             Some(Command::EditorSave) => {
                 self.message = None;
                 KeyOutcome::stay_with(vec![Effect::SaveFile {
@@ -40,6 +48,15 @@ impl Editor {
                 };
                 let changed = self.edit(what);
                 self.edited(changed, height)
+            }
+            Some(Command::EditorBuild) if self.native.is_some() => {
+                let save = keys
+                    .key_for(Command::EditorSave)
+                    .unwrap_or_else(|| "Ctrl-S".into());
+                self.message = Some(format!(
+                    "this is the hypervisor's definition: {save} gives it to the hypervisor (no build)"
+                ));
+                KeyOutcome::stay()
             }
             Some(Command::EditorBuild) => {
                 if !self.diagnostics.errors.is_empty() {
@@ -92,6 +109,12 @@ impl Editor {
             ));
             return KeyOutcome::stay();
         }
+        if self.native.is_some() {
+            return KeyOutcome {
+                close: true,
+                effects: Vec::new(),
+            };
+        }
         let mut effects = vec![Effect::LoadLibrary];
         if !self.keep_recovery {
             effects.insert(0, Effect::ClearRecovery(self.path.clone()));
@@ -112,6 +135,9 @@ impl Editor {
         // This session's edits are the copy now.
         self.keep_recovery = false;
         self.message = None;
+        if self.native.is_some() {
+            return KeyOutcome::stay();
+        }
         KeyOutcome::stay_with(vec![Effect::WriteRecovery {
             path: self.path.clone(),
             text: self.text(),

@@ -30,6 +30,10 @@ pub struct Editor {
     /// An earlier session's recovery copy stays until a save or an edit
     /// replaces it (the operator put off the question with Esc).
     pub keep_recovery: bool,
+    /// Editing a domain's definition in the hypervisor's own terms
+    /// (libvirt's XML), not a file: a save gives it to the hypervisor,
+    /// which validates it; no build, no recovery copy.
+    pub native: Option<crate::fleet::DomKey>,
 }
 
 /// Edits the editor makes by command rather than by the text area's own
@@ -64,8 +68,18 @@ impl Editor {
             scroll: 0,
             message: None,
             keep_recovery: false,
+            native: None,
         };
         ed.validate();
+        ed
+    }
+
+    /// Edit a domain's definition as the hypervisor describes it; `label`
+    /// names it in the title (it is no file).
+    pub fn native(key: crate::fleet::DomKey, label: &str, text: &str) -> Self {
+        let mut ed = Editor::new(PathBuf::from(label), text, text);
+        ed.native = Some(key);
+        ed.diagnostics = Diagnostics::default();
         ed
     }
 
@@ -80,6 +94,10 @@ impl Editor {
     }
 
     pub fn validate(&mut self) {
+        // The hypervisor checks its own definitions when they are saved.
+        if self.native.is_some() {
+            return;
+        }
         self.diagnostics = match parse_str(&self.text(), &self.file) {
             Ok((_, d)) => d,
             Err(e) => e.diagnostics().cloned().unwrap_or_else(|| {
