@@ -214,6 +214,27 @@ fn a_defined_domain_that_is_off_is_listed_and_left_to_its_tool() {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     assert!(still.contains(&name), "still defined: {still}");
+    // Started from libvirt's definition (`virsh start`), then stopped
+    // again by destroy, its definition kept.
+    let out = domus(&["start", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("started as domain"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(virsh(&["domstate", &name]).contains("running"));
+    let out = domus(&["destroy", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(virsh(&["domstate", &name]).contains("shut off"));
 }
 
 /// A bridge for the test's vif, removed when dropped.

@@ -90,6 +90,13 @@ pub trait Hypervisor: Send + Sync {
     /// Write a core dump of the domain's memory to `path`.
     fn core_dump(&self, domid: DomId, path: &Path) -> BackendResult<()>;
 
+    /// Start a domain that is off from the hypervisor's own definition
+    /// (another tool's libvirt domain): its new id, or `None` where the
+    /// backend keeps no definitions of its own.
+    fn start_native(&self, _domid: DomId) -> BackendResult<Option<DomId>> {
+        Ok(None)
+    }
+
     /// Replace a domain's definition with `text` in the hypervisor's own
     /// terms (libvirt's XML, which libvirt validates); for domains domus
     /// did not build.

@@ -61,7 +61,7 @@ pub fn long(domains: &[DomainView]) -> String {
         let field = |k: &str, v: String| Value::list(vec![Value::string(k), Value::string(v)]);
         let mut fields = vec![
             Value::string("domain"),
-            field("domid", i.domid.to_string()),
+            field("domid", crate::backend::shown_id(i.domid)),
             field("name", i.name.clone()),
             field("uuid", i.uuid.to_string()),
             field("state", i.state_string()),

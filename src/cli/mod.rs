@@ -477,10 +477,16 @@ pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
 /// The backend asked for: `--connect URI` means libvirt unless another
 /// backend is named.
 fn backend_choice(cli: &Cli) -> BackendChoice {
-    match (cli.backend, cli.connect.first()) {
-        (BackendChoice::Auto, Some(_)) => BackendChoice::Libvirt,
+    match (cli.backend, single_target(cli)) {
+        (BackendChoice::Auto, Some(crate::fleet::Target::Libvirt(_))) => BackendChoice::Libvirt,
         (b, _) => b,
     }
+}
+
+/// The one host `--connect` names (as `[NAME=]URI`), when it names one.
+fn single_target(cli: &Cli) -> Option<crate::fleet::Target> {
+    let mut hosts = crate::fleet::hosts::from_args(&cli.connect).ok()?;
+    (hosts.len() == 1).then(|| hosts.remove(0).target)
 }
 
 /// How to open the backend, from the command line and environment.
@@ -523,7 +529,10 @@ fn open_options(
         accel: cli.accel.clone(),
         supervisor: std::env::current_exe().ok(),
         adopt,
-        connect: cli.connect.first().cloned(),
+        connect: match single_target(cli) {
+            Some(crate::fleet::Target::Libvirt(uri)) => Some(uri),
+            _ => None,
+        },
     })
 }
 

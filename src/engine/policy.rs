@@ -204,13 +204,18 @@ impl Engine {
         let record = self
             .store
             .read(|tx| tx.record_by_domid(domid))?
-            .filter(|r| r.uuid == info.uuid)
-            .ok_or_else(|| {
-                EngineError::Invalid(format!(
+            .filter(|r| r.uuid == info.uuid);
+        let Some(record) = record else {
+            // Another tool's domain: the hypervisor's own definition
+            // starts it, where it keeps one (libvirt).
+            return match self.hv.start_native(domid)? {
+                Some(new) => Ok(new),
+                None => Err(EngineError::Invalid(format!(
                     "{} has no config with domus (it was not built by domus)",
                     info.name
-                ))
-            })?;
+                ))),
+            };
+        };
         let outcome = self.domain_op(OpKind::Policy, &info, Some("start".into()), |op| {
             self.rebuild(op, &info, &record, false, false)
         })?;

@@ -120,6 +120,18 @@ pub fn default_name(target: &Target) -> String {
 /// `--connect` values, each `URI` or `NAME=URI`. Names not given are
 /// derived from the URI, made unique with `-2`, `-3`, ….
 pub fn from_args(values: &[String]) -> Result<Vec<HostSpec>, HostsError> {
+    if values.len() > MAX_HOSTS {
+        return Err(HostsError {
+            place: "--connect".into(),
+            what: format!("expected at most {MAX_HOSTS} hosts, got {}", values.len()),
+        });
+    }
+    // Names given are kept for their hosts: a derived name steps aside.
+    let given: Vec<&str> = values
+        .iter()
+        .filter_map(|v| v.split_once('=').map(|(n, _)| n.trim()))
+        .filter(|n| !n.contains(':'))
+        .collect();
     let mut out: Vec<HostSpec> = Vec::new();
     for v in values {
         let place = || format!("--connect {v}");
@@ -141,15 +153,15 @@ pub fn from_args(values: &[String]) -> Result<Vec<HostSpec>, HostsError> {
                 })?;
                 n.to_string()
             }
-            None => unique(&out, default_name(&target)),
+            None => unique(&out, &given, default_name(&target)),
         };
         push(&mut out, HostSpec { name, target }, place())?;
     }
     Ok(out)
 }
 
-fn unique(have: &[HostSpec], base: String) -> String {
-    let taken = |n: &str| have.iter().any(|h| h.name == n);
+fn unique(have: &[HostSpec], given: &[&str], base: String) -> String {
+    let taken = |n: &str| have.iter().any(|h| h.name == n) || given.contains(&n);
     if !taken(&base) {
         return base;
     }
@@ -286,6 +298,14 @@ mod tests {
         let e = from_args(&["not a uri".into()]).unwrap_err();
         assert!(e.what.contains("expected `local` or a libvirt URI"), "{e}");
         assert!(from_args(&["b@d=test:///default".into()]).is_err());
+        // A derived name steps aside for one given later.
+        let h = from_args(&["qemu:///system".into(), "qemu=test:///default".into()]).unwrap();
+        assert_eq!(h[0].name, "qemu-2");
+        assert_eq!(h[1].name, "qemu");
+        let many: Vec<String> = (0..=MAX_HOSTS)
+            .map(|i| format!("h{i}=test:///default"))
+            .collect();
+        assert!(from_args(&many).is_err());
     }
 
     #[test]

@@ -43,9 +43,10 @@ impl DomKey {
 }
 
 impl std::fmt::Display for DomKey {
-    /// The domain id: the host is said beside it where there are several.
+    /// The domain id as shown (`-` for one that is off and has none); the
+    /// host's name is for the caller to add, which knows it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.domid)
+        f.write_str(&crate::backend::shown_id(self.domid))
     }
 }
 
@@ -92,12 +93,16 @@ impl HostDown {
 /// Back-off between attempts to reach a host: doubling, at most this.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-/// How long a caller waits for another's opening of the same host.
-const OPENING_WAIT: Duration = Duration::from_secs(15);
+/// How long an opening may take (a daemon that accepts and then says
+/// nothing would hold it for minutes): then the host is down, for now.
+const OPEN_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a caller waits for another's opening of the same host: until
+/// its outcome.
+const OPENING_WAIT: Duration = Duration::from_secs(21);
 
 enum Link {
     Up(Arc<Engine>),
-    /// Being opened by some thread: others do not wait for it.
+    /// Being opened by some thread: others wait a while for it.
     Opening,
     Down {
         why: String,
@@ -109,7 +114,7 @@ enum Link {
 pub struct Member {
     pub name: String,
     pub target: Target,
-    open: Opener,
+    open: Arc<dyn Fn() -> Result<Engine, String> + Send + Sync>,
     link: Mutex<Link>,
     /// Signalled when an opening ends (either way).
     opened: Condvar,
@@ -126,7 +131,7 @@ impl Member {
         Member {
             name: spec.name,
             target: spec.target,
-            open,
+            open: Arc::from(open),
             opened: Condvar::new(),
             link: Mutex::new(Link::Down {
                 why: "not connected yet".into(),
@@ -141,7 +146,7 @@ impl Member {
         Member {
             name: spec.name,
             target: spec.target,
-            open,
+            open: Arc::from(open),
             opened: Condvar::new(),
             link: Mutex::new(Link::Up(engine)),
         }
@@ -194,8 +199,7 @@ impl Member {
                 }
             }
         };
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.open)()))
-            .unwrap_or_else(|_| Err("opening the host failed unexpectedly".into()));
+        let opened = self.open_within(OPEN_DEADLINE);
         let mut link = locked(&self.link);
         self.opened.notify_all();
         match opened {
@@ -217,6 +221,29 @@ impl Member {
                 })
             }
         }
+    }
+
+    /// Run the opener on a thread of its own, waiting at most `deadline`;
+    /// an opening that answers later is dropped (its connection closed).
+    fn open_within(&self, deadline: Duration) -> Result<Engine, String> {
+        let open = Arc::clone(&self.open);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("domus-open-host".into())
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open()))
+                    .unwrap_or_else(|_| Err("opening the host failed unexpectedly".into()));
+                let _ = tx.send(r);
+            });
+        if let Err(e) = spawned {
+            return Err(format!("starting a thread to open the host: {e}"));
+        }
+        rx.recv_timeout(deadline).unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within {} s (the daemon may be stopped)",
+                deadline.as_secs()
+            ))
+        })
     }
 
     /// An operation on this host failed: when the backend says its

@@ -184,6 +184,8 @@ pub enum Action {
 pub enum Effect {
     /// Read every domain's view again (after an event, or now and then).
     Refresh,
+    /// The same, of one host (what its tick's read showed changed).
+    RefreshHost(HostId),
     /// Read only what changes by itself (CPU time, running or blocked).
     Stats,
     /// Read the I/O counters (while an I/O column is shown).

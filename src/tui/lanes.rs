@@ -44,6 +44,7 @@ impl Lane {
 pub fn lane_of(effect: &Effect) -> Lane {
     match effect {
         Effect::Refresh | Effect::Stats => Lane::Refresh(HostId::default()),
+        Effect::RefreshHost(h) => Lane::Refresh(*h),
         Effect::LoadTimeline(h, _) => Lane::Refresh(*h),
         Effect::LoadNative(d) | Effect::EditNative(d) => Lane::Refresh(d.host),
         Effect::DefineNative { key, .. } => Lane::Domain(*key),
@@ -268,6 +269,10 @@ impl Lanes {
         }
         if let Some(parts) = split(&effect) {
             self.submit_bulk(parts);
+            return;
+        }
+        if let Effect::RefreshHost(h) = effect {
+            self.submit_host(h, Effect::Refresh);
             return;
         }
         if matches!(

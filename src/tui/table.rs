@@ -248,7 +248,7 @@ pub struct DomainTable {
     /// and its rebuild): selected again when it comes back, unless the
     /// operator has moved meanwhile. Else the next `d` would meet whatever
     /// row slid under the cursor.
-    pub vanished: Option<(uuid::Uuid, String)>,
+    pub vanished: Option<(HostId, uuid::Uuid, String)>,
     /// The I/O columns take the place of DEVICES, UPTIME and CPU(s) (`I`).
     pub io_first: bool,
     /// The fleet's host names, by `HostId` (for HOST and `host:` filters).
@@ -332,7 +332,7 @@ impl DomainTable {
         // in between did not have it.
         let previous = self
             .selected_row()
-            .map(|r| (r.view.info.uuid, r.name.clone()));
+            .map(|r| (r.host, r.view.info.uuid, r.name.clone()));
         self.now_ns = at_ns;
         let live: BTreeSet<DomKey> = views
             .iter()
@@ -371,9 +371,11 @@ impl DomainTable {
             .enumerate()
             .map(|(i, r)| (r.key(), i))
             .collect();
-        let find = |rows: &[Row], (uuid, name): &(uuid::Uuid, String)| {
+        // On its own host only: another host's domain of that name is
+        // another domain.
+        let find = |rows: &[Row], (h, uuid, name): &(HostId, uuid::Uuid, String)| {
             rows.iter()
-                .find(|r| r.view.info.uuid == *uuid || r.name == *name)
+                .find(|r| r.host == *h && (r.view.info.uuid == *uuid || r.name == *name))
                 .map(Row::key)
         };
         let keep = match self.vanished.as_ref().and_then(|v| find(&self.rows, v)) {

@@ -189,15 +189,19 @@ impl Worker {
     /// domain events): each is recorded in the journal as it happens,
     /// which wakes this TUI (and every other) through the store.
     fn follow_events(&self, host: HostId, e: &Arc<Engine>) {
-        let mut watching = locked(&self.watching);
-        if watching
-            .get(&host)
-            .and_then(std::sync::Weak::upgrade)
-            .is_some_and(|w| Arc::ptr_eq(&w, e))
+        // Decided under the lock, registered without it: a daemon slow to
+        // answer holds up no other host's refresh.
         {
-            return;
+            let mut watching = locked(&self.watching);
+            if watching
+                .get(&host)
+                .and_then(std::sync::Weak::upgrade)
+                .is_some_and(|w| Arc::ptr_eq(&w, e))
+            {
+                return;
+            }
+            watching.insert(host, Arc::downgrade(e));
         }
-        watching.insert(host, Arc::downgrade(e));
         let engine = Arc::downgrade(e);
         let sink = Box::new(move |domid, notice| {
             if let Some(e) = engine.upgrade()
@@ -208,6 +212,8 @@ impl Worker {
         });
         if let Err(err) = e.hypervisor().watch(sink) {
             tracing::warn!(error = %err, "following the hypervisor's events");
+            // Tried again with the next refresh.
+            locked(&self.watching).remove(&host);
         }
     }
 
@@ -266,10 +272,13 @@ impl Worker {
                 let Ok(e) = self.on(host) else {
                     return Vec::new();
                 };
-                Action::Io {
-                    host,
-                    at_ns: e.now_ns(),
-                    io: e.io_stats().unwrap_or_default(),
+                match e.io_stats() {
+                    Ok(io) => Action::Io {
+                        host,
+                        at_ns: e.now_ns(),
+                        io,
+                    },
+                    Err(_) => return Vec::new(),
                 }
             }
             Effect::Stats => match self.reach(host) {
@@ -307,6 +316,11 @@ impl Worker {
     }
 
     pub fn run(&self, effect: Effect) -> Vec<Action> {
+        if let Effect::RefreshHost(h) = effect {
+            let mut out = self.run_host(h, &Effect::Policies);
+            out.extend(self.run_host(h, &Effect::Refresh));
+            return out;
+        }
         if matches!(
             effect,
             Effect::Refresh | Effect::Policies | Effect::IoStats | Effect::Stats
@@ -317,50 +331,42 @@ impl Worker {
                 .flat_map(|h| self.run_host(h, &effect))
                 .collect();
         }
-        // The host an effect goes to.
+        // The one host the work is on, for work on one host (bulk work and
+        // consoles find each domain's own; file work needs none).
         let host = match &effect {
-            Effect::Save(d, _)
-            | Effect::Attach(d, _)
-            | Effect::Detach(d, _)
-            | Effect::MemTarget(d, _)
-            | Effect::OpenConsole(d)
-            | Effect::CloseConsole(d)
-            | Effect::ConsoleInput(d, _)
-            | Effect::ConsoleResize(d, _, _) => d.host,
+            Effect::Save(d, _) | Effect::Attach(d, _) | Effect::Detach(d, _) => Some(d.host),
             Effect::Restore(h, _)
             | Effect::Build(h, _)
             | Effect::Create(h, _)
             | Effect::LoadTimeline(h, _)
-            | Effect::Dismiss(h, _) => *h,
-            Effect::LoadNative(d) | Effect::EditNative(d) => d.host,
-            Effect::DefineNative { key, .. } => key.host,
-            _ => HostId::default(),
+            | Effect::Dismiss(h, _) => Some(*h),
+            Effect::LoadNative(d) | Effect::EditNative(d) => Some(d.host),
+            _ => None,
         };
-        let engine = self.on(host);
-        // Work on one host's domains: nothing to do there when it is down.
-        let needs_host = matches!(
-            effect,
-            Effect::Save(..)
-                | Effect::Restore(..)
-                | Effect::Build(..)
-                | Effect::Create(..)
-                | Effect::Attach(..)
-                | Effect::Detach(..)
-                | Effect::Dismiss(..)
-                | Effect::LoadTimeline(..)
-        );
-        let e = match engine {
-            Ok(e) => Some(e),
-            Err(why) if needs_host => {
-                let host = self.fleet.name(host);
+        let e = match host.map(|h| (h, self.on(h))) {
+            Some((_, Ok(e))) => Some(e),
+            Some((h, Err(why))) => {
+                let host = self.fleet.name(h);
                 return vec![Action::Done(Done::Error(format!("host {host}: {why}")))];
             }
-            Err(_) => None,
+            None => None,
+        };
+        // Library checks use the first host if it is open now: file work
+        // never waits for a host to answer.
+        let first = || {
+            self.fleet
+                .member(HostId::default())
+                .ok()
+                .and_then(crate::fleet::Member::current)
         };
         let action = match effect {
             // Only the lanes hold work that waits; here nothing does.
             Effect::CancelQueued(_) => return Vec::new(),
-            Effect::Refresh | Effect::Policies | Effect::IoStats | Effect::Stats => {
+            Effect::Refresh
+            | Effect::RefreshHost(_)
+            | Effect::Policies
+            | Effect::IoStats
+            | Effect::Stats => {
                 return Vec::new();
             }
             Effect::Pause(ids) => {
@@ -578,9 +584,12 @@ impl Worker {
                 }
             }
             // Marked for the backend in use: plan9 is no valid config on QEMU.
-            Effect::LoadLibrary => Action::Library(library::scan_with(&self.library_dir, |c| {
-                e.as_ref().and_then(|e| e.unbuildable(c).into_iter().next())
-            })),
+            Effect::LoadLibrary => {
+                let e = first();
+                Action::Library(library::scan_with(&self.library_dir, |c| {
+                    e.as_ref().and_then(|e| e.unbuildable(c).into_iter().next())
+                }))
+            }
             // Bounded reads of regular files only: a FIFO in the library
             // must not block the worker, nor /dev/zero fill its memory.
             Effect::OpenFile(path) => {
@@ -616,9 +625,9 @@ impl Worker {
                 })
             }
             Effect::Preflight { path, text } => {
-                let problems = match &e {
-                    Some(e) => preflight(e, &self.pci_root, &path, &text),
-                    None => vec!["the host is not reachable".to_string()],
+                let problems = match first() {
+                    Some(e) => preflight(&e, &self.pci_root, &path, &text),
+                    None => Vec::new(),
                 };
                 Action::Done(Done::Preflight { path, problems })
             }

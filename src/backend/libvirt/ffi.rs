@@ -123,10 +123,7 @@ pub fn deregister(conn: &Connect, id: i32) {
 
 /// Save a running domain's memory to `path` (libvirt's daemon writes it);
 /// the domain stops.
-pub fn save(domain: &Domain, path: &str) -> Result<(), virt::error::Error> {
-    let Ok(to) = CString::new(path) else {
-        return Err(virt::error::Error::last_error());
-    };
+pub fn save(domain: &Domain, to: &CString) -> Result<(), virt::error::Error> {
     // SAFETY: `domain` is a live domain object and `to` a NUL-terminated
     // string that outlives the call.
     if unsafe { sys::virDomainSave(domain.as_ptr(), to.as_ptr()) } < 0 {

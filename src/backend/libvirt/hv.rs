@@ -31,14 +31,13 @@ const META_ID_URI: &str = "https://domus.invalid/id";
 /// domain's live XML, which libvirt writes into the image.
 const META_SAVE_URI: &str = "https://domus.invalid/saved";
 /// `VIR_DOMAIN_METADATA_ELEMENT`, `VIR_DOMAIN_AFFECT_LIVE`/`_CONFIG`,
-/// `VIR_DOMAIN_START_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_ACTIVE`/`_INACTIVE`,
+/// `VIR_DOMAIN_START_PAUSED`, `VIR_CONNECT_LIST_DOMAINS_ACTIVE`,
 /// `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE`/`_SNAPSHOTS_METADATA`/`_NVRAM`.
 const METADATA_ELEMENT: i32 = 2;
 const AFFECT_LIVE: u32 = 1;
 const AFFECT_CONFIG: u32 = 2;
 const START_PAUSED: u32 = 1;
 const LIST_ACTIVE: u32 = 1;
-const LIST_INACTIVE: u32 = 2;
 const UNDEFINE_ALL: u32 = 1 | 2 | 4;
 
 // A domain that is off has no libvirt id. One domus built keeps the id it
@@ -64,7 +63,9 @@ const KEEPALIVE_COUNT: u32 = 3;
 
 pub struct LibvirtHypervisor {
     uri: String,
-    conn: Mutex<Connect>,
+    /// libvirt's connections are thread-safe: no lock of ours, so a long
+    /// call (a restore) holds up none of the others.
+    conn: Connect,
     /// Event callbacks registered on the connection (removed on drop).
     watches: Mutex<Vec<i32>>,
 }
@@ -73,16 +74,58 @@ impl Drop for LibvirtHypervisor {
     /// The callbacks go (their threads end), then the connection: a
     /// reconnected host must not leave the old one open.
     fn drop(&mut self) {
-        let conn = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
         for id in self
             .watches
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
         {
-            super::ffi::deregister(conn, id);
+            super::ffi::deregister(&self.conn, id);
         }
-        let _ = conn.close();
+        let _ = self.conn.close();
+    }
+}
+
+/// Every domain libvirt has, with the id it is listed under: a running one
+/// by libvirt's id; one that is off by the id domus kept for it, unless a
+/// running domain (after a libvirtd restart) or another that is off has
+/// it, else by its uuid's. Listing and lookups agree on these.
+fn shown(conn: &Connect) -> BackendResult<Vec<(Domain, DomId)>> {
+    let domains = conn.list_all_domains(0).map_err(err("list"))?;
+    let mut taken: std::collections::HashSet<DomId> =
+        domains.iter().filter_map(|d| d.get_id()).collect();
+    let mut out = Vec::with_capacity(domains.len());
+    for d in domains {
+        let id = match d.get_id() {
+            Some(id) => id,
+            None => {
+                let kept = LibvirtHypervisor::domus_id(&d)
+                    .filter(|k| *k < NO_ID_BASE && !taken.contains(k));
+                let id = kept.unwrap_or_else(|| {
+                    let uuid = d
+                        .get_uuid_string()
+                        .ok()
+                        .and_then(|u| uuid::Uuid::parse_str(&u).ok())
+                        .unwrap_or_default();
+                    id_from_uuid(&uuid)
+                });
+                taken.insert(id);
+                id
+            }
+        };
+        out.push((d, id));
+    }
+    Ok(out)
+}
+
+/// A second reference to a connection, closed when dropped (the `virt`
+/// crate's `Connect` is not): a thread that ends, or never starts, leaves
+/// no connection open.
+struct Closing(Connect);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let _ = self.0.close();
     }
 }
 
@@ -137,7 +180,17 @@ fn notice_of(conn: &Connect, ev: &super::ffi::Lifecycle) -> Option<(DomId, Notic
         _ => return None,
     };
     let d = Domain::lookup_by_uuid_string(conn, &ev.uuid).ok()?;
-    Some((LibvirtHypervisor::id_of(&d), notice))
+    let domid = match d.get_id() {
+        Some(id) => id,
+        None => {
+            shown(conn)
+                .ok()?
+                .into_iter()
+                .find(|(x, _)| x.get_uuid_string().ok().as_deref() == Some(ev.uuid.as_str()))?
+                .1
+        }
+    };
+    Some((domid, notice))
 }
 
 fn err(call: &str) -> impl Fn(virt::error::Error) -> BackendError + '_ {
@@ -166,13 +219,12 @@ impl LibvirtHypervisor {
         Ok(LibvirtHypervisor {
             uri: uri.to_string(),
             watches: Mutex::new(Vec::new()),
-            conn: Mutex::new(conn),
+            conn,
         })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connect) -> BackendResult<T>) -> BackendResult<T> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn)
+        f(&self.conn)
     }
 
     fn domain(&self, domid: DomId) -> BackendResult<Domain> {
@@ -188,27 +240,12 @@ impl LibvirtHypervisor {
         if let Some(d) = running {
             return Ok(d);
         }
-        // One that is off, by the id it is shown under.
-        let off = self.with(|c| c.list_all_domains(LIST_INACTIVE).map_err(err("list")))?;
-        off.into_iter()
-            .find(|d| Self::off_id(d) == domid)
+        // One that is off, by the id it is listed under.
+        shown(&self.conn)?
+            .into_iter()
+            .find(|(d, id)| *id == domid && d.get_id().is_none())
+            .map(|(d, _)| d)
             .ok_or(BackendError::NoSuchDomain(domid))
-    }
-
-    /// The id of a domain that is off: domus's from its definition, else
-    /// one from its uuid.
-    fn off_id(d: &Domain) -> DomId {
-        if let Some(id) = Self::domus_id(d)
-            && id < NO_ID_BASE
-        {
-            return id;
-        }
-        let uuid = d
-            .get_uuid_string()
-            .ok()
-            .and_then(|u| uuid::Uuid::parse_str(&u).ok())
-            .unwrap_or_default();
-        id_from_uuid(&uuid)
     }
 
     /// The id domus gave the domain when it built it (`None`: not domus's).
@@ -218,11 +255,6 @@ impl LibvirtHypervisor {
             .ok()?;
         let inner = text.split_once('>')?.1.rsplit_once('<')?.0;
         inner.trim().parse().ok()
-    }
-
-    /// The id a listed domain is shown under.
-    fn id_of(d: &Domain) -> DomId {
-        d.get_id().unwrap_or_else(|| Self::off_id(d))
     }
 
     /// The devices domus attached, from the domain's metadata.
@@ -254,8 +286,7 @@ impl LibvirtHypervisor {
         .map_err(err("set metadata"))
     }
 
-    fn info_of(d: &Domain) -> BackendResult<DomainInfo> {
-        let domid = Self::id_of(d);
+    fn info_of(d: &Domain, domid: DomId) -> BackendResult<DomainInfo> {
         let info = d.get_info().map_err(err("get info"))?;
         let (st, reason) = d.get_state().map_err(err("get state"))?;
         let (flags, why) = state::flags(st as i32, reason);
@@ -278,6 +309,25 @@ impl LibvirtHypervisor {
             start_ns: None,
             notes: Vec::new(),
         })
+    }
+
+    /// Files libvirt's daemon writes or reads (save images, core dumps)
+    /// are on its machine: only a daemon on this one may be given a path
+    /// domus checks and shows here.
+    fn local_files(&self, what: &str) -> BackendResult<()> {
+        let server = self
+            .uri
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+            .map(|s| s.rsplit('@').next().unwrap_or(s))
+            .unwrap_or("");
+        let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+        if matches!(host, "" | "localhost" | "127.0.0.1" | "[::1]") {
+            return Ok(());
+        }
+        Err(BackendError::Invalid(format!(
+            "{what}: the file would be on {host}, where libvirt's daemon runs, not here: use domus on that host, or virsh"
+        )))
     }
 
     fn unsupported(call: CallKind) -> BackendError {
@@ -323,6 +373,13 @@ impl Hypervisor for LibvirtHypervisor {
         Ok(xml::boot_image(&text))
     }
 
+    /// `virsh start`: libvirt starts it from its definition.
+    fn start_native(&self, domid: DomId) -> BackendResult<Option<DomId>> {
+        let d = self.domain(domid)?;
+        d.create().map_err(err("start"))?;
+        Ok(d.get_id())
+    }
+
     /// libvirt checks the XML against its schema (`VALIDATE`) and keeps
     /// it as the domain's definition; a running domain takes it at its
     /// next start. The same domain only: another uuid is refused.
@@ -359,7 +416,7 @@ impl Hypervisor for LibvirtHypervisor {
         let (tx, rx) = std::sync::mpsc::channel::<super::ffi::Lifecycle>();
         let (id, conn) = self.with(|c| {
             let id = super::ffi::register_lifecycle(c, tx).map_err(err("domain events"))?;
-            Ok((id, c.clone()))
+            Ok((id, Closing(c.clone())))
         })?;
         self.watches
             .lock()
@@ -368,14 +425,12 @@ impl Hypervisor for LibvirtHypervisor {
         let spawned = std::thread::Builder::new()
             .name("domus-libvirt-events".into())
             .spawn(move || {
-                let mut conn = conn;
                 // Ends when the callback is removed (its sender freed).
                 for ev in rx {
-                    if let Some((domid, notice)) = notice_of(&conn, &ev) {
+                    if let Some((domid, notice)) = notice_of(&conn.0, &ev) {
                         sink(domid, notice);
                     }
                 }
-                let _ = conn.close();
             });
         spawned
             .map_err(|e| BackendError::io("starting the libvirt event thread".to_string(), e))?;
@@ -416,27 +471,16 @@ impl Hypervisor for LibvirtHypervisor {
 
     fn list_domains(&self) -> BackendResult<Vec<DomainInfo>> {
         // Running and defined ones alike (`virsh list --all`).
-        let domains = self.with(|c| c.list_all_domains(0).map_err(err("list")))?;
-        let running: std::collections::HashSet<DomId> =
-            domains.iter().filter_map(|d| d.get_id()).collect();
-        let mut out = Vec::with_capacity(domains.len());
-        for d in &domains {
-            let Ok(mut i) = Self::info_of(d) else {
-                continue;
-            };
-            // An id kept from before a libvirtd restart that a running
-            // domain has now: the one that is off shows by its uuid's.
-            if d.get_id().is_none() && running.contains(&i.domid) {
-                i.domid = id_from_uuid(&i.uuid);
-            }
-            out.push(i);
-        }
+        let mut out: Vec<DomainInfo> = shown(&self.conn)?
+            .iter()
+            .filter_map(|(d, id)| Self::info_of(d, *id).ok())
+            .collect();
         out.sort_by_key(|i| i.domid);
         Ok(out)
     }
 
     fn domain_info(&self, domid: DomId) -> BackendResult<DomainInfo> {
-        Self::info_of(&self.domain(domid)?)
+        Self::info_of(&self.domain(domid)?, domid)
     }
 
     fn create_domain(&self, spec: &CreateSpec) -> BackendResult<DomId> {
@@ -616,6 +660,7 @@ impl Hypervisor for LibvirtHypervisor {
     /// engine's `meta` in the domain's XML inside it; domus's definition
     /// then goes, as the domain does on Xen.
     fn save(&self, domid: DomId, path: &std::path::Path, meta: &[u8]) -> BackendResult<()> {
+        self.local_files("save")?;
         let to = path_str(path)?;
         let d = self.domain(domid)?;
         let hex: String = meta.iter().map(|b| format!("{b:02x}")).collect();
@@ -627,9 +672,15 @@ impl Hypervisor for LibvirtHypervisor {
             AFFECT_LIVE,
         )
         .map_err(err("set metadata"))?;
+        let to = std::ffi::CString::new(to)
+            .map_err(|_| BackendError::Invalid("a NUL byte in the path".into()))?;
         super::ffi::save(&d, &to).map_err(err("save"))?;
-        if Self::domus_id(&d).is_some() && d.is_persistent().unwrap_or(false) {
-            d.undefine_flags(UNDEFINE_ALL).map_err(err("undefine"))?;
+        // Saved: the guest is in the image whatever happens next.
+        if Self::domus_id(&d).is_some()
+            && d.is_persistent().unwrap_or(false)
+            && let Err(e) = d.undefine_flags(UNDEFINE_ALL)
+        {
+            tracing::warn!(domid, error = %e, "undefining a saved domain");
         }
         Ok(())
     }
@@ -637,6 +688,7 @@ impl Hypervisor for LibvirtHypervisor {
     /// Restored paused (the engine resumes it), defined again, its id
     /// kept; the engine's `meta` read back from the image's XML.
     fn restore(&self, path: &std::path::Path) -> BackendResult<(DomId, Vec<u8>)> {
+        self.local_files("restore")?;
         let from = path_str(path)?;
         let text = self.with(|c| {
             Domain::save_image_get_xml_desc(c, &from, 0).map_err(err("read the save image"))
@@ -654,25 +706,49 @@ impl Hypervisor for LibvirtHypervisor {
             Domain::domain_restore_flags(c, &from, None, SAVE_PAUSED).map_err(err("restore"))
         })?;
         let d = self.with(|c| Domain::lookup_by_uuid_string(c, &uuid).map_err(err("lookup")))?;
-        let domid = d
-            .get_id()
-            .ok_or_else(|| BackendError::Invalid("the restored domain has no id".into()))?;
-        // Persistent again, as domus builds them, under its new id.
-        let xml = d.get_xml_desc(0).map_err(err("domain XML"))?;
-        self.with(|c| Domain::define_xml(c, &xml).map(drop).map_err(err("define")))?;
-        d.set_metadata(
-            METADATA_ELEMENT,
-            Some(&format!("<id>{domid}</id>")),
-            Some("domus"),
-            Some(META_ID_URI),
-            AFFECT_LIVE | AFFECT_CONFIG,
-        )
-        .map_err(err("set metadata"))?;
-        Ok((domid, meta))
+        let adopted = (|| {
+            let domid = d
+                .get_id()
+                .ok_or_else(|| BackendError::Invalid("the restored domain has no id".into()))?;
+            // Persistent again, as domus builds them, under its new id: its
+            // definition from the inactive, secure XML (no runtime state,
+            // passwords kept), without the saved blob.
+            const XML_SECURE_INACTIVE: u32 = 1 | 2;
+            let xml = d
+                .get_xml_desc(XML_SECURE_INACTIVE)
+                .map_err(err("domain XML"))?;
+            self.with(|c| Domain::define_xml(c, &xml).map(drop).map_err(err("define")))?;
+            let _ = d.set_metadata(
+                METADATA_ELEMENT,
+                None,
+                None,
+                Some(META_SAVE_URI),
+                AFFECT_LIVE | AFFECT_CONFIG,
+            );
+            d.set_metadata(
+                METADATA_ELEMENT,
+                Some(&format!("<id>{domid}</id>")),
+                Some("domus"),
+                Some(META_ID_URI),
+                AFFECT_LIVE | AFFECT_CONFIG,
+            )
+            .map_err(err("set metadata"))?;
+            Ok(domid)
+        })();
+        match adopted {
+            Ok(domid) => Ok((domid, meta)),
+            Err(e) => {
+                // Not left running unknown to domus.
+                let _ = d.destroy();
+                let _ = d.undefine_flags(UNDEFINE_ALL);
+                Err(e)
+            }
+        }
     }
 
     /// The guest's memory, by libvirt's daemon; the domain goes on.
     fn core_dump(&self, domid: DomId, path: &std::path::Path) -> BackendResult<()> {
+        self.local_files("core dump")?;
         let to = path_str(path)?;
         self.domain(domid)?
             .core_dump(&to, 0)

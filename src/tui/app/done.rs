@@ -138,7 +138,12 @@ impl App {
         let from_editor = self.building_from_editor.take();
         match result {
             Ok(domid) => {
-                self.announce(Level::Ok, format!("built {name} as domain {domid}"));
+                let on = if self.hosts.is_fleet() {
+                    format!(" on {}", self.hosts.name(domid.host))
+                } else {
+                    String::new()
+                };
+                self.announce(Level::Ok, format!("built {name} as domain {domid}{on}"));
                 self.tab = Tab::Domains;
                 if matches!(&self.mode, Mode::Editor(e) if Some(&e.path) == from_editor.as_ref()) {
                     self.mode = Mode::Normal;

@@ -90,7 +90,7 @@ impl App {
         let (_, h) = layout::table_rows(self.size);
         self.table.scroll_into_view(h);
         if changed {
-            vec![Effect::Refresh]
+            vec![Effect::RefreshHost(host)]
         } else {
             Vec::new()
         }

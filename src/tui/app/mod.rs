@@ -529,7 +529,6 @@ impl App {
             }
             Action::Tick => self.on_tick(),
             Action::Io { host, at_ns, io } => {
-                self.answered(host);
                 self.table.apply_io(host, &io, at_ns);
                 Vec::new()
             }

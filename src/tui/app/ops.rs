@@ -185,7 +185,12 @@ impl App {
             .map(|d| {
                 // Whole where the dialog has room: here the name matters most.
                 let name = crate::tui::ui::tables::ellipsize(&self.table.name_of(*d), 40);
-                format!("{name} (domain {d})")
+                let id = crate::backend::shown_id(d.domid);
+                if self.hosts.is_fleet() {
+                    format!("{name} (domain {id} on {})", self.hosts.name(d.host))
+                } else {
+                    format!("{name} (domain {id})")
+                }
             })
             .collect();
         if targets.len() > 5 {
@@ -341,12 +346,15 @@ impl App {
         }
     }
 
-    /// A domain by id or name, `HOST:DOMAIN` in a fleet (a bare one is
-    /// looked for on the current host first, then on any).
-    pub(super) fn resolve(&self, dom: &str) -> Option<DomKey> {
+    /// A domain by id or name, `HOST:DOMAIN` in a fleet; a bare one must
+    /// be on one host only (as the CLI has it).
+    pub(super) fn resolve(&self, dom: &str) -> Result<DomKey, String> {
+        let whole = dom;
         let (host, dom) = match dom.split_once(':') {
             Some((h, d)) if self.hosts.is_fleet() => {
-                let h = self.hosts.iter().find(|(_, v)| v.name == h)?.0;
+                let Some((h, _)) = self.hosts.iter().find(|(_, v)| v.name == h) else {
+                    return Err(format!("no host {h}"));
+                };
                 (Some(h), d)
             }
             _ => (None, dom),
@@ -360,9 +368,21 @@ impl App {
                 .or_else(|| rows.clone().find(|r| r.view.info.name == dom))
                 .map(super::super::table::Row::key)
         };
-        match host {
-            Some(h) => on(h),
-            None => on(self.current_host()).or_else(|| self.hosts.iter().find_map(|(h, _)| on(h))),
+        if let Some(h) = host {
+            return on(h).ok_or_else(|| format!("no domain {whole}"));
+        }
+        let found: Vec<DomKey> = self.hosts.iter().filter_map(|(h, _)| on(h)).collect();
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(format!("no domain {whole}")),
+            many => Err(format!(
+                "{whole} is on {} hosts: name one as HOST:{whole} ({})",
+                many.len(),
+                many.iter()
+                    .map(|k| self.hosts.name(k.host))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     }
 

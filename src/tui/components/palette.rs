@@ -86,12 +86,12 @@ impl Palette {
 }
 
 /// A palette line as an operation; `Ok(None)` for an empty line.
-/// `resolve` finds a domain by name or id.
+/// `resolve` finds a domain by name or id (or says why not).
 pub fn parse(
     line: &str,
     keys: &Keymap,
     read_only: bool,
-    resolve: &dyn Fn(&str) -> Option<DomKey>,
+    resolve: &dyn Fn(&str) -> Result<DomKey, String>,
 ) -> Result<Option<Op>, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&verb, args)) = words.split_first() else {
@@ -112,7 +112,7 @@ pub fn parse(
         let name = args
             .first()
             .ok_or_else(|| format!("{verb} needs a domain name or id"))?;
-        resolve(name).ok_or_else(|| format!("no domain {name}"))
+        resolve(name)
     };
     let arg = |i: usize| args.get(i).copied().ok_or_else(usage);
     // Words beyond the synopsis are refused, not dropped.
@@ -213,10 +213,10 @@ pub fn parse(
 mod tests {
     use super::*;
 
-    fn resolve(name: &str) -> Option<DomKey> {
+    fn resolve(name: &str) -> Result<DomKey, String> {
         match name {
-            "web1" | "3" => Some(DomKey::local(3)),
-            _ => None,
+            "web1" | "3" => Ok(DomKey::local(3)),
+            _ => Err(format!("no domain {name}")),
         }
     }
 

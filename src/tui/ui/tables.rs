@@ -271,8 +271,17 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
 pub fn library(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let lib = &app.library;
+    // In a fleet a build goes to the selected domain's host: say which.
+    let on = if app.hosts.is_fleet() {
+        format!(
+            " · builds on {} (the selected domain's host)",
+            app.hosts.name(app.current_host())
+        )
+    } else {
+        String::new()
+    };
     let title = format!(
-        "Library · {} ({})",
+        "Library · {} ({}){on}",
         lib.dir
             .file_name()
             .map(|f| f.to_string_lossy())
