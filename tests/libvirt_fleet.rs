@@ -260,6 +260,30 @@ fn a_fleet_of_three_libvirt_connections_and_the_simulator() {
     assert!(defined.contains("edited-by-domus"), "{defined}");
     h.key(KeyCode::Esc);
 
+    // Its console in the TUI: what is typed reaches the guest (libvirt
+    // allows one session: reading and writing share it).
+    select(&mut h, "sys", &foreign);
+    h.key(KeyCode::Char('c'));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = false;
+    while Instant::now() < deadline && !answered {
+        h.type_text("echo FLEET-$((6*7))\r");
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(200));
+            h.tick(0.2);
+            if h.screen().contains("FLEET-42") {
+                answered = true;
+                break;
+            }
+        }
+    }
+    let screen = h.screen();
+    assert!(
+        answered,
+        "the guest answered in the TUI's console: {screen}"
+    );
+    h.ctrl(']');
+
     // A bulk pause across two hosts: the daemon's domain and the test
     // driver's, each on its own connection.
     select(&mut h, "sys", &foreign);

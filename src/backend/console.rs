@@ -24,4 +24,11 @@ pub trait ConsoleStream: Send {
     fn resize(&mut self, _cols: u16, _rows: u16) -> BackendResult<()> {
         Ok(())
     }
+
+    /// A second handle that writes to this same console session, for a
+    /// backend that allows one session per domain (libvirt): the reader
+    /// and the writer then share it. `None`: open another for writing.
+    fn writer(&self) -> Option<Box<dyn ConsoleStream>> {
+        None
+    }
 }

@@ -92,9 +92,19 @@ pub fn context(cli: &Cli, actor: SourceKind, domain: Option<&str>) -> CliResult<
         _ => return super::open_context(cli, actor),
     };
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-    let (host_arg, domain) = split_host(cli.on.as_deref(), domain, &names);
-    let fleet = open(cli, specs, actor)?;
+    let (host_arg, local) = split_host(cli.on.as_deref(), domain, &names);
+    // `HOST:` is the fleet's: the command names the domain without it.
+    let strip = domain
+        .zip(local.as_deref())
+        .and_then(|(d, l)| d.strip_suffix(l).filter(|p| !p.is_empty()))
+        .map(str::to_string);
+    let fleet = Arc::new(open(cli, specs, actor)?);
     let state_dir = state_dir(cli);
+    let context = |engine| Context {
+        engine,
+        state_dir: state_dir.clone(),
+        strip: strip.clone(),
+    };
     let chosen = match host_arg {
         Some(name) => Some(fleet.by_name(&name).ok_or_else(|| {
             Failure::usage(format!(
@@ -107,28 +117,71 @@ pub fn context(cli: &Cli, actor: SourceKind, domain: Option<&str>) -> CliResult<
     };
     if let Some(h) = chosen {
         let engine = fleet.engine(h).map_err(|e| Failure::new(e.to_string()))?;
-        return Ok(Context::shared(engine, state_dir));
+        return Ok(context(engine));
     }
-    let Some(dom) = domain else {
+    let Some(dom) = local else {
         return Err(Failure::usage(format!(
             "there are {} hosts: choose one with --on HOST ({})",
             names.len(),
             names.join(", ")
         )));
     };
+    // Every host looked at at once, for at most LIST_WAIT: one that does
+    // not answer holds up nothing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (h, _) in fleet.members() {
+        let (fleet, tx, dom) = (Arc::clone(&fleet), tx.clone(), dom.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("domus-find-{}", h.0))
+            .spawn(move || {
+                let r = fleet
+                    .engine(h)
+                    .map(|e| e.resolve(&dom).is_ok().then_some(e))
+                    .map_err(|e| e.to_string());
+                let _ = tx.send((h, r));
+            });
+        if let Err(e) = spawned {
+            return Err(Failure::new(format!("starting a thread: {e}")));
+        }
+    }
+    drop(tx);
     let mut found = Vec::new();
     let mut down = Vec::new();
-    for (h, m) in fleet.members() {
-        match m.engine() {
-            Ok(e) if e.resolve(&dom).is_ok() => found.push((h, e)),
-            Ok(_) => {}
-            Err(why) => down.push(why.to_string()),
+    let mut heard = 0;
+    let deadline = std::time::Instant::now() + LIST_WAIT;
+    while heard < fleet.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((h, r)) => {
+                heard += 1;
+                match r {
+                    Ok(Some(e)) => found.push((h, e)),
+                    Ok(None) => {}
+                    Err(why) => down.push(why),
+                }
+            }
+            Err(_) => {
+                down.push(format!(
+                    "{} host(s) not answering after {} s",
+                    fleet.len() - heard,
+                    LIST_WAIT.as_secs()
+                ));
+                break;
+            }
         }
     }
     match found.len() {
         1 => {
-            let (_, e) = found.remove(0);
-            Ok(Context::shared(e, state_dir))
+            let (h, e) = found.remove(0);
+            if !down.is_empty() {
+                // A host that did not answer might have one of that name.
+                tell(&format!(
+                    "domus: note: {dom} found on {} only; not asked: {} (--on HOST to be sure)",
+                    fleet.name(h),
+                    down.join("; ")
+                ));
+            }
+            Ok(context(e))
         }
         0 => {
             let mut msg = format!("no domain {dom} on any host");

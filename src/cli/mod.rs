@@ -436,11 +436,18 @@ pub type CliResult<T> = Result<T, Failure>;
 pub struct Context {
     pub engine: Arc<Engine>,
     pub state_dir: PathBuf,
+    /// The fleet's `HOST:` in front of the domain named, which the
+    /// domain's own host does not know it by.
+    pub strip: Option<String>,
 }
 
 impl Context {
-    pub fn shared(engine: Arc<Engine>, state_dir: PathBuf) -> Context {
-        Context { engine, state_dir }
+    /// The domain as its host names it.
+    pub fn local<'a>(&self, dom: &'a str) -> &'a str {
+        match &self.strip {
+            Some(p) => dom.strip_prefix(p.as_str()).unwrap_or(dom),
+            None => dom,
+        }
     }
 }
 
@@ -471,6 +478,7 @@ pub fn open_context(cli: &Cli, actor: SourceKind) -> CliResult<Context> {
     Ok(Context {
         engine: Arc::new(engine),
         state_dir,
+        strip: None,
     })
 }
 
@@ -544,7 +552,7 @@ fn apply_policies(engine: &Engine) -> CliResult<()> {
 }
 
 fn domid(ctx: &Context, dom: &str) -> CliResult<DomId> {
-    Ok(ctx.engine.resolve(dom)?.domid)
+    Ok(ctx.engine.resolve(ctx.local(dom))?.domid)
 }
 
 /// Run the CLI; `None` command is handled by the caller (the TUI).
@@ -686,13 +694,13 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             say(&format!("detached {removed}\n"));
         }
         Command::MemSet { domain, mib, force } => {
-            let info = e.resolve(domain)?;
+            let info = e.resolve(ctx.local(domain))?;
             if !force {
                 low_memory_check(info.domid, &info.name, *mib)?;
             }
             e.set_memory_target(info.domid, *mib)?;
         }
-        Command::Console { domain, log: true } => console::print_log(e, domain)?,
+        Command::Console { domain, log: true } => console::print_log(e, ctx.local(domain))?,
         Command::Console { domain, log: false } => console::run(e, domid(&ctx, domain)?)?,
         Command::Events {
             domain,
@@ -720,7 +728,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                 e,
                 &ctx.state_dir,
                 &events::EventsArgs {
-                    domain: domain.as_deref(),
+                    domain: domain.as_deref().map(|d| ctx.local(d)),
                     follow: *follow,
                     json: *json,
                     all: *all,
@@ -728,7 +736,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                 },
             )?
         }
-        Command::Info { domain } => match e.resolve(domain) {
+        Command::Info { domain } => match e.resolve(ctx.local(domain)) {
             Ok(info) => {
                 let view = e.view(info.domid)?;
                 let timeline = match &view.record {
@@ -739,7 +747,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             }
             Err(err) => {
                 // A domain that is gone still has its last timeline.
-                match e.gone_by_name(domain)? {
+                match e.gone_by_name(ctx.local(domain))? {
                     Some(rec) => say(&list::info_gone(&rec, &e.timeline(rec.uuid)?)),
                     None => return Err(err.into()),
                 }
@@ -755,7 +763,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
             say(&format!("restored as domain {id}\n"));
         }
         // A domain by that name first; else a file (`./web` to insist).
-        Command::Export { target, format } => match e.resolve(target) {
+        Command::Export { target, format } => match e.resolve(ctx.local(target)) {
             Ok(info) => {
                 let view = e.view(info.domid)?;
                 let record = view.record.ok_or_else(|| {
@@ -765,7 +773,7 @@ fn execute(cli: &Cli, command: &Command) -> CliResult<ExitCode> {
                 })?;
                 convert::export(&record.config, *format, &format!("domain {}", record.name))?;
             }
-            Err(err) => match e.gone_by_name(target)? {
+            Err(err) => match e.gone_by_name(ctx.local(target))? {
                 Some(rec) => {
                     convert::export(&rec.config, *format, &format!("domain {} (gone)", rec.name))?
                 }

@@ -70,6 +70,15 @@ fn check_uri(uri: &str) -> Result<(), String> {
     if uri == "local" {
         return Ok(());
     }
+    if let Some(c) = uri.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "expected a URI without control characters, found {:?}",
+            c
+        ));
+    }
+    if uri.len() > 1024 {
+        return Err("expected a URI of at most 1024 bytes".into());
+    }
     match uri.split_once(':') {
         Some((scheme, _))
             if !scheme.is_empty()
@@ -81,7 +90,8 @@ fn check_uri(uri: &str) -> Result<(), String> {
             Ok(())
         }
         _ => Err(format!(
-            "expected `local` or a libvirt URI such as qemu:///system, found {uri:?}"
+            "expected `local` or a libvirt URI such as qemu:///system, found \"{}\"",
+            crate::fsx::excerpt(uri, 60)
         )),
     }
 }
@@ -134,7 +144,7 @@ pub fn from_args(values: &[String]) -> Result<Vec<HostSpec>, HostsError> {
         .collect();
     let mut out: Vec<HostSpec> = Vec::new();
     for v in values {
-        let place = || format!("--connect {v}");
+        let place = || format!("--connect {}", crate::fsx::excerpt(v, 60));
         // A URI has "://" or is `local`/`test:…`; a name never has ':'.
         let (name, uri) = match v.split_once('=') {
             Some((n, u)) if !n.contains(':') => (Some(n.trim()), u.trim()),

@@ -761,6 +761,10 @@ impl Worker {
                 ];
             }
         };
+        // One session per domain (libvirt): the writer shares it.
+        if let Some(w) = stream.writer() {
+            locked(&self.writers).insert(d, Arc::new(Mutex::new(w)));
+        }
         match &self.sink {
             Some(sink) => {
                 let sink = Arc::clone(sink);

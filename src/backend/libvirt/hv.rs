@@ -129,6 +129,14 @@ impl Drop for Closing {
     }
 }
 
+/// libvirt takes C strings; the `virt` crate panics on a NUL inside one.
+fn no_nul(text: &str) -> BackendResult<()> {
+    if text.contains('\0') {
+        return Err(BackendError::Invalid("a NUL byte in the device".into()));
+    }
+    Ok(())
+}
+
 /// A path for libvirt: UTF-8, no NUL.
 fn path_str(path: &std::path::Path) -> BackendResult<String> {
     let s = std::path::absolute(path)
@@ -207,6 +215,10 @@ fn err(call: &str) -> impl Fn(virt::error::Error) -> BackendError + '_ {
 
 impl LibvirtHypervisor {
     pub fn open(uri: &str) -> BackendResult<Self> {
+        // libvirt takes C strings (and the `virt` crate panics on a NUL).
+        if uri.contains('\0') {
+            return Err(BackendError::Invalid("a NUL byte in the URI".into()));
+        }
         event_loop();
         let conn = Connect::open(Some(uri)).map_err(|e| BackendError::Start {
             what: format!("the libvirt backend at {uri}"),
@@ -615,6 +627,7 @@ impl Hypervisor for LibvirtHypervisor {
             what: device.to_string(),
             why: e.to_string(),
         })?;
+        no_nul(&text)?;
         d.attach_device_flags(&text, AFFECT_LIVE)
             .map_err(err("attach device"))?;
         let mut devices = Self::devices(&d);
@@ -633,6 +646,7 @@ impl Hypervisor for LibvirtHypervisor {
             })?;
         let spec = devices.remove(at);
         let text = xml::device(&spec).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        no_nul(&text)?;
         d.detach_device_flags(&text, AFFECT_LIVE)
             .map_err(err("detach device"))?;
         Self::set_devices(&d, &devices)?;
@@ -908,23 +922,52 @@ impl ConsoleStream for LibvirtConsole {
     }
 
     fn write(&mut self, bytes: &[u8]) -> BackendResult<()> {
-        let mut rest = bytes;
-        let mut tries = 0;
-        while !rest.is_empty() {
-            let Some(stream) = self.stream.as_ref() else {
-                return Ok(());
-            };
-            match stream.send(rest) {
-                Ok(n) if n > 0 => rest = &rest[n.min(rest.len())..],
-                // Would block (or not yet): a moment, a few times.
-                _ if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Ok(_) => break,
-                Err(e) => return Err(err("console write")(e)),
-            }
+        match self.stream.as_deref() {
+            Some(stream) => send_all(stream, bytes),
+            None => Ok(()),
         }
-        Ok(())
     }
+
+    /// libvirt allows one console session per domain: the writer is a
+    /// second reference to this one.
+    fn writer(&self) -> Option<Box<dyn ConsoleStream>> {
+        let stream = self.stream.as_deref()?.clone();
+        Some(Box::new(LibvirtConsoleWriter { stream }))
+    }
+}
+
+/// Writes to a console session a [`LibvirtConsole`] reads.
+struct LibvirtConsoleWriter {
+    stream: Stream,
+}
+
+impl ConsoleStream for LibvirtConsoleWriter {
+    /// The reader has the bytes.
+    fn read(&mut self, _buf: &mut [u8], timeout: Duration) -> BackendResult<ReadOutcome> {
+        std::thread::sleep(timeout);
+        Ok(ReadOutcome::Idle)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> BackendResult<()> {
+        send_all(&self.stream, bytes)
+    }
+}
+
+/// Send all of `bytes` on a non-blocking stream: a moment, a few times,
+/// while it would block.
+fn send_all(stream: &Stream, bytes: &[u8]) -> BackendResult<()> {
+    let mut rest = bytes;
+    let mut tries = 0;
+    while !rest.is_empty() {
+        match stream.send(rest) {
+            Ok(n) if n > 0 => rest = &rest[n.min(rest.len())..],
+            _ if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(_) => break,
+            Err(e) => return Err(err("console write")(e)),
+        }
+    }
+    Ok(())
 }
