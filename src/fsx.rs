@@ -540,6 +540,14 @@ pub fn read_to_string_bounded(path: &Path, limit: u64) -> Result<String, FsxErro
     })
 }
 
+/// A character that changes how the text around it is shown without
+/// being seen itself: controls, and the bidirectional overrides (a name
+/// with U+202E would print the rest of the line reversed).
+pub fn is_sneaky(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// A short, one-line excerpt of `s` for a message: control characters
 /// and other invisible ones escaped (`\n`, `\u{1b}`), at most `max_chars`
 /// characters of `s`, then `…` and the full length when it was cut.
@@ -564,6 +572,12 @@ pub fn excerpt(s: &str, max_chars: usize) -> String {
 pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn bidirectional_overrides_are_sneaky_like_controls() {
+        assert!(is_sneaky('\u{202e}') && is_sneaky('\u{2066}') && is_sneaky('\u{1b}'));
+        assert!(!is_sneaky('a') && !is_sneaky('é') && !is_sneaky('…'));
+    }
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 

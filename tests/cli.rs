@@ -675,3 +675,109 @@ fn check_names_a_file_with_a_line_break_on_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad\\nname.sxp"), "{err}");
 }
+
+/// A fleet from the command line: the simulator as `local` and libvirt's
+/// test driver (in-process, no daemon) as `lab`. HOST:DOMAIN and --on name
+/// the host; a bare name on one host is found there; the table and JSON
+/// name each domain's host; a hosts file others may write is refused.
+#[test]
+fn a_fleet_from_the_command_line() {
+    let host = Host::new();
+    let fleet = || {
+        let mut c = host.domus();
+        c.args(["--connect", "local", "--connect", "lab=test:///default"]);
+        c
+    };
+    // create needs a host in a fleet.
+    fleet()
+        .arg("create")
+        .arg(example("web1.sxp"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("choose one with --on HOST"));
+    fleet()
+        .args(["--on", "local", "create"])
+        .arg(example("web1.sxp"))
+        .assert()
+        .success();
+    fleet().args(["pause", "local:web1"]).assert().success();
+    assert_eq!(host.state("web1").as_deref(), Some("--p---"));
+    fleet().args(["unpause", "web1"]).assert().success();
+    fleet()
+        .args(["info", "lab:test"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("name:      test"));
+    let table = String::from_utf8_lossy(
+        &fleet()
+            .arg("list")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .stdout,
+    )
+    .into_owned();
+    assert!(table.starts_with("Host "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("local ") && l.contains("web1")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("lab ") && l.contains("test")),
+        "{table}"
+    );
+    let json = String::from_utf8_lossy(
+        &fleet()
+            .args(["list", "--json"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .stdout,
+    )
+    .into_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let hosts: Vec<&str> = v["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(hosts, ["local", "lab"], "{json}");
+    assert!(
+        v["domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["host"] == "lab" && d["name"] == "test"),
+        "{json}"
+    );
+    // A hosts file others may write names what domus runs: refused.
+    let file = host.dir.path().join("hosts");
+    std::fs::write(&file, "lab = test:///default\n").unwrap_or_else(|e| panic!("{e}"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666))
+        .unwrap_or_else(|e| panic!("{e}"));
+    host.domus()
+        .arg("--hosts-file")
+        .arg(&file)
+        .arg("list")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("writable by others"));
+    // A NUL in it is reported where it is.
+    std::fs::write(&file, "lab = test:///default\0\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("{e}"));
+    host.domus()
+        .arg("--hosts-file")
+        .arg(&file)
+        .arg("list")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            ":1:7: expected a URI without control characters",
+        ));
+}

@@ -199,3 +199,38 @@ fn at_80x24_the_fleet_keeps_host_and_name() {
     assert!(row_of(&screen, "beta", "web1").is_some(), "{screen}");
     insta::assert_snapshot!("fleet_80x24", screen);
 }
+
+#[test]
+fn long_host_names_are_whole_where_there_is_room() {
+    let d = dirs();
+    let mut h = Harness::fleet(
+        HarnessOptions {
+            size: (120, 30),
+            theme: "dark",
+            read_only: false,
+            config_dir: &d.config,
+            recovery_dir: &d.recovery,
+            state_dir: None,
+        },
+        |clock| {
+            let (_, other) = sim_engine(clock);
+            vec![Member::open(
+                spec("production-web-east", "qemu+tcp://web/system"),
+                other,
+                Box::new(|| Err("no second connection in this test".into())),
+            )]
+        },
+    );
+    build_on(&h, 1, &d.config.join("web1.sxp"));
+    h.tick(1.0);
+    let screen = h.screen();
+    assert!(
+        row_of(&screen, "production-web-east", "web1").is_some(),
+        "{screen}"
+    );
+    // The destroy question says which host's domain it is.
+    select(&mut h, "production-web-east", "web1");
+    h.key(KeyCode::Char('d'));
+    let screen = h.screen();
+    assert!(screen.contains("on production-web-east"), "{screen}");
+}

@@ -23,11 +23,16 @@ pub fn specs(cli: &Cli) -> CliResult<Option<Vec<HostSpec>>> {
             .map(Some)
             .map_err(|e| Failure::usage(e.to_string()));
     }
-    if cli.backend != BackendChoice::Auto {
+    // A hosts file named is always read (and must be there); the default
+    // one only when no backend is named.
+    if cli.hosts_file.is_none() && cli.backend != BackendChoice::Auto {
         return Ok(None);
     }
     let path = cli.hosts_file.clone().unwrap_or_else(hosts::default_file);
     match hosts::load(&path) {
+        Ok(None) if cli.hosts_file.is_some() => {
+            Err(Failure::usage(format!("no hosts file {}", path.display())))
+        }
         Ok(found) => Ok(found.filter(|h| !h.is_empty())),
         Err(problems) => {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -56,18 +61,30 @@ pub fn opener(cli: &Cli, spec: &HostSpec, actor: SourceKind) -> CliResult<Opener
     if choice != BackendChoice::Qemu && spec.target != Target::Local {
         opts.runtime_dir = cli.runtime_dir.clone();
     }
+    let name = spec.name.clone();
+    // What opening did is said as a single host's command says it (a
+    // TUI's terminal is not for stderr: its log has it).
+    let say = move |text: String| {
+        if actor == SourceKind::Tui {
+            tracing::info!(host = %name, "{text}");
+        } else {
+            tell(&format!("domus: {name}: {text}"));
+        }
+    };
     Ok(Box::new(move || {
         let hv = select::open(choice, opts.clone()).map_err(|e| e.to_string())?;
         for note in hv.startup_notes() {
-            tracing::info!("{note}");
+            say(format!("note: {note}"));
         }
         let engine = Engine::persistent(hv, clock.clone(), &state)
             .map_err(|e| e.to_string())?
             .with_actor(actor);
         for note in engine.start().map_err(|e| e.to_string())? {
-            tracing::info!("{note}");
+            say(note);
         }
-        engine.refresh().map_err(|e| e.to_string())?;
+        for event in engine.refresh().map_err(|e| e.to_string())? {
+            say(event.to_string());
+        }
         Ok(engine)
     }))
 }

@@ -12,18 +12,26 @@ use crate::engine::{DomainView, JournalEntry};
 /// Names can come from guests or other tools: never print control characters.
 pub fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if crate::fsx::is_sneaky(c) { '?' } else { c })
         .collect()
 }
 
 /// A fleet's table: `xl list`'s with the host first.
 pub fn fleet_table(hosts: &[(&str, &[DomainView])]) -> String {
-    let mut out = String::from(
-        "Host         Name                                        ID   Mem VCPUs\tState\tTime(s)\n",
-    );
+    // As wide as the longest host name.
+    let w = hosts
+        .iter()
+        .map(|(h, _)| h.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = String::new();
+    for (i, line) in table(&[]).lines().enumerate().take(1) {
+        let _ = writeln!(out, "{:<w$} {line}", if i == 0 { "Host" } else { "" });
+    }
     for (host, domains) in hosts {
         for line in table(domains).lines().skip(1) {
-            let _ = writeln!(out, "{:<12} {line}", sanitize(host));
+            let _ = writeln!(out, "{:<w$} {line}", sanitize(host));
         }
     }
     out

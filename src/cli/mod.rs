@@ -975,7 +975,7 @@ pub fn tell(text: &str) {
 pub(super) fn clean(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            if crate::fsx::is_sneaky(c) && c != '\n' && c != '\t' {
                 '?'
             } else {
                 c

@@ -274,7 +274,37 @@ pub fn load(path: &Path) -> Result<Option<Vec<HostSpec>>, Vec<HostsError>> {
             }]);
         }
     };
+    trusted(path)?;
     parse(path, &text).map(Some)
+}
+
+/// A hosts file names commands domus runs (libvirt's `qemu+ext://…?command=`
+/// and ssh transports): only its owner (or root) may write it.
+fn trusted(path: &Path) -> Result<(), Vec<HostsError>> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |what: String| {
+        Err(vec![HostsError {
+            place: path.display().to_string(),
+            what,
+        }])
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!(
+            "owned by uid {}, not you (uid {me}): it names what domus connects to and runs; use a file of your own",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "writable by others (mode {:04o}): it names what domus connects to and runs; chmod go-w it",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

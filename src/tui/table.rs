@@ -99,18 +99,27 @@ impl Column {
 /// widths. Less important columns go first; NAME takes what is left. Numbers
 /// are never cut.
 pub fn visible_columns(width: u16) -> Vec<(Column, u16)> {
-    columns_for(width, false, false, false)
+    columns_for(width, false, false, None)
 }
 
 /// [`visible_columns`] on a backend that counts I/O (`io`): the four I/O
 /// columns show when they all fit beside the others with a 24-wide NAME
 /// (150 columns); with `io_first` (the `I` key) they take the place of
-/// DEVICES, UPTIME and CPU(s) first. With `fleet` (several hosts) HOST
-/// comes first and stays.
-pub fn columns_for(width: u16, io: bool, io_first: bool, fleet: bool) -> Vec<(Column, u16)> {
+/// DEVICES, UPTIME and CPU(s) first. In a fleet (`host_width`: as wide as
+/// its longest host name) HOST comes first and stays.
+pub fn columns_for(
+    width: u16,
+    io: bool,
+    io_first: bool,
+    host_width: Option<u16>,
+) -> Vec<(Column, u16)> {
     let avail = width.saturating_sub(2);
+    let fixed_width = |c: Column| match (c, host_width) {
+        (Column::Host, Some(w)) => w,
+        _ => c.width(),
+    };
     let mut cols: Vec<Column> = std::iter::once(Column::Host)
-        .filter(|_| fleet)
+        .filter(|_| host_width.is_some())
         .chain(
             Column::ALL
                 .iter()
@@ -120,7 +129,13 @@ pub fn columns_for(width: u16, io: bool, io_first: bool, fleet: bool) -> Vec<(Co
         .collect();
     let total = |cols: &[Column], name: u16| -> u16 {
         cols.iter()
-            .map(|c| if *c == Column::Name { name } else { c.width() })
+            .map(|c| {
+                if *c == Column::Name {
+                    name
+                } else {
+                    fixed_width(*c)
+                }
+            })
             .sum::<u16>()
             + cols.len() as u16
             - 1
@@ -150,7 +165,16 @@ pub fn columns_for(width: u16, io: bool, io_first: bool, fleet: bool) -> Vec<(Co
     let fixed = total(&cols, 0);
     let name = avail.saturating_sub(fixed).clamp(8, 80);
     cols.into_iter()
-        .map(|c| (c, if c == Column::Name { name } else { c.width() }))
+        .map(|c| {
+            (
+                c,
+                if c == Column::Name {
+                    name
+                } else {
+                    fixed_width(c)
+                },
+            )
+        })
         .collect()
 }
 
@@ -273,7 +297,7 @@ pub fn state_rank(info: &DomainInfo) -> u8 {
 
 /// Strip control characters: names may come from guests or other tools.
 pub fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
+    s.chars().filter(|c| !crate::fsx::is_sneaky(*c)).collect()
 }
 
 impl DomainTable {

@@ -134,7 +134,7 @@ pub fn domain(
         x.push_str("    <controller type='pci' model='pcie-root-port'/>\n");
     }
     x.push_str(
-        "    <serial type='pty'><target port='0'/></serial>\n    <console type='pty'><target type='serial' port='0'/></console>\n    <memballoon model='virtio'/>\n",
+        "    <serial type='pty'><target port='0'/></serial>\n    <console type='pty'><target type='serial' port='0'/></console>\n    <memballoon model='virtio'/>\n    <panic model='isa'/>\n",
     );
     x.push_str("  </devices>\n</domain>\n");
     Ok(x)

@@ -371,7 +371,18 @@ impl App {
             theme: Some(self.theme.name.clone()),
             sort: Some(self.table.column().title().to_string()),
             descending: self.table.descending,
-            filter: self.table.filter.clone(),
+            // A host filter belongs to this fleet: not kept for the next
+            // session, which may have other hosts.
+            filter: if self.table.filter.contains("host:") {
+                self.table
+                    .filter
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with("host:"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                self.table.filter.clone()
+            },
         }
     }
 
@@ -382,7 +393,16 @@ impl App {
             width,
             self.any_io(),
             self.table.io_first,
-            self.hosts.is_fleet(),
+            self.hosts.is_fleet().then(|| {
+                // The longest name, a space before it, within reason.
+                let longest = self
+                    .hosts
+                    .iter()
+                    .map(|(_, h)| h.name.chars().count())
+                    .max()
+                    .unwrap_or(4);
+                (longest as u16 + 2).clamp(6, 26)
+            }),
         )
     }
 
@@ -533,7 +553,7 @@ impl App {
                 Vec::new()
             }
             Action::Stats { host, at_ns, stats } => {
-                self.answered(host);
+                self.answered(host, false);
                 self.on_stats(host, at_ns, &stats)
             }
             Action::NativeToEdit { key, name, text } => {
@@ -577,12 +597,15 @@ impl App {
         }
     }
 
-    /// A host answered: it is up.
-    fn answered(&mut self, host: HostId) {
+    /// A host answered; a whole refresh (`whole`) says it is up again (a
+    /// tick's cheap read may succeed where the refresh does not).
+    fn answered(&mut self, host: HostId, whole: bool) {
         let tick = self.ticks;
         if let Some(h) = self.hosts.get_mut(host) {
             h.answered_tick = tick;
-            h.down = None;
+            if whole {
+                h.down = None;
+            }
         }
     }
 
@@ -607,7 +630,9 @@ impl App {
     fn on_snapshot(&mut self, s: Snapshot) {
         let first = !self.loaded;
         let host = s.host_id;
-        self.answered(host);
+        // Each host's first answer brings its history, not news.
+        let host_first = self.hosts.get(host).is_some_and(|h| h.info.is_none());
+        self.answered(host, true);
         self.now_ns = s.at_ns;
         if !self.loaded {
             // What was said before the clock was first read happened at
@@ -659,7 +684,7 @@ impl App {
             }
             self.push_line(line);
         }
-        if first {
+        if first || host_first {
             // History arrived after what this TUI said at start: in time
             // order (the sort is stable), the selection on the newest.
             self.events.make_contiguous().sort_by_key(|e| e.at_ns);
@@ -668,7 +693,7 @@ impl App {
         // The first snapshot brings history: it goes to the Events tab,
         // not on the status line as news.
         let announced = self.feed.take(&s.journal, self.pid);
-        for e in announced.into_iter().filter(|_| !first) {
+        for e in announced.into_iter().filter(|_| !first && !host_first) {
             let who = match &fleet {
                 Some(h) => format!("{h}:{}", super::feed::subject(&e)),
                 None => super::feed::subject(&e),

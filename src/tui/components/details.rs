@@ -138,9 +138,15 @@ impl Details {
         let area = popup_area;
         let info = &row.view.info;
         let inner = usize::from(popup_area.width.saturating_sub(2));
+        // In a fleet, which host's.
+        let on = if app.hosts.is_fleet() {
+            format!(" on {}", app.hosts.name(row.host))
+        } else {
+            String::new()
+        };
         let state = format!(
-            " domain {}  {} ({})",
-            info.domid,
+            " domain {}{on}  {} ({})",
+            row.key(),
             info.state_string(),
             info.state_word()
         );
@@ -151,7 +157,7 @@ impl Details {
         );
         let mut lines = vec![Line::from(vec![
             Span::styled(format!(" {name} "), t.title()),
-            Span::styled(format!(" domain {}  ", info.domid), t.muted()),
+            Span::styled(format!(" domain {}{on}  ", row.key()), t.muted()),
             Span::styled(info.state_string(), t.state(info)),
             Span::styled(format!(" ({})", info.state_word()), t.state(info)),
         ])];

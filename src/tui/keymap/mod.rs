@@ -492,7 +492,7 @@ pub static BINDINGS: &[Binding] = &[
         &[k('/')],
         C::Filter,
         "filter",
-        "Filter by name (substring, or regex)",
+        "Filter by name (substring, or regex; host:NAME in a fleet)",
     ),
     b(S::Domains, &[k(' ')], C::Tag, "tag", "Tag for bulk actions"),
     b(

@@ -226,13 +226,16 @@ pub fn domains(frame: &mut Frame, app: &App, area: Rect) {
                 Column::VbdWr => rate_cell(row.cpu.io_rates.vbd_wr),
                 // A host that does not answer marks its rows: what they
                 // show is its last answer.
-                Column::Host => Cell::from(crate::tui::ui::fit(
-                    &format!(
-                        " {}{}",
-                        app.hosts.name(row.host),
-                        if stale(row.host) { "!" } else { "" }
-                    ),
-                    usize::from(*w),
+                Column::Host => Cell::from(format!(
+                    " {}",
+                    ellipsize(
+                        &format!(
+                            "{}{}",
+                            app.hosts.name(row.host),
+                            if stale(row.host) { "!" } else { "" }
+                        ),
+                        usize::from(w.saturating_sub(1)),
+                    )
                 )),
             })
             .collect();
