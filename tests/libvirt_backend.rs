@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::guests::*;
-use domus::backend::Hypervisor;
 use domus::backend::libvirt::LibvirtHypervisor;
+use domus::backend::{Hypervisor, ShutdownReason};
 use domus::clock::SystemClock;
 use domus::engine::Engine;
 
@@ -495,4 +495,63 @@ fn libvirt_events_reach_the_journal_and_save_restore_keeps_the_domain() {
     wait_for("the domain to go", 20, || {
         (!virsh(&["list", "--all", "--name"]).contains(&name)).then_some(())
     });
+}
+
+/// A guest's kernel panic (pvpanic) is a crash: libvirt stops the domain,
+/// domus's on_crash applies (preserve: it stays, crashed).
+#[test]
+fn a_kernel_panic_is_a_crash_with_its_policy() {
+    use domus::engine::DomainEvent;
+    let (engine, hv, _root) = libvirt();
+    let name = format!("domus-crash-{}", std::process::id());
+    let config = domus::config::parse_str(&guest_config(&name, "(on_crash preserve)"), "test")
+        .map(|(c, _)| c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let domid = engine
+        .create(&config, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            for verb in ["destroy", "undefine"] {
+                let _ = Command::new("virsh")
+                    .args(["-c", URI, verb, &self.0])
+                    .output();
+            }
+        }
+    }
+    let _gone = Gone(name.clone());
+    wait_for_shell(&engine, domid);
+    console_until(
+        &engine,
+        domid,
+        Some("echo c > /proc/sysrq-trigger"),
+        1,
+        |_| false,
+    );
+    let info = wait_for("the crash", 60, || {
+        let _ = engine.refresh();
+        let i = hv.domain_info(domid).ok()?;
+        i.flags.shutdown.then_some(i)
+    });
+    assert_eq!(
+        info.shutdown_reason,
+        Some(ShutdownReason::Crash),
+        "{info:?}"
+    );
+    let uuid = info.uuid;
+    wait_for("on_crash to be applied", 20, || {
+        let _ = engine.refresh();
+        engine
+            .timeline(uuid)
+            .ok()?
+            .iter()
+            .any(|e| matches!(&e.event, DomainEvent::PolicyApplied { field, .. } if field == "on_crash"))
+            .then_some(())
+    });
+    assert!(
+        hv.domain_info(domid).is_ok_and(|i| i.flags.shutdown),
+        "preserved"
+    );
+    engine.destroy(domid).unwrap_or_else(|e| panic!("{e}"));
 }
