@@ -210,6 +210,39 @@ fn a_fleet_of_three_libvirt_connections_and_the_simulator() {
             "{host}:{name}: {screen}"
         );
     }
+    // The table's HOST and NAME of this test's domains, as a snapshot:
+    // the figures of real hosts vary from run to run, and other domains
+    // a daemon may have are not this test's.
+    let ours: Vec<String> = screen
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('│').split_whitespace().collect();
+            let (host, name) = (*cells.first()?, *cells.get(2)?);
+            let name = if name == foreign { "FOREIGN" } else { name };
+            ["FOREIGN", "test", "Domain-0"]
+                .contains(&name)
+                .then(|| format!("{host:<6} {name}"))
+        })
+        .collect();
+    let header = screen
+        .lines()
+        .find(|l| l.contains("ID▲ NAME"))
+        .map(|l| {
+            l.trim_matches('│')
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    insta::assert_snapshot!(
+        "real_fleet_hosts",
+        format!(
+            "{}\n{header}\n{}",
+            screen.lines().next().unwrap_or_default(),
+            ours.join("\n")
+        )
+    );
 
     // Another tool's domain: its XML in Details, read-only.
     select(&mut h, "sys", &foreign);
