@@ -1,6 +1,8 @@
-//! The two libvirt calls the `virt` crate does not wrap: domain lifecycle
-//! events (`virConnectDomainEventRegisterAny`) and saving a domain to a
-//! file (`virDomainSave`). The only unsafe code in domus; each block says
+//! The libvirt calls the `virt` crate does not wrap, or wraps in a way
+//! domus cannot use: domain lifecycle events
+//! (`virConnectDomainEventRegisterAny`), saving a domain to a file
+//! (`virDomainSave`), and a non-blocking stream read that tells "would
+//! block" from an error. The only unsafe code in domus; each block says
 //! why it is sound.
 
 use std::ffi::{CString, c_char, c_int, c_void};
@@ -8,6 +10,7 @@ use std::sync::mpsc::Sender;
 
 use virt::connect::Connect;
 use virt::domain::Domain;
+use virt::stream::Stream;
 use virt::sys;
 
 /// One lifecycle event, as libvirt reported it: the domain by uuid (its
@@ -119,6 +122,39 @@ pub fn deregister(conn: &Connect, id: i32) {
     // SAFETY: `conn` is live; an id that is no longer registered is an
     // error libvirt reports, not undefined behaviour.
     let _ = unsafe { sys::virConnectDomainEventDeregisterAny(conn.as_ptr(), id) };
+}
+
+/// What a non-blocking `virStreamRecv` gave.
+pub enum Recv {
+    Data(usize),
+    /// Nothing yet (-2).
+    WouldBlock,
+    /// The other end closed it (0).
+    End,
+    Failed,
+}
+
+/// Read what a non-blocking stream has (the `virt` crate folds "would
+/// block" into its errors).
+pub fn recv(stream: &Stream, buf: &mut [u8]) -> Recv {
+    // SAFETY: `stream` is a live stream; libvirt writes at most
+    // `buf.len()` bytes into `buf`.
+    let n =
+        unsafe { sys::virStreamRecv(stream.as_ptr(), buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    match n {
+        0 => Recv::End,
+        -2 => Recv::WouldBlock,
+        n if n > 0 => Recv::Data((n as usize).min(buf.len())),
+        _ => Recv::Failed,
+    }
+}
+
+/// End a stream's session at once (`virStreamAbort`); the stream object
+/// stays valid until its last reference goes.
+pub fn abort(stream: &Stream) {
+    // SAFETY: `stream` is a live stream; aborting one that is already
+    // finished is an error libvirt reports, not undefined behaviour.
+    let _ = unsafe { sys::virStreamAbort(stream.as_ptr()) };
 }
 
 /// Save a running domain's memory to `path` (libvirt's daemon writes it);

@@ -677,7 +677,6 @@ impl Hypervisor for LibvirtHypervisor {
         let d = self.domain(domid)?;
         let stream =
             self.with(|c| Stream::new(c, STREAM_NONBLOCK).map_err(err("console stream")))?;
-        let stream = Box::new(stream);
         d.open_console(None, &stream, 0)
             .map_err(err("open console"))?;
         Ok(Box::new(LibvirtConsole::new(stream)?))
@@ -824,27 +823,28 @@ impl Hypervisor for LibvirtHypervisor {
     }
 }
 
-/// A console stream. Non-blocking, driven by libvirt's event loop (one
-/// thread per process, [`event_loop`]): a blocking `virStreamRecv` would
-/// hold the connection's lock until the guest printed, and every other
-/// call on the connection would wait for it.
+/// A console stream, non-blocking (a blocking `virStreamRecv` would hold
+/// the connection's lock until the guest printed), read by a thread of
+/// its own that polls it. No libvirt callback points into this object:
+/// the `virt` crate's stream callbacks run on libvirt's event loop with a
+/// pointer to the Rust stream, which a close could free under them.
 struct LibvirtConsole {
-    /// Boxed: libvirt's callback keeps its address. Taken on drop, to
-    /// abort it: the console session ends then, not when libvirt notices.
-    stream: Option<Box<Stream>>,
+    /// Shared with the reader thread and any writer.
+    stream: std::sync::Arc<Stream>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     rx: std::sync::mpsc::Receiver<Option<Vec<u8>>>,
     pending: Vec<u8>,
     closed: bool,
 }
 
-/// `VIR_STREAM_NONBLOCK`, and the stream events.
+/// `VIR_STREAM_NONBLOCK`.
 const STREAM_NONBLOCK: u32 = 1;
-const EV_READABLE: u32 = 1;
-const EV_ERROR: u32 = 4;
-const EV_HANGUP: u32 = 8;
+/// How often the reader looks for output while there is none.
+const CONSOLE_POLL: Duration = Duration::from_millis(15);
 
 /// libvirt's default event loop, registered before the first connection
-/// and run on a thread of its own for the rest of the process.
+/// and run on a thread of its own for the rest of the process (it carries
+/// the remote driver's traffic, keep-alive and domain events).
 fn event_loop() {
     static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     STARTED.get_or_init(|| {
@@ -864,35 +864,35 @@ fn event_loop() {
 }
 
 impl LibvirtConsole {
-    fn new(mut stream: Box<Stream>) -> BackendResult<Self> {
+    fn new(stream: Stream) -> BackendResult<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stream = std::sync::Arc::new(stream);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        stream
-            .event_add_callback(EV_READABLE | EV_ERROR | EV_HANGUP, move |s, events| {
+        let (reader, stopped) = (std::sync::Arc::clone(&stream), std::sync::Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("domus-libvirt-console".into())
+            .spawn(move || {
                 let mut buf = [0u8; 8192];
-                if events & EV_READABLE != 0 {
-                    // Until it would block (-2) or ends.
-                    loop {
-                        match s.recv(&mut buf) {
-                            Ok(0) => {
-                                let _ = tx.send(None);
+                while !stopped.load(Ordering::Relaxed) {
+                    match super::ffi::recv(&reader, &mut buf) {
+                        super::ffi::Recv::Data(n) => {
+                            if tx.send(Some(buf[..n].to_vec())).is_err() {
                                 return;
                             }
-                            Ok(n) => {
-                                if tx.send(Some(buf[..n].to_vec())).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(_) => break,
+                        }
+                        super::ffi::Recv::WouldBlock => std::thread::sleep(CONSOLE_POLL),
+                        super::ffi::Recv::End | super::ffi::Recv::Failed => {
+                            let _ = tx.send(None);
+                            return;
                         }
                     }
                 }
-                if events & (EV_ERROR | EV_HANGUP) != 0 {
-                    let _ = tx.send(None);
-                }
             })
-            .map_err(err("console events"))?;
+            .map_err(|e| BackendError::io("starting the console reader".to_string(), e))?;
         Ok(LibvirtConsole {
-            stream: Some(stream),
+            stream,
+            stop,
             rx,
             pending: Vec::new(),
             closed: false,
@@ -901,12 +901,11 @@ impl LibvirtConsole {
 }
 
 impl Drop for LibvirtConsole {
+    /// The session ends now (not when libvirt notices): the reader stops
+    /// and the stream is aborted; the last reference frees it.
     fn drop(&mut self) {
-        // Abort through a second reference; the stream's own drop then
-        // removes the callback and frees it.
-        if let Some(s) = self.stream.take() {
-            let _ = (*s).clone().abort();
-        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        super::ffi::abort(&self.stream);
     }
 }
 
@@ -935,23 +934,21 @@ impl ConsoleStream for LibvirtConsole {
     }
 
     fn write(&mut self, bytes: &[u8]) -> BackendResult<()> {
-        match self.stream.as_deref() {
-            Some(stream) => send_all(stream, bytes),
-            None => Ok(()),
-        }
+        send_all(&self.stream, bytes)
     }
 
-    /// libvirt allows one console session per domain: the writer is a
-    /// second reference to this one.
+    /// libvirt allows one console session per domain: the writer shares
+    /// this one.
     fn writer(&self) -> Option<Box<dyn ConsoleStream>> {
-        let stream = self.stream.as_deref()?.clone();
-        Some(Box::new(LibvirtConsoleWriter { stream }))
+        Some(Box::new(LibvirtConsoleWriter {
+            stream: std::sync::Arc::clone(&self.stream),
+        }))
     }
 }
 
 /// Writes to a console session a [`LibvirtConsole`] reads.
 struct LibvirtConsoleWriter {
-    stream: Stream,
+    stream: std::sync::Arc<Stream>,
 }
 
 impl ConsoleStream for LibvirtConsoleWriter {
