@@ -512,8 +512,10 @@ fn a_running_tui_notices_a_dead_command_within_ticks() {
             .and_then(|s| s.read(|tx| tx.intents()))
             .unwrap_or_else(|e| panic!("{e}"))
     };
+    // Until the domain exists (the intent has its id): a stage before
+    // that (validation) has nothing on the hypervisor to show yet.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while intents(&state).iter().all(|i| i.stage == "started") && Instant::now() < deadline {
+    while intents(&state).iter().all(|i| i.domid.is_none()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The TUI sees the build in flight, its owner alive.
