@@ -18,6 +18,9 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -S /run/xenstored/socket ] && break; sleep 0
 brctl addbr xenbr0; brctl stp xenbr0 off; brctl setfd xenbr0 0
 ip link set xenbr0 up; ip link set lo up
 echo "@@ INFO dom0 ready at $(cut -d' ' -f1 /proc/uptime)s"
+# The root file system is the initramfs, in dom0's RAM: what is left.
+echo "@@ INFO dom0 memory: $(grep -E '^(MemTotal|MemAvailable|Shmem):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+dmesg 2>/dev/null | grep -i "initramfs" | sed 's/^/@@ INFO /' || true
 cd /root && . /test.sh
 echo "@@ DONE"
 sync
